@@ -1,0 +1,311 @@
+"""Typed, validated configuration: a YAML file with `${ENV_VAR}` references, plus env overrides.
+
+`load_config(path)` is the only function that reads a file; models are frozen value objects.
+Every error is a `ConfigError` naming the file, the field path (``models[2].deployments[0].price``)
+and what was expected. The fields are documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from architect.errors import ConfigError
+
+__all__ = [
+    "AlertRule",
+    "AuthConfig",
+    "BreakerConfig",
+    "CacheConfig",
+    "Config",
+    "DeploymentConfig",
+    "LedgerConfig",
+    "LimitsConfig",
+    "ModelGroupConfig",
+    "PriceConfig",
+    "ProviderConfig",
+    "RetryConfig",
+    "ServerConfig",
+    "SimulationConfig",
+    "default_database_url",
+    "load_config",
+    "parse_config",
+]
+
+ProviderKind = Literal["openai", "anthropic", "simulated"]
+Strategy = Literal["weighted", "least-busy", "lowest-latency", "lowest-cost"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Model):
+    name: str = Field(min_length=1)
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    max_connections: int = Field(default=256, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ProviderConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("an 'openai' provider needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        return self
+
+
+class PriceConfig(_Model):
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class LimitsConfig(_Model):
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+class BreakerConfig(_Model):
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window_s: float = Field(default=30.0, gt=0)
+    min_calls: int = Field(default=10, ge=1)
+    consecutive_failures: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=10.0, gt=0)
+    half_open_probes: int = Field(default=1, ge=1)
+
+
+class SimulationConfig(_Model):
+    """Behaviour of a deployment on a `simulated` provider."""
+
+    ttft_ms: float = Field(default=150.0, ge=0, description="median time to first token")
+    ttft_sigma: float = Field(default=0.3, ge=0, description="log-normal spread of the time to first token")
+    tokens_per_s: float = Field(default=80.0, gt=0)
+    completion_tokens: int = Field(default=48, ge=1)
+    fail_429: float = Field(default=0.0, ge=0, le=1)
+    fail_500: float = Field(default=0.0, ge=0, le=1)
+    fail_timeout: float = Field(default=0.0, ge=0, le=1)
+    fail_reset: float = Field(default=0.0, ge=0, le=1)
+    fail_truncate: float = Field(default=0.0, ge=0, le=1)
+    retry_after_s: float = Field(default=1.0, ge=0)
+    seed: int | None = None
+    embedding_dim: int = Field(default=64, ge=1, le=4096)
+
+
+class DeploymentConfig(_Model):
+    provider: str
+    model: str
+    name: str | None = None
+    price: PriceConfig = Field(default_factory=PriceConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    timeout_s: float = Field(default=60.0, gt=0)
+    weight: float = Field(default=1.0, gt=0)
+    context_window: int | None = Field(default=None, ge=1)
+    simulate: SimulationConfig = Field(default_factory=SimulationConfig)
+
+
+class RetryConfig(_Model):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    max_time_s: float = Field(default=60.0, gt=0)
+    backoff_base_s: float = Field(default=0.05, ge=0)
+    backoff_max_s: float = Field(default=4.0, ge=0)
+    max_retry_after_s: float = Field(default=10.0, ge=0)
+
+
+class ModelGroupConfig(_Model):
+    name: str = Field(min_length=1)
+    strategy: Strategy = "weighted"
+    fallbacks: list[str] = Field(default_factory=list)
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    limit_wait_s: float = Field(default=0.0, ge=0)
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8400, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class AuthConfig(_Model):
+    admin_key: str | None = Field(default=None, repr=False)
+
+
+class LedgerConfig(_Model):
+    bodies: Literal["off", "hashed", "full"] = "off"
+    redact: list[str] = Field(default_factory=list, description="regexes masked in stored bodies")
+    retention_days: int | None = Field(default=30, ge=1)
+    queue_size: int = Field(default=100_000, ge=1)
+    flush_interval_ms: int = Field(default=50, ge=1, le=100)
+
+
+class CacheConfig(_Model):
+    enabled: bool = True
+    ttl_s: float = Field(default=3600.0, gt=0)
+    l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    l2: Literal["none", "store", "redis"] = "store"
+    redis_url: str | None = None
+    redis_prefix: str = "architect:"
+    normalised: bool = True
+    casefold: bool = False
+    only_deterministic: bool = True
+    namespace: Literal["key", "project"] = "key"
+    semantic: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlertRule(_Model):
+    name: str
+    kind: Literal["budget", "error_rate", "latency_p95", "breaker_open"]
+    threshold: float
+    window_s: float = Field(default=300.0, gt=0)
+    target: str | None = None
+
+
+class Config(_Model):
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    baseline: str | None = None
+    models: list[ModelGroupConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    database_url: str | None = None
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    alert_webhook: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _unique_groups(cls, v: list[ModelGroupConfig]) -> list[ModelGroupConfig]:
+        seen: set[str] = set()
+        for g in v:
+            if g.name in seen:
+                raise ValueError(f"model group {g.name!r} is defined twice")
+            seen.add(g.name)
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        providers = {p.name for p in self.providers}
+        if len(providers) != len(self.providers):
+            raise ValueError("provider names must be unique")
+        groups = {g.name for g in self.models}
+        for gi, g in enumerate(self.models):
+            for di, d in enumerate(g.deployments):
+                if d.provider not in providers:
+                    raise ValueError(
+                        f"models[{gi}].deployments[{di}].provider: unknown provider {d.provider!r} "
+                        f"(known: {', '.join(sorted(providers)) or 'none'})"
+                    )
+            for f in (*g.fallbacks, *g.context_window_fallbacks):
+                if f not in groups:
+                    raise ValueError(f"models[{gi}].fallbacks: unknown model group {f!r}")
+                if f == g.name:
+                    raise ValueError(f"models[{gi}].fallbacks: a group cannot fall back to itself")
+        if self.baseline is not None and self.baseline not in groups:
+            raise ValueError(f"baseline: unknown model group {self.baseline!r}")
+        return self
+
+    def provider(self, name: str) -> ProviderConfig:
+        return next(p for p in self.providers if p.name == name)
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return self.model_copy(update=changes)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(node: Any, path: str, env: dict[str, str], source: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env, source) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, f"{path}[{i}]", env, source) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{source}: {path}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(repl, node)
+    return node
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith(("function-", "literal[")):
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def parse_config(data: Any, *, source: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    """Validate already-loaded YAML data; raises ConfigError with field paths."""
+    env = dict(os.environ if env is None else env)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    data = _substitute(data, "", env, source)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            where = _loc(tuple(err["loc"]))
+            if where == "(top level)" and ": " in msg and msg.split(": ", 1)[0].replace(".", "").isidentifier():
+                lines.append(msg)
+            elif where == "(top level)" and msg.startswith("models["):
+                lines.append(msg)
+            else:
+                lines.append(f"{where}: {msg}")
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
+    admin = env.get("ARCHITECT_ADMIN_KEY")
+    db = env.get("ARCHITECT_DATABASE_URL")
+    if admin:
+        cfg = cfg.model_copy(update={"auth": AuthConfig(admin_key=admin)})
+    if db:
+        cfg = cfg.model_copy(update={"database_url": db})
+    return cfg
+
+
+def load_config(path: str | Path | None, *, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a YAML config file (None: an empty config plus env overrides)."""
+    if path is None:
+        return parse_config({}, env=env)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, source=str(p), env=env)
+
+
+def default_database_url(env: dict[str, str] | None = None) -> str:
+    """`ARCHITECT_DATABASE_URL`, else SQLite at $ARCHITECT_HOME/architect.db (default ~/.architect)."""
+    env = dict(os.environ if env is None else env)
+    if env.get("ARCHITECT_DATABASE_URL"):
+        return env["ARCHITECT_DATABASE_URL"]
+    home = Path(env.get("ARCHITECT_HOME") or Path.home() / ".architect")
+    return f"sqlite:///{home / 'architect.db'}"

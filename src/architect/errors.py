@@ -1,0 +1,192 @@
+"""One exception root for Architect and its documented hierarchy.
+
+    ArchitectError                      root of everything Architect raises on purpose
+    ├── ConfigError                     invalid configuration (names the file and field path)
+    ├── StoreError                      storage failures, converted from SQLAlchemy/driver errors
+    │   ├── MigrationRequired           the database schema is behind the code
+    │   └── NotFoundInStore             a looked-up row does not exist
+    ├── PlanError                       an orchestrator plan is invalid (cycle, unknown dependency)
+    └── GatewayError                    an error with an HTTP status, rendered in the OpenAI format
+        ├── InvalidRequest       400
+        ├── AuthenticationFailed 401
+        ├── PermissionDenied     403
+        ├── NotFound             404
+        ├── PayloadTooLarge      413
+        ├── RateLimited          429  (retry_after seconds)
+        ├── BudgetExceeded       429  (code budget_exceeded, never retried by SDKs)
+        ├── ProviderError        upstream failures, carrying a retryable flag and the kind
+        │   ├── UpstreamError    502
+        │   ├── Unavailable      503
+        │   └── UpstreamTimeout  504
+        └── ClientClosed         the client went away (499, never sent)
+
+Third-party exceptions (aiohttp, SQLAlchemy, pydantic, yaml) are converted at the module
+boundary that calls the library; nothing outside that module sees them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ArchitectError",
+    "AuthenticationFailed",
+    "BudgetExceeded",
+    "ClientClosed",
+    "ConfigError",
+    "GatewayError",
+    "InvalidRequest",
+    "MigrationRequired",
+    "NotFound",
+    "NotFoundInStore",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "PlanError",
+    "ProviderError",
+    "RateLimited",
+    "StoreError",
+    "Unavailable",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
+
+
+class ArchitectError(Exception):
+    """Root of every error Architect raises on purpose."""
+
+
+class ConfigError(ArchitectError):
+    """The configuration is invalid; the message names the file and the field path."""
+
+
+class StoreError(ArchitectError):
+    """A storage operation failed."""
+
+
+class MigrationRequired(StoreError):
+    """The database schema is behind; run `architect db upgrade`."""
+
+
+class NotFoundInStore(StoreError):
+    """A row that was asked for does not exist."""
+
+
+class PlanError(ArchitectError):
+    """An orchestrator plan is invalid."""
+
+
+class GatewayError(ArchitectError):
+    """An error with an HTTP status, rendered as an OpenAI-style error body."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        self.headers.setdefault("retry-after", str(max(1, round(retry_after + 0.499))))
+
+
+class BudgetExceeded(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("x-should-retry", "false")
+
+
+class ProviderError(GatewayError):
+    """An upstream failure. `kind` is recorded in the ledger; `retryable` drives retries."""
+
+    status = 502
+    type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "upstream_error",
+        retryable: bool = True,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.kind = kind
+        self.retryable = retryable
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class UpstreamError(ProviderError):
+    status = 502
+
+
+class Unavailable(ProviderError):
+    status = 503
+    type = "service_unavailable"
+
+
+class UpstreamTimeout(ProviderError):
+    status = 504
+    type = "timeout"
+
+
+class ClientClosed(GatewayError):
+    status = 499
+    type = "client_closed"

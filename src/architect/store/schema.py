@@ -1,0 +1,112 @@
+"""Table definitions (SQLAlchemy Core). The migrations in `migrations/versions` create exactly these;
+`tests/integration/test_migrations.py` checks that they agree.
+
+Each domain keeps its tables in its own module on this one `metadata`:
+`schema` (ledger), `schema_orchestrator`, `schema_access`, `schema_cache`. `all_metadata()` imports
+them all so the declared schema is complete.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["attempts", "calls", "metadata", "all_metadata"]
+
+metadata = MetaData()
+
+# One row per client call (chat completion, embedding). Times are UNIX seconds (float) so the same
+# arithmetic works on SQLite and PostgreSQL; durations are milliseconds.
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("ts", Float, nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("key_id", String(64)),
+    Column("project", String(200)),
+    Column("feature", String(200)),
+    Column("task", String(200)),
+    Column("tags", Text),
+    Column("model", String(200), nullable=False),
+    Column("model_group", String(200)),
+    Column("deployment", String(200)),
+    Column("provider", String(200)),
+    Column("simulated", Boolean, nullable=False, default=False),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("fallbacks", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("error_kind", String(64)),
+    Column("error_message", Text),
+    Column("truncated", Boolean, nullable=False, default=False),
+    Column("ttft_ms", Float),
+    Column("total_ms", Float, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cached_tokens", Integer, nullable=False, default=0),
+    Column("tokens_estimated", Boolean, nullable=False, default=False),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("baseline_cost_usd", Float),
+    Column("cache", String(32)),
+    Column("saved_cost_usd", Float, nullable=False, default=0.0),
+    Column("saved_ms", Float, nullable=False, default=0.0),
+    Column("route_reason", String(200)),
+    Column("body_hash", String(64)),
+    Column("request_body", Text),
+    Column("response_body", Text),
+    Index("ix_calls_ts", "ts"),
+    Index("ix_calls_group_ts", "model_group", "ts"),
+    Index("ix_calls_key_ts", "key_id", "ts"),
+    Index("ix_calls_project_ts", "project", "ts"),
+)
+
+# One row per upstream attempt of a call (retries and fallbacks each add one).
+attempts = Table(
+    "call_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("model_group", String(200), nullable=False),
+    Column("deployment", String(200), nullable=False),
+    Column("provider", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("http_status", Integer),
+    Column("error_kind", String(64)),
+    Column("ttft_ms", Float),
+    Column("total_ms", Float, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("route_reason", String(200)),
+    Index("ix_call_attempts_request", "request_id"),
+    Index("ix_call_attempts_deployment_ts", "deployment", "ts"),
+)
+
+_DOMAIN_MODULES = ("schema_orchestrator", "schema_access", "schema_cache")
+
+
+def all_metadata() -> MetaData:
+    """The metadata with every domain's tables registered."""
+    for name in _DOMAIN_MODULES:
+        try:
+            importlib.import_module(f"architect.store.{name}")
+        except ModuleNotFoundError as exc:  # a domain not built yet
+            if exc.name != f"architect.store.{name}":
+                raise
+    return metadata
