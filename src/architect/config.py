@@ -268,9 +268,11 @@ def parse_config(data: Any, *, source: str = "<config>", env: dict[str, str] | N
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             where = _loc(tuple(err["loc"]))
-            if where == "(top level)" and ": " in msg and msg.split(": ", 1)[0].replace(".", "").isidentifier():
-                lines.append(msg)
-            elif where == "(top level)" and msg.startswith("models["):
+            if (
+                where == "(top level)"
+                and ": " in msg
+                and msg.split(": ", 1)[0].replace(".", "").isidentifier()
+            ) or (where == "(top level)" and msg.startswith("models[")):
                 lines.append(msg)
             else:
                 lines.append(f"{where}: {msg}")

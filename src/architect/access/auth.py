@@ -55,7 +55,9 @@ class Authenticator:
     def open_mode(self) -> bool:
         return self._admin is None
 
-    async def authenticate(self, authorization: str | None, cookies: Mapping[str, str] | None = None) -> Principal:
+    async def authenticate(
+        self, authorization: str | None, cookies: Mapping[str, str] | None = None
+    ) -> Principal:
         token = bearer(authorization)
         if token is None and cookies:
             token = cookies.get("architect_session_key")

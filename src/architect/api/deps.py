@@ -18,7 +18,8 @@ def get_runtime(request: Request) -> Any:
 
 async def get_principal(request: Request) -> Principal:
     runtime = request.app.state.runtime
-    return await runtime.auth.authenticate(request.headers.get("authorization"), request.cookies)
+    principal: Principal = await runtime.auth.authenticate(request.headers.get("authorization"), request.cookies)
+    return principal
 
 
 async def admin_only(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

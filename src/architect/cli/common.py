@@ -32,7 +32,9 @@ ConfigOpt = Annotated[
 ]
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database-url", help="database URL (default: ARCHITECT_DATABASE_URL or ~/.architect/architect.db)"),
+    typer.Option(
+        "--database-url", help="database URL (default: ARCHITECT_DATABASE_URL or ~/.architect/architect.db)"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 

@@ -66,15 +66,15 @@ class Store:
 
     @property
     def tasks(self) -> TaskRepo:
-        return self._repo("tasks")  # type: ignore[no-any-return]
+        return self._repo("tasks")  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def access(self) -> AccessRepo:
-        return self._repo("access")  # type: ignore[no-any-return]
+        return self._repo("access")  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def cache(self) -> CacheRepo:
-        return self._repo("cache")  # type: ignore[no-any-return]
+        return self._repo("cache")  # type: ignore[no-any-return,unused-ignore]
 
     @functools.cached_property
     def redacted_url(self) -> str:

@@ -34,7 +34,9 @@ def _complete(row: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, 
 
 
 class LedgerRepo(Protocol):
-    def record(self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(
+        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
+    ) -> None:
         """Insert calls and attempts (multi-row inserts, one transaction)."""
 
     def calls_between(
@@ -62,7 +64,9 @@ class SQLLedger:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(
+        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
+    ) -> None:
         try:
             with self._engine.begin() as conn:
                 if call_rows:
@@ -70,7 +74,9 @@ class SQLLedger:
                 if attempt_rows:
                     conn.execute(attempts.insert(), [_complete(r, _ATTEMPT_DEFAULTS) for r in attempt_rows])
         except SQLAlchemyError as exc:
-            raise StoreError(f"ledger write failed: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}") from exc
+            raise StoreError(
+                f"ledger write failed: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}"
+            ) from exc
 
     def calls_between(
         self,
@@ -117,7 +123,9 @@ class MemoryLedger:
         self.calls: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(
+        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
+    ) -> None:
         ids = {c["request_id"] for c in self.calls}
         for r in call_rows:
             if r["request_id"] in ids:
@@ -151,7 +159,9 @@ class MemoryLedger:
         return next((dict(c) for c in self.calls if c["request_id"] == request_id), None)
 
     def attempts_for(self, request_id: str) -> list[dict[str, Any]]:
-        return sorted((dict(a) for a in self.attempts if a["request_id"] == request_id), key=lambda a: a["attempt"])
+        return sorted(
+            (dict(a) for a in self.attempts if a["request_id"] == request_id), key=lambda a: a["attempt"]
+        )
 
     def purge_before(self, ts: float) -> int:
         old = {c["request_id"] for c in self.calls if c["ts"] < ts}

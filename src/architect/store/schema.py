@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["attempts", "calls", "metadata", "all_metadata"]
+__all__ = ["all_metadata", "attempts", "calls", "metadata"]
 
 metadata = MetaData()
 

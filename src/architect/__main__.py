@@ -1,0 +1,3 @@
+from architect.cli.main import main
+
+main()

@@ -1,0 +1,48 @@
+"""`architect config check|reload`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from architect.cli.common import console
+from architect.config import load_config
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Validate and reload configuration.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(file: Annotated[str, typer.Argument(help="YAML config file")]) -> None:
+    """Validate a config file without starting anything."""
+    cfg = load_config(file)
+    deployments = sum(len(g.deployments) for g in cfg.models)
+    console.print(
+        f"[green]ok[/green] {file}: {len(cfg.providers)} providers, {len(cfg.models)} model groups, "
+        f"{deployments} deployments",
+        highlight=False,
+    )
+
+
+@app.command("reload")
+def reload(
+    server: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8400",
+    key: Annotated[str | None, typer.Option(help="admin key", envvar="ARCHITECT_ADMIN_KEY")] = None,
+) -> None:
+    """Ask a running gateway to re-read its config file (same as SIGHUP)."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        r = httpx.post(f"{server.rstrip('/')}/api/v1/config/reload", headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach {server}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if r.status_code != 200:
+        console.print(
+            f"[red]reload refused ({r.status_code}):[/red] {r.json().get('error', {}).get('message')}"
+        )
+        raise typer.Exit(1)
+    console.print(f"[green]reloaded[/green]: {r.json()}")

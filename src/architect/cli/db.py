@@ -1,0 +1,42 @@
+"""`architect db upgrade|current`."""
+
+from __future__ import annotations
+
+import typer
+
+from architect.cli.common import DatabaseOpt, console
+from architect.config import default_database_url
+from architect.store import migrate
+from architect.store.engine import make_engine, redact_url
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade(database_url: DatabaseOpt = None) -> None:
+    """Migrate the database to the newest schema."""
+    url = database_url or default_database_url()
+    engine = make_engine(url)
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine)
+        after = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(f"[green]ok[/green] {redact_url(url)}: {before or 'empty'} → {after}", highlight=False)
+
+
+@app.command("current")
+def current(database_url: DatabaseOpt = None) -> None:
+    """Show the database's schema revision and the newest one."""
+    url = database_url or default_database_url()
+    engine = make_engine(url)
+    try:
+        rev = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(
+        f"{redact_url(url)}: at {rev or 'none'}; newest is {migrate.head_revision()}", highlight=False
+    )

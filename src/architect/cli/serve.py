@@ -1,0 +1,139 @@
+"""`architect serve`: run the gateway (and the API, dashboard and in-process workers) with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from architect.cli.common import ConfigOpt, DatabaseOpt, err_console, open_cli_store
+from architect.config import Config, default_database_url, load_config
+
+__all__ = ["register"]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "simulated.yaml"
+
+
+def _banner(cfg: Config, host: str, port: int, db: str) -> None:
+    url = f"http://{host}:{port}"
+    model = cfg.models[0].name if cfg.models else "MODEL"
+    key = "$ARCHITECT_ADMIN_KEY" if cfg.auth.admin_key else "anything"
+    auth = (
+        "admin key required (ARCHITECT_ADMIN_KEY)"
+        if cfg.auth.admin_key
+        else "no admin key set: bound to loopback only and /v1 needs no key"
+    )
+    sim = any(p.kind == "simulated" for p in cfg.providers)
+    err_console.print(
+        f"[bold]Architect[/bold] gateway on [cyan]{url}[/cyan]   (store: {db})", highlight=False
+    )
+    err_console.print(f"  auth: {auth}", highlight=False)
+    if sim:
+        err_console.print(
+            "  providers: includes the SIMULATED fleet (answers are synthetic, labelled simulated)",
+            highlight=False,
+        )
+    err_console.print(
+        f"  models: {', '.join(g.name for g in cfg.models) or 'none configured'}", highlight=False
+    )
+    err_console.print("\n  try it:", highlight=False)
+    err_console.print(
+        f"    curl -s {url}/v1/chat/completions -H 'Authorization: Bearer {key}' "
+        f'-H \'Content-Type: application/json\' -d \'{{"model": "{model}", '
+        f'"messages": [{{"role": "user", "content": "Say hello"}}]}}\'',
+        highlight=False,
+        soft_wrap=True,
+    )
+    err_console.print(
+        f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='{key}'); "
+        f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'hi'}}])"
+        f'.choices[0].message.content)"',
+        highlight=False,
+        soft_wrap=True,
+    )
+    err_console.print(f"    architect stats --since 1h        dashboard: {url}/ui\n", highlight=False)
+
+
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="listen address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port (default 8400)")] = None,
+    database_url: DatabaseOpt = None,
+    example: Annotated[
+        bool, typer.Option("--example", help="use the shipped simulated-fleet example config")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    from architect.gateway.app import create_app
+    from architect.gateway.runtime import Runtime
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = str(EXAMPLE) if example and not config else config
+    cfg = load_config(path)
+    host = host or cfg.server.host
+    port = cfg.server.port if port is None else port
+    if not cfg.auth.admin_key and host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[yellow]no admin key is set, so Architect binds to 127.0.0.1 instead of {host}; "
+            "set ARCHITECT_ADMIN_KEY to listen elsewhere[/yellow]"
+        )
+        host = "127.0.0.1"
+    store = open_cli_store(database_url, cfg)
+    runtime = Runtime(cfg, store, config_path=path)
+    app = create_app(runtime)
+    _banner(
+        cfg, host, port, store.redacted_url if database_url or cfg.database_url else default_database_url()
+    )
+    uv_config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        loop="uvloop" if os.name != "nt" else "asyncio",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(uv_config)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def reload_config() -> None:
+            async def do() -> None:
+                try:
+                    await runtime.reload(load_config(path))
+                except Exception as exc:  # keep the old config
+                    err_console.print(f"[red]config reload failed, keeping the old config:[/red] {exc}")
+
+            runtime.spawn(do())
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, reload_config)
+        except (NotImplementedError, RuntimeError):
+            pass
+        await server.serve()
+
+    try:
+        asyncio.run(main()) if os.name == "nt" else _run_uvloop(main)
+    finally:
+        store.close()
+
+
+def _run_uvloop(main: object) -> None:
+    import uvloop
+
+    uvloop.run(main())  # type: ignore[operator]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

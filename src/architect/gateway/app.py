@@ -1,0 +1,300 @@
+"""HTTP: the OpenAI-compatible `/v1` routes as a lean ASGI handler (the hot path), everything else
+(health, readiness, /api/v1, /ui, /metrics) through Starlette. Errors are rendered in the OpenAI
+format; a client's mistake is never a 500 and no response carries a stack trace."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from architect.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
+from architect.gateway.runtime import Runtime
+
+__all__ = ["GatewayApp", "create_app"]
+
+log = logging.getLogger("architect.gateway")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_JSON_CT = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class GatewayApp:
+    """The ASGI application: `/v1/*` handled here directly, the rest by a Starlette app."""
+
+    def __init__(self, runtime: Runtime, other: Any) -> None:
+        self.runtime = runtime
+        self.other = other
+        self.state = other.state  # so tests and the API can reach app.state.runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self._v1(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.other(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- /v1 -------------------------------------------------------------------------------------
+    async def _v1(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[str, str] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        rid_in = headers.get("x-request-id")
+        request_id = rid_in if rid_in and _REQUEST_ID.match(rid_in) else None
+        call: Call | None = None
+        try:
+            path, method = scope["path"], scope["method"]
+            if path == "/v1/models":
+                if method != "GET":
+                    raise _method_not_allowed("GET")
+                await self.runtime.auth.authenticate(headers.get("authorization"))
+                await _send_json(send, 200, self._models(), [])
+                return
+            endpoint = _ENDPOINTS.get(path)
+            if endpoint is None:
+                raise NotFound(f"unknown path {path}", code="unknown_url")
+            if method != "POST":
+                raise _method_not_allowed("POST")
+            principal = await self.runtime.auth.authenticate(headers.get("authorization"))
+            raw = await self._read_body(headers, receive)
+            body = parse_body(raw)
+            (validate_chat if endpoint == "chat" else validate_embeddings)(body)
+            tags = parse_tags(headers.get("x-architect-tags"), body.pop("metadata", None))
+            call = Call(endpoint, body, raw, principal, tags, request_id)
+            call.extra["headers"] = headers
+            if endpoint == "chat" and call.stream:
+                await self._stream(call, receive, send)
+            else:
+                await self._complete(call, receive, send)
+        except GatewayError as exc:
+            await _send_error(send, exc, call.request_id if call else request_id)
+        except Exception:
+            rid = call.request_id if call else request_id
+            log.exception("unexpected error handling %s (request %s)", scope.get("path"), rid)
+            await _send_error(send, GatewayError(f"internal error; request id {rid}"), rid)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        limit = self.runtime.config.server.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise InvalidRequest("the client disconnected while sending the body")
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _complete(self, call: Call, receive: Receive, send: Send) -> None:
+        pipeline = self.runtime.pipeline
+        run = pipeline.chat(call) if call.endpoint == "chat" else pipeline.embeddings(call)
+        watcher = _watch_disconnect(receive)
+        try:
+            body = await run
+        except asyncio.CancelledError:
+            if watcher.done() and watcher.result():
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                return  # the client is gone: nothing to send
+            raise
+        finally:
+            watcher.cancel()
+        await _send_json(send, 200, body, _call_headers(call))
+
+    async def _stream(self, call: Call, receive: Receive, send: Send) -> None:
+        watcher = _watch_disconnect(receive)
+        try:
+            try:
+                _start, events = await self.runtime.pipeline.chat_stream(call)
+            except GatewayError:
+                watcher.cancel()
+                raise
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": _SSE_HEADERS + _call_headers(call),
+                    }
+                )
+                async for chunk in events:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
+        except asyncio.CancelledError:
+            if watcher.done() and watcher.result():
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                return
+            raise
+        finally:
+            watcher.cancel()
+
+    def _models(self) -> bytes:
+        now = int(self.runtime.started_at)
+        data = [
+            {"id": name, "object": "model", "created": now, "owned_by": "architect"}
+            for name in self.runtime.router.groups
+        ]
+        return orjson.dumps({"object": "list", "data": data})
+
+
+_ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
+
+
+def _method_not_allowed(allowed: str) -> GatewayError:
+    err = InvalidRequest(f"method not allowed; use {allowed}", code="method_not_allowed")
+    err.status = 405
+    err.headers["allow"] = allowed
+    return err
+
+
+def _watch_disconnect(receive: Receive) -> asyncio.Task[bool]:
+    """Cancel the current task if the client disconnects; the task's result says whether it did."""
+    current = asyncio.current_task()
+    assert current is not None
+
+    async def watch() -> bool:
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                current.cancel()
+                return True
+
+    return asyncio.get_running_loop().create_task(watch())
+
+
+def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:
+    out = [
+        (b"x-request-id", call.request_id.encode()),
+        (b"x-architect-attempts", str(len(call.attempt_rows)).encode()),
+        (b"x-architect-cache", (call.cache or "bypass").encode()),
+    ]
+    if call.deployment is not None:
+        out.append((b"x-architect-deployment", call.deployment.name.encode()))
+        if call.deployment.simulated:
+            out.append((b"x-architect-simulated", b"true"))
+    return out
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON_CT, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, exc: GatewayError, request_id: str | None) -> None:
+    headers = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+    if request_id:
+        headers.append((b"x-request-id", request_id.encode()))
+    try:
+        await _send_json(send, exc.status, orjson.dumps(exc.body()), headers)
+    except Exception:  # the response had already started or the client is gone
+        log.debug("could not send error response", exc_info=True)
+
+
+# -- the rest: health, readiness, API ---------------------------------------------------------------
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        t0 = time.perf_counter()
+        await asyncio.to_thread(runtime.store.ledger.calls_between, 0, 0, limit=1)
+        checks["store"] = {
+            "ok": True,
+            "ms": round((time.perf_counter() - t0) * 1000, 2),
+            "dialect": runtime.store.dialect,
+        }
+    except Exception as exc:
+        ok = False
+        checks["store"] = {"ok": False, "error": type(exc).__name__}
+    checks["ledger"] = {
+        "queue_depth": runtime.ledger.depth,
+        "dropped": runtime.ledger.dropped,
+        "written": runtime.ledger.written,
+    }
+    groups = {}
+    for name, g in runtime.router.groups.items():
+        states = {d.name: d.breaker.state for d in g.deployments}
+        available = any(s != "open" for s in states.values())
+        groups[name] = {"available": available, "deployments": states}
+    checks["models"] = groups
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+_ROUTE_MODULES = ("architect.web.routes", "architect.metrics.prometheus")
+
+
+def create_app(runtime: Runtime) -> GatewayApp:
+    from architect.api import create_api
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Mount("/api/v1", app=create_api(runtime)),
+    ]
+    for module in _ROUTE_MODULES:  # optional domains contribute `routes(runtime)`
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        routes.extend(mod.routes(runtime))
+    other = Starlette(routes=routes)
+    other.state.runtime = runtime
+    return GatewayApp(runtime, other)

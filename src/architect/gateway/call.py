@@ -1,0 +1,214 @@
+"""The per-request state that flows through the pipeline, and request parsing/validation.
+
+Parsing is deliberately lean: the body is parsed once with orjson and only the fields the gateway
+acts on are checked; everything else passes through to the provider untouched."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from architect.access.auth import Principal
+from architect.errors import InvalidRequest
+from architect.gateway.providers.base import Usage
+
+__all__ = ["Call", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
+
+_TAG_KEYS = ("project", "feature", "task")
+
+
+class Call:
+    """One client request and what happened to it."""
+
+    __slots__ = (
+        "attempt_rows",
+        "body",
+        "budget_reservation",
+        "cache",
+        "cache_key",
+        "cost_usd",
+        "deployment",
+        "endpoint",
+        "error",
+        "est_prompt_tokens",
+        "extra",
+        "fallbacks",
+        "group",
+        "http_status",
+        "include_usage",
+        "max_tokens",
+        "model",
+        "principal",
+        "raw_body",
+        "request_id",
+        "response_body",
+        "route_reason",
+        "saved_cost_usd",
+        "saved_ms",
+        "status",
+        "stream",
+        "t0",
+        "tags",
+        "tokens_estimated",
+        "truncated",
+        "ts",
+        "ttft_ms",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        raw_body: bytes,
+        principal: Principal,
+        tags: dict[str, str],
+        request_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id or uuid.uuid4().hex
+        self.t0 = time.perf_counter()
+        self.ts = time.time()
+        self.endpoint = endpoint
+        self.body = body
+        self.raw_body = raw_body
+        self.principal = principal
+        self.tags = tags
+        self.model: str = body["model"]
+        self.stream = bool(body.get("stream"))
+        so = body.get("stream_options")
+        self.include_usage = bool(so.get("include_usage")) if isinstance(so, dict) else False
+        mt = body.get("max_completion_tokens") or body.get("max_tokens")
+        self.max_tokens: int = int(mt) if mt else 0
+        self.est_prompt_tokens: int | None = None
+        self.group: Any = None
+        self.deployment: Any = None
+        self.attempt_rows: list[dict[str, Any]] = []
+        self.fallbacks = 0
+        self.usage: Usage | None = None
+        self.tokens_estimated = False
+        self.ttft_ms: float | None = None
+        self.status = "ok"
+        self.http_status = 200
+        self.error: Any = None
+        self.truncated = False
+        self.cache: str | None = None
+        self.cache_key: Any = None
+        self.saved_cost_usd = 0.0
+        self.saved_ms = 0.0
+        self.route_reason: str | None = None
+        self.budget_reservation: Any = None
+        self.response_body: bytes | None = None
+        self.cost_usd = 0.0
+        self.extra: dict[str, Any] = {}
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000.0
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return body
+
+
+def _need_model(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+
+
+def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> None:
+    v = body.get(name)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        raise InvalidRequest(f"'{name}' must be a number between {lo:g} and {hi:g}", param=name)
+
+
+def _positive_int(body: dict[str, Any], name: str) -> None:
+    v = body.get(name)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
+
+
+def validate_chat(body: dict[str, Any]) -> None:
+    _need_model(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' is required and must be a non-empty array", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise InvalidRequest(f"'messages[{i}]' must be an object", param=f"messages[{i}]")
+        if not isinstance(m.get("role"), str):
+            raise InvalidRequest(
+                f"'messages[{i}].role' is required and must be a string", param=f"messages[{i}].role"
+            )
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+    so = body.get("stream_options")
+    if so is not None and not isinstance(so, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    _positive_int(body, "max_tokens")
+    _positive_int(body, "max_completion_tokens")
+    _positive_int(body, "n")
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InvalidRequest("'tools' must be an array", param="tools")
+    md = body.get("metadata")
+    if md is not None and not isinstance(md, dict):
+        raise InvalidRequest("'metadata' must be an object", param="metadata")
+
+
+def validate_embeddings(body: dict[str, Any]) -> None:
+    _need_model(body)
+    inp = body.get("input")
+    ok = (isinstance(inp, str) and inp != "") or (
+        isinstance(inp, list) and inp and all(isinstance(x, str | int | list) for x in inp)
+    )
+    if not ok:
+        raise InvalidRequest("'input' is required: a non-empty string or array", param="input")
+
+
+def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
+    """Tags from `x-architect-tags: k=v,k=v` and string values of the body's `metadata` object."""
+    tags: dict[str, str] = {}
+    if header:
+        for part in header.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            k, sep, v = part.partition("=")
+            k, v = k.strip(), v.strip()
+            if not sep or not k or not v:
+                raise InvalidRequest(
+                    f"x-architect-tags: expected key=value pairs separated by commas, got {part!r}",
+                    param="x-architect-tags",
+                )
+            if len(k) > 64 or len(v) > 200:
+                raise InvalidRequest(
+                    "x-architect-tags: keys are at most 64 characters, values 200", param="x-architect-tags"
+                )
+            tags[k] = v
+    if isinstance(metadata, dict):
+        for k, v in metadata.items():
+            if isinstance(v, str | int | float) and not isinstance(v, bool) and isinstance(k, str):
+                tags.setdefault(k[:64], str(v)[:200])
+    return tags
+
+
+def tag_columns(tags: dict[str, str]) -> dict[str, str | None]:
+    return {k: tags.get(k) for k in _TAG_KEYS}

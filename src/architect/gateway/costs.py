@@ -1,0 +1,28 @@
+"""Prices and cost arithmetic. Prices are USD per million tokens, from the configuration."""
+
+from __future__ import annotations
+
+from architect.config import PriceConfig
+from architect.gateway.providers.base import Usage
+
+__all__ = ["cost_usd", "worst_case_cost"]
+
+
+def cost_usd(price: PriceConfig, usage: Usage) -> float:
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cached_price = (
+        price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
+    )
+    write_price = (
+        price.cache_write_per_mtok if price.cache_write_per_mtok is not None else price.input_per_mtok
+    )
+    return (
+        (usage.prompt_tokens - cached) * price.input_per_mtok
+        + cached * cached_price
+        + usage.cache_write_tokens * write_price
+        + usage.completion_tokens * price.output_per_mtok
+    ) / 1_000_000
+
+
+def worst_case_cost(price: PriceConfig, prompt_tokens: int, max_tokens: int) -> float:
+    return (prompt_tokens * price.input_per_mtok + max_tokens * price.output_per_mtok) / 1_000_000

@@ -1,0 +1,95 @@
+"""Extension points of the request pipeline, with null implementations.
+
+    authenticate → key limits → cache lookup / coalescing → budget reservation
+                 → route and attempt(s) → settle cost → ledger
+
+The access domain provides `KeyLimits` and `Budgets`; the cache domain provides `ResponseCache`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from architect.gateway.call import Call
+
+__all__ = [
+    "Budgets",
+    "CachedAnswer",
+    "Hooks",
+    "KeyLimits",
+    "NullBudgets",
+    "NullCache",
+    "NullKeyLimits",
+    "ResponseCache",
+]
+
+
+class KeyLimits(Protocol):
+    async def admit(self, call: Call) -> None:
+        """Raise RateLimited if the caller's key is over its rpm/tpm; else take the slot."""
+
+    def release(self, call: Call, actual_tokens: int | None) -> None: ...
+
+
+@dataclass(slots=True)
+class CachedAnswer:
+    body: bytes  # a complete chat.completion JSON body
+    tier: str  # "hit-l1" | "hit-l2" | "hit-normalised" | "hit-semantic"
+    cost_usd: float  # what the original call cost (the saving)
+    latency_ms: float  # what the original call took (the latency saved)
+    usage: Any = None
+
+
+class ResponseCache(Protocol):
+    async def lookup(self, call: Call) -> CachedAnswer | None:
+        """A cached answer, or None (and sets call.cache to 'miss' or 'bypass'). May coalesce:
+        wait for an identical in-flight request and return its answer."""
+
+    async def store(self, call: Call, body: bytes) -> None:
+        """Remember a successful answer (a complete JSON body) for this call."""
+
+    def abandon(self, call: Call, error: BaseException | None) -> None:
+        """The call ended without an answer to store (wake coalesced waiters)."""
+
+
+class Budgets(Protocol):
+    async def reserve(self, call: Call, worst_case_usd: float) -> None:
+        """Raise BudgetExceeded if a budget cannot cover the worst case; else hold it."""
+
+    async def settle(self, call: Call, actual_usd: float) -> None: ...
+
+
+class NullKeyLimits:
+    async def admit(self, call: Call) -> None:
+        return None
+
+    def release(self, call: Call, actual_tokens: int | None) -> None:
+        return None
+
+
+class NullCache:
+    async def lookup(self, call: Call) -> CachedAnswer | None:
+        return None
+
+    async def store(self, call: Call, body: bytes) -> None:
+        return None
+
+    def abandon(self, call: Call, error: BaseException | None) -> None:
+        return None
+
+
+class NullBudgets:
+    async def reserve(self, call: Call, worst_case_usd: float) -> None:
+        return None
+
+    async def settle(self, call: Call, actual_usd: float) -> None:
+        return None
+
+
+@dataclass
+class Hooks:
+    key_limits: KeyLimits = field(default_factory=NullKeyLimits)
+    cache: ResponseCache = field(default_factory=NullCache)
+    budgets: Budgets = field(default_factory=NullBudgets)
+    budgets_active: bool = False  # skip worst-case estimation when no budget exists

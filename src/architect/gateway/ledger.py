@@ -1,0 +1,114 @@
+"""The batched ledger writer: the request path appends a row to a bounded in-memory queue (no I/O);
+a background thread flushes every `flush_interval_ms` (≤ 100 ms) with multi-row inserts. When the
+queue is full the row is dropped and counted (`dropped`, exported as a metric and in /readyz), and the
+gateway keeps serving. `close()` drains everything (graceful shutdown loses nothing)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from architect.errors import StoreError
+from architect.store.ledger import LedgerRepo
+
+__all__ = ["LedgerWriter"]
+
+log = logging.getLogger("architect.ledger")
+
+Row = tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        repo: LedgerRepo,
+        *,
+        queue_size: int = 100_000,
+        flush_interval_ms: int = 50,
+        batch_size: int = 2000,
+        on_flushed: Callable[[list[Mapping[str, Any]]], None] | None = None,
+    ) -> None:
+        self._repo = repo
+        self._queue: deque[Row] = deque()
+        self._max = queue_size
+        self._interval = flush_interval_ms / 1000.0
+        self._batch = batch_size
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one flush at a time
+        self.on_flushed = on_flushed
+        self.dropped = 0
+        self.written = 0
+        self.failed_batches = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def submit(self, call: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]] = ()) -> bool:
+        """Queue one call (and its attempts). Never blocks; False if the queue was full."""
+        if len(self._queue) >= self._max:
+            self.dropped += 1
+            return False
+        self._queue.append((call, attempts))
+        return True
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="architect-ledger", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self._interval)
+            self.flush()
+
+    def flush(self) -> int:
+        """Write everything queued now; returns the number of calls written."""
+        written = 0
+        with self._lock:
+            while self._queue:
+                calls: list[Mapping[str, Any]] = []
+                attempts: list[Mapping[str, Any]] = []
+                while self._queue and len(calls) < self._batch:
+                    call, atts = self._queue.popleft()
+                    calls.append(call)
+                    attempts.extend(atts)
+                try:
+                    self._repo.record(calls, attempts)
+                except StoreError as exc:
+                    # Keep the rows for the next flush rather than losing them; give up only when
+                    # the queue would overflow.
+                    self.failed_batches += 1
+                    log.error("ledger flush failed (%d calls kept for retry): %s", len(calls), exc)
+                    room = self._max - len(self._queue)
+                    keep = list(zip(calls, _split(attempts, calls), strict=True))[: max(room, 0)]
+                    self.dropped += len(calls) - len(keep)
+                    self._queue.extendleft(reversed(keep))
+                    break
+                written += len(calls)
+                self.written += len(calls)
+                if self.on_flushed is not None:
+                    self.on_flushed(calls)
+        return written
+
+    def close(self) -> None:
+        """Stop the thread and write what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+
+def _split(
+    attempts: list[Mapping[str, Any]], calls: list[Mapping[str, Any]]
+) -> list[list[Mapping[str, Any]]]:
+    by_id: dict[str, list[Mapping[str, Any]]] = {}
+    for a in attempts:
+        by_id.setdefault(a["request_id"], []).append(a)
+    return [by_id.get(c["request_id"], []) for c in calls]

@@ -1,0 +1,436 @@
+"""The ordered request pipeline:
+
+    authenticate (app) → key limits → cache lookup / coalescing → budget reservation
+      → route and attempt(s) (executor) → settle cost → ledger
+
+`Pipeline.chat` / `chat_stream` / `embeddings` run one call through it; `finish` settles and records
+it (always, also on errors and client disconnects). A cache hit reserves no budget and is recorded
+as a zero-cost call with the cost and latency it saved."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from architect.config import Config, PriceConfig
+from architect.errors import ClientClosed, GatewayError, NotFound, PermissionDenied, ProviderError
+from architect.events import EventBus
+from architect.gateway.call import Call, tag_columns
+from architect.gateway.costs import cost_usd, worst_case_cost
+from architect.gateway.executor import Executor, transport_error
+from architect.gateway.hooks import Hooks
+from architect.gateway.ledger import LedgerWriter
+from architect.gateway.providers.base import StreamTranslator, Usage, sse_error_event
+from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, TransportError
+from architect.gateway.routing import Deployment, Router
+from architect.gateway.tokens import count_messages, count_text
+
+__all__ = ["Pipeline", "StreamStart"]
+
+
+class StreamStart:
+    """An upstream stream that has produced its first bytes: headers can be sent."""
+
+    __slots__ = ("deployment", "first", "response", "translator")
+
+    def __init__(
+        self, deployment: Deployment, response: HTTPResponse, translator: StreamTranslator, first: bytes
+    ) -> None:
+        self.deployment = deployment
+        self.response = response
+        self.translator = translator
+        self.first = first
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        router: Router,
+        ledger: LedgerWriter,
+        events: EventBus,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.executor = Executor(router)
+        self.ledger = ledger
+        self.events = events
+        self.hooks = hooks or Hooks()
+        self._redact = [re.compile(p) for p in config.ledger.redact]
+        self.baseline_price: PriceConfig | None = None
+        if config.baseline:
+            g = router.group(config.baseline)
+            self.baseline_price = g.deployments[0].config.price if g else None
+
+    def reconfigure(self, config: Config, router: Router) -> None:
+        """Swap in a new config/router (config reload); calls in flight keep their deployments."""
+        self.config = config
+        self.router = router
+        self.executor = Executor(router)
+        self._redact = [re.compile(p) for p in config.ledger.redact]
+        g = router.group(config.baseline) if config.baseline else None
+        self.baseline_price = g.deployments[0].config.price if g else None
+
+    # -- steps before routing ------------------------------------------------------------------
+    async def _prepare(self, call: Call) -> None:
+        group = self.router.group(call.model)
+        if group is None:
+            raise NotFound(
+                f"model '{call.model}' does not exist; GET /v1/models lists the available ones", param="model"
+            )
+        allowed = call.principal.models
+        if allowed is not None and call.model not in allowed:
+            raise PermissionDenied(
+                f"this key may not use model '{call.model}'", param="model", code="model_not_allowed"
+            )
+        call.group = group
+        if call.principal.tags:
+            for k, v in call.principal.tags.items():
+                call.tags.setdefault(k, v)
+        if self._needs_estimate(group):
+            messages = call.body.get("messages") or []
+            call.est_prompt_tokens = (
+                count_messages(messages, call.model)
+                if call.endpoint == "chat"
+                else (max(1, len(call.raw_body) // 4))
+            )
+        await self.hooks.key_limits.admit(call)
+
+    def _needs_estimate(self, group: Any) -> bool:
+        if self.hooks.budgets_active or group.config.strategy == "lowest-cost":
+            return True
+        return any(d.config.limits.tpm or d.config.context_window for d in group.deployments)
+
+    async def _reserve(self, call: Call) -> None:
+        if not self.hooks.budgets_active:
+            return
+        worst = 0.0
+        for g in self.executor.chain(call.group):
+            for d in g.deployments:
+                worst = max(
+                    worst,
+                    worst_case_cost(d.config.price, call.est_prompt_tokens or 0, call.max_tokens or 4096),
+                )
+        await self.hooks.budgets.reserve(call, worst)
+
+    # -- chat, non-streaming ---------------------------------------------------------------------
+    async def chat(self, call: Call) -> bytes:
+        try:
+            await self._prepare(call)
+            hit = await self.hooks.cache.lookup(call)
+            if hit is not None:
+                call.cache, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
+                call.usage = hit.usage
+                call.ttft_ms = call.elapsed_ms()
+                return hit.body
+            await self._reserve(call)
+            body = await self.executor.run(call, lambda d: self._send_chat(call, d))
+            call.response_body = body
+            if call.cache == "miss":
+                await self.hooks.cache.store(call, body)
+            return body
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            await self.finish(call)
+
+    async def _send_chat(self, call: Call, d: Deployment) -> bytes:
+        path, payload, headers = d.adapter.chat_request(dict(call.body), d.model, stream=False)
+        t0 = time.perf_counter()
+        async with asyncio.timeout(d.config.timeout_s):
+            resp = await d.transport.send(
+                HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
+            )
+            data = await resp.read()
+        if resp.status >= 300:
+            raise d.adapter.error(resp.status, resp.headers, data)
+        result = d.adapter.chat_response(data)
+        call.extra["attempt_ttft_ms"] = (time.perf_counter() - t0) * 1000.0
+        call.deployment = d
+        call.usage = result.usage
+        return result.body
+
+    # -- chat, streaming -------------------------------------------------------------------------
+    async def chat_stream(self, call: Call) -> tuple[StreamStart | None, AsyncIterator[bytes]]:
+        """Returns the started upstream (None for a cache hit) and the client's byte stream. Errors before
+        the first byte raise (so the app can answer with a status); the call is recorded when the
+        stream ends."""
+        try:
+            await self._prepare(call)
+            hit = await self.hooks.cache.lookup(call)
+            if hit is not None:
+                call.cache, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
+                call.usage = hit.usage
+                from architect.gateway.sse import completion_to_sse
+
+                return None, self._replay(call, completion_to_sse(hit.body, call.include_usage))
+            await self._reserve(call)
+            start = await self.executor.run(call, lambda d: self._open_stream(call, d))
+        except BaseException as exc:
+            self._failed(call, exc)
+            await self.finish(call)
+            raise
+        return start, self._relay(call, start)
+
+    async def _open_stream(self, call: Call, d: Deployment) -> StreamStart:
+        path, payload, headers = d.adapter.chat_request(dict(call.body), d.model, stream=True)
+        t0 = time.perf_counter()
+        async with asyncio.timeout(d.config.timeout_s):
+            resp = await d.transport.send(
+                HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
+            )
+            if resp.status >= 300:
+                raise d.adapter.error(resp.status, resp.headers, await resp.read())
+            translator = d.adapter.stream_translator(call.include_usage, d.model)
+            chunks = resp.iter_chunks()
+            first = b""
+            try:
+                while not first:
+                    first = translator.feed(await anext(chunks))
+            except StopAsyncIteration:
+                resp.close()
+                raise ProviderError(
+                    f"{d.name}: the stream ended before any data", kind="empty_stream"
+                ) from None
+            except BaseException:
+                resp.close()
+                raise
+        if translator.error is not None:
+            resp.close()
+            raise translator.error
+        call.extra["attempt_ttft_ms"] = (time.perf_counter() - t0) * 1000.0
+        call.ttft_ms = call.elapsed_ms()
+        call.deployment = d
+        return StreamStart(d, resp, translator, first)
+
+    async def _relay(self, call: Call, start: StreamStart) -> AsyncIterator[bytes]:
+        tr = start.translator
+        parts: list[bytes] | None = [] if call.cache == "miss" else None
+        try:
+            yield start.first
+            if parts is not None:
+                parts.append(start.first)
+            try:
+                async for chunk in start.response.iter_chunks():
+                    out = tr.feed(chunk)
+                    if out:
+                        if parts is not None:
+                            parts.append(out)
+                        yield out
+            except TransportError as exc:
+                err = transport_error(exc, start.deployment)
+                call.truncated, call.status, call.error = True, "error", err
+                yield sse_error_event(
+                    f"the upstream stream broke after it started ({err.kind}); the answer is incomplete"
+                )
+                return
+            if tr.error is not None:
+                call.status, call.error, call.truncated = "error", tr.error, True
+                return
+            if not tr.done:
+                call.truncated, call.status = True, "error"
+                call.error = ProviderError("stream ended without [DONE]", kind="truncated")
+                yield sse_error_event(
+                    "the upstream stream ended before it was complete; the answer is incomplete"
+                )
+                return
+            call.usage = tr.usage
+            if parts is not None and call.cache == "miss":
+                from architect.gateway.sse import sse_to_completion
+
+                body = sse_to_completion(b"".join(parts))
+                if body is not None:
+                    await self.hooks.cache.store(call, body)
+        except BaseException as exc:  # client disconnect (GeneratorExit/CancelledError) or other
+            if call.status == "ok":
+                self._failed(call, exc)
+            raise
+        finally:
+            start.response.close()
+            if call.usage is None:
+                call.usage = tr.usage or Usage(completion_tokens=count_text(tr.completion_text(), call.model))
+                if tr.usage is None:
+                    call.tokens_estimated = True
+            await self.finish(call)
+
+    async def _replay(self, call: Call, events: list[bytes]) -> AsyncIterator[bytes]:
+        try:
+            for ev in events:
+                yield ev
+        finally:
+            await self.finish(call)
+
+    # -- embeddings ------------------------------------------------------------------------------
+    async def embeddings(self, call: Call) -> bytes:
+        try:
+            await self._prepare(call)
+            await self._reserve(call)
+            return await self.executor.run(call, lambda d: self._send_embeddings(call, d))
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            await self.finish(call)
+
+    async def _send_embeddings(self, call: Call, d: Deployment) -> bytes:
+        path, payload, headers = d.adapter.embeddings_request(dict(call.body), d.model)
+        async with asyncio.timeout(d.config.timeout_s):
+            resp = await d.transport.send(
+                HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
+            )
+            data = await resp.read()
+        if resp.status >= 300:
+            raise d.adapter.error(resp.status, resp.headers, data)
+        result = d.adapter.embeddings_response(data)
+        call.deployment, call.usage = d, result.usage
+        return result.body
+
+    # -- settle and record -----------------------------------------------------------------------
+    @staticmethod
+    def _failed(call: Call, exc: BaseException) -> None:
+        if isinstance(exc, GatewayError):
+            call.status, call.http_status, call.error = "error", exc.status, exc
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit | ClientClosed):
+            call.status, call.http_status = "cancelled", 499
+            call.error = ClientClosed("the client disconnected")
+        else:
+            call.status, call.http_status = "error", 500
+            call.error = exc
+
+    async def finish(self, call: Call) -> None:
+        """Settle the cost and queue the ledger row. Idempotent."""
+        if call.extra.get("finished"):
+            return
+        call.extra["finished"] = True
+        d: Deployment | None = call.deployment
+        usage = call.usage
+        if usage is None and call.status == "cancelled" and call.attempt_rows and call.endpoint == "chat":
+            # the client went away mid-call: the prompt was sent, so count it
+            usage = Usage(
+                prompt_tokens=call.est_prompt_tokens
+                or count_messages(call.body.get("messages") or [], call.model)
+            )
+            call.tokens_estimated = True
+        if usage is None and call.status == "ok" and call.response_body is not None and d is not None:
+            usage = _estimate_from_body(call)
+        call.usage = usage
+        if d is not None and usage is not None and call.cache in (None, "miss", "bypass"):
+            call.cost_usd = cost_usd(d.config.price, usage)
+        baseline = cost_usd(self.baseline_price, usage) if self.baseline_price and usage else None
+        if call.budget_reservation is not None:
+            try:
+                await asyncio.shield(self.hooks.budgets.settle(call, call.cost_usd))
+            except asyncio.CancelledError:
+                pass
+        if call.cache == "miss" and call.status != "ok":
+            self.hooks.cache.abandon(call, call.error)
+        self.hooks.key_limits.release(
+            call, (usage.prompt_tokens + usage.completion_tokens) if usage else None
+        )
+        row = self._row(call, d, usage, baseline)
+        for a in call.attempt_rows:
+            a.setdefault("status", "cancelled")
+            a.setdefault("total_ms", row["total_ms"])
+            if d is not None and a["deployment"] == d.name and a["status"] == "ok" and usage is not None:
+                a["prompt_tokens"], a["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
+                a["cost_usd"] = call.cost_usd
+        self.ledger.submit(row, call.attempt_rows)
+        if self.events.subscribers:
+            self.events.publish("call", {k: row[k] for k in _EVENT_FIELDS})
+
+    def _row(
+        self, call: Call, d: Deployment | None, usage: Usage | None, baseline: float | None
+    ) -> dict[str, Any]:
+        err = call.error
+        row: dict[str, Any] = {
+            "request_id": call.request_id,
+            "ts": call.ts,
+            "endpoint": call.endpoint,
+            "key_id": call.principal.key_id,
+            "tags": orjson.dumps(call.tags).decode() if call.tags else None,
+            "model": call.model,
+            "model_group": call.group.name if call.group is not None else None,
+            "deployment": d.name if d else None,
+            "provider": d.provider if d else None,
+            "simulated": bool(d and d.simulated),
+            "stream": call.stream,
+            "attempts": len(call.attempt_rows),
+            "fallbacks": call.fallbacks,
+            "status": call.status,
+            "http_status": call.http_status,
+            "error_kind": getattr(err, "kind", None)
+            or (getattr(err, "code", None) if err is not None else None),
+            "error_message": (getattr(err, "message", None) or str(err))[:500] if err is not None else None,
+            "truncated": call.truncated,
+            "ttft_ms": call.ttft_ms,
+            "total_ms": call.elapsed_ms(),
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "cached_tokens": usage.cached_tokens if usage else 0,
+            "tokens_estimated": call.tokens_estimated,
+            "cost_usd": call.cost_usd,
+            "baseline_cost_usd": baseline,
+            "cache": call.cache,
+            "saved_cost_usd": call.saved_cost_usd,
+            "saved_ms": call.saved_ms,
+            "route_reason": call.route_reason,
+        }
+        if row["error_kind"] is None and call.status == "error" and err is not None:
+            row["error_kind"] = type(err).__name__
+        row.update(tag_columns(call.tags))
+        self._bodies(call, row)
+        return row
+
+    def _bodies(self, call: Call, row: dict[str, Any]) -> None:
+        mode = call.principal.extra.get("bodies") or self.config.ledger.bodies
+        if mode == "off":
+            return
+        if mode == "hashed":
+            row["body_hash"] = hashlib.sha256(call.raw_body).hexdigest()
+            return
+        req = call.raw_body.decode("utf-8", "replace")
+        resp = (call.response_body or b"").decode("utf-8", "replace") or None
+        for rx in self._redact:
+            req = rx.sub("[REDACTED]", req)
+            resp = rx.sub("[REDACTED]", resp) if resp else resp
+        row["body_hash"] = hashlib.sha256(call.raw_body).hexdigest()
+        row["request_body"], row["response_body"] = req, resp
+
+
+_EVENT_FIELDS = (
+    "request_id",
+    "ts",
+    "model",
+    "deployment",
+    "status",
+    "http_status",
+    "total_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "cache",
+    "key_id",
+    "project",
+)
+
+
+def _estimate_from_body(call: Call) -> Usage | None:
+    try:
+        obj = orjson.loads(call.response_body or b"")
+        text = "".join((c.get("message") or {}).get("content") or "" for c in obj.get("choices") or ())
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return None
+    call.tokens_estimated = True
+    return Usage(
+        prompt_tokens=count_messages(call.body.get("messages") or [], call.model),
+        completion_tokens=count_text(text, call.model),
+    )

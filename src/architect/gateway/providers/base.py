@@ -1,0 +1,150 @@
+"""The adapter protocol: pure translation between the OpenAI wire format Architect speaks and a
+provider's, with no I/O. Also the shared value types and the error mapping helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from architect.errors import ProviderError, UpstreamError
+
+__all__ = [
+    "Adapter",
+    "ChatResult",
+    "StreamTranslator",
+    "Usage",
+    "parse_retry_after",
+    "sse_error_event",
+    "upstream_error",
+]
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A complete (non-stream) answer: the OpenAI-format body to return, and its usage if known."""
+
+    body: bytes
+    usage: Usage | None
+    finish_reason: str | None = None
+
+
+class StreamTranslator(Protocol):
+    """Turns a provider's streamed bytes into OpenAI SSE bytes, tracking usage and completion."""
+
+    usage: Usage | None
+    done: bool  # saw the provider's end-of-stream marker
+    error: ProviderError | None  # the provider reported an error inside the stream
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes to send to the client for this chunk (may be empty)."""
+
+    def completion_text(self) -> str:
+        """The generated text so far (for counting tokens when the provider sent no usage)."""
+
+
+class Adapter(Protocol):
+    kind: str
+
+    def chat_request(
+        self, body: dict[str, Any], model: str, stream: bool
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """(path, body bytes, extra headers) for a chat completion on `model`."""
+
+    def chat_response(self, data: bytes) -> ChatResult: ...
+
+    def stream_translator(self, include_usage: bool, model: str) -> StreamTranslator: ...
+
+    def embeddings_request(self, body: dict[str, Any], model: str) -> tuple[str, bytes, dict[str, str]]: ...
+
+    def embeddings_response(self, data: bytes) -> ChatResult: ...
+
+    def error(self, status: int, headers: dict[str, str], data: bytes) -> ProviderError:
+        """Map a non-2xx provider response to a ProviderError (kind, retryable, status)."""
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]: ...
+
+
+def parse_retry_after(headers: dict[str, str]) -> float | None:
+    for name in ("retry-after-ms", "retry-after"):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        return value / 1000.0 if name == "retry-after-ms" else value
+    return None
+
+
+def upstream_error(
+    status: int, headers: dict[str, str], message: str, code: str | None = None
+) -> ProviderError:
+    """The common status → (kind, retryable, client status) mapping."""
+    retry_after = parse_retry_after(headers)
+    if status == 429:
+        err = ProviderError(
+            message, kind="rate_limited", retryable=True, upstream_status=status, retry_after=retry_after
+        )
+        err.status = 429
+        err.type = "rate_limit_error"
+        return err
+    if status in (408, 409) or status >= 500:
+        kind = "timeout" if status in (408, 504) else "server_error"
+        return UpstreamError(
+            message, kind=kind, retryable=True, upstream_status=status, retry_after=retry_after
+        )
+    if status in (401, 403):
+        err = UpstreamError(
+            f"the provider rejected Architect's credentials: {message}",
+            kind="upstream_auth",
+            retryable=False,
+            upstream_status=status,
+        )
+        return err
+    kind = (
+        "context_window"
+        if code == "context_length_exceeded" or "context length" in message.lower()
+        else (
+            "content_policy"
+            if code == "content_filter" or "content policy" in message.lower()
+            else "bad_request"
+        )
+    )
+    err = ProviderError(message, kind=kind, retryable=False, upstream_status=status, code=code)
+    err.status = 400 if status < 500 and status != 404 else status
+    err.type = "invalid_request_error"
+    return err
+
+
+def error_message(data: bytes) -> tuple[str, str | None]:
+    """Best-effort (message, code) from an error body in OpenAI's or Anthropic's format."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        text = data[:300].decode("utf-8", "replace").strip()
+        return (text or "no error body"), None
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code") or err.get("type")
+        return str(err.get("message") or err), (str(code) if code else None)
+    if isinstance(err, str):
+        return err, None
+    return str(obj)[:300], None
+
+
+def sse_error_event(err: ProviderError | str) -> bytes:
+    message = err if isinstance(err, str) else err.message
+    kind = "stream_error" if isinstance(err, str) else err.kind
+    payload = {"error": {"message": message, "type": "upstream_error", "param": None, "code": kind}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"

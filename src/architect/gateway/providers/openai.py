@@ -1,0 +1,151 @@
+"""The `openai` provider kind: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp,
+OpenRouter, Groq, ...). Bodies pass through untouched except for the model name, `metadata`
+(removed by the pipeline) and `stream_options.include_usage` (always asked for on streams)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from architect.errors import ProviderError
+from architect.gateway.providers.base import ChatResult, Usage, error_message, upstream_error
+
+__all__ = ["OpenAIAdapter", "OpenAIStream", "usage_from"]
+
+_JSON = {"content-type": "application/json"}
+
+
+def usage_from(obj: dict[str, Any] | None) -> Usage | None:
+    if not isinstance(obj, dict):
+        return None
+    details = obj.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(obj.get("prompt_tokens") or 0),
+        completion_tokens=int(obj.get("completion_tokens") or 0),
+        cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
+    )
+
+
+class OpenAIStream:
+    """Passes SSE events through byte-for-byte, except usage the client did not ask for. Parses only
+    events that carry usage or an error."""
+
+    __slots__ = ("_buf", "_include_usage", "_texts", "done", "error", "usage")
+
+    def __init__(self, include_usage: bool) -> None:
+        self._include_usage = include_usage
+        self._buf = b""
+        self._texts: list[bytes] = []
+        self.usage: Usage | None = None
+        self.done = False
+        self.error: ProviderError | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        buf = self._buf + chunk
+        if b"\n\n" not in buf and b"\r\n\r\n" not in buf:
+            self._buf = buf
+            return b""
+        if b"\r\n" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        *events, self._buf = buf.split(b"\n\n")
+        out: list[bytes] = []
+        for ev in events:
+            if ev:
+                kept = self._event(ev)
+                if kept is not None:
+                    out.append(kept)
+                    out.append(b"\n\n")
+        return b"".join(out)
+
+    def _event(self, ev: bytes) -> bytes | None:
+        """The event to forward (possibly rewritten), or None to drop it."""
+        if ev.startswith(b"data: "):
+            data = ev[6:]
+        elif ev.startswith(b"data:"):
+            data = ev[5:].lstrip()
+        else:
+            return ev  # comments, `event:` and `id:` lines pass through
+        if data == b"[DONE]":
+            self.done = True
+            return ev
+        self._texts.append(data)
+        if b'"usage"' not in data and b'"error"' not in data:
+            return ev
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return ev
+        if not isinstance(obj, dict):
+            return ev
+        if isinstance(obj.get("error"), dict):
+            msg, code = error_message(data)
+            self.error = ProviderError(msg, kind="stream_error", retryable=False, code=code)
+            return ev
+        usage = usage_from(obj.get("usage"))
+        if usage is None or self._include_usage:
+            self.usage = usage or self.usage
+            return ev
+        self.usage = usage
+        if not obj.get("choices"):
+            return None  # the usage-only chunk the client did not ask for
+        del obj["usage"]
+        return b"data: " + orjson.dumps(obj)
+
+    def completion_text(self) -> str:
+        parts: list[str] = []
+        for data in self._texts:
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            for ch in obj.get("choices") or ():
+                content = (ch.get("delta") or {}).get("content") if isinstance(ch, dict) else None
+                if isinstance(content, str):
+                    parts.append(content)
+        return "".join(parts)
+
+
+class OpenAIAdapter:
+    kind = "openai"
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def chat_request(
+        self, body: dict[str, Any], model: str, stream: bool
+    ) -> tuple[str, bytes, dict[str, str]]:
+        body["model"] = model
+        if stream:
+            opts = body.get("stream_options")
+            body["stream_options"] = (
+                {**opts, "include_usage": True} if isinstance(opts, dict) else {"include_usage": True}
+            )
+        return "/chat/completions", orjson.dumps(body), _JSON
+
+    def chat_response(self, data: bytes) -> ChatResult:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ProviderError("the provider returned a body that is not JSON", kind="bad_response") from exc
+        if not isinstance(obj, dict):
+            raise ProviderError("the provider returned an unexpected body", kind="bad_response")
+        choices = obj.get("choices") or ()
+        finish = choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
+        return ChatResult(data, usage_from(obj.get("usage")), finish)
+
+    def stream_translator(self, include_usage: bool, model: str) -> OpenAIStream:
+        return OpenAIStream(include_usage)
+
+    def embeddings_request(self, body: dict[str, Any], model: str) -> tuple[str, bytes, dict[str, str]]:
+        body["model"] = model
+        return "/embeddings", orjson.dumps(body), _JSON
+
+    def embeddings_response(self, data: bytes) -> ChatResult:
+        return self.chat_response(data)
+
+    def error(self, status: int, headers: dict[str, str], data: bytes) -> ProviderError:
+        message, code = error_message(data)
+        return upstream_error(status, headers, message, code)

@@ -1,0 +1,167 @@
+"""HTTP transport behind one method, `send`, so adapters and the router are tested without I/O.
+
+`AiohttpTransport` pools keep-alive connections per provider; `MockTransport` calls a handler.
+aiohttp exceptions are converted here into `TransportError` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+__all__ = [
+    "AiohttpTransport",
+    "ConnectError",
+    "HTTPRequest",
+    "HTTPResponse",
+    "MockTransport",
+    "ReadError",
+    "Transport",
+    "TransportError",
+    "TransportTimeout",
+]
+
+
+class TransportError(Exception):
+    """The request did not produce a complete HTTP response."""
+
+
+class ConnectError(TransportError):
+    pass
+
+
+class ReadError(TransportError):
+    """The connection broke while reading (reset, truncated body)."""
+
+
+class TransportTimeout(TransportError):
+    pass
+
+
+@dataclass(slots=True)
+class HTTPRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes = b""
+    timeout_s: float = 60.0
+
+
+class HTTPResponse:
+    """A response whose body is read once, whole (`read`) or in chunks (`iter_chunks`)."""
+
+    __slots__ = ("_chunks", "_close", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        chunks: AsyncIterator[bytes],
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers  # lower-cased names
+        self._chunks = chunks
+        self._close = close
+
+    async def read(self) -> bytes:
+        parts = [c async for c in self._chunks]
+        self.close()
+        return b"".join(parts)
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+
+class Transport(Protocol):
+    async def send(self, request: HTTPRequest) -> HTTPResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class AiohttpTransport:
+    """Pooled keep-alive HTTP client (one per provider)."""
+
+    max_connections: int = 256
+    _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        session = self._get_session()
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=min(10.0, request.timeout_s), sock_read=request.timeout_s
+        )
+        try:
+            resp = await session.request(
+                request.method,
+                request.url,
+                data=request.body or None,
+                headers=request.headers,
+                timeout=timeout,
+            )
+        except TimeoutError as exc:
+            raise TransportTimeout(f"timed out connecting to {request.url}") from exc
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise ConnectError(f"cannot connect to {request.url}: {exc.__class__.__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{exc.__class__.__name__}: {exc}") from exc
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+            except TimeoutError as exc:
+                raise TransportTimeout("upstream stopped sending (read timeout)") from exc
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
+                raise ReadError(f"upstream connection broke: {exc.__class__.__name__}") from exc
+            finally:
+                resp.release()
+
+        return HTTPResponse(resp.status, headers, chunks(), resp.close)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+Handler = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
+
+
+class MockTransport:
+    """Calls `handler(request)`; records requests. For unit tests."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[HTTPRequest] = []
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        self.requests.append(request)
+        return await self.handler(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def response_from_bytes(status: int, body: bytes, headers: dict[str, str] | None = None) -> HTTPResponse:
+    async def one() -> AsyncIterator[bytes]:
+        yield body
+
+    return HTTPResponse(status, {"content-type": "application/json", **(headers or {})}, one())

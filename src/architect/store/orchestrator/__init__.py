@@ -1,0 +1,46 @@
+"""Orchestrator storage: features, tasks, claims, leases, events. All orchestrator SQL lives in this
+package (`catalog`: plans, features, items, events; `execution`: claims, leases, completion, reaper).
+
+`TaskRepo` is the narrow interface the manager and worker use; `SQLTaskRepo` implements it on
+SQLite and PostgreSQL; `MemoryTaskRepo` is the double for unit tests: the same code on a private
+in-memory SQLite database (serialised by a lock), so the double cannot drift from the real semantics.
+
+Concurrency design:
+  * claims: PostgreSQL `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`;
+    SQLite `BEGIN IMMEDIATE` + the same `UPDATE ... RETURNING`;
+  * shared limits (global and per-role concurrency, the rate window): the claim first locks the
+    `task_limits` row (`SELECT ... FOR UPDATE`), so limit checks and claims are serialised;
+  * completion is fenced: `WHERE id = :id AND attempt = :a AND status = 'running'`;
+  * the reaper requeues `running` tasks whose lease expired, keyed on the lease alone.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Engine
+
+from architect.store.engine import make_engine
+from architect.store.orchestrator.base import ClaimOptions, Outcome, Row, TaskRepo
+from architect.store.orchestrator.catalog import CatalogMixin
+from architect.store.orchestrator.execution import ExecutionMixin
+
+__all__ = ["ClaimOptions", "MemoryTaskRepo", "Outcome", "Row", "SQLTaskRepo", "TaskRepo"]
+
+
+class SQLTaskRepo(CatalogMixin, ExecutionMixin):
+    """The orchestrator store on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+
+
+class MemoryTaskRepo(CatalogMixin, ExecutionMixin):
+    """The unit-test double: the same implementation on a private in-memory SQLite database."""
+
+    def __init__(self) -> None:
+        from architect.store.schema import all_metadata
+
+        engine = make_engine("sqlite://")
+        all_metadata().create_all(engine)
+        super().__init__(engine, threading.RLock())

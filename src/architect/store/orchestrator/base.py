@@ -1,0 +1,212 @@
+"""Shared pieces of the orchestrator store: the interface, value types, JSON and transaction helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from architect.errors import NotFoundInStore, StoreError
+from architect.store.engine import begin_immediate
+from architect.store.orchestrator.readiness import blocked_reason, compute_readiness
+from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
+
+__all__ = ["FINAL", "ClaimOptions", "Outcome", "RepoBase", "Row", "TaskRepo", "dumps", "loads"]
+
+Row = dict[str, Any]
+JSON_TASK = ("deps", "params", "result", "validation")
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def dumps(v: Any) -> str | None:
+    return None if v is None else orjson.dumps(v, default=str).decode()
+
+
+def loads(v: str | None) -> Any:
+    return None if v is None else orjson.loads(v)
+
+
+def task_row(r: Any) -> Row:
+    d = dict(r._mapping)
+    for k in JSON_TASK:
+        if k in d:
+            d[k] = loads(d[k])
+    return d
+
+
+def feature_row(r: Any) -> Row:
+    d = dict(r._mapping)
+    d["acceptance"] = loads(d.get("acceptance")) or []
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOptions:
+    """What a worker may claim and the shared limits that apply (None: unlimited)."""
+
+    feature_ids: tuple[int, ...] | None = None
+    max_phase: int | None = None
+    exclude_executors: tuple[str, ...] = ()
+    max_running: int | None = None
+    role_limits: Mapping[str, int] = field(default_factory=dict)
+    rate: int | None = None  # at most this many starts per `rate_period` seconds, across all workers
+    rate_period: float = 1.0
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one attempt. `retry_at` set on a failure: requeue (ready) at that time."""
+
+    status: str  # succeeded | failed
+    result: Any = None
+    validation: Any = None
+    reason: str | None = None
+    retry_at: float | None = None
+    duration_s: float | None = None
+
+
+class TaskRepo(Protocol):
+    """The narrow storage interface of the orchestrator."""
+
+    # plans and features
+    def import_feature(self, plan: Mapping[str, Any], now: float) -> Row: ...
+    def get_feature(self, ref: str | int) -> Row: ...
+    def list_features(self, projects: frozenset[str] | None = None) -> list[Row]: ...
+    def update_feature(self, feature_id: int, fields: Mapping[str, Any], now: float) -> Row: ...
+    def set_feature_status(self, feature_id: int, status: str, now: float, reason: str) -> int: ...
+    def delete_feature(self, feature_id: int) -> None: ...
+    def phases(self, feature_id: int) -> list[Row]: ...
+    def tasks(self, feature_id: int, status: str | None = None) -> list[Row]: ...
+    def get_task(self, feature_id: int, key: str) -> Row: ...
+    def update_task(self, feature_id: int, key: str, fields: Mapping[str, Any], now: float) -> Row: ...
+    def cancel_task(self, feature_id: int, key: str, now: float, reason: str) -> Row: ...
+    def retry_task(self, feature_id: int, key: str, now: float) -> Row: ...
+    def status_counts(self, feature_id: int) -> list[Row]: ...
+    # execution
+    def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> list[Row]: ...
+    def rate_wait(self, rate: int, period: float, now: float) -> float: ...
+    def heartbeat(self, worker_id: str, task_ids: Sequence[int], now: float, lease_s: float) -> set[int]: ...
+    def set_process(self, task_id: int, attempt: int, host: str | None, pgid: int | None) -> bool: ...
+    def complete(self, task_id: int, attempt: int, now: float, outcome: Outcome, worker_id: str) -> bool: ...
+    def reap(self, now: float) -> list[Row]: ...
+    def register_worker(self, worker_id: str, host: str, pid: int, now: float) -> None: ...
+    def remove_worker(self, worker_id: str) -> None: ...
+    def workers(self) -> list[Row]: ...
+    def active_count(
+        self, feature_ids: Sequence[int] | None, max_phase: int | None, exclude_executors: Sequence[str] = ()
+    ) -> Row: ...
+    # events, items, costs
+    def add_event(
+        self, feature_id: int, kind: str, now: float, data: Mapping[str, Any] | None = None
+    ) -> None: ...
+    def events(self, feature_id: int | None = None, after_id: int = 0, limit: int = 10_000) -> list[Row]: ...
+    def items(self, feature_id: int, kind: str | None = None) -> list[Row]: ...
+    def add_item(self, feature_id: int, fields: Mapping[str, Any], now: float) -> Row: ...
+    def update_item(self, feature_id: int, item_id: int, fields: Mapping[str, Any], now: float) -> Row: ...
+    def delete_item(self, feature_id: int, item_id: int) -> None: ...
+    def call_costs(self, project: str, feature: str) -> list[Row]: ...
+
+
+class RepoBase:
+    """Connections, transactions, event rows and lookups shared by the repository mixins."""
+
+    def __init__(self, engine: Engine, lock: threading.RLock | None = None) -> None:
+        self._engine = engine
+        self._pg = engine.dialect.name == "postgresql"
+        self._lock = lock
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard(), self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (`BEGIN IMMEDIATE` on SQLite); driver errors become StoreError."""
+        with self._guard(), self._engine.connect() as conn:
+            try:
+                with begin_immediate(conn):
+                    yield conn
+            except IntegrityError as exc:
+                raise StoreError(f"orchestrator store: constraint violated: {exc.orig}") from None
+            except SQLAlchemyError as exc:
+                msg = exc.args[0] if exc.args else ""
+                raise StoreError(f"orchestrator store: {exc.__class__.__name__}: {msg}") from exc
+
+    def _guard(self) -> contextlib.AbstractContextManager[Any]:
+        return self._lock if self._lock is not None else contextlib.nullcontext()
+
+    @staticmethod
+    def _events(conn: Connection, rows: list[Row]) -> None:
+        if rows:
+            conn.execute(insert(task_events), rows)
+
+    @staticmethod
+    def _ev(t: Mapping[str, Any], kind: str, now: float, worker: str | None = None, **data: Any) -> Row:
+        return {
+            "ts": now,
+            "feature_id": t["feature_id"],
+            "task_id": t["id"],
+            "task_key": t["key"],
+            "kind": kind,
+            "attempt": t.get("attempt"),
+            "worker_id": worker,
+            "data": dumps(data) if data else None,
+        }
+
+    @staticmethod
+    def _feature_row(conn: Connection, ref: str | int) -> Row:
+        q = select(features)
+        if isinstance(ref, int) or ref.isdigit():
+            q = q.where(features.c.id == int(ref))
+        else:
+            q = q.where(features.c.slug == ref)
+        r = conn.execute(q).first()
+        if r is None:
+            raise NotFoundInStore(f"feature {ref!r} not found")
+        return feature_row(r)
+
+    @staticmethod
+    def _task_row(conn: Connection, feature_id: int, key: str) -> Row:
+        r = conn.execute(select(tasks).where(tasks.c.feature_id == feature_id, tasks.c.key == key)).first()
+        if r is None:
+            raise NotFoundInStore(f"task {key!r} not found in feature {feature_id}")
+        return task_row(r)
+
+    def _recompute(self, conn: Connection, feature_id: int, now: float) -> None:
+        """Recompute pending_deps, readiness and blocking for the unfinished tasks of a feature."""
+        rows = [task_row(r) for r in conn.execute(select(tasks).where(tasks.c.feature_id == feature_id))]
+        evs: list[Row] = []
+        for t, ch in compute_readiness(rows, now):
+            conn.execute(update(tasks).where(tasks.c.id == t["id"]).values(**ch, updated_at=now))
+            if ch.get("status") in ("blocked", "ready"):
+                evs.append(self._ev(t, ch["status"], now, reason=ch.get("reason")))
+        self._events(conn, evs)
+
+    def _block_dependents(self, conn: Connection, failed: list[Row], now: float) -> None:
+        """Block, transitively, the unfinished dependents of finally failed or cancelled tasks."""
+        frontier = [(t["id"], blocked_reason(t["key"], t["status"], t.get("reason"))) for t in failed]
+        evs: list[Row] = []
+        while frontier:
+            nxt: list[tuple[int, str]] = []
+            for dep_id, reason in frontier:
+                sub = select(task_deps.c.task_id).where(task_deps.c.dep_id == dep_id)
+                res = conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(sub), tasks.c.status.in_(("pending", "ready")))
+                    .values(status="blocked", reason=reason, updated_at=now)
+                    .returning(tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt)
+                ).all()
+                for r in res:
+                    t = dict(r._mapping)
+                    evs.append(self._ev(t, "blocked", now, reason=reason))
+                    nxt.append((t["id"], blocked_reason(t["key"], "blocked", reason)))
+            frontier = nxt
+        self._events(conn, evs)

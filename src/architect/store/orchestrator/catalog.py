@@ -1,0 +1,371 @@
+"""Features, phases, tasks, plan import, feature items, events and ledger costs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from architect.errors import NotFoundInStore, StoreError
+from architect.store.orchestrator.base import (
+    FINAL,
+    JSON_TASK,
+    RepoBase,
+    Row,
+    dumps,
+    feature_row,
+    loads,
+    task_row,
+)
+from architect.store.schema import calls
+from architect.store.schema_orchestrator import feature_items, features, phases, task_deps, task_events, tasks
+
+__all__ = ["CatalogMixin"]
+
+_TASK_FIELDS = (
+    "phase", "title", "description", "deps", "priority", "estimate_h", "role",
+    "executor", "params", "validator", "max_attempts", "max_crashes",
+)  # fmt: skip
+_ITEM_FIELDS = ("body", "severity", "status", "task_key", "date", "rationale", "impact")
+
+
+class CatalogMixin(RepoBase):
+    # ---------------------------------------------------------------- plan import
+    def import_feature(self, plan: Mapping[str, Any], now: float) -> Row:
+        """Create or update a feature from a validated plan, by slug and task key; idempotent."""
+        with self._write() as conn:
+            return self._apply(conn, plan, now)
+
+    def _apply(self, conn: Connection, plan: Mapping[str, Any], now: float) -> Row:
+        head = {k: plan.get(k) for k in ("project", "title", "spec")}
+        head["acceptance"] = dumps(list(plan.get("acceptance") or []))
+        existing = conn.execute(select(features.c.id).where(features.c.slug == plan["slug"])).scalar()
+        if existing is None:
+            fid = int(
+                conn.execute(
+                    insert(features)
+                    .values(**head, slug=plan["slug"], status="active", created_at=now, updated_at=now)
+                    .returning(features.c.id)
+                ).scalar_one()
+            )
+        else:
+            fid = int(existing)
+            conn.execute(update(features).where(features.c.id == fid).values(**head, updated_at=now))
+        have_phases = {
+            r.number: r.title for r in conn.execute(select(phases).where(phases.c.feature_id == fid))
+        }
+        for ph in plan.get("phases", []):
+            if ph["number"] not in have_phases:
+                conn.execute(insert(phases).values(feature_id=fid, number=ph["number"], title=ph["title"]))
+            elif have_phases[ph["number"]] != ph["title"]:
+                conn.execute(
+                    update(phases)
+                    .where(phases.c.feature_id == fid, phases.c.number == ph["number"])
+                    .values(title=ph["title"])
+                )
+        have = {
+            t["key"]: t
+            for t in (task_row(r) for r in conn.execute(select(tasks).where(tasks.c.feature_id == fid)))
+        }
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "kept_finished": 0, "removed": 0}
+        evs: list[Row] = []
+        for spec in plan.get("tasks", []):
+            fields = {k: spec.get(k) for k in _TASK_FIELDS}
+            old = have.get(spec["key"])
+            if old is None:
+                vals = {k: (dumps(v) if k in JSON_TASK else v) for k, v in fields.items()}
+                done = bool(spec.get("done"))
+                row = conn.execute(
+                    insert(tasks)
+                    .values(
+                        **vals,
+                        feature_id=fid,
+                        key=spec["key"],
+                        pending_deps=len(spec.get("deps") or []),
+                        status="succeeded" if done else "pending",
+                        attempt=0,
+                        failures=0,
+                        crashes=0,
+                        run_after=now,
+                        created_at=now,
+                        updated_at=now,
+                        finished_at=now if done else None,
+                    )  # fmt: skip
+                    .returning(tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt)
+                ).one()
+                counts["created"] += 1
+                if done:
+                    evs.append(self._ev(dict(row._mapping), "succeeded", now, imported=True))
+                continue
+            changed = {k: v for k, v in fields.items() if old.get(k) != v}
+            if old["status"] in FINAL:
+                counts["kept_finished"] += 1
+            if spec.get("done") and old["status"] not in (*FINAL, "running"):
+                changed.update(status="succeeded", finished_at=now, reason=None)
+                evs.append(self._ev(old, "succeeded", now, imported=True))
+            if changed:
+                vals = {k: (dumps(v) if k in JSON_TASK else v) for k, v in changed.items()}
+                conn.execute(update(tasks).where(tasks.c.id == old["id"]).values(**vals, updated_at=now))
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+        keys = {s["key"] for s in plan.get("tasks", [])}
+        for key, old in have.items():
+            if key not in keys and old["status"] not in (*FINAL, "running"):
+                reason = "removed from the plan"
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id == old["id"])
+                    .values(status="cancelled", reason=reason, finished_at=now)
+                )
+                evs.append(self._ev(old, "cancelled", now, reason=reason))
+                counts["removed"] += 1
+        ids = {
+            r.key: int(r.id)
+            for r in conn.execute(select(tasks.c.id, tasks.c.key).where(tasks.c.feature_id == fid))
+        }
+        conn.execute(delete(task_deps).where(task_deps.c.task_id.in_(list(ids.values()))))
+        edges = [
+            {"task_id": ids[s["key"]], "dep_id": ids[d]}
+            for s in plan.get("tasks", [])
+            for d in s.get("deps") or []
+        ]
+        if edges:
+            conn.execute(insert(task_deps), edges)
+        self._upsert_items(conn, fid, plan.get("items", []), now)
+        self._events(conn, evs)
+        self._recompute(conn, fid, now)
+        conn.execute(insert(task_events).values(ts=now, feature_id=fid, kind="imported", data=dumps(counts)))
+        return {"feature": self._feature_row(conn, fid), **counts}
+
+    @staticmethod
+    def _upsert_items(conn: Connection, fid: int, items: list[Mapping[str, Any]], now: float) -> None:
+        have = {
+            (r.kind, r.title): int(r.id)
+            for r in conn.execute(select(feature_items).where(feature_items.c.feature_id == fid))
+        }
+        for it in items:
+            vals = {k: it.get(k) for k in _ITEM_FIELDS if it.get(k) is not None}
+            vals.setdefault("status", "open")
+            iid = have.get((it["kind"], it["title"]))
+            if iid is None:
+                conn.execute(
+                    insert(feature_items).values(
+                        **vals,
+                        feature_id=fid,
+                        kind=it["kind"],
+                        title=it["title"],
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(feature_items).where(feature_items.c.id == iid).values(**vals, updated_at=now)
+                )
+
+    # ---------------------------------------------------------------- features
+    def get_feature(self, ref: str | int) -> Row:
+        with self._read() as conn:
+            return self._feature_row(conn, ref)
+
+    def list_features(self, projects: frozenset[str] | None = None) -> list[Row]:
+        q = select(features).order_by(features.c.id)
+        if projects is not None:
+            q = q.where(features.c.project.in_(sorted(projects)))
+        with self._read() as conn:
+            return [feature_row(r) for r in conn.execute(q)]
+
+    def update_feature(self, feature_id: int, fields: Mapping[str, Any], now: float) -> Row:
+        vals = dict(fields)
+        if "acceptance" in vals:
+            vals["acceptance"] = dumps(vals["acceptance"])
+        with self._write() as conn:
+            self._feature_row(conn, feature_id)
+            conn.execute(update(features).where(features.c.id == feature_id).values(**vals, updated_at=now))
+            return self._feature_row(conn, feature_id)
+
+    def set_feature_status(self, feature_id: int, status: str, now: float, reason: str) -> int:
+        """active (resume) | paused | cancelled; cancelling cancels every unfinished task."""
+        with self._write() as conn:
+            self._feature_row(conn, feature_id)
+            conn.execute(
+                update(features).where(features.c.id == feature_id).values(status=status, updated_at=now)
+            )
+            conn.execute(
+                insert(task_events).values(
+                    ts=now, feature_id=feature_id, kind=f"feature_{status}", data=dumps({"reason": reason})
+                )
+            )
+            if status != "cancelled":
+                return 0
+            res = conn.execute(
+                update(tasks)
+                .where(tasks.c.feature_id == feature_id, tasks.c.status.not_in(FINAL))
+                .values(
+                    status="cancelled", reason=reason, finished_at=now, lease_expires=None, updated_at=now
+                )
+                .returning(tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt)
+            ).all()
+            self._events(conn, [self._ev(dict(r._mapping), "cancelled", now, reason=reason) for r in res])
+            return len(res)
+
+    def delete_feature(self, feature_id: int) -> None:
+        with self._write() as conn:
+            self._feature_row(conn, feature_id)
+            ids = select(tasks.c.id).where(tasks.c.feature_id == feature_id)
+            conn.execute(delete(task_deps).where(task_deps.c.task_id.in_(ids)))
+            for t in (tasks, phases, task_events, feature_items):
+                conn.execute(delete(t).where(t.c.feature_id == feature_id))
+            conn.execute(delete(features).where(features.c.id == feature_id))
+
+    def phases(self, feature_id: int) -> list[Row]:
+        q = select(phases).where(phases.c.feature_id == feature_id).order_by(phases.c.number)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # ---------------------------------------------------------------- tasks
+    def tasks(self, feature_id: int, status: str | None = None) -> list[Row]:
+        q = select(tasks).where(tasks.c.feature_id == feature_id).order_by(tasks.c.phase, tasks.c.id)
+        if status is not None:
+            q = q.where(tasks.c.status == status)
+        with self._read() as conn:
+            return [task_row(r) for r in conn.execute(q)]
+
+    def get_task(self, feature_id: int, key: str) -> Row:
+        with self._read() as conn:
+            return self._task_row(conn, feature_id, key)
+
+    def update_task(self, feature_id: int, key: str, fields: Mapping[str, Any], now: float) -> Row:
+        vals = {k: (dumps(v) if k in JSON_TASK else v) for k, v in fields.items()}
+        with self._write() as conn:
+            self._task_row(conn, feature_id, key)
+            q = update(tasks).where(tasks.c.feature_id == feature_id, tasks.c.key == key)
+            conn.execute(q.values(**vals, updated_at=now))
+            return self._task_row(conn, feature_id, key)
+
+    def cancel_task(self, feature_id: int, key: str, now: float, reason: str) -> Row:
+        with self._write() as conn:
+            t = self._task_row(conn, feature_id, key)
+            if t["status"] in FINAL:
+                raise StoreError(f"task {key} is already {t['status']}")
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == t["id"])
+                .values(
+                    status="cancelled", reason=reason, finished_at=now, lease_expires=None, updated_at=now
+                )
+            )
+            t.update(status="cancelled", reason=reason)
+            self._events(conn, [self._ev(t, "cancelled", now, reason=reason)])
+            self._block_dependents(conn, [t], now)
+            return self._task_row(conn, feature_id, key)
+
+    def retry_task(self, feature_id: int, key: str, now: float) -> Row:
+        with self._write() as conn:
+            t = self._task_row(conn, feature_id, key)
+            if t["status"] not in ("failed", "cancelled", "blocked"):
+                raise StoreError(
+                    f"task {key} is {t['status']}; only failed, cancelled or blocked tasks can be retried"
+                )
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == t["id"])
+                .values(status="pending", reason=None, failures=0, crashes=0, finished_at=None, run_after=now)
+            )
+            self._events(conn, [self._ev(t, "retry_requested", now)])
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.feature_id == feature_id, tasks.c.status == "blocked")
+                .values(status="pending", reason=None)
+            )
+            self._recompute(conn, feature_id, now)
+            return self._task_row(conn, feature_id, key)
+
+    def status_counts(self, feature_id: int) -> list[Row]:
+        q = (
+            select(tasks.c.phase, tasks.c.status, func.count().label("n"))
+            .where(tasks.c.feature_id == feature_id)
+            .group_by(tasks.c.phase, tasks.c.status)
+        )
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # ---------------------------------------------------------------- events, items, costs
+    def add_event(
+        self, feature_id: int, kind: str, now: float, data: Mapping[str, Any] | None = None
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(task_events).values(ts=now, feature_id=feature_id, kind=kind, data=dumps(data))
+            )
+
+    def events(self, feature_id: int | None = None, after_id: int = 0, limit: int = 10_000) -> list[Row]:
+        q = select(task_events).where(task_events.c.id > after_id).order_by(task_events.c.id).limit(limit)
+        if feature_id is not None:
+            q = q.where(task_events.c.feature_id == feature_id)
+        out = []
+        with self._read() as conn:
+            for r in conn.execute(q):
+                d = dict(r._mapping)
+                d["data"] = loads(d["data"]) or {}
+                out.append(d)
+        return out
+
+    def items(self, feature_id: int, kind: str | None = None) -> list[Row]:
+        q = select(feature_items).where(feature_items.c.feature_id == feature_id).order_by(feature_items.c.id)
+        if kind is not None:
+            q = q.where(feature_items.c.kind == kind)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def add_item(self, feature_id: int, fields: Mapping[str, Any], now: float) -> Row:
+        with self._write() as conn:
+            self._feature_row(conn, feature_id)
+            vals = {
+                "status": "open",
+                **fields,
+                "feature_id": feature_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            return dict(
+                conn.execute(insert(feature_items).values(**vals).returning(*feature_items.c)).one()._mapping
+            )
+
+    def update_item(self, feature_id: int, item_id: int, fields: Mapping[str, Any], now: float) -> Row:
+        with self._write() as conn:
+            res = conn.execute(
+                update(feature_items)
+                .where(feature_items.c.id == item_id, feature_items.c.feature_id == feature_id)
+                .values(**fields, updated_at=now)
+                .returning(*feature_items.c)
+            ).first()
+            if res is None:
+                raise NotFoundInStore(f"item {item_id} not found in feature {feature_id}")
+            return dict(res._mapping)
+
+    def delete_item(self, feature_id: int, item_id: int) -> None:
+        with self._write() as conn:
+            q = delete(feature_items).where(
+                feature_items.c.id == item_id, feature_items.c.feature_id == feature_id
+            )
+            if not conn.execute(q).rowcount:
+                raise NotFoundInStore(f"item {item_id} not found in feature {feature_id}")
+
+    def call_costs(self, project: str, feature: str) -> list[Row]:
+        """Model calls, tokens and cost per task, from the ledger's `calls` tags."""
+        q = (
+            select(
+                calls.c.task,
+                func.count().label("calls"),
+                func.coalesce(func.sum(calls.c.cost_usd), 0.0).label("cost_usd"),
+                func.coalesce(func.sum(calls.c.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(calls.c.completion_tokens), 0).label("completion_tokens"),
+            )
+            .where(calls.c.project == project, calls.c.feature == feature)
+            .group_by(calls.c.task)
+        )
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]

@@ -1,0 +1,272 @@
+"""Claims, leases, heartbeats, fenced completion and the reaper (the hot path of the orchestrator)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from architect.store.orchestrator.base import ClaimOptions, Outcome, RepoBase, Row, dumps, task_row
+from architect.store.schema_orchestrator import features, task_deps, task_limits, task_workers, tasks
+
+__all__ = ["ExecutionMixin"]
+
+
+class ExecutionMixin(RepoBase):
+    def _lock_limits(self, conn: Connection, name: str = "global") -> list[float]:
+        ins = (pg_insert if self._pg else sqlite_insert)(task_limits).values(name=name, window="[]")
+        conn.execute(ins.on_conflict_do_nothing(index_elements=["name"]))
+        q = select(task_limits.c.window).where(task_limits.c.name == name).with_for_update()
+        return [float(t) for t in orjson.loads(conn.execute(q).scalar_one())]
+
+    @staticmethod
+    def _claimable(now: float, opts: ClaimOptions) -> Any:
+        inactive = select(features.c.id).where(features.c.status != "active")
+        conds = [tasks.c.status == "ready", tasks.c.run_after <= now, tasks.c.feature_id.not_in(inactive)]
+        if opts.feature_ids is not None:
+            conds.append(tasks.c.feature_id.in_(opts.feature_ids))
+        if opts.max_phase is not None:
+            conds.append(tasks.c.phase <= opts.max_phase)
+        if opts.exclude_executors:
+            conds.append(tasks.c.executor.not_in(opts.exclude_executors))
+        return and_(*conds)
+
+    def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> list[Row]:
+        """Claim up to n ready tasks (priority, then age) for worker_id, within the shared limits."""
+        if n <= 0:
+            return []
+        limited = opts.max_running is not None or bool(opts.role_limits) or opts.rate is not None
+        with self._write() as conn:
+            window: list[float] = []
+            if limited:
+                # keep a margin of older starts: another worker's clock reading may be slightly behind
+                window = [t for t in self._lock_limits(conn) if t > now - opts.rate_period - 5.0]
+                if opts.max_running is not None:
+                    running = conn.execute(
+                        select(func.count()).where(tasks.c.status == "running")
+                    ).scalar_one()
+                    n = min(n, opts.max_running - int(running))
+                if opts.rate is not None:
+                    n = min(n, opts.rate - sum(1 for t in window if t > now - opts.rate_period))
+                if n <= 0:
+                    return []
+            order = (tasks.c.priority.desc(), tasks.c.ready_at, tasks.c.id)
+            ids: Any
+            if opts.role_limits:
+                ids = self._pick_by_role(conn, n, now, opts, order)
+            else:
+                ids = select(tasks.c.id).where(self._claimable(now, opts)).order_by(*order).limit(n)
+                ids = ids.with_for_update(skip_locked=True)
+            res = conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(ids), tasks.c.status == "ready")
+                .values(
+                    status="running",
+                    attempt=tasks.c.attempt + 1,
+                    worker_id=worker_id,
+                    lease_expires=now + lease_s,
+                    started_at=now,
+                    reason=None,
+                    updated_at=now,
+                )
+                .returning(*tasks.c)
+            ).all()
+            claimed = sorted(
+                (task_row(r) for r in res), key=lambda t: (-t["priority"], t["ready_at"] or 0, t["id"])
+            )
+            if opts.rate is not None and claimed:
+                window.extend([now] * len(claimed))
+                conn.execute(
+                    update(task_limits).where(task_limits.c.name == "global").values(window=dumps(window))
+                )
+            batch = f"{worker_id}@{now:.6f}"
+            evs = [self._ev(t, "claimed", now, worker_id, batch=batch, run=opts.run_id) for t in claimed]
+            self._events(conn, evs)
+            return claimed
+
+    def _pick_by_role(
+        self, conn: Connection, n: int, now: float, opts: ClaimOptions, order: Any
+    ) -> list[int]:
+        q = select(tasks.c.role, func.count()).where(tasks.c.status == "running").group_by(tasks.c.role)
+        running: dict[str | None, int] = {r: int(c) for r, c in conn.execute(q)}
+        cand = select(tasks.c.id, tasks.c.role).where(self._claimable(now, opts)).order_by(*order)
+        cand = cand.limit(max(n * 8, 64)).with_for_update(skip_locked=True)
+        out: list[int] = []
+        for tid, role in conn.execute(cand):
+            cap = opts.role_limits.get(role) if role is not None else None
+            if cap is not None and running.get(role, 0) >= cap:
+                continue
+            running[role] = running.get(role, 0) + 1
+            out.append(int(tid))
+            if len(out) >= n:
+                break
+        return out
+
+    def rate_wait(self, rate: int, period: float, now: float) -> float:
+        """Seconds until the shared rate window has room again (0 when it has room now)."""
+        with self._read() as conn:
+            raw = conn.execute(select(task_limits.c.window).where(task_limits.c.name == "global")).scalar()
+        window = sorted(float(t) for t in (orjson.loads(raw) if raw else []) if t > now - period)
+        if len(window) < rate:
+            return 0.0
+        return max(0.0, window[len(window) - rate] + period - now)
+
+    def heartbeat(self, worker_id: str, task_ids: Sequence[int], now: float, lease_s: float) -> set[int]:
+        """Extend the leases this worker still holds; returns the ids it still owns."""
+        with self._write() as conn:
+            conn.execute(update(task_workers).where(task_workers.c.id == worker_id).values(last_seen=now))
+            if not task_ids:
+                return set()
+            res = conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.id.in_(list(task_ids)),
+                    tasks.c.worker_id == worker_id,
+                    tasks.c.status == "running",
+                )
+                .values(lease_expires=now + lease_s)
+                .returning(tasks.c.id)
+            )
+            return {int(r[0]) for r in res}
+
+    def set_process(self, task_id: int, attempt: int, host: str | None, pgid: int | None) -> bool:
+        """Record (or clear) the process group running this attempt; fenced like completion."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == "running")
+                .values(host=host, pgid=pgid)
+            )
+            return (res.rowcount or 0) == 1
+
+    def complete(self, task_id: int, attempt: int, now: float, outcome: Outcome, worker_id: str) -> bool:
+        """Record an attempt's outcome, fenced by attempt and status; False if the attempt lost its claim."""
+        retry = outcome.status == "failed" and outcome.retry_at is not None
+        status = "ready" if retry else outcome.status
+        vals: dict[str, Any] = {
+            "status": status,
+            "result": dumps(outcome.result),
+            "validation": dumps(outcome.validation),
+            "reason": outcome.reason,
+            "lease_expires": None,
+            "pgid": None,
+            "updated_at": now,
+        }
+        if outcome.status == "failed":
+            vals["failures"] = tasks.c.failures + 1
+        if retry:
+            vals.update(run_after=outcome.retry_at, ready_at=now)
+        else:
+            vals["finished_at"] = now
+        cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
+        with self._write() as conn:
+            row = conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == "running")
+                .values(**vals)
+                .returning(*cols)
+            ).first()
+            if row is None:
+                return False
+            t = dict(row._mapping)
+            data: dict[str, Any] = {"duration_s": outcome.duration_s}
+            if outcome.validation is not None:
+                data["validation"] = outcome.validation
+            if outcome.status == "failed":
+                data.update(reason=outcome.reason, retry_at=outcome.retry_at)
+            self._events(conn, [self._ev(t, outcome.status, now, worker_id, **data)])
+            if status == "succeeded":
+                sub = select(task_deps.c.task_id).where(task_deps.c.dep_id == task_id)
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(sub), tasks.c.status == "pending")
+                    .values(pending_deps=tasks.c.pending_deps - 1)
+                )
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(sub), tasks.c.status == "pending", tasks.c.pending_deps <= 0)
+                    .values(status="ready", ready_at=now, run_after=now, updated_at=now)
+                )
+            elif status == "failed":
+                self._block_dependents(conn, [t], now)
+            return True
+
+    def reap(self, now: float) -> list[Row]:
+        """Requeue running tasks whose lease expired (or fail them past their crash cap)."""
+        expired = and_(tasks.c.status == "running", tasks.c.lease_expires < now)
+        cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
+        cols = (*cols, tasks.c.worker_id, tasks.c.crashes, tasks.c.host, tasks.c.pgid)
+        with self._write() as conn:
+            over = conn.execute(
+                update(tasks)
+                .where(expired, tasks.c.crashes + 1 > tasks.c.max_crashes)
+                .values(
+                    status="failed",
+                    crashes=tasks.c.crashes + 1,
+                    reason="lease expired too many times (worker lost)",
+                    finished_at=now,
+                    lease_expires=None,
+                    updated_at=now,
+                )
+                .returning(*cols)
+            ).all()
+            back = conn.execute(
+                update(tasks)
+                .where(expired)
+                .values(
+                    status="ready",
+                    crashes=tasks.c.crashes + 1,
+                    run_after=now,
+                    ready_at=now,
+                    lease_expires=None,
+                )
+                .returning(*cols)
+            ).all()
+            failed = [dict(r._mapping) for r in over]
+            requeued = [dict(r._mapping) for r in back]
+            evs = [self._ev(t, "failed", now, lost_worker=t["worker_id"], reason=t["reason"]) for t in failed]
+            evs += [self._ev(t, "requeued", now, lost_worker=t["worker_id"]) for t in requeued]
+            self._events(conn, evs)
+            if failed:
+                self._block_dependents(conn, failed, now)
+            return failed + requeued
+
+    def register_worker(self, worker_id: str, host: str, pid: int, now: float) -> None:
+        with self._write() as conn:
+            conn.execute(delete(task_workers).where(task_workers.c.id == worker_id))
+            conn.execute(
+                insert(task_workers).values(id=worker_id, host=host, pid=pid, started_at=now, last_seen=now)
+            )
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(task_workers).where(task_workers.c.id == worker_id))
+
+    def workers(self) -> list[Row]:
+        with self._read() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(task_workers).order_by(task_workers.c.started_at))
+            ]
+
+    def active_count(
+        self, feature_ids: Sequence[int] | None, max_phase: int | None, exclude_executors: Sequence[str] = ()
+    ) -> Row:
+        """Task counts by status in scope, and how many of the scoped features are not active."""
+        q = select(tasks.c.status, func.count()).group_by(tasks.c.status)
+        if exclude_executors:
+            q = q.where(tasks.c.executor.not_in(list(exclude_executors)))
+        fq = select(func.count()).where(features.c.status != "active")
+        if feature_ids is not None:
+            q = q.where(tasks.c.feature_id.in_(feature_ids))
+            fq = fq.where(features.c.id.in_(feature_ids))
+        if max_phase is not None:
+            q = q.where(tasks.c.phase <= max_phase)
+        with self._read() as conn:
+            counts = {str(s): int(c) for s, c in conn.execute(q)}
+            inactive = conn.execute(fq).scalar_one()
+        return {"counts": counts, "inactive_features": int(inactive)}

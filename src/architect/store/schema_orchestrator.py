@@ -1,0 +1,153 @@
+"""Orchestrator tables: features, phases, tasks (with their dependency edges), task events,
+feature items (bugs, decisions, risks, issues, blockers), workers and the shared limiter rows.
+
+Times are UNIX seconds (float) as in the ledger; JSON payloads are stored as text.
+Migration `0002_orchestrator` creates exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+
+from architect.store.schema import metadata
+
+__all__ = [
+    "TASK_STATUSES",
+    "feature_items",
+    "features",
+    "phases",
+    "task_deps",
+    "task_events",
+    "task_limits",
+    "task_workers",
+    "tasks",
+]
+
+TASK_STATUSES = ("pending", "ready", "running", "succeeded", "failed", "blocked", "cancelled")
+
+features = Table(
+    "features",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(200), nullable=False),
+    Column("slug", String(200), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("spec", Text),
+    Column("acceptance", Text),  # JSON list of strings
+    Column("status", String(16), nullable=False),  # active | paused | cancelled | done
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("slug", name="uq_features_slug"),
+)
+
+phases = Table(
+    "phases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_id", Integer, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("title", String(500), nullable=False),
+    UniqueConstraint("feature_id", "number", name="uq_phases_feature_number"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_id", Integer, nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("description", Text),
+    Column("deps", Text, nullable=False),  # JSON list of task keys, as written in the plan
+    Column("pending_deps", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("estimate_h", Float),
+    Column("role", String(100)),
+    Column("executor", String(32), nullable=False),
+    Column("params", Text, nullable=False),  # JSON object
+    Column("validator", Text),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("attempt", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("crashes", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("max_crashes", Integer, nullable=False),
+    Column("run_after", Float, nullable=False),
+    Column("lease_expires", Float),
+    Column("worker_id", String(100)),
+    Column("host", String(255)),
+    Column("pgid", Integer),
+    Column("result", Text),  # JSON
+    Column("validation", Text),  # JSON
+    Column("created_at", Float, nullable=False),
+    Column("ready_at", Float),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("feature_id", "key", name="uq_tasks_feature_key"),
+    Index("ix_tasks_claim", "status", "priority", "ready_at"),
+    Index("ix_tasks_lease", "status", "lease_expires"),
+    Index("ix_tasks_feature_status", "feature_id", "status"),
+)
+
+task_deps = Table(
+    "task_deps",
+    metadata,
+    Column("task_id", Integer, primary_key=True),
+    Column("dep_id", Integer, primary_key=True),
+    Index("ix_task_deps_dep", "dep_id"),
+)
+
+task_events = Table(
+    "task_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("feature_id", Integer, nullable=False),
+    Column("task_id", Integer),
+    Column("task_key", String(64)),
+    Column("kind", String(32), nullable=False),
+    Column("attempt", Integer),
+    Column("worker_id", String(100)),
+    Column("data", Text),  # JSON
+    Index("ix_task_events_feature", "feature_id", "id"),
+)
+
+feature_items = Table(
+    "feature_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # bug | decision | risk | issue | blocker
+    Column("title", String(500), nullable=False),
+    Column("body", Text),
+    Column("severity", String(16)),
+    Column("status", String(16), nullable=False),
+    Column("task_key", String(64)),
+    Column("date", String(32)),
+    Column("rationale", Text),
+    Column("impact", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_feature_items_feature", "feature_id", "kind"),
+)
+
+task_workers = Table(
+    "task_workers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+
+# One row per shared limiter: `window` holds the JSON list of start times in the last second.
+task_limits = Table(
+    "task_limits",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("window", Text, nullable=False),
+)
