@@ -32,6 +32,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("architect.cli.keys", "keys"),
     ("architect.cli.spend", None),
     ("architect.cli.cache", "cache"),
+    ("architect.cli.alerts", None),
 )
 
 

@@ -219,4 +219,4 @@ class Executor:
             return err
         if any(d.breaker.state == OPEN for d in breakers_open):
             cls = Unavailable
-        return cls(f"model '{call.model}': the upstream failed; tried: {tried}", kind=last.kind)
+        return cls(f"model '{call.model}': the upstream failed; tried: {tried}", kind=last.kind, code=last.kind)

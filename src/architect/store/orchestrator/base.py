@@ -51,6 +51,7 @@ class ClaimOptions:
     """What a worker may claim and the shared limits that apply (None: unlimited)."""
 
     feature_ids: tuple[int, ...] | None = None
+    task_ids: tuple[int, ...] | None = None
     max_phase: int | None = None
     exclude_executors: tuple[str, ...] = ()
     max_running: int | None = None

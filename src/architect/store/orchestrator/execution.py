@@ -29,6 +29,8 @@ class ExecutionMixin(RepoBase):
         conds = [tasks.c.status == "ready", tasks.c.run_after <= now, tasks.c.feature_id.not_in(inactive)]
         if opts.feature_ids is not None:
             conds.append(tasks.c.feature_id.in_(opts.feature_ids))
+        if opts.task_ids is not None:
+            conds.append(tasks.c.id.in_(opts.task_ids))
         if opts.max_phase is not None:
             conds.append(tasks.c.phase <= opts.max_phase)
         if opts.exclude_executors:

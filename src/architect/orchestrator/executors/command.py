@@ -1,0 +1,126 @@
+"""`command` executor: a shell command in its own process group, with a timeout; also validators.
+
+The process group id is reported through `ctx.on_process` so a lost worker's orphaned group can be
+killed before the task is dispatched again. Validator output is parsed for pytest or JUnit counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
+
+__all__ = ["CommandExecutor", "kill_group", "parse_test_summary", "run_shell", "run_validator"]
+
+_PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Kill a process group; False when it no longer exists. Never our own group."""
+    if pgid <= 1 or pgid == os.getpgrp():
+        return False
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def run_shell(
+    command: str,
+    *,
+    cwd: str | None,
+    timeout: float | None,
+    env: Mapping[str, str],
+    ctx: TaskContext | None = None,
+) -> tuple[int | None, str, float]:
+    """Run a shell command in a new session; (exit code or None on timeout, output, seconds)."""
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_shell(
+        command,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **env},
+    )
+    if ctx is not None and ctx.on_process is not None:
+        await ctx.on_process(proc.pid)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        code: int | None = proc.returncode
+    except TimeoutError:
+        kill_group(proc.pid)
+        out = b""
+        with contextlib.suppress(Exception):
+            out, _ = await asyncio.wait_for(proc.communicate(), 5)
+        code = None
+    except BaseException:  # cancelled (claim lost, shutdown): take the whole group down
+        kill_group(proc.pid)
+        raise
+    return code, out.decode(errors="replace"), time.monotonic() - start
+
+
+def parse_test_summary(output: str, junit: str | None = None) -> dict[str, Any]:
+    """Counts from a JUnit XML file if given, else from a pytest summary line; {} if neither."""
+    if junit:
+        try:
+            root = ET.parse(junit).getroot()
+        except (OSError, ET.ParseError):
+            root = None
+        if root is not None:
+            suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+            n = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+            passed = n["tests"] - n["failures"] - n["errors"] - n["skipped"]
+            return {"source": "junit", "passed": passed, "failed": n["failures"], "errors": n["errors"],
+                    "skipped": n["skipped"]}  # fmt: skip
+    for line in reversed(output.splitlines()):
+        found = _PYTEST_COUNT.findall(line)
+        if found and (" in " in line or "=" in line):
+            counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+            for num, word in found:
+                key = "errors" if word.startswith("error") else word
+                if key in counts:
+                    counts[key] += int(num)
+            return {"source": "pytest", **counts}
+    return {}
+
+
+async def run_validator(ctx: TaskContext, command: str) -> dict[str, Any]:
+    p = ctx.params
+    code, out, secs = await run_shell(
+        command, cwd=p.get("cwd"), timeout=float(p.get("validator_timeout", 600)), env=ctx.env, ctx=ctx
+    )
+    summary = parse_test_summary(out, p.get("junit"))
+    return {"ok": code == 0, "exit_code": code, "duration_s": round(secs, 3), **summary, "output_tail": tail(out, 2000)}
+
+
+class CommandExecutor:
+    name = "command"
+
+    async def health(self) -> str | None:
+        return None
+
+    async def run(self, ctx: TaskContext) -> ExecResult:
+        p = ctx.params
+        cwd = p.get("cwd")
+        if cwd and not Path(cwd).is_dir():
+            return ExecResult(False, None, f"params.cwd: {cwd} is not a directory")
+        timeout = float(p["timeout"]) if p.get("timeout") else None
+        env = {**ctx.env, **{str(k): str(v) for k, v in (p.get("env") or {}).items()}}
+        code, out, secs = await run_shell(str(p["command"]), cwd=cwd, timeout=timeout, env=env, ctx=ctx)
+        result = {"exit_code": code, "output_tail": tail(out), "duration_s": round(secs, 3)}
+        if code is None:
+            return ExecResult(False, result, f"timed out after {timeout:g}s")
+        if code != 0:
+            return ExecResult(False, result, f"exit code {code}")
+        return ExecResult(True, result)

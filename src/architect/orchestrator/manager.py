@@ -1,0 +1,149 @@
+"""The manager: the orchestrator's domain operations over a `TaskRepo` (procrastinate's `manager`).
+
+Claims take a lease; heartbeats extend it; `reap` requeues tasks whose lease expired; `complete`
+is fenced by the attempt number and decides retries with exponential backoff kept in the store
+(`run_after`). Readiness and blocking propagate inside the store's transactions. Every state change
+is also handed to `publish` (the API wires it to the event bus, topic "task").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from architect.errors import PlanError, StoreError
+from architect.store.orchestrator import ClaimOptions, Outcome, Row, TaskRepo
+
+__all__ = ["Manager"]
+
+Publish = Callable[[dict[str, Any]], None]
+
+
+class Manager:
+    def __init__(
+        self,
+        repo: TaskRepo,
+        *,
+        publish: Publish | None = None,
+        clock: Callable[[], float] = time.time,
+        backoff_base_s: float = 2.0,
+        backoff_max_s: float = 300.0,
+    ) -> None:
+        self.repo = repo
+        self._publish = publish
+        self.clock = clock
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self._publish is not None:
+            self._publish({"kind": kind, "ts": self.clock(), **data})
+
+    # ---------------------------------------------------------------- plans and features
+    def import_plans(self, plans: Sequence[Mapping[str, Any]]) -> list[Row]:
+        out = []
+        for plan in plans:
+            res = self.repo.import_feature(plan, self.clock())
+            self._emit("imported", feature=res["feature"]["slug"], created=res["created"], updated=res["updated"])
+            out.append(res)
+        return out
+
+    def feature(self, ref: str | int) -> Row:
+        return self.repo.get_feature(ref)
+
+    def pause(self, ref: str | int, reason: str = "paused") -> Row:
+        return self._set_status(ref, "paused", reason, allowed=("active",))
+
+    def resume(self, ref: str | int, reason: str = "resumed") -> Row:
+        return self._set_status(ref, "active", reason, allowed=("paused",))
+
+    def cancel(self, ref: str | int, reason: str = "feature cancelled") -> Row:
+        return self._set_status(ref, "cancelled", reason, allowed=("active", "paused"))
+
+    def _set_status(self, ref: str | int, status: str, reason: str, allowed: tuple[str, ...]) -> Row:
+        f = self.repo.get_feature(ref)
+        if f["status"] not in allowed:
+            raise PlanError(f"feature {f['slug']} is {f['status']}; cannot set it {status}")
+        n = self.repo.set_feature_status(f["id"], status, self.clock(), reason)
+        self._emit(f"feature_{status}", feature=f["slug"], tasks_cancelled=n)
+        return self.repo.get_feature(f["id"])
+
+    def cancel_task(self, ref: str | int, key: str, reason: str = "cancelled") -> Row:
+        f = self.repo.get_feature(ref)
+        t = self.repo.cancel_task(f["id"], key, self.clock(), reason)
+        self._emit("cancelled", feature=f["slug"], task=key)
+        return t
+
+    def retry_task(self, ref: str | int, key: str) -> Row:
+        f = self.repo.get_feature(ref)
+        t = self.repo.retry_task(f["id"], key, self.clock())
+        self._emit("retry_requested", feature=f["slug"], task=key)
+        return t
+
+    def finish_manual(self, ref: str | int, key: str, *, ok: bool = True, note: str | None = None) -> Row:
+        """Complete a task by hand (manual tasks, or overriding one that is ready)."""
+        f = self.repo.get_feature(ref)
+        t = self.repo.get_task(f["id"], key)
+        if t["status"] != "ready":
+            raise StoreError(f"task {key} is {t['status']}; only a ready task can be completed by hand")
+        now = self.clock()
+        mine = self.repo.claim("manual", 1, now, 3600.0, ClaimOptions(task_ids=(t["id"],)))
+        if not mine:
+            raise StoreError(f"task {key} could not be claimed (another worker took it)")
+        status = "succeeded" if ok else "failed"
+        self.repo.complete(t["id"], mine[0]["attempt"], now, Outcome(status, result={"note": note}), "manual")
+        self._emit(status, feature=f["slug"], task=key, manual=True)
+        return self.repo.get_task(f["id"], key)
+
+    # ---------------------------------------------------------------- execution
+    def backoff(self, failures: int) -> float:
+        """Delay before the next attempt after `failures` failed attempts (exponential, capped)."""
+        return float(min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failures - 1)))
+
+    def claim(self, worker_id: str, n: int, lease_s: float, opts: ClaimOptions) -> list[Row]:
+        claimed = self.repo.claim(worker_id, n, self.clock(), lease_s, opts)
+        for t in claimed:
+            self._emit("claimed", feature_id=t["feature_id"], task=t["key"], attempt=t["attempt"], worker=worker_id)
+        return claimed
+
+    def heartbeat(self, worker_id: str, task_ids: Sequence[int], lease_s: float) -> set[int]:
+        return self.repo.heartbeat(worker_id, task_ids, self.clock(), lease_s)
+
+    def complete(
+        self,
+        task: Mapping[str, Any],
+        worker_id: str,
+        *,
+        ok: bool,
+        result: Any = None,
+        validation: Any = None,
+        reason: str | None = None,
+        duration_s: float | None = None,
+    ) -> bool:
+        """Record the outcome of `task`'s current attempt; False when the claim was lost (fenced)."""
+        now = self.clock()
+        retry_at = None
+        if not ok:
+            failures = int(task.get("failures") or 0) + 1
+            if failures < int(task["max_attempts"]):
+                retry_at = now + self.backoff(failures)
+        outcome = Outcome(
+            "succeeded" if ok else "failed", result, validation, reason, retry_at, duration_s
+        )
+        done = self.repo.complete(task["id"], task["attempt"], now, outcome, worker_id)
+        if done:
+            kind = "succeeded" if ok else ("retrying" if retry_at else "failed")
+            self._emit(kind, feature_id=task["feature_id"], task=task["key"], attempt=task["attempt"], reason=reason)
+        return done
+
+    def reap(self) -> list[Row]:
+        rows = self.repo.reap(self.clock())
+        for t in rows:
+            self._emit("requeued" if t["status"] == "ready" else "failed", feature_id=t["feature_id"], task=t["key"])
+        return rows
+
+    def snapshot(self, ref: str | int) -> Row:
+        """Feature, phases, tasks and per-phase status counts: what a progress display needs."""
+        f = self.repo.get_feature(ref)
+        return {"feature": f, "phases": self.repo.phases(f["id"]), "tasks": self.repo.tasks(f["id"])}

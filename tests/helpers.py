@@ -1,0 +1,85 @@
+"""Test helpers: build a runtime/app against given config dicts, run a real uvicorn server in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from architect.config import Config, parse_config
+from architect.gateway.app import GatewayApp, create_app
+from architect.gateway.runtime import Runtime
+from architect.store import Store, open_store
+
+__all__ = ["LiveServer", "free_port", "make_config", "stub_config"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stub_config(stub_url: str, **group: Any) -> dict[str, Any]:
+    """One provider `stub` (kind openai) and one group `m` with one deployment, plus overrides."""
+    deployments = group.pop("deployments", None) or [
+        {"provider": "stub", "model": "stub-model", "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}
+    ]
+    return {
+        "providers": [{"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-upstream-secret"}],
+        "models": [{"name": "m", "deployments": deployments, **group}],
+    }
+
+
+def make_config(data: dict[str, Any], env: dict[str, str] | None = None) -> Config:
+    return parse_config(data, env=env or {})
+
+
+class LiveServer:
+    """A real uvicorn server for an Architect app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, config: Config, store: Store | None = None, *, database_url: str | None = None) -> None:
+        self.store = store or (open_store(database_url) if database_url else Store.memory())
+        self.runtime = Runtime(config, self.store)
+        self.app: GatewayApp = create_app(self.runtime)
+        self.port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error",
+                                                     lifespan="on", loop="asyncio", http="h11"))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), daemon=True)
+        self._thread.start()
+        deadline = time.time() + 10
+        while not self._server.started:
+            if time.time() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+        with contextlib.suppress(Exception):
+            self.store.close()
+
+    def calls(self) -> list[dict[str, Any]]:
+        self.runtime.ledger.flush()
+        return self.store.ledger.calls_between(0, time.time() + 10)
+
+
+@contextlib.contextmanager
+def live(config: Config, **kw: Any) -> Iterator[LiveServer]:
+    with LiveServer(config, **kw) as server:
+        yield server
