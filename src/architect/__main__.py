@@ -1,3 +1,6 @@
+"""`python -m architect`: the command line."""
+
 from architect.cli.main import main
 
-main()
+if __name__ == "__main__":
+    main()

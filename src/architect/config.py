@@ -160,6 +160,9 @@ class CacheConfig(_Model):
     only_deterministic: bool = True
     namespace: Literal["key", "project"] = "key"
     semantic: dict[str, Any] = Field(default_factory=dict)
+    coalesce: bool = True
+    coalesce_wait_s: float = Field(default=120.0, gt=0, description="longest a follower waits for a leader")
+    max_entry_bytes: int = Field(default=1024 * 1024, ge=1, description="larger answers are not cached")
 
 
 class AlertRule(_Model):

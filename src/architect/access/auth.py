@@ -1,16 +1,27 @@
-"""Who is calling: the admin key, a virtual key (from the access store), or anonymous when no
-admin key is configured (loopback-only mode)."""
+"""Who is calling: the admin key, a virtual key (from the access store), a dashboard session, or
+anonymous when no admin key is configured (loopback-only mode).
+
+Dashboard sessions (`Sessions`): logging in at /ui with a key creates a server-side session; the
+browser holds only its random id in an HttpOnly, SameSite=Strict cookie. A request authenticates with
+a session only when it carries both that cookie AND `Authorization: Session <csrf token>` (the token
+is per session and shown only to pages of that session), so a cross-site form or link, which cannot
+set the header, can never act with a session. The key itself is never kept."""
 
 from __future__ import annotations
 
 import hmac
+import secrets
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from architect.errors import AuthenticationFailed
 
-__all__ = ["ANONYMOUS", "Authenticator", "Principal"]
+__all__ = ["ANONYMOUS", "SESSION_COOKIE", "Authenticator", "Principal", "Session", "Sessions"]
+
+SESSION_COOKIE = "architect_session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,80 @@ def bearer(header: str | None) -> str | None:
     return token.strip()
 
 
+@dataclass(slots=True)
+class Session:
+    id: str
+    csrf: str
+    principal: Principal
+    created: float
+    last_seen: float
+
+
+class Sessions:
+    """Server-side dashboard sessions in memory: id -> principal, with idle and absolute expiry."""
+
+    def __init__(self, idle_s: float = 3600.0, max_age_s: float = 12 * 3600.0, limit: int = 10_000) -> None:
+        self.idle_s, self.max_age_s, self.limit = idle_s, max_age_s, limit
+        self._by_id: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self, principal: Principal) -> Session:
+        now = time.time()
+        s = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), principal, now, now)
+        with self._lock:
+            self._expire(now)
+            if len(self._by_id) >= self.limit:  # drop the oldest rather than grow without bound
+                oldest = min(self._by_id.values(), key=lambda x: x.last_seen)
+                del self._by_id[oldest.id]
+            self._by_id[s.id] = s
+        return s
+
+    def get(self, session_id: str | None) -> Session | None:
+        if not session_id:
+            return None
+        now = time.time()
+        with self._lock:
+            s = self._by_id.get(session_id)
+            if s is None:
+                return None
+            if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s:
+                del self._by_id[session_id]
+                return None
+            s.last_seen = now
+            return s
+
+    def drop(self, session_id: str | None) -> None:
+        with self._lock:
+            self._by_id.pop(session_id or "", None)
+
+    def drop_key(self, key_id: str) -> int:
+        """End every session of a virtual key (call it when the key is revoked)."""
+        with self._lock:
+            gone = [sid for sid, s in self._by_id.items() if s.principal.key_id == key_id]
+            for sid in gone:
+                del self._by_id[sid]
+        return len(gone)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def _expire(self, now: float) -> None:
+        dead = [
+            sid
+            for sid, s in self._by_id.items()
+            if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s
+        ]
+        for sid in dead:
+            del self._by_id[sid]
+
+
+def _session_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "session" else None
+
+
 class Authenticator:
     """Resolves a request's Authorization header to a Principal.
 
@@ -50,6 +135,7 @@ class Authenticator:
     def __init__(self, admin_key: str | None, key_resolver: Any = None) -> None:
         self._admin = admin_key.encode() if admin_key else None
         self.key_resolver = key_resolver
+        self.sessions = Sessions()
 
     @property
     def open_mode(self) -> bool:
@@ -58,9 +144,13 @@ class Authenticator:
     async def authenticate(
         self, authorization: str | None, cookies: Mapping[str, str] | None = None
     ) -> Principal:
+        csrf = _session_token(authorization)
+        if csrf is not None:
+            s = self.sessions.get(cookies.get(SESSION_COOKIE)) if cookies else None
+            if s is None or not hmac.compare_digest(csrf.encode(), s.csrf.encode()):
+                raise AuthenticationFailed("the dashboard session has expired or is invalid; log in again")
+            return s.principal
         token = bearer(authorization)
-        if token is None and cookies:
-            token = cookies.get("architect_session_key")
         if self._admin is None and token is None:
             return ANONYMOUS
         if token is None:

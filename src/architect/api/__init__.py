@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from architect.errors import ArchitectError, GatewayError, NotFoundInStore, PlanError
 
@@ -27,8 +27,8 @@ _ROUTERS = (
 )
 
 
-def _error(status: int, message: str, type_: str, param: str | None = None) -> ORJSONResponse:
-    return ORJSONResponse(
+def _error(status: int, message: str, type_: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse(
         {"error": {"message": message, "type": type_, "param": param, "code": None}}, status_code=status
     )
 
@@ -40,7 +40,6 @@ def create_api(runtime: Any) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
     )
     api.state.runtime = runtime
     for module, attr in _ROUTERS:
@@ -53,25 +52,25 @@ def create_api(runtime: Any) -> FastAPI:
         api.include_router(getattr(mod, attr))
 
     @api.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
         return _error(422, f"{loc or 'request'}: {first['msg']}", "invalid_request_error", loc or None)
 
     @api.exception_handler(GatewayError)
-    async def _gateway(_: Request, exc: GatewayError) -> ORJSONResponse:
-        return ORJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @api.exception_handler(NotFoundInStore)
-    async def _missing(_: Request, exc: NotFoundInStore) -> ORJSONResponse:
+    async def _missing(_: Request, exc: NotFoundInStore) -> JSONResponse:
         return _error(404, str(exc), "not_found")
 
     @api.exception_handler(PlanError)
-    async def _plan(_: Request, exc: PlanError) -> ORJSONResponse:
+    async def _plan(_: Request, exc: PlanError) -> JSONResponse:
         return _error(400, str(exc), "invalid_request_error")
 
     @api.exception_handler(ArchitectError)
-    async def _other(_: Request, exc: ArchitectError) -> ORJSONResponse:
+    async def _other(_: Request, exc: ArchitectError) -> JSONResponse:
         return _error(400, str(exc), "invalid_request_error")
 
     return api

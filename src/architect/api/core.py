@@ -95,6 +95,17 @@ async def providers(runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
     }
 
 
+@router.get("/breakers")
+async def breakers(runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
+    """Every deployment's circuit breaker: state, window counts, seconds until a probe, transitions."""
+    return {
+        "breakers": [
+            {"deployment": d.name, "group": d.group, **d.breaker.snapshot()}
+            for d in runtime.router.deployments()
+        ]
+    }
+
+
 @router.get("/events")
 async def events(
     runtime: RuntimeDep,

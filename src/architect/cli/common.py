@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import Annotated
 
@@ -24,8 +25,9 @@ __all__ = [
     "resolve_config",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (scripts, tests) gets a wide table instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML config file", envvar="ARCHITECT_CONFIG")

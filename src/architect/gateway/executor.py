@@ -1,7 +1,20 @@
-"""Route and attempt(s): sends a call to a group's deployments in strategy order, retrying retryable
-failures with backoff (honouring Retry-After) within the group's attempt and time bounds, skipping
-open breakers and deployments over their limits, then walking the fallback chain. Every attempt is
-recorded on the call for the ledger."""
+"""Route and attempt(s): sends a call to a group's deployments in strategy order, then along the
+group's fallback chain.
+
+- A deployment whose breaker is open or that is over a limit is skipped (noted in the route reason);
+  when every deployment is over a limit the call waits up to the group's `limit_wait_s`, then gets a
+  429 with Retry-After; when every breaker is open it gets a 503 at once, naming them.
+- Retryable failures (429, 5xx, timeouts, connection errors) move on to the next deployment at once;
+  trying a deployment again waits a full-jitter exponential backoff, and never less than the
+  Retry-After it sent (a Retry-After beyond `max_retry_after_s` or the time left rules it out).
+  Attempts and total time are bounded by the group's `retry` settings.
+- Non-retryable errors (400, 401, content policy) are returned at once; a context-window error moves
+  to the group's `context_window_fallbacks`.
+- Streams: `send` returns once the first bytes arrived, so failover happens only before them. The
+  deployment's slot, in-flight count and breaker outcome are settled when the stream ends, through
+  the `stream_done` callback left in `call.extra` (a stream broken mid-way counts as a failure).
+
+Every attempt is recorded on the call for the ledger."""
 
 from __future__ import annotations
 
@@ -19,16 +32,21 @@ from architect.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from architect.events import EventBus
 from architect.gateway.call import Call
+from architect.gateway.limits import Ticket
 from architect.gateway.providers.base import Usage
 from architect.gateway.providers.transport import ConnectError, ReadError, TransportError, TransportTimeout
-from architect.gateway.resilience import OPEN, backoff_delay
+from architect.gateway.resilience import HALF_OPEN, OPEN, CircuitBreaker, backoff_delay
 from architect.gateway.routing import Deployment, Group, Route, Router
 
-__all__ = ["Executor", "transport_error"]
+__all__ = ["STREAM_DONE", "Executor", "StreamDone", "transport_error"]
 
 T = TypeVar("T")
 Send = Callable[[Deployment], Awaitable[T]]
+StreamDone = Callable[[bool | None, Usage | None], None]
+STREAM_DONE = "stream_done"  # call.extra key: settle a streamed attempt (healthy?, usage) when it ends
+_REASON_MAX = 200
 
 
 def transport_error(exc: TransportError, deployment: Deployment) -> ProviderError:
@@ -41,10 +59,47 @@ def transport_error(exc: TransportError, deployment: Deployment) -> ProviderErro
     return UpstreamError(f"{deployment.name}: {exc}", kind="transport_error")
 
 
+def _health(exc: ProviderError) -> bool:
+    """Does this failure say the deployment is healthy? A 400 for a bad prompt does; a 5xx, timeout,
+    429 or rejected credentials do not."""
+    return not exc.retryable and exc.kind != "upstream_auth"
+
+
+class _Run:
+    """What one call's walk through the chain has seen, for the final error."""
+
+    __slots__ = ("failures", "last", "limited_for", "open", "too_large")
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.last: ProviderError | None = None
+        self.limited_for: float | None = None
+        self.open: list[Deployment] = []
+        self.too_large = False
+
+
+class _Next(Exception):
+    """This group is done; go on along the chain (`context`: insert the context-window fallbacks)."""
+
+    def __init__(self, context: bool = False) -> None:
+        self.context = context
+
+
 class Executor:
-    def __init__(self, router: Router, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, router: Router, rng: random.Random | None = None, events: EventBus | None = None
+    ) -> None:
         self.router = router
         self.rng = rng or random.Random()
+        self.events = events
+        self.clock: Callable[[], float] = time.monotonic
+        if events is not None:
+            for d in router.deployments():
+                d.breaker.listener = self._on_transition
+
+    def _on_transition(self, breaker: CircuitBreaker, entry: dict[str, Any]) -> None:
+        if self.events is not None:
+            self.events.publish("breaker", {"deployment": breaker.name, **entry})
 
     def chain(self, group: Group) -> list[Group]:
         out = [group]
@@ -54,15 +109,19 @@ class Executor:
                 out.append(g)
         return out
 
+    def _insert_context_fallbacks(self, g: Group, chain: list[Group], at: int) -> None:
+        """Put `g`'s context-window fallbacks next in the chain (moved up if already further on)."""
+        extra: list[Group] = []
+        for name in g.config.context_window_fallbacks:
+            x = self.router.group(name)
+            if x is not None and x not in chain[:at] and x not in extra:
+                extra.append(x)
+        chain[at:] = extra + [x for x in chain[at:] if x not in extra]
+
     async def run(self, call: Call, send: Send[T]) -> T:
         group: Group = call.group
-        retry = group.config.retry
-        deadline = time.monotonic() + retry.max_time_s
-        est = call.est_prompt_tokens or 0
-        failures: list[str] = []
-        last: ProviderError | None = None
-        limited_for: float | None = None
-        breakers_open: list[Deployment] = []
+        deadline = self.clock() + group.config.retry.max_time_s
+        run = _Run()
         chain = self.chain(group)
         gi = 0
         while gi < len(chain):
@@ -70,75 +129,110 @@ class Executor:
             gi += 1
             if g is not group:
                 call.fallbacks += 1
-            routes = self.router.order(g, est, call.max_tokens)
+            routes = self.router.order(g, call.est_prompt_tokens or 0, call.max_tokens)
             if not routes:
-                failures.append(f"{g.name}: no deployment with a large enough context window")
+                run.too_large = True
+                run.failures.append(f"{g.name}: the request exceeds every deployment's context window")
+                self._insert_context_fallbacks(g, chain, gi)
                 continue
-            tries = 0
-            start = 0
-            while tries < g.config.retry.max_attempts and time.monotonic() < deadline:
-                route, wait, open_ = self._pick(routes, start, est + call.max_tokens)
-                breakers_open.extend(d for d in open_ if d not in breakers_open)
-                if route is None and wait is not None and g.config.limit_wait_s > 0:
-                    pause = min(wait, g.config.limit_wait_s, deadline - time.monotonic())
-                    if pause > 0:
-                        await asyncio.sleep(pause)
-                        route, wait, _ = self._pick(routes, start, est + call.max_tokens)
-                if route is None:
-                    if wait is not None:
-                        limited_for = wait if limited_for is None else min(limited_for, wait)
-                        failures.append(f"{g.name}: every deployment is at its rate/concurrency limit")
+            try:
+                return await self._group(call, g, routes, send, deadline, run)
+            except _Next as nxt:
+                if nxt.context:
+                    self._insert_context_fallbacks(g, chain, gi)
+            if self.clock() >= deadline:
+                run.failures.append(f"gave up after {group.config.retry.max_time_s:g}s")
+                break
+        raise self._final_error(call, run)
+
+    async def _group(
+        self, call: Call, g: Group, routes: list[Route], send: Send[T], deadline: float, run: _Run
+    ) -> T:
+        retry = g.config.retry
+        need = (call.est_prompt_tokens or 0) + call.max_tokens
+        clock = self.clock
+        tries = 0
+        start = 0
+        tried: dict[Deployment, float | None] = {}  # deployment -> Retry-After of its last failure
+        excluded: set[Deployment] = set()
+        while tries < retry.max_attempts and clock() < deadline:
+            route, probe, wait, skipped = self._pick(routes, start, need, excluded, run)
+            if route is None and wait is not None and g.config.limit_wait_s > 0:
+                until = min(clock() + g.config.limit_wait_s, deadline)
+                while route is None and wait is not None:
+                    pause = min(wait, until - clock())
+                    if pause <= 0:
+                        break
+                    await asyncio.sleep(pause)
+                    route, probe, wait, skipped = self._pick(routes, start, need, excluded, run)
+            if route is None:
+                if wait is not None:
+                    run.limited_for = wait if run.limited_for is None else min(run.limited_for, wait)
+                    run.failures.append(f"{g.name}: every deployment is at its rate/concurrency limit")
+                break
+            d = route.deployment
+            if d in tried:  # trying a deployment again: back off (at least its Retry-After)
+                delay = backoff_delay(retry, tries, tried[d], self.rng)
+                remaining = deadline - clock()
+                if delay >= remaining:
+                    d.breaker.release(probe)
                     break
-                d = route.deployment
-                tries += 1
-                call.route_reason = route.reason
-                try:
-                    return await self._attempt(call, d, send, est)
-                except ProviderError as exc:
-                    last = exc
-                    failures.append(f"{d.name} ({exc.kind})")
-                    if not exc.retryable:
-                        if exc.kind == "context_window" and g.config.context_window_fallbacks:
-                            extra = [self.router.group(n) for n in g.config.context_window_fallbacks]
-                            chain[gi:gi] = [x for x in extra if x is not None and x not in chain]
-                            break
-                        raise
-                    start = routes.index(route) + 1
-                    single = len(routes) == 1
-                    remaining = deadline - time.monotonic()
-                    if tries < g.config.retry.max_attempts and remaining > 0 and (single or exc.retry_after):
-                        delay = backoff_delay(g.config.retry, tries, exc.retry_after, self.rng)
-                        await asyncio.sleep(min(delay, remaining))
-        raise self._final_error(call, failures, last, limited_for, breakers_open)
+                await asyncio.sleep(delay)
+            tries += 1
+            reason = route.reason
+            if probe:
+                reason += "; half-open probe"
+            if skipped:
+                reason += "; skipped " + ", ".join(skipped)
+            call.route_reason = reason[:_REASON_MAX]
+            try:
+                return await self._attempt(call, d, send, need, probe)
+            except ProviderError as exc:
+                run.last = exc
+                run.failures.append(f"{d.name} ({exc.kind})")
+                if not exc.retryable:
+                    if exc.kind == "context_window" and g.config.context_window_fallbacks:
+                        raise _Next(context=True) from None
+                    raise
+                tried[d] = exc.retry_after
+                ra = exc.retry_after
+                if ra is not None and ra > min(retry.max_retry_after_s, deadline - clock()):
+                    excluded.add(d)  # it asked for more patience than this call has
+                start = routes.index(route) + 1
+        raise _Next()
 
     @staticmethod
     def _pick(
-        routes: list[Route], start: int, tokens: int
-    ) -> tuple[Route | None, float | None, list[Deployment]]:
-        """The first route from `start` (wrapping) whose limits and breaker admit it; else the shortest
-        limit wait (None if no limit blocked) and the deployments whose breakers are open."""
+        routes: list[Route], start: int, tokens: int, excluded: set[Deployment], run: _Run
+    ) -> tuple[Route | None, bool, float | None, list[str]]:
+        """The first route from `start` (wrapping) whose limits and breaker admit it, and whether it
+        is a half-open probe; else the shortest limit wait (None if no limit blocked). Also the
+        deployments passed over and why (for the route reason)."""
         n = len(routes)
         wait: float | None = None
-        open_: list[Deployment] = []
+        skipped: list[str] = []
         for i in range(n):
             route = routes[(start + i) % n]
             d = route.deployment
+            if d in excluded:
+                continue
             w = d.limiter.check(tokens)
             if w > 0:
                 wait = w if wait is None else min(wait, w)
+                skipped.append(f"{d.name} (limit)")
                 continue
             if not d.breaker.allow():
-                open_.append(d)
+                if d not in run.open:
+                    run.open.append(d)
+                skipped.append(f"{d.name} (circuit {d.breaker.state})")
                 continue
-            return route, None, open_
-        return None, wait, open_
+            return route, d.breaker.state == HALF_OPEN, None, skipped
+        return None, False, wait, skipped
 
-    async def _attempt(self, call: Call, d: Deployment, send: Send[T], est: int) -> T:
-        tokens = est + call.max_tokens
+    async def _attempt(self, call: Call, d: Deployment, send: Send[T], tokens: int, probe: bool) -> T:
         ticket = d.limiter.acquire(tokens)
         d.in_flight += 1
         t0 = time.perf_counter()
-        ok = False
         row: dict[str, Any] = {
             "request_id": call.request_id,
             "attempt": len(call.attempt_rows) + 1,
@@ -149,74 +243,134 @@ class Executor:
             "route_reason": call.route_reason,
         }
         call.attempt_rows.append(row)
+        call.extra.pop("attempt_ttft_ms", None)
+        health: bool | None = None
+        deferred = False
         try:
             try:
                 result = await send(d)
             except TransportError as exc:
                 raise transport_error(exc, d) from None
-            ok = True
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"{d.name} timed out after {d.config.timeout_s:g}s", kind="timeout"
+                ) from None
             row.update(status="ok", http_status=200)
+            row["ttft_ms"] = call.extra.get("attempt_ttft_ms")
+            if call.stream:
+                call.extra[STREAM_DONE] = self._stream_done(call, d, ticket, probe, row, t0)
+                deferred = True
+            else:
+                health = True
             return result
         except ProviderError as exc:
             row.update(status="error", http_status=exc.upstream_status, error_kind=exc.kind)
+            health = _health(exc)
             raise
         except asyncio.CancelledError:
             row.update(status="cancelled", error_kind="client_closed")
             raise
+        except Exception:
+            row.update(status="error", error_kind="internal")
+            health = False
+            raise
         finally:
-            d.in_flight -= 1
-            total = (time.perf_counter() - t0) * 1000.0
-            row["total_ms"] = total
-            if row.get("error_kind") != "client_closed":
-                # a client going away says nothing about the deployment's health
-                d.breaker.record(ok)
-            usage: Usage | None = call.usage if ok else None
-            d.limiter.release(ticket, (usage.prompt_tokens + usage.completion_tokens) if usage else None)
-            if ok:
-                row["ttft_ms"] = call.extra.get("attempt_ttft_ms")
-                d.observe_latency(row["ttft_ms"], total)
+            if not deferred:
+                total = (time.perf_counter() - t0) * 1000.0
+                row["total_ms"] = total
+                usage = call.usage if health is True else None
+                self._settle(d, ticket, probe, health, usage)
+                if health is True and row.get("status") == "ok":
+                    d.observe_latency(row.get("ttft_ms"), total)
 
     @staticmethod
-    def _final_error(
-        call: Call,
-        failures: list[str],
-        last: ProviderError | None,
-        limited_for: float | None,
-        breakers_open: list[Deployment],
-    ) -> GatewayError:
-        tried = "; ".join(failures) or "nothing could be tried"
-        if last is None and breakers_open:
-            names = ", ".join(d.name for d in breakers_open)
-            retry_in = min(d.breaker.retry_in() for d in breakers_open)
-            return Unavailable(
-                f"model '{call.model}' is unavailable: circuit open for {names}; retry in {retry_in:.1f}s",
-                kind="circuit_open",
-                retryable=True,
-                code="circuit_open",
-                headers={"retry-after": str(max(1, round(retry_in + 0.499)))},
-            )
-        if last is None and limited_for is not None:
-            return RateLimited(
-                f"model '{call.model}': all deployments are at their limits ({tried})",
-                retry_after=limited_for,
-            )
+    def _settle(d: Deployment, ticket: Ticket, probe: bool, health: bool | None, usage: Usage | None) -> None:
+        d.in_flight -= 1
+        d.limiter.release(ticket, (usage.prompt_tokens + usage.completion_tokens) if usage else None)
+        if health is None:  # a client going away says nothing about the deployment's health
+            d.breaker.release(probe)
+        else:
+            d.breaker.record(health, probe=probe)
+
+    def _stream_done(
+        self, call: Call, d: Deployment, ticket: Ticket, probe: bool, row: dict[str, Any], t0: float
+    ) -> StreamDone:
+        settled = False
+
+        def done(healthy: bool | None, usage: Usage | None) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            total = (time.perf_counter() - t0) * 1000.0
+            row["total_ms"] = total
+            if healthy is False:
+                row.update(status="error", error_kind="truncated")
+            self._settle(d, ticket, probe, healthy, usage)
+            if healthy:
+                d.observe_latency(row.get("ttft_ms"), total)
+
+        return done
+
+    @staticmethod
+    def _final_error(call: Call, run: _Run) -> GatewayError:
+        tried = "; ".join(run.failures) or "nothing could be tried"
+        last = run.last
+        still_open = [d for d in run.open if d.breaker.state == OPEN]
+        group = f"model '{call.model}'"
         if last is None:
+            if run.limited_for is not None:
+                return RateLimited(
+                    f"{group}: every deployment is at its limits; retry in {run.limited_for:.1f}s ({tried})",
+                    retry_after=run.limited_for,
+                )
+            if run.open:
+                names = ", ".join(d.name for d in run.open)
+                retry_in = min(d.breaker.retry_in() for d in run.open)
+                return Unavailable(
+                    f"{group} is unavailable: circuit open for {names}; retry in {retry_in:.1f}s",
+                    kind="circuit_open",
+                    retryable=True,
+                    code="circuit_open",
+                    headers={"retry-after": str(max(1, round(retry_in + 0.499)))},
+                )
+            if run.too_large:
+                err = ProviderError(
+                    f"{group}: the request is larger than the context window of every deployment "
+                    f"({call.est_prompt_tokens or 0} prompt + {call.max_tokens} completion tokens)",
+                    kind="context_window",
+                    retryable=False,
+                    code="context_length_exceeded",
+                )
+                err.status, err.type = 400, "invalid_request_error"
+                return err
             return Unavailable(
-                f"model '{call.model}': no deployment could take the request ({tried})",
+                f"{group}: no deployment could take the request ({tried})",
                 kind="no_deployment",
                 retryable=False,
+                code="no_deployment",
             )
-        cls: type[ProviderError] = UpstreamTimeout if last.kind == "timeout" else UpstreamError
+        if not last.retryable:
+            return last
         if last.status == 429:
-            err: ProviderError = ProviderError(
-                f"model '{call.model}': upstream rate limited; tried: {tried}",
+            err = ProviderError(
+                f"{group}: upstream rate limited; tried: {tried}",
                 kind=last.kind,
                 retry_after=last.retry_after,
+                code="rate_limit_exceeded",
             )
             err.status, err.type = 429, "rate_limit_error"
-            if last.retry_after:
-                err.headers["retry-after"] = str(max(1, round(last.retry_after + 0.499)))
+            err.headers["retry-after"] = str(max(1, round((last.retry_after or 1.0) + 0.499)))
             return err
-        if any(d.breaker.state == OPEN for d in breakers_open):
+        cls: type[ProviderError] = UpstreamTimeout if last.kind == "timeout" else UpstreamError
+        headers: dict[str, str] = {}
+        if still_open:
             cls = Unavailable
-        return cls(f"model '{call.model}': the upstream failed; tried: {tried}", kind=last.kind, code=last.kind)
+            retry_in = min(d.breaker.retry_in() for d in still_open)
+            headers["retry-after"] = str(max(1, round(retry_in + 0.499)))
+        return cls(
+            f"{group}: the upstream failed; tried: {tried}",
+            kind=last.kind,
+            code=last.kind,
+            headers=headers,
+        )

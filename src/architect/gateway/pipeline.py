@@ -23,7 +23,7 @@ from architect.errors import ClientClosed, GatewayError, NotFound, PermissionDen
 from architect.events import EventBus
 from architect.gateway.call import Call, tag_columns
 from architect.gateway.costs import cost_usd, worst_case_cost
-from architect.gateway.executor import Executor, transport_error
+from architect.gateway.executor import STREAM_DONE, Executor, transport_error
 from architect.gateway.hooks import Hooks
 from architect.gateway.ledger import LedgerWriter
 from architect.gateway.providers.base import StreamTranslator, Usage, sse_error_event
@@ -59,9 +59,9 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.router = router
-        self.executor = Executor(router)
         self.ledger = ledger
         self.events = events
+        self.executor = Executor(router, events=events)
         self.hooks = hooks or Hooks()
         self._redact = [re.compile(p) for p in config.ledger.redact]
         self.baseline_price: PriceConfig | None = None
@@ -73,7 +73,7 @@ class Pipeline:
         """Swap in a new config/router (config reload); calls in flight keep their deployments."""
         self.config = config
         self.router = router
-        self.executor = Executor(router)
+        self.executor = Executor(router, events=self.events)
         self._redact = [re.compile(p) for p in config.ledger.redact]
         g = router.group(config.baseline) if config.baseline else None
         self.baseline_price = g.deployments[0].config.price if g else None
@@ -249,6 +249,8 @@ class Pipeline:
                 body = sse_to_completion(b"".join(parts))
                 if body is not None:
                     await self.hooks.cache.store(call, body)
+                else:  # nothing to store: wake any coalesced waiters
+                    self.hooks.cache.abandon(call, None)
         except BaseException as exc:  # client disconnect (GeneratorExit/CancelledError) or other
             if call.status == "ok":
                 self._failed(call, exc)
@@ -259,6 +261,10 @@ class Pipeline:
                 call.usage = tr.usage or Usage(completion_tokens=count_text(tr.completion_text(), call.model))
                 if tr.usage is None:
                     call.tokens_estimated = True
+            done = call.extra.pop(STREAM_DONE, None)
+            if done is not None:  # settle the deployment's slot and breaker outcome
+                healthy = None if call.status == "cancelled" else (call.status == "ok" and not call.truncated)
+                done(healthy, call.usage)
             await self.finish(call)
 
     async def _replay(self, call: Call, events: list[bytes]) -> AsyncIterator[bytes]:

@@ -7,9 +7,10 @@ and the reason for the choice is returned for the ledger."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,15 @@ from architect.gateway.providers.simulated import SimulatedTransport
 from architect.gateway.providers.transport import AiohttpTransport
 from architect.gateway.resilience import CircuitBreaker
 
-__all__ = ["Deployment", "Group", "Route", "Router"]
+__all__ = ["DEFAULT_BASE_URLS", "Deployment", "Group", "Route", "Router"]
 
 EWMA_ALPHA = 0.2
-EWMA_DECAY_S = 60.0  # after this long without a sample a deployment's latency estimate fades back
+EWMA_DECAY_S = 60.0  # half-life of a latency estimate that gets no new samples
+NOMINAL_OUTPUT_TOKENS = 256  # lowest-cost: the output estimate when the request sets no max_tokens
+DEFAULT_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com/v1",
+    "simulated": "http://simulated.invalid/v1",
+}
 
 
 @dataclass(eq=False)
@@ -45,19 +51,23 @@ class Deployment:
     ewma_total_ms: float | None = None
     last_sample: float = 0.0
 
-    def observe_latency(self, ttft_ms: float | None, total_ms: float) -> None:
-        a = EWMA_ALPHA
+    def observe_latency(self, ttft_ms: float | None, total_ms: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        # the older the estimate, the less it weighs against a new sample (a stale EWMA from before a
+        # deployment recovered is mostly replaced by the first sample after it is tried again)
+        age = now - self.last_sample if self.ewma_total_ms is not None else 0.0
+        keep = (1 - EWMA_ALPHA) * (0.5 ** (age / EWMA_DECAY_S) if age > 0 else 1.0)
         if ttft_ms is not None:
-            self.ewma_ttft_ms = (
-                ttft_ms if self.ewma_ttft_ms is None else (1 - a) * self.ewma_ttft_ms + a * ttft_ms
-            )
-        self.ewma_total_ms = (
-            total_ms if self.ewma_total_ms is None else (1 - a) * self.ewma_total_ms + a * total_ms
-        )
-        self.last_sample = time.monotonic()
+            prev = self.ewma_ttft_ms
+            self.ewma_ttft_ms = ttft_ms if prev is None else keep * prev + (1 - keep) * ttft_ms
+        prev_total = self.ewma_total_ms
+        self.ewma_total_ms = total_ms if prev_total is None else keep * prev_total + (1 - keep) * total_ms
+        self.last_sample = now
 
     def latency_score(self, now: float) -> float:
-        """Expected latency; an estimate decays toward 0 when stale so a recovered deployment is retried."""
+        """Expected latency (EWMA of time to first token + EWMA of total time). An estimate that gets no
+        new samples halves every EWMA_DECAY_S, so a deployment that was slow (and so stopped being
+        chosen) is eventually tried again and, if it recovered, wins back its traffic."""
         if self.ewma_total_ms is None:
             return 0.0
         base = (self.ewma_ttft_ms or 0.0) + self.ewma_total_ms
@@ -98,13 +108,16 @@ class Router:
     groups: dict[str, Group] = field(default_factory=dict)
     transports: dict[str, Transport] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def build(
         cls, config: Config, *, transports: dict[str, Transport] | None = None, previous: Router | None = None
     ) -> Router:
         """Build deployments from config. `transports` overrides per provider (tests); `previous` keeps
-        the breaker, limiter and latency state of deployments that still exist (config reload)."""
+        the breaker, limiter, latency and in-flight state of deployments that still exist (config
+        reload): such a deployment is the same object, updated in place, so calls in flight on it
+        release their slots on the state the new router uses."""
         router = cls(config)
         given = dict(transports or {})
         sims: dict[str, dict[str, Any]] = {}
@@ -122,20 +135,47 @@ class Router:
             else:
                 router.transports[p.name] = AiohttpTransport(max_connections=p.max_connections)
         old = {d.name: d for grp in (previous.groups.values() if previous else ()) for d in grp.deployments}
+        taken: set[str] = set()
         for g in config.models:
-            deps = [router._deployment(g, d, config.provider(d.provider), old) for d in g.deployments]
+            deps = []
+            for d in g.deployments:
+                dep = router._deployment(g, d, config.provider(d.provider), old, taken)
+                taken.add(dep.name)
+                deps.append(dep)
             router.groups[g.name] = Group(g.name, g, deps)
         return router
 
     def _deployment(
-        self, g: ModelGroupConfig, d: DeploymentConfig, p: ProviderConfig, old: dict[str, Deployment]
+        self,
+        g: ModelGroupConfig,
+        d: DeploymentConfig,
+        p: ProviderConfig,
+        old: dict[str, Deployment],
+        taken: set[str],
     ) -> Deployment:
         name = d.name or f"{g.name}/{p.name}/{d.model}"
+        if name in taken:  # two unnamed deployments of the same model on one provider
+            n = 2
+            while f"{name}#{n}" in taken:
+                n += 1
+            name = f"{name}#{n}"
         adapter = adapter_for(p.kind)
         headers = {**adapter.auth_headers(p.api_key), **{k.lower(): v for k, v in p.headers.items()}}
-        base_url = (p.base_url or "http://simulated.invalid/v1").rstrip("/")
+        base_url = (p.base_url or DEFAULT_BASE_URLS.get(p.kind) or "").rstrip("/")
         prev = old.get(name)
-        dep = Deployment(
+        if prev is not None:
+            prev.group, prev.provider, prev.model, prev.config = g.name, p.name, d.model, d
+            prev.adapter, prev.transport, prev.base_url, prev.headers = (
+                adapter,
+                self.transports[p.name],
+                base_url,
+                headers,
+            )
+            prev.simulated = p.kind == "simulated"
+            prev.breaker.reconfigured(d.breaker)
+            prev.limiter.reconfigured(d.limits)
+            return prev
+        return Deployment(
             name=name,
             group=g.name,
             provider=p.name,
@@ -146,17 +186,9 @@ class Router:
             base_url=base_url,
             headers=headers,
             simulated=p.kind == "simulated",
-            breaker=prev.breaker.reconfigured(d.breaker) if prev else CircuitBreaker(name, d.breaker),
-            limiter=prev.limiter.reconfigured(d.limits) if prev else DeploymentLimiter(d.limits),
+            breaker=CircuitBreaker(name, d.breaker),
+            limiter=DeploymentLimiter(d.limits),
         )
-        if prev is not None:
-            dep.ewma_ttft_ms, dep.ewma_total_ms, dep.last_sample = (
-                prev.ewma_ttft_ms,
-                prev.ewma_total_ms,
-                prev.last_sample,
-            )
-            dep.in_flight = prev.in_flight
-        return dep
 
     def group(self, name: str) -> Group | None:
         return self.groups.get(name)
@@ -166,44 +198,37 @@ class Router:
             yield from g.deployments
 
     def order(self, group: Group, est_prompt_tokens: int, max_tokens: int) -> list[Route]:
-        """The group's usable deployments, best first, each with the reason it was chosen/skipped-to."""
-        now = time.monotonic()
+        """The group's deployments whose context window fits the request, best first by the group's
+        strategy, each with the reason it is at its place. (Breakers and limits are checked by the
+        executor when it picks, so a deployment that frees up meanwhile is still used.)"""
         usable: list[Deployment] = []
+        need = est_prompt_tokens + max_tokens
         for d in group.deployments:
-            if (
-                d.config.context_window is not None
-                and est_prompt_tokens + max_tokens > d.config.context_window
-            ):
+            window = d.config.context_window
+            if window is not None and need > window:
                 continue
             usable.append(d)
-        if not usable:
-            return []
+        if len(usable) <= 1:
+            return [Route(d, "only deployment") for d in usable]
         strategy = group.config.strategy
-        if len(usable) == 1:
-            return [Route(usable[0], "only deployment")]
+        rnd = self.rng.random
         if strategy == "least-busy":
-            ranked = sorted(usable, key=lambda d: (d.in_flight, self.rng.random()))
-            reason = "least-busy"
+            ranked = sorted(usable, key=lambda d: (d.in_flight, rnd()))
         elif strategy == "lowest-latency":
-            ranked = sorted(usable, key=lambda d: (d.latency_score(now), self.rng.random()))
-            reason = "lowest-latency"
+            now = self.clock()
+            ranked = sorted(usable, key=lambda d: (d.latency_score(now), rnd()))
         elif strategy == "lowest-cost":
+            out = max_tokens or NOMINAL_OUTPUT_TOKENS
 
             def cost(d: Deployment) -> float:
                 pr = d.config.price
-                return est_prompt_tokens * pr.input_per_mtok + max_tokens * pr.output_per_mtok
+                return est_prompt_tokens * pr.input_per_mtok + out * pr.output_per_mtok
 
-            ranked = sorted(usable, key=lambda d: (cost(d), self.rng.random()))
-            reason = "lowest-cost"
+            ranked = sorted(usable, key=lambda d: (cost(d), rnd()))
         else:
-            ranked = []
-            pool = list(usable)
-            while pool:
-                pick = self.rng.choices(pool, weights=[d.config.weight for d in pool])[0]
-                ranked.append(pick)
-                pool.remove(pick)
-            reason = "weighted"
-        return [Route(d, reason if i == 0 else f"{reason} (next)") for i, d in enumerate(ranked)]
+            # weighted random order without replacement (Efraimidis-Spirakis): key u^(1/w), largest first
+            ranked = sorted(usable, key=lambda d: math.log(1.0 - rnd()) / d.config.weight, reverse=True)
+        return [Route(d, strategy if i == 0 else f"{strategy} (next)") for i, d in enumerate(ranked)]
 
     async def aclose(self) -> None:
         for t in self.transports.values():

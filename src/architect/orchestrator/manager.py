@@ -45,7 +45,9 @@ class Manager:
         out = []
         for plan in plans:
             res = self.repo.import_feature(plan, self.clock())
-            self._emit("imported", feature=res["feature"]["slug"], created=res["created"], updated=res["updated"])
+            self._emit(
+                "imported", feature=res["feature"]["slug"], created=res["created"], updated=res["updated"]
+            )
             out.append(res)
         return out
 
@@ -104,7 +106,9 @@ class Manager:
     def claim(self, worker_id: str, n: int, lease_s: float, opts: ClaimOptions) -> list[Row]:
         claimed = self.repo.claim(worker_id, n, self.clock(), lease_s, opts)
         for t in claimed:
-            self._emit("claimed", feature_id=t["feature_id"], task=t["key"], attempt=t["attempt"], worker=worker_id)
+            self._emit(
+                "claimed", feature_id=t["feature_id"], task=t["key"], attempt=t["attempt"], worker=worker_id
+            )
         return claimed
 
     def heartbeat(self, worker_id: str, task_ids: Sequence[int], lease_s: float) -> set[int]:
@@ -128,19 +132,21 @@ class Manager:
             failures = int(task.get("failures") or 0) + 1
             if failures < int(task["max_attempts"]):
                 retry_at = now + self.backoff(failures)
-        outcome = Outcome(
-            "succeeded" if ok else "failed", result, validation, reason, retry_at, duration_s
-        )
+        outcome = Outcome("succeeded" if ok else "failed", result, validation, reason, retry_at, duration_s)
         done = self.repo.complete(task["id"], task["attempt"], now, outcome, worker_id)
         if done:
             kind = "succeeded" if ok else ("retrying" if retry_at else "failed")
-            self._emit(kind, feature_id=task["feature_id"], task=task["key"], attempt=task["attempt"], reason=reason)
+            self._emit(
+                kind, feature_id=task["feature_id"], task=task["key"], attempt=task["attempt"], reason=reason
+            )
         return done
 
     def reap(self) -> list[Row]:
         rows = self.repo.reap(self.clock())
         for t in rows:
-            self._emit("requeued" if t["status"] == "ready" else "failed", feature_id=t["feature_id"], task=t["key"])
+            self._emit(
+                "requeued" if t["status"] == "ready" else "failed", feature_id=t["feature_id"], task=t["key"]
+            )
         return rows
 
     def snapshot(self, ref: str | int) -> Row:

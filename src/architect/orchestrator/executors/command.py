@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import re
 import signal
+import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,23 @@ from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
 __all__ = ["CommandExecutor", "kill_group", "parse_test_summary", "run_shell", "run_validator"]
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """On Linux, a pre-exec hook so the command's shell is killed when the worker dies; its
+    remaining group is then killed by the next worker on this host before the task runs again."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    prctl = libc.prctl
+
+    def hook() -> None:
+        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+    return hook
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
@@ -51,6 +71,7 @@ async def run_shell(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_death_signal(),
         env={**os.environ, **env},
     )
     if ctx is not None and ctx.on_process is not None:
@@ -101,7 +122,13 @@ async def run_validator(ctx: TaskContext, command: str) -> dict[str, Any]:
         command, cwd=p.get("cwd"), timeout=float(p.get("validator_timeout", 600)), env=ctx.env, ctx=ctx
     )
     summary = parse_test_summary(out, p.get("junit"))
-    return {"ok": code == 0, "exit_code": code, "duration_s": round(secs, 3), **summary, "output_tail": tail(out, 2000)}
+    return {
+        "ok": code == 0,
+        "exit_code": code,
+        "duration_s": round(secs, 3),
+        **summary,
+        "output_tail": tail(out, 2000),
+    }
 
 
 class CommandExecutor:

@@ -85,17 +85,27 @@ class LLMExecutor:
                 body[k] = p[k]
         try:
             async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=float(p.get("timeout", self.timeout_s)))) as s,
-                s.post(f"{self.base_url}/chat/completions", json=body, headers=self._headers(ctx.tags())) as r,
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=float(p.get("timeout", self.timeout_s)))
+                ) as s,
+                s.post(
+                    f"{self.base_url}/chat/completions", json=body, headers=self._headers(ctx.tags())
+                ) as r,
             ):
                 data = await r.json(content_type=None)
                 if r.status != 200:
                     msg = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
-                    return ExecResult(False, {"status": r.status}, f"gateway answered {r.status}: {msg or ''}".strip())
+                    return ExecResult(
+                        False, {"status": r.status}, f"gateway answered {r.status}: {msg or ''}".strip()
+                    )
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return ExecResult(False, None, f"gateway call failed: {exc.__class__.__name__}: {exc}")
         try:
             content = data["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
-            return ExecResult(False, {"response": str(data)[:500]}, "gateway response has no choices[0].message")
-        return ExecResult(True, {"model": data.get("model"), "output": tail(content, 20_000), "usage": data.get("usage")})
+            return ExecResult(
+                False, {"response": str(data)[:500]}, "gateway response has no choices[0].message"
+            )
+        return ExecResult(
+            True, {"model": data.get("model"), "output": tail(content, 20_000), "usage": data.get("usage")}
+        )

@@ -91,7 +91,7 @@ class CatalogMixin(RepoBase):
                         created_at=now,
                         updated_at=now,
                         finished_at=now if done else None,
-                    )  # fmt: skip
+                    )
                     .returning(tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt)
                 ).one()
                 counts["created"] += 1

@@ -108,6 +108,14 @@ class ExecutionMixin(RepoBase):
                 break
         return out
 
+    def ready_executors(self, feature_ids: Sequence[int] | None) -> set[str]:
+        """The executors of the tasks that are ready now (to health-check only what is needed)."""
+        q = select(tasks.c.executor).where(tasks.c.status == "ready").distinct()
+        if feature_ids is not None:
+            q = q.where(tasks.c.feature_id.in_(feature_ids))
+        with self._read() as conn:
+            return {str(r[0]) for r in conn.execute(q)}
+
     def rate_wait(self, rate: int, period: float, now: float) -> float:
         """Seconds until the shared rate window has room again (0 when it has room now)."""
         with self._read() as conn:
@@ -200,8 +208,7 @@ class ExecutionMixin(RepoBase):
     def reap(self, now: float) -> list[Row]:
         """Requeue running tasks whose lease expired (or fail them past their crash cap)."""
         expired = and_(tasks.c.status == "running", tasks.c.lease_expires < now)
-        cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
-        cols = (*cols, tasks.c.worker_id, tasks.c.crashes, tasks.c.host, tasks.c.pgid)
+        cols = [tasks.c[n] for n in ("id", "key", "feature_id", "attempt", "status", "reason", "worker_id", "crashes")]
         with self._write() as conn:
             over = conn.execute(
                 update(tasks)

@@ -1,0 +1,229 @@
+"""Admin REST API of the access domain under /api/v1: keys, budgets, the audit log and spend.
+
+Changes need the admin key (`AdminDep`; a virtual key gets 403). Reads are open to any key but a
+virtual key sees only its own key, its own budgets (key and project) and its own spend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from architect.access.audit import actor_of
+from architect.access.auth import Principal
+from architect.access.hooks import AccessDomain
+from architect.access.keys import KeyService
+from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
+from architect.errors import InvalidRequest, NotFoundInStore, PermissionDenied
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["access"])
+
+_SPEND_BY = ("project", "key_id", "model_group", "deployment", "provider", "feature", "task")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    budget_usd: float | None = Field(default=None, gt=0)
+    budget_period: Literal["day", "month", "total"] = "month"
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    models: list[str] | None = None
+    tags: dict[str, str] | None = None
+    expires_at: float | None = Field(default=None, description="UNIX seconds")
+    bodies: Literal["off", "hashed", "full"] | None = None
+
+
+class BudgetSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: Literal["key", "project"]
+    target: str = Field(min_length=1, max_length=200)
+    period: Literal["day", "month", "total"] = "month"
+    limit_usd: float = Field(gt=0)
+
+
+def _domain(runtime: Any) -> AccessDomain:
+    domain: AccessDomain | None = runtime.extensions.get("access")
+    if domain is None:  # the API used without a started runtime (tests, tools)
+        from architect.access.budgets import BudgetGuard
+        from architect.access.keys import KeyResolver
+
+        repo = runtime.store.access
+        domain = AccessDomain(KeyService(repo), BudgetGuard(repo), KeyResolver(repo))
+        runtime.extensions["access"] = domain
+    return domain
+
+
+def _visible_budget(p: Principal, b: dict[str, Any]) -> bool:
+    if p.is_admin:
+        return True
+    if b["scope"] == "key":
+        return bool(b["target"] == p.key_id)
+    return p.projects is not None and bool(b["target"] in p.projects)
+
+
+def _budget_out(b: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "scope", "target", "period", "limit_usd", "spent_usd", "reserved_usd", "remaining_usd")
+    return {k: b[k] for k in keys} | {"window_start": b["window_start"]}
+
+
+@router.get("/keys")
+async def list_keys(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Virtual keys (never their secrets). A virtual key sees only itself."""
+    svc = _domain(runtime).keys
+    ids = None if principal.is_admin else [principal.key_id or ""]
+    return {"keys": await asyncio.to_thread(svc.list, ids)}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(body: KeyCreate, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    """Create a key; the response holds the secret, shown only this once."""
+    domain = _domain(runtime)
+    secret, view = await asyncio.to_thread(
+        lambda: domain.keys.create(actor=actor_of(principal), **body.model_dump())
+    )
+    if body.budget_usd is not None:
+        await domain.budgets_changed(runtime)
+    return {"key": secret, **view}
+
+
+@router.get("/keys/{key_id}")
+async def get_key(key_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    if not principal.is_admin and principal.key_id != key_id:
+        raise NotFoundInStore(f"no key with id {key_id!r}")
+    return await asyncio.to_thread(_domain(runtime).keys.view, key_id)
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    """Revoke a key: refused on every process sharing the store within a second."""
+    domain = _domain(runtime)
+    view = await asyncio.to_thread(domain.keys.revoke, key_id, actor=actor_of(principal))
+    domain.resolver.invalidate()
+    return view
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    """Replace a key's secret (same id, budgets and limits); the old secret stops working."""
+    domain = _domain(runtime)
+    secret, view = await asyncio.to_thread(domain.keys.rotate, key_id, actor=actor_of(principal))
+    domain.resolver.invalidate()
+    return {"key": secret, **view}
+
+
+@router.get("/budgets")
+async def list_budgets(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Budgets with the spend of their current window."""
+    rows = await asyncio.to_thread(runtime.store.access.list_budgets)
+    return {"budgets": [_budget_out(b) for b in rows if _visible_budget(principal, b)]}
+
+
+@router.post("/budgets", status_code=201)
+async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    """Create a budget or change its limit (one per scope, target and period)."""
+    repo = runtime.store.access
+    if body.scope == "key" and await asyncio.to_thread(repo.get_key, body.target) is None:
+        raise InvalidRequest(f"target: no key with id {body.target!r}", param="target")
+    before = next(
+        (
+            b
+            for b in await asyncio.to_thread(repo.list_budgets)
+            if (b["scope"], b["target"], b["period"]) == (body.scope, body.target, body.period)
+        ),
+        None,
+    )
+    row = await asyncio.to_thread(repo.upsert_budget, body.scope, body.target, body.period, body.limit_usd)
+    await asyncio.to_thread(
+        repo.add_audit,
+        actor_of(principal),
+        "budget.set",
+        f"{body.scope}:{body.target}:{body.period}",
+        before and {"limit_usd": before["limit_usd"]},
+        body.model_dump(),
+    )
+    await _domain(runtime).budgets_changed(runtime)
+    out = next(b for b in await asyncio.to_thread(repo.list_budgets) if b["id"] == row["id"])
+    return _budget_out(out)
+
+
+@router.delete("/budgets/{budget_id}")
+async def delete_budget(budget_id: int, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    repo = runtime.store.access
+    row = await asyncio.to_thread(repo.delete_budget, budget_id)
+    await asyncio.to_thread(
+        repo.add_audit, actor_of(principal), "budget.delete", f"{row['scope']}:{row['target']}", row, None
+    )
+    await _domain(runtime).budgets_changed(runtime)
+    return {"deleted": budget_id}
+
+
+@router.get("/audit")
+async def audit(
+    runtime: RuntimeDep,
+    principal: AdminDep,
+    since: Annotated[float, Query(description="UNIX seconds")] = 0.0,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The audit log of admin actions, newest first: who, what, when, before and after."""
+    rows = await asyncio.to_thread(
+        runtime.store.access.list_audit, since=since, limit=limit, actor=actor, action=action
+    )
+    return {"audit": rows}
+
+
+@router.get("/spend")
+async def spend(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    by: Annotated[str, Query(description=f"one of {', '.join(_SPEND_BY)}")] = "project",
+    since: Annotated[float | None, Query(description="UNIX seconds; default 7 days ago")] = None,
+    until: Annotated[float | None, Query(description="UNIX seconds; default now")] = None,
+    project: str | None = None,
+    key_id: str | None = None,
+) -> dict[str, Any]:
+    """Cost, requests and tokens grouped by a tag or dimension (exact, from the ledger)."""
+    if by not in _SPEND_BY:
+        raise InvalidRequest(f"by: choose one of {', '.join(_SPEND_BY)}", param="by")
+    now = time.time()
+    lo = since if since is not None else now - 7 * 86400
+    hi = until if until is not None else now + 1
+    where: dict[str, Any] = {k: v for k, v in (("project", project), ("key_id", key_id)) if v is not None}
+    if not principal.is_admin:
+        if key_id is not None and key_id != principal.key_id:
+            raise PermissionDenied("a key may only see its own spend", param="key_id")
+        where["key_id"] = principal.key_id
+    if runtime.store.is_memory:
+        rows = _memory_spend(runtime.store.ledger.calls_between(lo, hi, where=where), by)
+    else:
+        rows = await asyncio.to_thread(runtime.store.access.spend, lo, hi, by, where)
+    return {"by": by, "since": lo, "until": hi, "rows": rows}
+
+
+def _memory_spend(calls: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    out: dict[Any, dict[str, Any]] = {}
+    for c in calls:
+        r = out.setdefault(
+            c.get(by),
+            {
+                by: c.get(by),
+                "requests": 0,
+                "cost_usd": 0.0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cache_saved_usd": 0.0,
+            },
+        )
+        r["requests"] += 1
+        r["cost_usd"] += c["cost_usd"] or 0.0
+        r["prompt_tokens"] += c["prompt_tokens"] or 0
+        r["completion_tokens"] += c["completion_tokens"] or 0
+        r["cache_saved_usd"] += c.get("saved_cost_usd") or 0.0
+    return sorted(out.values(), key=lambda r: -r["cost_usd"])

@@ -1,0 +1,291 @@
+"""REST API of the orchestrator (mounted under /api/v1): features, tasks, items, state transitions,
+metrics, reports, plan import/export, and an SSE stream of task events.
+
+Transitions made here are published on the runtime's event bus (topic "task"). The SSE stream
+tails the store's `task_events`, so it carries the events of every worker process, anywhere.
+A key limited to some projects only sees (and changes) those projects' features.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from architect.access.auth import Principal
+from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
+from architect.errors import NotFoundInStore, PermissionDenied
+from architect.orchestrator.manager import Manager
+from architect.orchestrator.metrics import feature_metrics
+from architect.orchestrator.plans import export_markdown, export_yaml, parse_plan_text
+from architect.orchestrator.report import build_report, render_markdown
+from architect.store.orchestrator import Row
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["orchestrator"])
+T = TypeVar("T")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanIn(_In):
+    format: Literal["md", "yaml"]
+    text: str = Field(min_length=1)
+    project: str | None = None
+
+
+class FeaturePatch(_In):
+    title: str | None = Field(default=None, min_length=1)
+    spec: str | None = None
+    acceptance: list[str] | None = None
+
+
+class TaskPatch(_In):
+    title: str | None = Field(default=None, min_length=1)
+    description: str | None = None
+    priority: int | None = Field(default=None, ge=0, le=10)
+    estimate_h: float | None = Field(default=None, ge=0)
+    role: str | None = None
+    params: dict[str, Any] | None = None
+    validator: str | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class CompleteIn(_In):
+    ok: bool = True
+    note: str | None = None
+
+
+class ItemIn(_In):
+    kind: Literal["bug", "decision", "risk", "issue", "blocker"]
+    title: str = Field(min_length=1, max_length=500)
+    body: str | None = None
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    status: str = "open"
+    task_key: str | None = None
+    date: str | None = None
+    rationale: str | None = None
+    impact: str | None = None
+
+
+class ItemPatch(_In):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    body: str | None = None
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    status: str | None = None
+    rationale: str | None = None
+    impact: str | None = None
+
+
+def _manager(runtime: Any) -> Manager:
+    bus = getattr(runtime, "events", None)
+    loop = asyncio.get_running_loop()
+
+    def publish(data: dict[str, Any]) -> None:
+        if bus is not None:
+            bus.publish_threadsafe(loop, "task", data)
+
+    return Manager(runtime.store.tasks, publish=publish)
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    return await asyncio.to_thread(fn, *args, **kw)
+
+
+async def _feature(m: Manager, ref: str, p: Principal) -> Row:
+    f = await _call(m.feature, ref)
+    if p.projects is not None and f["project"] not in p.projects:
+        raise NotFoundInStore(f"feature {ref!r} not found")  # do not reveal other projects' features
+    return f
+
+
+@router.get("/features")
+async def list_features(p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
+    return await _call(runtime.store.tasks.list_features, p.projects)
+
+
+@router.post("/plans", status_code=201)
+async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
+    plans = parse_plan_text(body.text, body.format, source="body.text", project=body.project)
+    if p.projects is not None:
+        bad = sorted({pl["project"] for pl in plans} - set(p.projects))
+        if bad:
+            raise PermissionDenied(
+                f"project: this key may not write to project(s) {', '.join(bad)}", param="project"
+            )
+    m = _manager(runtime)
+    return await _call(m.import_plans, plans)
+
+
+@router.get("/features/{ref}")
+async def get_feature(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return {**f, "phases": await _call(m.repo.phases, f["id"])}
+
+
+@router.patch("/features/{ref}")
+async def patch_feature(ref: str, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.update_feature, f["id"], body.model_dump(exclude_unset=True), m.clock())
+
+
+@router.delete("/features/{ref}", status_code=204)
+async def delete_feature(ref: str, p: AdminDep, runtime: RuntimeDep) -> None:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    await _call(m.repo.delete_feature, f["id"])
+
+
+@router.get("/features/{ref}/tasks")
+async def list_tasks(ref: str, p: PrincipalDep, runtime: RuntimeDep, status: str | None = None) -> list[Row]:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.tasks, f["id"], status)
+
+
+@router.get("/features/{ref}/tasks/{key}")
+async def get_task(ref: str, key: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.get_task, f["id"], key)
+
+
+@router.patch("/features/{ref}/tasks/{key}")
+async def patch_task(ref: str, key: str, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.update_task, f["id"], key, body.model_dump(exclude_unset=True), m.clock())
+
+
+@router.post("/features/{ref}/tasks/{key}/{action}")
+async def task_action(
+    ref: str,
+    key: str,
+    action: Literal["cancel", "retry", "complete"],
+    p: PrincipalDep,
+    runtime: RuntimeDep,
+    body: CompleteIn | None = None,
+) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    if action == "cancel":
+        return await _call(m.cancel_task, f["id"], key)
+    if action == "retry":
+        return await _call(m.retry_task, f["id"], key)
+    b = body or CompleteIn()
+    return await _call(m.finish_manual, f["id"], key, ok=b.ok, note=b.note)
+
+
+@router.get("/features/{ref}/items")
+async def list_items(ref: str, p: PrincipalDep, runtime: RuntimeDep, kind: str | None = None) -> list[Row]:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.items, f["id"], kind)
+
+
+@router.post("/features/{ref}/items", status_code=201)
+async def add_item(ref: str, body: ItemIn, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.add_item, f["id"], body.model_dump(), m.clock())
+
+
+@router.patch("/features/{ref}/items/{item_id}")
+async def patch_item(ref: str, item_id: int, body: ItemPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.repo.update_item, f["id"], item_id, body.model_dump(exclude_unset=True), m.clock())
+
+
+@router.delete("/features/{ref}/items/{item_id}", status_code=204)
+async def delete_item(ref: str, item_id: int, p: PrincipalDep, runtime: RuntimeDep) -> None:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    await _call(m.repo.delete_item, f["id"], item_id)
+
+
+@router.get("/features/{ref}/metrics")
+async def metrics(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(feature_metrics, m.repo, f["id"])
+
+
+@router.get("/features/{ref}/report", response_model=None)
+async def report(
+    ref: str, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "json"] = "json"
+) -> Row | PlainTextResponse:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    r = await _call(build_report, m.repo, f["id"])
+    return PlainTextResponse(render_markdown(r), media_type="text/markdown") if format == "md" else r
+
+
+@router.get("/features/{ref}/export")
+async def export(
+    ref: str, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "yaml"] = "md"
+) -> PlainTextResponse:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    ph, ts = await _call(m.repo.phases, f["id"]), await _call(m.repo.tasks, f["id"])
+    if format == "md":
+        return PlainTextResponse(export_markdown(f, ph, ts), media_type="text/markdown")
+    items = await _call(m.repo.items, f["id"])
+    return PlainTextResponse(export_yaml(f, ph, ts, items), media_type="application/yaml")
+
+
+@router.get("/tasks/events")
+async def task_events(
+    request: Request,
+    p: PrincipalDep,
+    runtime: RuntimeDep,
+    feature: str | None = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    poll: Annotated[float, Query(gt=0, le=10)] = 0.5,
+    once: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: one `task` event per recorded task event, resumable with Last-Event-ID."""
+    m = _manager(runtime)
+    fid = (await _feature(m, feature, p))["id"] if feature else None
+    allowed: set[int] | None = None
+    if p.projects is not None:
+        allowed = {f["id"] for f in await _call(m.repo.list_features, p.projects)}
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+
+    async def stream() -> AsyncIterator[bytes]:
+        last = start
+        yield b": architect task events\n\n"
+        while True:
+            rows = await _call(m.repo.events, fid, last, 500)
+            for e in rows:
+                last = e["id"]
+                if allowed is not None and e["feature_id"] not in allowed:
+                    continue
+                yield b"id: %d\nevent: task\ndata: %s\n\n" % (e["id"], orjson.dumps(e))
+            if once or await request.is_disconnected():
+                return
+            if not rows:
+                await asyncio.sleep(poll)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+# declared last: a literal path such as /features/{ref}/items must match first
+@router.post("/features/{ref}/{action}")
+async def feature_action(
+    ref: str, action: Literal["pause", "resume", "cancel"], p: PrincipalDep, runtime: RuntimeDep
+) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(getattr(m, action), f["id"])

@@ -1,0 +1,153 @@
+"""Delivery metrics, computed from recorded task events only (plus the plan for totals and estimates,
+the feature's items for bug counts, and the ledger for cost via the task tags).
+
+A metric with no underlying data is None, never a guess.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from architect.store.orchestrator import Row, TaskRepo
+
+__all__ = ["DAY", "compute_metrics", "feature_metrics"]
+
+DAY = 86400.0
+_OUTCOMES = ("succeeded", "failed", "requeued")
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def compute_metrics(
+    feature: Mapping[str, Any],
+    phases: Sequence[Mapping[str, Any]],
+    tasks: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    items: Sequence[Mapping[str, Any]] = (),
+    costs: Sequence[Mapping[str, Any]] = (),
+    now: float | None = None,
+) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    phase_of = {t["key"]: t["phase"] for t in tasks}
+    cancelled = {t["key"] for t in tasks if t["status"] == "cancelled"}
+    done_at: dict[str, float] = {}
+    worked_done: dict[str, float] = {}  # succeeded by a worker (not marked done at import)
+    durations: dict[str, float] = {}
+    history: dict[str, list[str]] = defaultdict(list)  # outcome kinds per task, in order
+    claims: dict[tuple[str, int], Mapping[str, Any]] = {}
+    outcome_of: dict[tuple[str, int], str] = {}
+    for e in events:
+        key, kind, data = e.get("task_key"), e["kind"], e.get("data") or {}
+        if key is None:
+            continue
+        if kind == "claimed":
+            claims[(key, e["attempt"])] = e
+        elif kind in _OUTCOMES:
+            history[key].append(kind)
+            if e.get("attempt") is not None:
+                outcome_of[(key, e["attempt"])] = kind
+            if kind == "succeeded":
+                done_at[key] = e["ts"]
+                if not data.get("imported"):
+                    worked_done[key] = e["ts"]
+                if data.get("duration_s") is not None:
+                    durations[key] = float(data["duration_s"])
+        elif kind == "retry_requested":
+            done_at.pop(key, None)
+    # progress
+    total = len([t for t in tasks if t["key"] not in cancelled])
+    per_phase = []
+    for ph in phases:
+        keys = [t["key"] for t in tasks if t["phase"] == ph["number"] and t["key"] not in cancelled]
+        n_done = sum(1 for k in keys if k in done_at)
+        per_phase.append({"phase": ph["number"], "title": ph["title"], "done": n_done, "total": len(keys),
+                          "progress": _rate(n_done, len(keys))})  # fmt: skip
+    n_done = sum(1 for k in done_at if k not in cancelled)
+    # velocity (rolling 3 days) and estimated completion
+    recent = [ts for ts in worked_done.values() if ts >= now - 3 * DAY]
+    velocity = round(len(recent) / 3.0, 4) if recent else None
+    remaining = total - n_done
+    eta = None
+    if remaining == 0 and total:
+        eta = max(done_at.values(), default=None)
+    elif velocity:
+        eta = now + remaining / velocity * DAY
+    # duration vs estimate
+    est = {t["key"]: t["estimate_h"] for t in tasks if t.get("estimate_h")}
+    paired = [(durations[k], est[k] * 3600) for k in durations if k in est]
+    # first try, rework
+    finished = [k for k, h in history.items() if h]
+    first_try = sum(1 for k in finished if history[k][0] == "succeeded")
+    succeeded_keys = [k for k in finished if "succeeded" in history[k]]
+    rework = sum(1 for k in succeeded_keys if history[k].index("succeeded") > 0)
+    # batches: tasks claimed together; a batch succeeds when every attempt in it succeeded
+    batches: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    runs: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (key, attempt), e in claims.items():
+        d = e.get("data") or {}
+        batches[str(d.get("batch"))].append((key, attempt))
+        if d.get("run"):
+            runs[str(d["run"])].append((key, attempt))
+    settled = [b for b in batches.values() if all(a in outcome_of for a in b)]
+    ok_batches = sum(1 for b in settled if all(outcome_of[a] == "succeeded" for a in b))
+    # throughput per run
+    ts_of = {(e.get("task_key"), e.get("attempt")): e["ts"] for e in events if e["kind"] in _OUTCOMES}
+    run_stats = []
+    for run, attempts in runs.items():
+        starts = [claims[a]["ts"] for a in attempts]
+        ends = [ts_of[a] for a in attempts if a in ts_of]
+        ok = sum(1 for a in attempts if outcome_of.get(a) == "succeeded")
+        span = (max(ends) - min(starts)) if ends else None
+        run_stats.append({"run": run, "attempts": len(attempts), "succeeded": ok, "started": min(starts),
+                          "seconds": round(span, 3) if span else None,
+                          "tasks_per_s": round(ok / span, 3) if span else None})  # fmt: skip
+    # bugs and cost
+    bugs = [i for i in items if i["kind"] == "bug"]
+    cost_by_task = {c["task"]: c for c in costs}
+    cost_by_phase: dict[int, float] = defaultdict(float)
+    calls_by_phase: dict[int, int] = defaultdict(int)
+    for key, c in cost_by_task.items():
+        pn = int(phase_of.get(key, 0)) if key else 0
+        cost_by_phase[pn] += float(c["cost_usd"] or 0)
+        calls_by_phase[pn] += int(c["calls"] or 0)
+    return {
+        "feature": feature["slug"],
+        "tasks_total": total,
+        "tasks_done": n_done,
+        "progress": _rate(n_done, total),
+        "phases": per_phase,
+        "velocity_tasks_per_day": velocity,
+        "estimated_completion": eta,
+        "avg_duration_s": round(sum(durations.values()) / len(durations), 3) if durations else None,
+        "avg_estimate_s": round(sum(e for _, e in paired) / len(paired), 3) if paired else None,
+        "duration_vs_estimate": round(sum(d for d, _ in paired) / sum(e for _, e in paired), 4)
+        if paired
+        else None,
+        "first_try_success_rate": _rate(first_try, len(finished)),
+        "rework_rate": _rate(rework, len(succeeded_keys)),
+        "batches": len(settled),
+        "batch_success_rate": _rate(ok_batches, len(settled)),
+        "bugs": len(bugs),
+        "bug_rate": _rate(len(bugs), n_done),
+        "model_calls": sum(int(c["calls"] or 0) for c in costs),
+        "cost_usd": round(sum(float(c["cost_usd"] or 0) for c in costs), 6),
+        "cost_by_task": {str(k): round(float(c["cost_usd"] or 0), 6) for k, c in cost_by_task.items()},
+        "calls_by_task": {str(k): int(c["calls"] or 0) for k, c in cost_by_task.items()},
+        "cost_by_phase": {int(k): round(v, 6) for k, v in cost_by_phase.items()},
+        "calls_by_phase": {int(k): v for k, v in calls_by_phase.items()},
+        "runs": run_stats,
+    }
+
+
+def feature_metrics(repo: TaskRepo, ref: str | int, now: float | None = None) -> Row:
+    f = repo.get_feature(ref)
+    fid = f["id"]
+    return compute_metrics(
+        f, repo.phases(fid), repo.tasks(fid), repo.events(fid, limit=10_000_000), repo.items(fid),
+        repo.call_costs(f["project"], f["slug"]), now,
+    )  # fmt: skip

@@ -1,0 +1,268 @@
+"""The async worker (procrastinate's `worker`): claims as many ready tasks as it has free slots,
+runs them, heartbeats their leases, reaps expired leases, and stops cleanly.
+
+* No prefetch: a claim asks for exactly the free slots; shared concurrency and rate limits are
+  enforced by the store inside the claim, so they hold across workers and machines.
+* Before claiming, each executor's health check runs (cached for `health_s`); while one fails, its
+  tasks are not claimed and the worker reports that it is waiting and why.
+* A claimed task whose previous attempt left a process group on this host (a lost worker's orphan)
+  has that group killed before the task is dispatched again.
+* When a heartbeat finds a lease gone (reaped, or the task cancelled), the attempt is cancelled and
+  its process group killed; its late completion would be fenced anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from architect.orchestrator.executors.base import ExecResult, Executor, TaskContext
+from architect.orchestrator.executors.command import kill_group, run_validator
+from architect.orchestrator.manager import Manager
+from architect.store.orchestrator import ClaimOptions, Row
+
+__all__ = ["Running", "Worker", "WorkerOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    slots: int = 4
+    lease_s: float = 30.0
+    heartbeat_s: float | None = None  # default lease_s / 3
+    poll_s: float = 0.25
+    reap_s: float | None = None  # default min(lease_s / 2, 5)
+    health_s: float = 2.0
+    exit_when_idle: bool = False
+    claim: ClaimOptions = field(default_factory=ClaimOptions)
+    worker_id: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+
+
+@dataclass(slots=True)
+class Running:
+    task: Row
+    started: float
+    job: asyncio.Task[None] | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        manager: Manager,
+        executors: Mapping[str, Executor],
+        options: WorkerOptions | None = None,
+        *,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.executors = dict(executors)
+        self.opts = options or WorkerOptions()
+        self.id = self.opts.worker_id or f"{self.opts.host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.running: dict[int, Running] = {}
+        self.stats = {"claimed": 0, "succeeded": 0, "failed": 0, "retried": 0, "lost": 0, "orphans_killed": 0}
+        self.waiting: str | None = None
+        self._on_status = on_status
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._health: dict[str, tuple[float, str | None]] = {}
+        self._features: dict[int, Row] = {}
+        self._needed: set[str] = set()
+        self._needed_at = -1e9
+
+    def _status(self, msg: str) -> None:
+        if self._on_status is not None:
+            self._on_status(msg)
+
+    def stop(self) -> None:
+        """Stop claiming; `run` returns once the running tasks finished."""
+        self._stop.set()
+        self._wake.set()
+
+    # ---------------------------------------------------------------- main loop
+    async def run(self) -> dict[str, int]:
+        o = self.opts
+        repo = self.manager.repo
+        await asyncio.to_thread(repo.register_worker, self.id, o.host, os.getpid(), self.manager.clock())
+        hb = asyncio.create_task(self._heartbeats())
+        reap_every = o.reap_s if o.reap_s is not None else min(o.lease_s / 2, 5.0)
+        next_reap = 0.0
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() >= next_reap:
+                    for t in await asyncio.to_thread(self.manager.reap):
+                        self._status(f"lease of {t['key']} (attempt {t['attempt']}) expired: {t['status']}")
+                    next_reap = time.monotonic() + reap_every
+                claimed = await self._claim()
+                if not claimed and not self.running and o.exit_when_idle and await self._idle():
+                    break
+                if claimed and len(self.running) < o.slots:
+                    continue  # more may be ready right now
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), o.poll_s)
+            if self.running:
+                await asyncio.gather(*(r.job for r in self.running.values() if r.job), return_exceptions=True)
+        finally:
+            hb.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hb
+            for r in list(self.running.values()):
+                if r.job:
+                    r.job.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(repo.remove_worker, self.id)
+        return dict(self.stats)
+
+    async def _claim(self) -> list[Row]:
+        free = self.opts.slots - len(self.running)
+        if free <= 0:
+            return []
+        unhealthy = await self._unhealthy()
+        base = self.opts.claim
+        exclude = tuple({*base.exclude_executors, "manual", *unhealthy, *self._unknown_executors()})
+        opts = ClaimOptions(
+            feature_ids=base.feature_ids, task_ids=base.task_ids, max_phase=base.max_phase,
+            exclude_executors=exclude, max_running=base.max_running, role_limits=base.role_limits,
+            rate=base.rate, rate_period=base.rate_period, run_id=base.run_id,
+        )  # fmt: skip
+        claimed = await asyncio.to_thread(self.manager.claim, self.id, free, self.opts.lease_s, opts)
+        for t in claimed:
+            self.stats["claimed"] += 1
+            r = Running(t, time.monotonic())
+            self.running[t["id"]] = r
+            r.job = asyncio.create_task(self._execute(r))
+        return claimed
+
+    def _unknown_executors(self) -> tuple[str, ...]:
+        return tuple(e for e in ("command", "python", "llm") if e not in self.executors)
+
+    async def _unhealthy(self) -> list[str]:
+        bad: list[str] = []
+        now = time.monotonic()
+        if now - self._needed_at >= self.opts.health_s:
+            self._needed = await asyncio.to_thread(
+                self.manager.repo.ready_executors, self.opts.claim.feature_ids
+            )
+            self._needed_at = now
+        for name, ex in self.executors.items():
+            checked, problem = self._health.get(name, (-1e9, None))
+            if name not in self._needed:
+                continue
+            if now - checked >= self.opts.health_s:
+                problem = await ex.health()
+                if problem != self._health.get(name, (0.0, None))[1]:
+                    self._status(
+                        f"waiting: {name} tasks held back, health check failed: {problem}"
+                        if problem
+                        else f"{name} health check passes again"
+                    )
+                self._health[name] = (now, problem)
+            if problem:
+                bad.append(name)
+        self.waiting = "; ".join(f"{n}: {self._health[n][1]}" for n in bad) or None
+        return bad
+
+    async def _idle(self) -> bool:
+        o = self.opts.claim
+        exclude = ("manual", *self._unknown_executors())
+        info = await asyncio.to_thread(self.manager.repo.active_count, o.feature_ids, o.max_phase, exclude)
+        counts = info["counts"]
+        if counts.get("running", 0):
+            return False
+        if counts.get("ready", 0):
+            if info["inactive_features"]:
+                self._status("stopping: the remaining ready tasks belong to a paused or cancelled feature")
+                return True
+            return False
+        return True
+
+    async def _heartbeats(self) -> None:
+        every = self.opts.heartbeat_s or self.opts.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            ids = list(self.running)
+            try:
+                owned = await asyncio.to_thread(self.manager.heartbeat, self.id, ids, self.opts.lease_s)
+            except Exception as exc:  # the store is down: keep trying; leases may expire meanwhile
+                self._status(f"heartbeat failed: {exc}")
+                continue
+            for tid in ids:
+                r = self.running.get(tid)
+                if tid not in owned and r is not None and r.job is not None and not r.job.done():
+                    self._status(f"{r.task['key']}: lease lost (reaped or cancelled); stopping this attempt")
+                    self.stats["lost"] += 1
+                    r.job.cancel()
+
+    # ---------------------------------------------------------------- one attempt
+    async def _feature(self, feature_id: int) -> Row:
+        if feature_id not in self._features:
+            self._features[feature_id] = await asyncio.to_thread(self.manager.repo.get_feature, feature_id)
+        return self._features[feature_id]
+
+    async def _execute(self, r: Running) -> None:
+        t = r.task
+        try:
+            await self._attempt(t)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # the store failed mid-attempt; the lease will expire and be reaped
+            self._status(f"{t['key']}: could not record the outcome: {exc}")
+        finally:
+            self.running.pop(t["id"], None)
+            self._wake.set()
+
+    async def _attempt(self, t: Row) -> None:
+        repo = self.manager.repo
+        host = self.opts.host
+        if t.get("pgid") and t.get("host") == host:
+            if kill_group(int(t["pgid"])):
+                self.stats["orphans_killed"] += 1
+                self._status(f"{t['key']}: killed the orphaned process group {t['pgid']} of a lost worker")
+            await asyncio.to_thread(repo.set_process, t["id"], t["attempt"], None, None)
+        feature = await self._feature(t["feature_id"])
+
+        async def on_process(pgid: int | None) -> None:
+            await asyncio.to_thread(repo.set_process, t["id"], t["attempt"], host, pgid)
+
+        env = {
+            "ARCHITECT_PROJECT": feature["project"], "ARCHITECT_FEATURE": feature["slug"],
+            "ARCHITECT_TASK": t["key"], "ARCHITECT_ATTEMPT": str(t["attempt"]),
+        }  # fmt: skip
+        ctx = TaskContext(t, feature, on_process, env)
+        start = time.monotonic()
+        ex = self.executors[t["executor"]]
+        try:
+            res = await ex.run(ctx)
+        except Exception as exc:
+            res = ExecResult(False, None, f"executor {t['executor']} raised {exc.__class__.__name__}: {exc}")
+        validation: dict[str, Any] | None = None
+        if res.ok and t.get("validator"):
+            validation = await run_validator(ctx, str(t["validator"]))
+            if not validation["ok"]:
+                res = ExecResult(False, res.result, f"validator failed (exit code {validation['exit_code']})")
+        duration = round(time.monotonic() - start, 4)
+        done = await asyncio.to_thread(
+            self.manager.complete, t, self.id, ok=res.ok, result=res.result, validation=validation,
+            reason=res.reason, duration_s=duration,
+        )  # fmt: skip
+        if not done:
+            self.stats["lost"] += 1
+            self._status(
+                f"{t['key']}: attempt {t['attempt']} finished after losing its claim; result discarded"
+            )
+        elif res.ok:
+            self.stats["succeeded"] += 1
+        else:
+            retry = int(t.get("failures") or 0) + 1 < int(t["max_attempts"])
+            self.stats["retried" if retry else "failed"] += 1
+            self._status(
+                f"{t['key']}: attempt {t['attempt']} failed: {res.reason}"
+                + (" (will retry)" if retry else "")
+            )

@@ -1,0 +1,129 @@
+"""Keys & budgets (create, revoke, a key's own view), providers, the task board live, the report."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from architect.orchestrator.manager import Manager
+from architect.store.orchestrator import ClaimOptions
+from tests.browser.conftest import ADMIN_KEY, chat, check_axe, implemented, login, shoot
+from tests.helpers import LiveServer
+
+PLAN = """# Feature: Checkout flow
+Let customers pay.
+## Phase 1: Backend
+- [ ] T001 Add cart schema `$ true`
+- [ ] T002 Pricing service (after T001) `$ true`
+## Phase 2: Frontend
+- [ ] T003 Checkout page (after T002) `$ true`
+"""
+
+
+def admin() -> dict[str, str]:
+    return {"authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def need(api_paths: list[re.Pattern[str]], path: str) -> None:
+    if not implemented(api_paths, path):
+        pytest.skip(f"{path} is not implemented on this server yet")
+
+
+def test_admin_creates_and_revokes_a_key(
+    page: Any, server: LiveServer, axe_source: str, api_paths: list[re.Pattern[str]]
+) -> None:
+    need(api_paths, "/api/v1/keys")
+    login(page, next_path="/ui/keys")
+    page.get_by_label("Name", exact=True).fill("team-ui")
+    page.get_by_label("Budget (USD)").fill("25")
+    page.get_by_label("Requests/min").fill("120")
+    page.get_by_label("Tags").fill("project=alpha")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-secret")
+    expect(secret).to_be_visible()
+    key = secret.inner_text().strip()
+    row = page.locator("#keys tbody tr", has_text="team-ui")
+    expect(row).to_contain_text("active")
+    expect(row).to_contain_text("project=alpha")
+    expect(page.locator("#budgets")).to_contain_text("$25.00")
+    assert chat(server, key=key).status_code == 200  # the new key works at the gateway
+    check_axe(page, axe_source)
+    shoot(page, "keys")
+    revoke = row.get_by_role("button", name="Revoke team-ui")
+    revoke.click()
+    expect(revoke).to_have_text("Confirm revoking team-ui")  # a second, deliberate click
+    revoke.click()
+    expect(page.locator("#keys tbody tr", has_text="team-ui")).to_contain_text("revoked")
+    r = httpx.post(f"{server.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                   json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    assert r.status_code == 401
+
+
+def test_a_virtual_key_sees_only_its_own_data(
+    page: Any, server: LiveServer, api_paths: list[re.Pattern[str]]
+) -> None:
+    need(api_paths, "/api/v1/keys")
+    secret = httpx.post(f"{server.url}/api/v1/keys", headers=admin(), json={"name": "viewer"}).json()["key"]
+    mine = chat(server, key=secret).headers["x-request-id"]
+    other = chat(server).headers["x-request-id"]
+    login(page, key=secret, next_path="/ui/ledger")
+    expect(page.get_by_role("button", name=mine)).to_be_visible()
+    expect(page.get_by_role("button", name=other)).to_have_count(0)
+    page.goto("/ui/keys")
+    expect(page.locator(".notice")).to_contain_text("Only the admin")
+    expect(page.get_by_role("button", name="Create key")).to_have_count(0)
+    expect(page.locator("#keys tbody tr")).to_have_count(1)
+    shoot(page, "keys-as-virtual-key")
+
+
+def test_providers_show_deployments_and_circuit_state(page: Any, server: LiveServer, axe_source: str) -> None:
+    chat(server)
+    login(page, next_path="/ui/providers")
+    rows = page.locator("#health tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("closed")
+    expect(page.locator("#health")).to_contain_text("sim-fast")
+    check_axe(page, axe_source)
+    shoot(page, "providers")
+
+
+def test_the_board_follows_a_task_run_and_the_report_renders(
+    page: Any, server: LiveServer, axe_source: str, api_paths: list[re.Pattern[str]]
+) -> None:
+    need(api_paths, "/api/v1/plans")
+    r = httpx.post(f"{server.url}/api/v1/plans", headers=admin(), json={"format": "md", "text": PLAN, "project": "shop"})
+    assert r.status_code == 201, r.text
+    slug = r.json()[0]["feature"]["slug"]
+    login(page, next_path=f"/ui/projects?feature={slug}")
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator("#col-ready #task-T001")).to_be_visible()
+    expect(page.locator("#task-T002")).to_contain_text("depends on T001")
+    check_axe(page, axe_source)
+    shoot(page, "projects")
+    # a worker (another process, as far as the page knows: the store is the only link) runs T001
+    m = Manager(server.store.tasks)
+    [task] = m.claim("worker-1", 1, 30.0, ClaimOptions())
+    assert task["key"] == "T001"
+    expect(page.locator("#col-running #task-T001")).to_be_visible()
+    expect(page.locator("#task-T001")).to_contain_text("worker-1")
+    shoot(page, "projects-running")
+    assert m.complete(task, "worker-1", ok=True, duration_s=0.5)
+    expect(page.locator("#col-succeeded #task-T001")).to_be_visible()
+    expect(page.locator("#col-ready #task-T002")).to_be_visible()  # its dependency is done
+    expect(page.locator("#m-progress")).to_contain_text("1/3 tasks")
+    page.get_by_role("link", name="Status report").click()
+    expect(page).to_have_url(re.compile(r"/ui/report\?feature="))
+    report = page.locator("#report")
+    expect(report.get_by_role("heading", name="Status report: Checkout flow")).to_be_visible()
+    expect(report.locator("table").first).to_be_visible()
+    expect(report).to_contain_text("Progress: 1/3 tasks")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export Markdown").click()
+    text = open(dl.value.path()).read()
+    assert text.startswith("# Status report: Checkout flow")
+    check_axe(page, axe_source)
+    shoot(page, "report")

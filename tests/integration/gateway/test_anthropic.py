@@ -1,0 +1,144 @@
+"""An Anthropic-kind provider through the real gateway: a small Anthropic-shaped aiohttp server on
+127.0.0.1 (Messages API: x-api-key + anthropic-version, SSE events, cache usage, errors) and the
+official `openai` SDK as the client."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.helpers import LiveServer, make_config
+
+FIX = Path(__file__).parents[2] / "unit" / "gateway" / "fixtures" / "anthropic"
+
+
+class AnthropicStub:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[str] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"headers": dict(request.headers), "body": body, "path": request.path})
+        if request.headers.get("x-api-key") != "sk-ant-test" or "anthropic-version" not in request.headers:
+            return web.Response(status=401, body=(FIX / "error_auth.json").read_bytes(),
+                                content_type="application/json")
+        mode = self.script.pop(0) if self.script else "ok"
+        if mode == "overloaded":
+            return web.Response(status=529, body=(FIX / "error_overloaded.json").read_bytes(),
+                                content_type="application/json")
+        if body.get("stream"):
+            resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await resp.prepare(request)
+            name = "stream_tool_use.sse" if body.get("tools") else "stream_text.sse"
+            for event in (FIX / name).read_bytes().split(b"\n\n"):
+                if event.strip():
+                    await resp.write(event + b"\n\n")
+            await resp.write_eof()
+            return resp
+        name = "message_cache.json" if body.get("system") else "message_text.json"
+        return web.Response(body=(FIX / name).read_bytes(), content_type="application/json")
+
+    def __enter__(self) -> AnthropicStub:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_post("/v1/messages", self._messages)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def anthropic_stub() -> Iterator[AnthropicStub]:
+    with AnthropicStub() as s:
+        yield s
+
+
+def _config(stub: AnthropicStub, key: str = "sk-ant-test") -> Any:
+    return make_config({
+        "providers": [{"name": "anthropic", "kind": "anthropic", "base_url": f"http://127.0.0.1:{stub.port}/v1",
+                       "api_key": key}],
+        "models": [{"name": "claude", "retry": {"backoff_base_s": 0.01, "backoff_max_s": 0.02},
+                    "deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-20250514",
+                                     "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0,
+                                               "cached_input_per_mtok": 0.3, "cache_write_per_mtok": 3.75}}]}],
+    })
+
+
+def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -> None:
+    anthropic_stub.script.append("overloaded")  # the first call is retried
+    with LiveServer(_config(anthropic_stub)) as srv:
+        c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0, timeout=20)
+        r = c.chat.completions.with_raw_response.create(
+            model="claude", max_tokens=300,
+            messages=[{"role": "system", "content": "You review contracts."}, {"role": "user", "content": "Notice?"}])
+        plain = r.parse()
+        stream = list(c.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}],
+                                                stream=True, stream_options={"include_usage": True}))
+        tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+        tool_chunks = list(c.chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "Weather in SF?"}], tools=tools, stream=True))
+        rows = {row["request_id"]: row for row in srv.calls()}
+    sent = anthropic_stub.requests
+    assert all(q["path"] == "/v1/messages" for q in sent)
+    assert sent[0]["headers"]["anthropic-version"] == "2023-06-01" and "Authorization" not in sent[0]["headers"]
+    assert sent[1]["body"]["system"] == "You review contracts." and sent[1]["body"]["max_tokens"] == 300
+    assert sent[2]["body"]["stream"] is True
+
+    assert r.headers["x-architect-attempts"] == "2"
+    assert plain.choices[0].message.content == "The contract's termination clause requires 30 days notice."
+    assert plain.choices[0].finish_reason == "length"
+    assert plain.usage is not None and plain.usage.prompt_tokens == 21 + 1500 + 188086
+    row = rows[r.headers["x-request-id"]]
+    assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (1521, 1500, 393)
+    assert row["cost_usd"] == pytest.approx((21 * 3.0 + 1500 * 0.3 + 188086 * 3.75 + 393 * 15.0) / 1e6)
+
+    text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert text == "Hello! How can I help?"
+    assert stream[-1].usage is not None and stream[-1].usage.completion_tokens == 15
+    args = "".join(tc.function.arguments or "" for ch in tool_chunks if ch.choices
+                   for tc in ch.choices[0].delta.tool_calls or () if tc.function)
+    assert orjson.loads(args) == {"location": "San Francisco, CA"}
+    assert [ch.choices[0].finish_reason for ch in tool_chunks if ch.choices][-1] == "tool_calls"
+    streamed = [x for x in rows.values() if x["stream"]]
+    assert len(streamed) == 2 and all(x["status"] == "ok" and not x["truncated"] for x in streamed)
+
+
+def test_rejected_credentials_are_not_retried(anthropic_stub: AnthropicStub) -> None:
+    with LiveServer(_config(anthropic_stub, key="sk-ant-wrong")) as srv:
+        c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0, timeout=20)
+        with pytest.raises(openai.APIStatusError) as ei:
+            c.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}])
+    assert ei.value.status_code == 502 and "credentials" in ei.value.message
+    assert len(anthropic_stub.requests) == 1

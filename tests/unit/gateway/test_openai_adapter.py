@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import orjson
+
+from architect.gateway.providers.openai import OpenAIAdapter, OpenAIStream
+
+CONTENT = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+USAGE = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2}}}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+def test_request_asks_for_usage_and_keeps_extra_fields() -> None:
+    body = {"model": "public", "messages": [], "stream": True, "tools": [{"type": "function"}],
+            "response_format": {"type": "json_object"}, "vendor_extra": {"a": 1},
+            "stream_options": {"foo": True}}
+    path, payload, _ = OpenAIAdapter().chat_request(body, "upstream-model", stream=True)
+    sent = orjson.loads(payload)
+    assert path == "/chat/completions"
+    assert sent["model"] == "upstream-model"
+    assert sent["stream_options"] == {"foo": True, "include_usage": True}
+    assert sent["tools"] == [{"type": "function"}] and sent["vendor_extra"] == {"a": 1}
+    assert sent["response_format"] == {"type": "json_object"}
+
+
+def test_usage_chunk_dropped_when_client_did_not_ask() -> None:
+    s = OpenAIStream(include_usage=False)
+    out = s.feed(CONTENT + USAGE + DONE)
+    assert out == CONTENT + DONE
+    assert s.usage is not None and s.usage.prompt_tokens == 3 and s.usage.cached_tokens == 2
+    assert s.done
+
+
+def test_usage_chunk_kept_when_asked() -> None:
+    s = OpenAIStream(include_usage=True)
+    assert s.feed(CONTENT + USAGE + DONE) == CONTENT + USAGE + DONE
+
+
+def test_usage_on_a_content_chunk_is_stripped_not_dropped() -> None:
+    ev = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n'
+    out = OpenAIStream(include_usage=False).feed(ev)
+    assert b'"usage"' not in out and b'"content":"x"' in out
+
+
+def test_events_split_across_chunks_and_crlf() -> None:
+    s = OpenAIStream(include_usage=False)
+    whole = (CONTENT + DONE).replace(b"\n", b"\r\n")
+    out = b"".join(s.feed(whole[i : i + 7]) for i in range(0, len(whole), 7))
+    assert out == CONTENT + DONE
+    assert s.completion_text() == "hi"
+
+
+def test_missing_done_is_not_done_and_error_event_is_seen() -> None:
+    s = OpenAIStream(include_usage=False)
+    s.feed(CONTENT)
+    assert not s.done
+    s.feed(b'data: {"error":{"message":"boom","type":"server_error"}}\n\n')
+    assert s.error is not None and "boom" in s.error.message
+
+
+def test_error_mapping() -> None:
+    a = OpenAIAdapter()
+    e429 = a.error(429, {"retry-after": "3"}, b'{"error":{"message":"slow","code":"rate_limit"}}')
+    assert e429.retryable and e429.retry_after == 3.0 and e429.status == 429
+    e500 = a.error(500, {}, b"oops")
+    assert e500.retryable and e500.status == 502 and "oops" in e500.message
+    e400 = a.error(400, {}, b'{"error":{"message":"bad temperature","code":"invalid_value"}}')
+    assert not e400.retryable and e400.status == 400 and e400.kind == "bad_request"
+    ctx = a.error(400, {}, b'{"error":{"message":"too long","code":"context_length_exceeded"}}')
+    assert ctx.kind == "context_window"
+    auth = a.error(401, {}, b'{"error":{"message":"bad key"}}')
+    assert not auth.retryable and auth.status == 502 and auth.kind == "upstream_auth"
