@@ -11,7 +11,9 @@ from tests.browser.conftest import ADMIN_KEY, chat, check_axe, login, shoot
 from tests.helpers import LiveServer
 
 
-def test_login_rejects_a_bad_key_then_accepts_the_admin_key(page: Any, server: LiveServer, axe_source: str) -> None:
+def test_login_rejects_a_bad_key_then_accepts_the_admin_key(
+    page: Any, server: LiveServer, axe_source: str
+) -> None:
     page.goto("/ui/overview")
     expect(page).to_have_url(f"{server.url}/ui/login?next=%2Fui%2Foverview")
     page.get_by_label("API key").fill("sk-wrong")

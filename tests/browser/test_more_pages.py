@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,11 +92,19 @@ def test_providers_show_deployments_and_circuit_state(page: Any, server: LiveSer
     shoot(page, "providers")
 
 
+def bus_publisher(server: LiveServer) -> Any:
+    """Publish to the server's event bus from this thread, as the orchestrator API does."""
+    loop = server._server.servers[0].get_loop()
+    return lambda data: server.runtime.events.publish_threadsafe(loop, "task", data)
+
+
 def test_the_board_follows_a_task_run_and_the_report_renders(
     page: Any, server: LiveServer, axe_source: str, api_paths: list[re.Pattern[str]]
 ) -> None:
     need(api_paths, "/api/v1/plans")
-    r = httpx.post(f"{server.url}/api/v1/plans", headers=admin(), json={"format": "md", "text": PLAN, "project": "shop"})
+    r = httpx.post(
+        f"{server.url}/api/v1/plans", headers=admin(), json={"format": "md", "text": PLAN, "project": "shop"}
+    )
     assert r.status_code == 201, r.text
     slug = r.json()[0]["feature"]["slug"]
     login(page, next_path=f"/ui/projects?feature={slug}")
@@ -104,15 +113,15 @@ def test_the_board_follows_a_task_run_and_the_report_renders(
     expect(page.locator("#task-T002")).to_contain_text("depends on T001")
     check_axe(page, axe_source)
     shoot(page, "projects")
-    # a worker (another process, as far as the page knows: the store is the only link) runs T001
-    m = Manager(server.store.tasks)
+    # a worker in the gateway process runs T001; its transitions go to the event bus, as the API's do
+    m = Manager(server.store.tasks, publish=bus_publisher(server))
     [task] = m.claim("worker-1", 1, 30.0, ClaimOptions())
     assert task["key"] == "T001"
-    expect(page.locator("#col-running #task-T001")).to_be_visible()
+    expect(page.locator("#col-running #task-T001")).to_be_visible(timeout=3000)  # live, not the 10 s poll
     expect(page.locator("#task-T001")).to_contain_text("worker-1")
     shoot(page, "projects-running")
     assert m.complete(task, "worker-1", ok=True, duration_s=0.5)
-    expect(page.locator("#col-succeeded #task-T001")).to_be_visible()
+    expect(page.locator("#col-succeeded #task-T001")).to_be_visible(timeout=3000)
     expect(page.locator("#col-ready #task-T002")).to_be_visible()  # its dependency is done
     expect(page.locator("#m-progress")).to_contain_text("1/3 tasks")
     page.get_by_role("link", name="Status report").click()
@@ -123,7 +132,7 @@ def test_the_board_follows_a_task_run_and_the_report_renders(
     expect(report).to_contain_text("Progress: 1/3 tasks")
     with page.expect_download() as dl:
         page.get_by_role("button", name="Export Markdown").click()
-    text = open(dl.value.path()).read()
+    text = Path(dl.value.path()).read_text()
     assert text.startswith("# Status report: Checkout flow")
     check_axe(page, axe_source)
     shoot(page, "report")

@@ -114,6 +114,8 @@ class CacheService:
         self.tiers = tiers
         self.clock = clock
         self.semantic = semantic
+        if semantic is not None:
+            semantic.tiers = tiers  # candidates are fetched from the tiers by their exact key
         self.coalescer: Coalescer[Entry] = Coalescer()
         self.counts: dict[str, int] = {t: 0 for t in (*TIERS, "miss", "bypass", "stores", "coalesced")}
         self.saved_cost_usd = 0.0

@@ -183,6 +183,8 @@ def run(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Run a feature's ready tasks in parallel until nothing is left to do."""
+    parse_rate(rate)  # bad options fail before anything is opened
+    _roles(role_limit)
     store = open_cli_store(database_url)
     manager = Manager(store.tasks, backoff_base_s=backoff)
     f = manager.feature(feature)
@@ -240,6 +242,8 @@ def worker(
     database_url: DatabaseOpt = None,
 ) -> None:
     """A long-running worker: claims ready tasks from the store until stopped (Ctrl-C / SIGTERM)."""
+    parse_rate(rate)
+    _roles(role_limit)
     store = open_cli_store(database_url)
     manager = Manager(store.tasks, backoff_base_s=backoff)
     ids = tuple(manager.feature(x)["id"] for x in feature) if feature else None

@@ -5,8 +5,9 @@ acts on are checked; everything else passes through to the provider untouched.""
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -18,6 +19,10 @@ from architect.gateway.providers.base import Usage
 __all__ = ["Call", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
 
 _TAG_KEYS = ("project", "feature", "task")
+
+# Request ids: a random per-process prefix and a counter (unique across processes, no syscall per id).
+_ID_PREFIX = os.urandom(6).hex()
+_ids = itertools.count(1)
 
 
 class Call:
@@ -68,7 +73,7 @@ class Call:
         tags: dict[str, str],
         request_id: str | None = None,
     ) -> None:
-        self.request_id = request_id or uuid.uuid4().hex
+        self.request_id = request_id or f"{_ID_PREFIX}{next(_ids):010x}"
         self.t0 = time.perf_counter()
         self.ts = time.time()
         self.endpoint = endpoint

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -44,6 +45,7 @@ class LedgerWriter:
         self.dropped = 0
         self.written = 0
         self.failed_batches = 0
+        self._last_warning = -1e9
 
     @property
     def depth(self) -> int:
@@ -53,6 +55,10 @@ class LedgerWriter:
         """Queue one call (and its attempts). Never blocks; False if the queue was full."""
         if len(self._queue) >= self._max:
             self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                log.warning("ledger queue full (%d rows): %d calls dropped so far", self._max, self.dropped)
             return False
         self._queue.append((call, attempts))
         return True

@@ -60,9 +60,25 @@ class LedgerRepo(Protocol):
         """Delete calls (and their attempts) older than ts; returns the number of calls deleted."""
 
 
+def _insert_sql(table: str, columns: Sequence[str], paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _tuples(rows: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    items = tuple(defaults.items())
+    return [tuple(r.get(k, d) for k, d in items) for r in rows]
+
+
 class SQLLedger:
+    """Writes go straight to the driver's executemany with one prepared statement per table (the
+    ledger writer's batches are the hottest writes in the system); reads use SQLAlchemy Core."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        style = engine.dialect.paramstyle
+        self._insert_calls = _insert_sql("calls", list(_CALL_DEFAULTS), style)
+        self._insert_attempts = _insert_sql("call_attempts", list(_ATTEMPT_DEFAULTS), style)
 
     def record(
         self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
@@ -70,9 +86,9 @@ class SQLLedger:
         try:
             with self._engine.begin() as conn:
                 if call_rows:
-                    conn.execute(calls.insert(), [_complete(r, _CALL_DEFAULTS) for r in call_rows])
+                    conn.exec_driver_sql(self._insert_calls, _tuples(call_rows, _CALL_DEFAULTS))
                 if attempt_rows:
-                    conn.execute(attempts.insert(), [_complete(r, _ATTEMPT_DEFAULTS) for r in attempt_rows])
+                    conn.exec_driver_sql(self._insert_attempts, _tuples(attempt_rows, _ATTEMPT_DEFAULTS))
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"ledger write failed: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}"

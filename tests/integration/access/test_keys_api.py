@@ -7,10 +7,10 @@ import time
 
 import httpx
 import pytest
-
-from architect.store import open_store
 from tests.helpers import LiveServer, make_config, stub_config
 from tests.stubs.openai_stub import StubServer
+
+from architect.store import open_store
 
 ADMIN = "admin-secret-key-0123456789"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi there"}], "max_tokens": 7}
@@ -173,9 +173,12 @@ def test_project_budget_and_threshold_alerts(stub: StubServer) -> None:
         assert {a["rule"] for a in alerts} >= {"budget-50pct"}
         assert all(a["kind"] == "budget" for a in alerts)
         # other projects are not limited
-        assert c.post(
-            "/v1/chat/completions", json=CHAT, headers={**_admin(), "x-architect-tags": "project=other"}
-        ).status_code == 200
+        assert (
+            c.post(
+                "/v1/chat/completions", json=CHAT, headers={**_admin(), "x-architect-tags": "project=other"}
+            ).status_code
+            == 200
+        )
 
 
 def test_key_rpm_limit_429_with_retry_after(stub: StubServer) -> None:
@@ -207,7 +210,7 @@ def test_no_secret_in_logs_or_responses(stub: StubServer, caplog: pytest.LogCapt
         keep(c.get("/api/v1/keys", headers=_admin()))
         keep(c.get("/api/v1/audit", headers=_admin()))
         keep(c.get("/api/v1/budgets", headers=_bearer(rotated)))
-        keep(c.get(f"/api/v1/calls?limit=50", headers=_admin()))
+        keep(c.get("/api/v1/calls?limit=50", headers=_admin()))
         keep(c.post(f"/api/v1/keys/{created.json()['id']}/revoke", headers=_admin()))
         keep(c.get("/api/v1/keys", headers=_bearer(rotated)))
         srv.runtime.ledger.flush()

@@ -32,12 +32,14 @@ class AnthropicStub:
         body = await request.json()
         self.requests.append({"headers": dict(request.headers), "body": body, "path": request.path})
         if request.headers.get("x-api-key") != "sk-ant-test" or "anthropic-version" not in request.headers:
-            return web.Response(status=401, body=(FIX / "error_auth.json").read_bytes(),
-                                content_type="application/json")
+            return web.Response(
+                status=401, body=(FIX / "error_auth.json").read_bytes(), content_type="application/json"
+            )
         mode = self.script.pop(0) if self.script else "ok"
         if mode == "overloaded":
-            return web.Response(status=529, body=(FIX / "error_overloaded.json").read_bytes(),
-                                content_type="application/json")
+            return web.Response(
+                status=529, body=(FIX / "error_overloaded.json").read_bytes(), content_type="application/json"
+            )
         if body.get("stream"):
             resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
             await resp.prepare(request)
@@ -86,14 +88,36 @@ def anthropic_stub() -> Iterator[AnthropicStub]:
 
 
 def _config(stub: AnthropicStub, key: str = "sk-ant-test") -> Any:
-    return make_config({
-        "providers": [{"name": "anthropic", "kind": "anthropic", "base_url": f"http://127.0.0.1:{stub.port}/v1",
-                       "api_key": key}],
-        "models": [{"name": "claude", "retry": {"backoff_base_s": 0.01, "backoff_max_s": 0.02},
-                    "deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-20250514",
-                                     "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0,
-                                               "cached_input_per_mtok": 0.3, "cache_write_per_mtok": 3.75}}]}],
-    })
+    return make_config(
+        {
+            "providers": [
+                {
+                    "name": "anthropic",
+                    "kind": "anthropic",
+                    "base_url": f"http://127.0.0.1:{stub.port}/v1",
+                    "api_key": key,
+                }
+            ],
+            "models": [
+                {
+                    "name": "claude",
+                    "retry": {"backoff_base_s": 0.01, "backoff_max_s": 0.02},
+                    "deployments": [
+                        {
+                            "provider": "anthropic",
+                            "model": "claude-sonnet-4-20250514",
+                            "price": {
+                                "input_per_mtok": 3.0,
+                                "output_per_mtok": 15.0,
+                                "cached_input_per_mtok": 0.3,
+                                "cache_write_per_mtok": 3.75,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -> None:
@@ -101,18 +125,37 @@ def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -
     with LiveServer(_config(anthropic_stub)) as srv:
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0, timeout=20)
         r = c.chat.completions.with_raw_response.create(
-            model="claude", max_tokens=300,
-            messages=[{"role": "system", "content": "You review contracts."}, {"role": "user", "content": "Notice?"}])
+            model="claude",
+            max_tokens=300,
+            messages=[
+                {"role": "system", "content": "You review contracts."},
+                {"role": "user", "content": "Notice?"},
+            ],
+        )
         plain = r.parse()
-        stream = list(c.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}],
-                                                stream=True, stream_options={"include_usage": True}))
+        stream = list(
+            c.chat.completions.create(
+                model="claude",
+                messages=[{"role": "user", "content": "Hi"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-        tool_chunks = list(c.chat.completions.create(
-            model="claude", messages=[{"role": "user", "content": "Weather in SF?"}], tools=tools, stream=True))
+        tool_chunks = list(
+            c.chat.completions.create(
+                model="claude",
+                messages=[{"role": "user", "content": "Weather in SF?"}],
+                tools=tools,
+                stream=True,
+            )
+        )
         rows = {row["request_id"]: row for row in srv.calls()}
     sent = anthropic_stub.requests
     assert all(q["path"] == "/v1/messages" for q in sent)
-    assert sent[0]["headers"]["anthropic-version"] == "2023-06-01" and "Authorization" not in sent[0]["headers"]
+    assert (
+        sent[0]["headers"]["anthropic-version"] == "2023-06-01" and "Authorization" not in sent[0]["headers"]
+    )
     assert sent[1]["body"]["system"] == "You review contracts." and sent[1]["body"]["max_tokens"] == 300
     assert sent[2]["body"]["stream"] is True
 
@@ -127,8 +170,13 @@ def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -
     text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
     assert text == "Hello! How can I help?"
     assert stream[-1].usage is not None and stream[-1].usage.completion_tokens == 15
-    args = "".join(tc.function.arguments or "" for ch in tool_chunks if ch.choices
-                   for tc in ch.choices[0].delta.tool_calls or () if tc.function)
+    args = "".join(
+        tc.function.arguments or ""
+        for ch in tool_chunks
+        if ch.choices
+        for tc in ch.choices[0].delta.tool_calls or ()
+        if tc.function
+    )
     assert orjson.loads(args) == {"location": "San Francisco, CA"}
     assert [ch.choices[0].finish_reason for ch in tool_chunks if ch.choices][-1] == "tool_calls"
     streamed = [x for x in rows.values() if x["stream"]]

@@ -36,19 +36,32 @@ def _providers(*stubs: StubServer) -> list[dict[str, Any]]:
 
 
 def _dep(provider: str, **kw: Any) -> dict[str, Any]:
-    return {"provider": provider, "model": kw.pop("model", "stub-model"), "name": kw.pop("name", provider), **kw}
+    return {
+        "provider": provider,
+        "model": kw.pop("model", "stub-model"),
+        "name": kw.pop("name", provider),
+        **kw,
+    }
 
 
 def test_30_percent_failing_primary_1000_calls_all_succeed(stub: StubServer, stub2: StubServer) -> None:
     stub.fail_rate, stub.fail_modes, stub.timeout_s = 0.3, ["500", "timeout", "reset"], 1.0
-    cfg = make_config({
-        "providers": _providers(stub, stub2),
-        "models": [
-            {"name": "m", "retry": FAST_RETRY, "fallbacks": ["backup"],
-             "deployments": [_dep("p0", timeout_s=0.3, breaker={"consecutive_failures": 8, "cooldown_s": 0.5})]},
-            {"name": "backup", "deployments": [_dep("p1")]},
-        ],
-    })
+    cfg = make_config(
+        {
+            "providers": _providers(stub, stub2),
+            "models": [
+                {
+                    "name": "m",
+                    "retry": FAST_RETRY,
+                    "fallbacks": ["backup"],
+                    "deployments": [
+                        _dep("p0", timeout_s=0.3, breaker={"consecutive_failures": 8, "cooldown_s": 0.5})
+                    ],
+                },
+                {"name": "backup", "deployments": [_dep("p1")]},
+            ],
+        }
+    )
     n, streamed_every = 1000, 5
 
     async def drive(url: str) -> list[str]:
@@ -80,11 +93,18 @@ def test_30_percent_failing_primary_1000_calls_all_succeed(stub: StubServer, stu
 
 def test_dead_single_deployment_group_opens_its_breaker_then_recovers(stub: StubServer) -> None:
     stub.fail_rate, stub.fail_modes = 1.0, ["500"]
-    cfg = make_config({
-        "providers": _providers(stub),
-        "models": [{"name": "solo", "retry": {**FAST_RETRY, "max_attempts": 2},
-                    "deployments": [_dep("p0", breaker={"consecutive_failures": 4, "cooldown_s": 1.0})]}],
-    })
+    cfg = make_config(
+        {
+            "providers": _providers(stub),
+            "models": [
+                {
+                    "name": "solo",
+                    "retry": {**FAST_RETRY, "max_attempts": 2},
+                    "deployments": [_dep("p0", breaker={"consecutive_failures": 4, "cooldown_s": 1.0})],
+                }
+            ],
+        }
+    )
     with LiveServer(cfg) as srv:
         c = _client(srv)
         for _ in range(2):  # 2 calls x 2 attempts = 4 consecutive failures: open
@@ -131,8 +151,9 @@ def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated
         with pytest.raises(openai.APIError):
             for _ in _client(srv).chat.completions.create(model="m", messages=MSG, stream=True):
                 pass
-        raw = httpx.post(srv.url + "/v1/chat/completions", timeout=10,
-                         json={"model": "m", "messages": MSG, "stream": True})
+        raw = httpx.post(
+            srv.url + "/v1/chat/completions", timeout=10, json={"model": "m", "messages": MSG, "stream": True}
+        )
         rows = srv.calls()
     assert raw.status_code == 200
     events = [e for e in raw.content.split(b"\n\n") if e]
@@ -145,11 +166,22 @@ def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated
 
 def test_stream_fails_over_before_the_first_byte(stub: StubServer, stub2: StubServer) -> None:
     stub.script.append("500")
-    cfg = make_config({
-        "providers": _providers(stub, stub2),
-        "models": [{"name": "m", "strategy": "lowest-cost", "retry": FAST_RETRY, "deployments": [
-            _dep("p0", price={"input_per_mtok": 0.1}), _dep("p1", price={"input_per_mtok": 5.0})]}],
-    })
+    cfg = make_config(
+        {
+            "providers": _providers(stub, stub2),
+            "models": [
+                {
+                    "name": "m",
+                    "strategy": "lowest-cost",
+                    "retry": FAST_RETRY,
+                    "deployments": [
+                        _dep("p0", price={"input_per_mtok": 0.1}),
+                        _dep("p1", price={"input_per_mtok": 5.0}),
+                    ],
+                }
+            ],
+        }
+    )
     with LiveServer(cfg) as srv:
         chunks = list(_client(srv).chat.completions.create(model="m", messages=MSG, stream=True))
         rows = srv.calls()
@@ -161,8 +193,12 @@ def test_stream_fails_over_before_the_first_byte(stub: StubServer, stub2: StubSe
 
 def test_retry_after_is_honoured(stub: StubServer) -> None:
     stub.script.extend(["429:1", "ok"])
-    cfg = make_config({"providers": _providers(stub),
-                       "models": [{"name": "m", "retry": FAST_RETRY, "deployments": [_dep("p0")]}]})
+    cfg = make_config(
+        {
+            "providers": _providers(stub),
+            "models": [{"name": "m", "retry": FAST_RETRY, "deployments": [_dep("p0")]}],
+        }
+    )
     with LiveServer(cfg) as srv:
         t0 = time.perf_counter()
         r = _client(srv).chat.completions.with_raw_response.create(model="m", messages=MSG)
@@ -174,8 +210,12 @@ def test_retry_after_is_honoured(stub: StubServer) -> None:
 
 def test_retry_after_beyond_the_bound_returns_429_with_retry_after(stub: StubServer) -> None:
     stub.script.append("429:30")
-    cfg = make_config({"providers": _providers(stub),
-                       "models": [{"name": "m", "retry": FAST_RETRY, "deployments": [_dep("p0")]}]})
+    cfg = make_config(
+        {
+            "providers": _providers(stub),
+            "models": [{"name": "m", "retry": FAST_RETRY, "deployments": [_dep("p0")]}],
+        }
+    )
     with LiveServer(cfg) as srv:
         t0 = time.perf_counter()
         with pytest.raises(openai.RateLimitError) as ei:
@@ -186,14 +226,19 @@ def test_retry_after_beyond_the_bound_returns_429_with_retry_after(stub: StubSer
 
 
 @pytest.mark.parametrize(("mode", "status"), [("400", 400), ("401", 502)])
-def test_non_retryable_errors_are_returned_at_once(stub: StubServer, stub2: StubServer, mode: str, status: int
-                                                   ) -> None:
+def test_non_retryable_errors_are_returned_at_once(
+    stub: StubServer, stub2: StubServer, mode: str, status: int
+) -> None:
     stub.script.append(mode)
-    cfg = make_config({
-        "providers": _providers(stub, stub2),
-        "models": [{"name": "m", "retry": FAST_RETRY, "fallbacks": ["other"], "deployments": [_dep("p0")]},
-                   {"name": "other", "deployments": [_dep("p1")]}],
-    })
+    cfg = make_config(
+        {
+            "providers": _providers(stub, stub2),
+            "models": [
+                {"name": "m", "retry": FAST_RETRY, "fallbacks": ["other"], "deployments": [_dep("p0")]},
+                {"name": "other", "deployments": [_dep("p1")]},
+            ],
+        }
+    )
     with LiveServer(cfg) as srv:
         with pytest.raises(openai.APIStatusError) as ei:
             _client(srv).chat.completions.create(model="m", messages=MSG)
@@ -204,15 +249,21 @@ def test_non_retryable_errors_are_returned_at_once(stub: StubServer, stub2: Stub
 
 
 def test_context_window_errors_fall_back_to_the_larger_group(stub: StubServer, stub2: StubServer) -> None:
-    cfg = make_config({
-        "providers": _providers(stub, stub2),
-        "models": [
-            {"name": "small", "context_window_fallbacks": ["large"], "retry": FAST_RETRY,
-             "deployments": [_dep("p0", context_window=200)]},
-            {"name": "large", "deployments": [_dep("p1", context_window=100_000)]},
-            {"name": "nowhere", "deployments": [_dep("p0", name="tiny", context_window=20)]},
-        ],
-    })
+    cfg = make_config(
+        {
+            "providers": _providers(stub, stub2),
+            "models": [
+                {
+                    "name": "small",
+                    "context_window_fallbacks": ["large"],
+                    "retry": FAST_RETRY,
+                    "deployments": [_dep("p0", context_window=200)],
+                },
+                {"name": "large", "deployments": [_dep("p1", context_window=100_000)]},
+                {"name": "nowhere", "deployments": [_dep("p0", name="tiny", context_window=20)]},
+            ],
+        }
+    )
     long_msg = [{"role": "user", "content": "word " * 400}]
     with LiveServer(cfg) as srv:
         c = _client(srv)

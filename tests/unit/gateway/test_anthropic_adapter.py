@@ -39,17 +39,23 @@ def test_adapter_for_kind_and_auth_headers() -> None:
 
 
 def test_system_multi_turn_and_defaults() -> None:
-    path, out, headers = _req({
-        "model": "c", "temperature": 1.7, "top_p": 0.9, "stop": "END", "user": "u-1",
-        "messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "developer", "content": "Answer in English."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello."},
-            {"role": "user", "content": "Again"},
-            {"role": "user", "content": [{"type": "text", "text": "and again"}]},
-        ],
-    })
+    path, out, headers = _req(
+        {
+            "model": "c",
+            "temperature": 1.7,
+            "top_p": 0.9,
+            "stop": "END",
+            "user": "u-1",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "developer", "content": "Answer in English."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "Again"},
+                {"role": "user", "content": [{"type": "text", "text": "and again"}]},
+            ],
+        }
+    )
     assert path == "/messages" and headers["content-type"] == "application/json"
     assert out["model"] == "claude-sonnet-4-20250514"
     assert out["max_tokens"] == DEFAULT_MAX_TOKENS
@@ -57,52 +63,106 @@ def test_system_multi_turn_and_defaults() -> None:
     assert out["temperature"] == 1.0 and out["top_p"] == 0.9
     assert out["stop_sequences"] == ["END"] and out["metadata"] == {"user_id": "u-1"}
     assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]  # consecutive users merged
-    assert out["messages"][2]["content"] == [{"type": "text", "text": "Again"}, {"type": "text", "text": "and again"}]
+    assert out["messages"][2]["content"] == [
+        {"type": "text", "text": "Again"},
+        {"type": "text", "text": "and again"},
+    ]
     assert "stream" not in out
-    assert _req({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 77}, True)[1][
-        "max_tokens"] == 77
+    assert (
+        _req({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 77}, True)[1][
+            "max_tokens"
+        ]
+        == 77
+    )
     assert _req({"messages": [{"role": "user", "content": "x"}]}, True)[1]["stream"] is True
 
 
 def test_tools_tool_calls_and_results() -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                                               "parameters": {"type": "object", "properties": {"loc": {}}}}}]
-    _, out, _ = _req({
-        "tools": tools, "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
-        "parallel_tool_calls": False,
-        "messages": [
-            {"role": "user", "content": "Weather in Paris and Rome?"},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"loc": "Paris"}'}},
-                {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"loc": "Rome"}'}},
-            ]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
-            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "21C"}]},
-        ],
-    })
-    assert out["tools"] == [{"name": "get_weather", "description": "Weather",
-                             "input_schema": {"type": "object", "properties": {"loc": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather",
+                "parameters": {"type": "object", "properties": {"loc": {}}},
+            },
+        }
+    ]
+    _, out, _ = _req(
+        {
+            "tools": tools,
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"loc": "Paris"}'},
+                        },
+                        {
+                            "id": "call_2",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"loc": "Rome"}'},
+                        },
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+                {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "21C"}]},
+            ],
+        }
+    )
+    assert out["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "Weather",
+            "input_schema": {"type": "object", "properties": {"loc": {}}},
+        }
+    ]
     assert out["tool_choice"] == {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
     assistant, results = out["messages"][1], out["messages"][2]
-    assert assistant == {"role": "assistant", "content": [
-        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"loc": "Paris"}},
-        {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"loc": "Rome"}}]}
-    assert results == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
-        {"type": "tool_result", "tool_use_id": "call_2", "content": "21C"}]}
-    assert _req({"tools": tools, "tool_choice": "required", "messages": [{"role": "user", "content": "x"}]}
-                )[1]["tool_choice"] == {"type": "any"}
+    assert assistant == {
+        "role": "assistant",
+        "content": [
+            {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"loc": "Paris"}},
+            {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"loc": "Rome"}},
+        ],
+    }
+    assert results == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
+            {"type": "tool_result", "tool_use_id": "call_2", "content": "21C"},
+        ],
+    }
+    assert _req({"tools": tools, "tool_choice": "required", "messages": [{"role": "user", "content": "x"}]})[
+        1
+    ]["tool_choice"] == {"type": "any"}
 
 
 def test_images_and_cache_control() -> None:
-    _, out, _ = _req({"messages": [
-        {"role": "system", "content": [{"type": "text", "text": "long doc", "cache_control": {"type": "ephemeral"}}]},
-        {"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
-        ]},
-    ]})
+    _, out, _ = _req(
+        {
+            "messages": [
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "long doc", "cache_control": {"type": "ephemeral"}}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+                    ],
+                },
+            ]
+        }
+    )
     assert out["system"] == [{"type": "text", "text": "long doc", "cache_control": {"type": "ephemeral"}}]
     assert out["messages"][0]["content"][1:] == [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
@@ -110,13 +170,28 @@ def test_images_and_cache_control() -> None:
     ]
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"n": 2, "messages": [{"role": "user", "content": "x"}]}, "n"),
-    ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}, "messages[0].content[0]"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,abc"}}]}]},
-     "messages[0].content[0]"),
-    ({"messages": [{"role": "system", "content": "only a system prompt"}]}, "messages"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"n": 2, "messages": [{"role": "user", "content": "x"}]}, "n"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "data:image/png,abc"}}],
+                    }
+                ]
+            },
+            "messages[0].content[0]",
+        ),
+        ({"messages": [{"role": "system", "content": "only a system prompt"}]}, "messages"),
+    ],
+)
 def test_requests_anthropic_cannot_take_are_a_400_naming_the_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(ProviderError) as ei:
         _req(body)
@@ -127,8 +202,11 @@ def test_text_response() -> None:
     r = A.chat_response((FIX / "message_text.json").read_bytes())
     body = orjson.loads(r.body)
     assert body["object"] == "chat.completion" and body["id"] == "msg_01XFDUDYJgAACzvnptvVoYEL"
-    assert body["choices"][0] == {"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": "Hello! How can I help you today?"}}
+    assert body["choices"][0] == {
+        "index": 0,
+        "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+    }
     assert body["usage"]["prompt_tokens"] == 12 and body["usage"]["total_tokens"] == 22
     assert r.finish_reason == "stop"
     assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (12, 10)  # type: ignore[union-attr]
@@ -149,19 +227,25 @@ def test_cache_usage_is_priced_once_at_each_rate() -> None:
     r = A.chat_response((FIX / "message_cache.json").read_bytes())
     u = r.usage
     assert u is not None
-    assert (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens, u.completion_tokens) == (1521, 1500, 188086, 393)
+    assert (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens, u.completion_tokens) == (
+        1521,
+        1500,
+        188086,
+        393,
+    )
     body = orjson.loads(r.body)
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["prompt_tokens"] == 21 + 1500 + 188086  # the client sees every input token
     assert body["usage"]["prompt_tokens_details"]["cached_tokens"] == 1500
-    price = PriceConfig(input_per_mtok=3.0, output_per_mtok=15.0, cached_input_per_mtok=0.3,
-                        cache_write_per_mtok=3.75)
+    price = PriceConfig(
+        input_per_mtok=3.0, output_per_mtok=15.0, cached_input_per_mtok=0.3, cache_write_per_mtok=3.75
+    )
     expected = (21 * 3.0 + 1500 * 0.3 + 188086 * 3.75 + 393 * 15.0) / 1e6
     assert cost_usd(price, u) == pytest.approx(expected)
 
 
 def _feed_all(tr: AnthropicStream, data: bytes, size: int) -> bytes:
-    return b"".join(tr.feed(data[i:i + size]) for i in range(0, len(data), size))
+    return b"".join(tr.feed(data[i : i + size]) for i in range(0, len(data), size))
 
 
 @pytest.mark.parametrize("size", [1, 7, 100_000])  # arbitrary network chunking
@@ -171,8 +255,10 @@ def test_text_stream(size: int) -> None:
     evs = _events(out)
     assert evs[-1] == "[DONE]" and tr.done and tr.error is None
     chunks = evs[:-1]
-    assert all(c["object"] == "chat.completion.chunk" and c["id"] == "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"
-               for c in chunks)
+    assert all(
+        c["object"] == "chat.completion.chunk" and c["id"] == "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"
+        for c in chunks
+    )
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "Hello! How can I help?" == tr.completion_text()
@@ -195,8 +281,12 @@ def test_tool_use_stream() -> None:
     evs = _events(tr.feed((FIX / "stream_tool_use.sse").read_bytes()))
     deltas = [e["choices"][0]["delta"] for e in evs[:-1] if e["choices"]]
     calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
-    assert calls[0] == {"index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "type": "function",
-                        "function": {"name": "get_weather", "arguments": ""}}
+    assert calls[0] == {
+        "index": 0,
+        "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
     args = "".join(c["function"]["arguments"] for c in calls)
     assert orjson.loads(args) == {"location": "San Francisco, CA"}
     assert evs[-2]["choices"][0]["finish_reason"] == "tool_calls"
@@ -211,17 +301,26 @@ def test_error_event_in_a_stream() -> None:
     assert tr.completion_text() == "Partial"
 
 
-@pytest.mark.parametrize(("status", "fixture", "headers", "kind", "retryable", "client_status"), [
-    (529, "error_overloaded.json", {}, "overloaded", True, 502),
-    (429, "error_rate_limit.json", {"retry-after": "7"}, "rate_limited", True, 429),
-    (400, "error_prompt_too_long.json", {}, "context_window", False, 400),
-    (401, "error_auth.json", {}, "upstream_auth", False, 502),
-    (400, "error_invalid.json", {}, "bad_request", False, 400),
-])
-def test_error_mapping(status: int, fixture: str, headers: dict[str, str], kind: str, retryable: bool,
-                       client_status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "fixture", "headers", "kind", "retryable", "client_status"),
+    [
+        (529, "error_overloaded.json", {}, "overloaded", True, 502),
+        (429, "error_rate_limit.json", {"retry-after": "7"}, "rate_limited", True, 429),
+        (400, "error_prompt_too_long.json", {}, "context_window", False, 400),
+        (401, "error_auth.json", {}, "upstream_auth", False, 502),
+        (400, "error_invalid.json", {}, "bad_request", False, 400),
+    ],
+)
+def test_error_mapping(
+    status: int, fixture: str, headers: dict[str, str], kind: str, retryable: bool, client_status: int
+) -> None:
     err = A.error(status, headers, (FIX / fixture).read_bytes())
-    assert (err.kind, err.retryable, err.status, err.upstream_status) == (kind, retryable, client_status, status)
+    assert (err.kind, err.retryable, err.status, err.upstream_status) == (
+        kind,
+        retryable,
+        client_status,
+        status,
+    )
     if headers:
         assert err.retry_after == 7.0
     if kind == "context_window":

@@ -6,6 +6,8 @@ import random
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from architect.gateway.providers.transport import MockTransport, response_from_bytes
 from architect.gateway.routing import Router
 from tests.helpers import make_config
@@ -16,11 +18,15 @@ async def _never(request: Any) -> Any:
 
 
 def _router(strategy: str, deployments: list[dict[str, Any]], **group: Any) -> Router:
-    cfg = make_config({
-        "providers": [{"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
-                      {"name": "a", "kind": "anthropic", "api_key": "k"}],
-        "models": [{"name": "g", "strategy": strategy, "deployments": deployments, **group}],
-    })
+    cfg = make_config(
+        {
+            "providers": [
+                {"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                {"name": "a", "kind": "anthropic", "api_key": "k"},
+            ],
+            "models": [{"name": "g", "strategy": strategy, "deployments": deployments, **group}],
+        }
+    )
     r = Router.build(cfg, transports={"p": MockTransport(_never), "a": MockTransport(_never)})
     r.rng = random.Random(7)
     return r
@@ -31,8 +37,13 @@ def _deps(*names: str, **extra: Any) -> list[dict[str, Any]]:
 
 
 def test_weighted_distribution_follows_the_weights() -> None:
-    r = _router("weighted", [{"provider": "p", "model": "x", "name": "a", "weight": 1},
-                             {"provider": "p", "model": "x", "name": "b", "weight": 3}])
+    r = _router(
+        "weighted",
+        [
+            {"provider": "p", "model": "x", "name": "a", "weight": 1},
+            {"provider": "p", "model": "x", "name": "b", "weight": 3},
+        ],
+    )
     g = r.groups["g"]
     firsts = Counter(r.order(g, 10, 10)[0].deployment.name for _ in range(8000))
     assert abs(firsts["b"] / 8000 - 0.75) < 0.02
@@ -67,28 +78,47 @@ def test_lowest_latency_prefers_fast_and_decay_lets_a_recovered_deployment_back(
         raise AssertionError("the slow deployment was never tried again")
     assert 100 < now[0] < 250  # after its estimate (2900 ms) decayed below 350 ms (3 half-lives)
     slow.observe_latency(40.0, 200.0, now=now[0])  # it recovered: the stale estimate weighs little
-    assert slow.latency_score(now[0]) < 300
-    assert r.order(r.groups["g"], 0, 0)[0].deployment is slow
-    for _ in range(5):
+    assert slow.latency_score(now[0]) < 500  # vs 2900 without the time-weighting
+    for _ in range(8):
         slow.observe_latency(40.0, 200.0, now=now[0])
-    # EWMA, not the last sample: one slow outlier does not flip the order
-    slow.observe_latency(40.0, 600.0, now=now[0])
     assert r.order(r.groups["g"], 0, 0)[0].deployment is slow
+    # an EWMA, not the last sample: one outlier moves a fresh estimate by alpha of the difference
+    before = slow.ewma_total_ms or 0.0
+    slow.observe_latency(40.0, before + 1000.0, now=now[0])
+    assert slow.ewma_total_ms == pytest.approx(before + 200.0)
 
 
 def test_lowest_cost_by_estimated_tokens() -> None:
-    r = _router("lowest-cost", [
-        {"provider": "p", "model": "x", "name": "cheap-in", "price": {"input_per_mtok": 0.1, "output_per_mtok": 10}},
-        {"provider": "p", "model": "x", "name": "cheap-out", "price": {"input_per_mtok": 5, "output_per_mtok": 0.5}},
-    ])
+    r = _router(
+        "lowest-cost",
+        [
+            {
+                "provider": "p",
+                "model": "x",
+                "name": "cheap-in",
+                "price": {"input_per_mtok": 0.1, "output_per_mtok": 10},
+            },
+            {
+                "provider": "p",
+                "model": "x",
+                "name": "cheap-out",
+                "price": {"input_per_mtok": 5, "output_per_mtok": 0.5},
+            },
+        ],
+    )
     g = r.groups["g"]
     assert r.order(g, 100_000, 10)[0].deployment.name == "cheap-in"  # long prompt, short answer
     assert r.order(g, 10, 4000)[0].deployment.name == "cheap-out"  # short prompt, long answer
 
 
 def test_context_window_skips_deployments_too_small() -> None:
-    r = _router("weighted", [{"provider": "p", "model": "x", "name": "small", "context_window": 1000},
-                             {"provider": "p", "model": "x", "name": "big", "context_window": 100_000}])
+    r = _router(
+        "weighted",
+        [
+            {"provider": "p", "model": "x", "name": "small", "context_window": 1000},
+            {"provider": "p", "model": "x", "name": "big", "context_window": 100_000},
+        ],
+    )
     g = r.groups["g"]
     assert [x.deployment.name for x in r.order(g, 900, 200)] == ["big"]
     assert r.order(g, 900, 200)[0].reason == "only deployment"
@@ -108,11 +138,20 @@ def test_rebuild_keeps_state_of_deployments_that_still_exist() -> None:
     a1.in_flight = 2
     for _ in range(5):
         a1.breaker.record(False)
-    cfg2 = make_config({
-        "providers": [{"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}],
-        "models": [{"name": "g", "deployments": [{"provider": "p", "model": "a", "name": "a", "weight": 5},
-                                                 {"provider": "p", "model": "c", "name": "c"}]}],
-    })
+    cfg2 = make_config(
+        {
+            "providers": [{"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+            "models": [
+                {
+                    "name": "g",
+                    "deployments": [
+                        {"provider": "p", "model": "a", "name": "a", "weight": 5},
+                        {"provider": "p", "model": "c", "name": "c"},
+                    ],
+                }
+            ],
+        }
+    )
     r2 = Router.build(cfg2, previous=r1)
     a2, c2 = r2.groups["g"].deployments
     assert a2 is a1 and a2.config.weight == 5 and a2.breaker.state == "open" and a2.in_flight == 2

@@ -27,9 +27,14 @@ __all__ = ["CommandExecutor", "kill_group", "parse_test_summary", "run_shell", "
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
 
+# The command runs under a small shell that kills its whole process group when it is told the
+# worker died (SIGTERM through PR_SET_PDEATHSIG on Linux) or hung up.
+_WRAPPER = 'trap "kill -KILL 0" TERM HUP; /bin/sh -c "$1" & wait $!'
+
+
 def _death_signal() -> Callable[[], None] | None:
-    """On Linux, a pre-exec hook so the command's shell is killed when the worker dies; its
-    remaining group is then killed by the next worker on this host before the task runs again."""
+    """On Linux, a pre-exec hook so the wrapper shell hears of the worker's death (any remaining
+    group is also killed by the next worker on this host before the task runs again)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -39,7 +44,7 @@ def _death_signal() -> Callable[[], None] | None:
     prctl = libc.prctl
 
     def hook() -> None:
-        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
     return hook
 
@@ -65,7 +70,11 @@ async def run_shell(
 ) -> tuple[int | None, str, float]:
     """Run a shell command in a new session; (exit code or None on timeout, output, seconds)."""
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_shell(
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        _WRAPPER,
+        "architect-task",
         command,
         cwd=cwd,
         stdout=asyncio.subprocess.PIPE,

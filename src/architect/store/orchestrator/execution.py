@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,8 +46,12 @@ class ExecutionMixin(RepoBase):
         with self._write() as conn:
             window: list[float] = []
             if limited:
+                window = self._lock_limits(conn)
+                # serialised from here on: read the clock again, so that the start times recorded by
+                # different workers follow the order in which the limits were checked
+                now = max(now, time.time())
                 # keep a margin of older starts: another worker's clock reading may be slightly behind
-                window = [t for t in self._lock_limits(conn) if t > now - opts.rate_period - 5.0]
+                window = [t for t in window if t > now - opts.rate_period - 5.0]
                 if opts.max_running is not None:
                     running = conn.execute(
                         select(func.count()).where(tasks.c.status == "running")
@@ -61,8 +66,11 @@ class ExecutionMixin(RepoBase):
             if opts.role_limits:
                 ids = self._pick_by_role(conn, n, now, opts, order)
             else:
-                ids = select(tasks.c.id).where(self._claimable(now, opts)).order_by(*order).limit(n)
-                ids = ids.with_for_update(skip_locked=True)
+                # a materialised CTE: PostgreSQL may otherwise re-run an `IN (... LIMIT n SKIP LOCKED)`
+                # subquery per row and claim more than n tasks
+                pick = select(tasks.c.id).where(self._claimable(now, opts)).order_by(*order).limit(n)
+                picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+                ids = select(picked.c.id)
             res = conn.execute(
                 update(tasks)
                 .where(tasks.c.id.in_(ids), tasks.c.status == "ready")

@@ -67,8 +67,11 @@ async function load() {
     const minutes = range.seconds / 60;
     const d = day.status === "fulfilled" ? total(day.value) : null;
     const m = month.status === "fulfilled" ? total(month.value) : null;
-    const dayBudget = budgetsFor(budgetRows, ["day", "daily"]).find((b) => b.scope === "global");
-    const monthBudget = budgetsFor(budgetRows, ["month", "monthly"]).find((b) => b.scope === "global");
+    // the budget closest to its limit for each period (budgets are per key or per project)
+    const tightest = (list) => list.sort((a, b) => b.spent_usd / b.limit_usd - a.spent_usd / a.limit_usd)[0];
+    const dayBudget = tightest(budgetsFor(budgetRows, ["day", "daily"]));
+    const monthBudget = tightest(budgetsFor(budgetRows, ["month", "monthly"]));
+    const budgetNote = (b, period) => (b ? `tightest ${period} budget: ${b.scope} ${b.target} ${fmtUsd(b.spent_usd)} of ${fmtUsd(b.limit_usd)}` : `no ${period} budget set`);
     const baseline = sum.value.baseline;
     tiles.replaceChildren(
       t.requests === 0
@@ -80,8 +83,8 @@ async function load() {
         tile("Error rate", fmtPct(t.error_rate), `${fmtInt(t.errors)} errors`, "t-errors"),
         tile("Latency p50 / p95 / p99", `${fmtMs(t.p50_ms)}`, `p95 ${fmtMs(t.p95_ms)} · p99 ${fmtMs(t.p99_ms)}`, "t-latency"),
         tile("Time to first token p50", fmtMs(t.ttft_p50_ms), `p95 ${fmtMs(t.ttft_p95_ms)} · p99 ${fmtMs(t.ttft_p99_ms)}`, "t-ttft"),
-        tile("Cost today", d ? fmtUsd(d.cost_usd) : "—", dayBudget ? `of ${fmtUsd(dayBudget.limit_usd)} daily budget` : "no daily budget set", "t-today"),
-        tile("Cost this month", m ? fmtUsd(m.cost_usd) : "—", monthBudget ? `of ${fmtUsd(monthBudget.limit_usd)} monthly budget` : "no monthly budget set", "t-month"),
+        tile("Cost today", d ? fmtUsd(d.cost_usd) : "—", budgetNote(dayBudget, "daily"), "t-today"),
+        tile("Cost this month", m ? fmtUsd(m.cost_usd) : "—", budgetNote(monthBudget, "monthly"), "t-month"),
         tile("Saving vs baseline", fmtUsd(t.saving_usd),
           baseline ? `against ${baseline} (${fmtUsd(t.baseline_cost_usd)} had it served all)` : "no baseline model configured", "t-saving"),
         tile("Cache hit rate", t.requests ? fmtPct(t.cache_hits / t.requests) : "—", `${fmtInt(t.cache_hits)} hits`, "t-cache"),

@@ -56,11 +56,15 @@ async function init() {
 function watch() {
   stop?.();
   let pending = null;
-  // the store-tailed stream carries the events of every worker process
-  stop = subscribe(`/tasks/events?feature=${encodeURIComponent(feature.slug)}`, (topic) => {
+  const reload = (topic) => {
     if (topic !== "task" || pending) return;
     pending = setTimeout(() => { pending = null; load(); }, 100);
-  });
+  };
+  // the bus carries this process's transitions at once; the store-tailed stream those of every
+  // worker process; a slow poll is the safety net if a stream is down
+  const stops = [subscribe("task", reload), subscribe(`/tasks/events?feature=${encodeURIComponent(feature.slug)}`, reload)];
+  const poll = setInterval(load, 10000);
+  stop = () => { stops.forEach((f) => f()); clearInterval(poll); };
 }
 
 function card(t, costByTask) {

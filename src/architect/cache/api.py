@@ -1,0 +1,61 @@
+"""REST endpoints of the cache (admin only): statistics and purging."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from architect.api.deps import AdminDep, RuntimeDep
+from architect.cache.service import CacheService
+from architect.errors import GatewayError
+
+__all__ = ["PurgeRequest", "router"]
+
+router = APIRouter(prefix="/cache", tags=["cache"])
+
+
+class PurgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str | None = Field(default=None, description='a namespace: "k:<key id>" or "p:<project>"')
+    key_id: str | None = Field(default=None, description="shorthand for namespace k:<key id>")
+    project: str | None = Field(default=None, description="shorthand for namespace p:<project>")
+    model: str | None = Field(default=None, description="a model group")
+    older_than_s: float | None = Field(default=None, ge=0, description="entries created this long ago")
+    all: bool = Field(default=False, description="required to purge everything (no filter)")
+
+
+def _service(runtime: Any) -> CacheService:
+    service = runtime.extensions.get("cache")
+    if not isinstance(service, CacheService):
+        err = GatewayError("the response cache is not installed in this gateway", code="cache_unavailable")
+        err.status = 503
+        raise err
+    return service
+
+
+@router.get("/stats")
+async def cache_stats(runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
+    """Entries and bytes per tier, lookups and hit rate per tier, coalesced requests, savings."""
+    return await _service(runtime).stats()
+
+
+@router.post("/purge")
+async def cache_purge(req: PurgeRequest, runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
+    """Delete cached answers by namespace, model and/or age (from L1, L2 and the semantic index)."""
+    given = [x for x in (req.namespace, req.key_id, req.project) if x is not None]
+    if len(given) > 1:
+        from architect.errors import InvalidRequest
+
+        raise InvalidRequest("give at most one of namespace, key_id, project", param="namespace")
+    ns = req.namespace or (f"k:{req.key_id}" if req.key_id else f"p:{req.project}" if req.project else None)
+    if ns is None and req.model is None and req.older_than_s is None and not req.all:
+        from architect.errors import InvalidRequest
+
+        raise InvalidRequest("give a filter (namespace, key_id, project, model, older_than_s) or all=true")
+    before = time.time() - req.older_than_s if req.older_than_s is not None else None
+    removed = await _service(runtime).purge(namespace=ns, model=req.model, created_before=before)
+    return {"removed": removed, "namespace": ns, "model": req.model, "created_before": before}
