@@ -29,7 +29,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install
+# Browser tests drive Debian's chromium (/usr/bin/chromium) with Playwright and check accessibility
+# with axe-core from npm (test-only, in tests/browser/node_modules).
+BROWSER_STAMP := tests/browser/node_modules/.installed
+$(BROWSER_STAMP): tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/browser && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	 else echo "npm not found: browser accessibility checks will be skipped"; fi
+
+test: install $(BROWSER_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider

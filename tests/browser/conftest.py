@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ NARROW = {"width": 390, "height": 844}
 
 pw_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 if not Path(CHROMIUM).exists():
+    if os.environ.get("CI", "").lower() == "true":  # CI must run them (.ci/run installs chromium)
+        raise RuntimeError("CI=true but Debian chromium is not installed (apt-get install -y chromium)")
     pytest.skip("Debian chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 

@@ -26,6 +26,14 @@ def check(file: Annotated[str, typer.Argument(help="YAML config file")]) -> None
     )
 
 
+@app.command("reference")
+def reference() -> None:
+    """Print the configuration reference (Markdown) generated from the code."""
+    from architect.cli.config_reference import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
+
+
 @app.command("reload")
 def reload(
     server: Annotated[str, typer.Option(help="gateway base URL")] = "http://127.0.0.1:8400",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -
                 stream=True,
             )
         )
+        deadline = time.monotonic() + 5
+        while len(srv.calls()) < 3 and time.monotonic() < deadline:  # streams are recorded just after
+            time.sleep(0.01)
         rows = {row["request_id"]: row for row in srv.calls()}
     sent = anthropic_stub.requests
     assert all(q["path"] == "/v1/messages" for q in sent)

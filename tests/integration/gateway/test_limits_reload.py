@@ -90,6 +90,10 @@ def test_a_stream_holds_its_concurrency_slot_until_it_ends(stub: StubServer) -> 
         with pytest.raises(openai.RateLimitError):
             c.chat.completions.create(model="m", messages=MSG)
         list(stream)
+        deadline = time.monotonic() + 5  # the slot is released just after the last byte is sent
+        while httpx.get(srv.url + "/api/v1/providers").json()["deployments"][0]["in_flight"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         r = c.chat.completions.create(model="m", messages=MSG)
         providers = httpx.get(srv.url + "/api/v1/providers").json()["deployments"]
     assert r.choices[0].message.content == stub.content

@@ -31,6 +31,16 @@ def _client(server: LiveServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20)
 
 
+def _calls(srv: LiveServer, n: int) -> list[dict[str, Any]]:
+    """The ledger rows once `n` are there (a stream is recorded just after its last byte is sent)."""
+    deadline = time.monotonic() + 5
+    while True:
+        rows = srv.calls()
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.01)
+
+
 def _providers(*stubs: StubServer) -> list[dict[str, Any]]:
     return [{"name": f"p{i}", "kind": "openai", "base_url": s.url} for i, s in enumerate(stubs)]
 
@@ -83,7 +93,7 @@ def test_30_percent_failing_primary_1000_calls_all_succeed(stub: StubServer, stu
 
     with LiveServer(cfg) as srv:
         texts = asyncio.run(drive(srv.url))
-        rows = srv.calls()
+        rows = _calls(srv, n)
     assert all(t in ("Hello from the stub.", "Hello from the backup.") for t in texts)
     assert len(rows) == n and all(r["status"] == "ok" for r in rows)
     assert sum(r["stream"] for r in rows) == n // streamed_every
@@ -137,7 +147,7 @@ def test_dead_single_deployment_group_opens_its_breaker_then_recovers(stub: Stub
         br = httpx.get(srv.url + "/api/v1/breakers").json()["breakers"]
         assert br[0]["state"] == "closed"
         assert [h["to"] for h in br[0]["history"]] == ["open", "half_open", "closed"]
-        rows = srv.calls()
+        rows = _calls(srv, 8)
     fast = [r for r in rows if r["error_kind"] == "circuit_open"]
     assert len(fast) == 5 and all(r["http_status"] == 503 and r["attempts"] == 0 for r in fast)
     probe = max(rows, key=lambda r: r["ts"])
@@ -154,7 +164,7 @@ def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated
         raw = httpx.post(
             srv.url + "/v1/chat/completions", timeout=10, json={"model": "m", "messages": MSG, "stream": True}
         )
-        rows = srv.calls()
+        rows = _calls(srv, 2)
     assert raw.status_code == 200
     events = [e for e in raw.content.split(b"\n\n") if e]
     assert b"[DONE]" not in raw.content
@@ -184,7 +194,7 @@ def test_stream_fails_over_before_the_first_byte(stub: StubServer, stub2: StubSe
     )
     with LiveServer(cfg) as srv:
         chunks = list(_client(srv).chat.completions.create(model="m", messages=MSG, stream=True))
-        rows = srv.calls()
+        rows = _calls(srv, 1)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the backup."
     assert len(rows) == 1 and rows[0]["status"] == "ok" and not rows[0]["truncated"]
     assert rows[0]["attempts"] == 2 and rows[0]["deployment"] == "p1"

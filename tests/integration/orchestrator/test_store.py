@@ -112,7 +112,7 @@ def test_crash_cap_fails_and_blocks_dependents(store: Store) -> None:
 def test_shared_rate_and_concurrency_limits(store: Store) -> None:
     repo = store.tasks
     Manager(repo).import_plans(parse_markdown(_plan(20)))
-    now = time.time()
+    now = time.time() + 60  # ahead of the clock, so that the store's own clock reading does not move it
     opts = ClaimOptions(max_running=3, rate=2, rate_period=1.0)
     assert len(repo.claim("a", 5, now, 30, opts)) == 2  # the rate allows 2 per second
     assert repo.claim("b", 5, now + 0.5, 30, opts) == []
