@@ -184,6 +184,7 @@ class Config(_Model):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     alerts: list[AlertRule] = Field(default_factory=list)
     alert_webhook: str | None = None
+    alert_interval_s: float = Field(default=10.0, gt=0, description="how often alert rules are evaluated")
 
     @field_validator("models")
     @classmethod

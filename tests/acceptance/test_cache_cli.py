@@ -25,8 +25,11 @@ def _ask(srv: LiveServer, content: str, n: int, headers: dict[str, str] | None =
     out = []
     with httpx.Client(base_url=srv.url, timeout=20) as c:
         for _ in range(n):
-            r = c.post("/v1/chat/completions", headers=headers or {},
-                       json={"model": "m", "messages": [{"role": "user", "content": content}], "temperature": 0})
+            r = c.post(
+                "/v1/chat/completions",
+                headers=headers or {},
+                json={"model": "m", "messages": [{"role": "user", "content": content}], "temperature": 0},
+            )
             assert r.status_code == 200
             out.append(r.headers["x-architect-cache"])
     return out

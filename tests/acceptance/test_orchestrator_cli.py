@@ -64,8 +64,9 @@ BLOCKED = {"T010": "blocked by T009 (failed)", "T015": "blocked by T010 ← T009
            "T016": "blocked by T015 ← T010 ← T009 (failed)"}  # fmt: skip
 
 
-
-def _run(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     p = subprocess.run([sys.executable, "-m", "architect", *args], cwd=cwd, env=env, text=True,
                        capture_output=True, timeout=90)  # fmt: skip
     if check and p.returncode != 0:
@@ -100,7 +101,17 @@ def test_plan_run_kill_worker_and_report(tmp_path: Path, env: dict[str, str]) ->
     assert "0 created, 0 updated, 20 unchanged" in _run(["plan", "import", "plan.md"], tmp_path, env).stdout
 
     log = tmp_path / "log.txt"
-    run_args = ["run", "checkout-flow", "--concurrency", "3", "--lease", "1.5", "--backoff", "0.2", "--no-progress"]
+    run_args = [
+        "run",
+        "checkout-flow",
+        "--concurrency",
+        "3",
+        "--lease",
+        "1.5",
+        "--backoff",
+        "0.2",
+        "--no-progress",
+    ]
     with (tmp_path / "first.out").open("w") as out_file:
         first = subprocess.Popen([sys.executable, "-m", "architect", *run_args], cwd=tmp_path, env=env,
                                  stdout=out_file, stderr=subprocess.STDOUT)  # fmt: skip
@@ -175,7 +186,9 @@ def test_plan_run_kill_worker_and_report(tmp_path: Path, env: dict[str, str]) ->
 
 
 def test_bad_input_gives_a_message_not_a_traceback(tmp_path: Path, env: dict[str, str]) -> None:
-    (tmp_path / "cycle.md").write_text("# Feature: X\n## Phase 1: A\n- [ ] T001 a (after T002)\n- [ ] T002 b (after T001)\n")
+    (tmp_path / "cycle.md").write_text(
+        "# Feature: X\n## Phase 1: A\n- [ ] T001 a (after T002)\n- [ ] T002 b (after T001)\n"
+    )
     p = _run(["plan", "import", "cycle.md"], tmp_path, env, check=False)
     assert p.returncode != 0 and "dependency cycle: T001 → T002 → T001" in p.stderr
     assert "Traceback" not in p.stderr

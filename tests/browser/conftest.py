@@ -8,12 +8,12 @@ error, except a failed API request to an endpoint the server does not implement 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-import os
 from pathlib import Path
 from typing import Any
 

@@ -79,7 +79,9 @@ class MiniLMEmbedder:
 
     def embed(self, texts: list[str]) -> Any:
         with self._lock:
-            out = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True, show_progress_bar=False)
+            out = self._model.encode(
+                list(texts), batch_size=64, convert_to_numpy=True, show_progress_bar=False
+            )
             return _normalised(out)
 
 
@@ -89,6 +91,8 @@ EMBEDDERS = {"minilm": MiniLMEmbedder, "static": StaticEmbedder}
 def load_embedder(name: str) -> Embedder:
     cls = EMBEDDERS.get(name)
     if cls is None:
-        raise ConfigError(f"cache.semantic.model: unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}")
+        raise ConfigError(
+            f"cache.semantic.model: unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}"
+        )
     embedder: Embedder = cls()
     return embedder

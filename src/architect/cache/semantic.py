@@ -133,8 +133,9 @@ class VectorIndex:
         from usearch.index import Index
 
         self.dim = dim
-        self._index = Index(ndim=dim, metric="ip", dtype=dtype, connectivity=16, expansion_add=64,
-                            expansion_search=64)
+        self._index = Index(
+            ndim=dim, metric="ip", dtype=dtype, connectivity=16, expansion_add=64, expansion_search=64
+        )
 
     def __len__(self) -> int:
         return len(self._index)
@@ -178,7 +179,9 @@ class GatewayVerifier:
             ],
         }
         tags = {k: v for k, v in call.tags.items() if k in ("project", "feature", "task")}
-        vcall = Call("chat", body, orjson.dumps(body), call.principal, {**tags, "cache_overhead": "semantic-verifier"})
+        vcall = Call(
+            "chat", body, orjson.dumps(body), call.principal, {**tags, "cache_overhead": "semantic-verifier"}
+        )
         vcall.extra["headers"] = {}
         vcall.extra["semantic_off"] = True
         self.calls += 1
@@ -241,7 +244,11 @@ class _Partition:
 
 class SemanticCache:
     def __init__(
-        self, cfg: SemanticConfig, embedder: Embedder, verifier: Verifier | None = None, clock: Any = time.time
+        self,
+        cfg: SemanticConfig,
+        embedder: Embedder,
+        verifier: Verifier | None = None,
+        clock: Any = time.time,
     ) -> None:
         self.cfg = cfg
         self.embedder = embedder
@@ -324,7 +331,9 @@ class SemanticCache:
             prep = self._prepare(call, namespace)
             if prep is None:
                 return
-            task = asyncio.get_running_loop().create_task(self._embed_and_add(prep[0], prep[1], namespace, entry))
+            task = asyncio.get_running_loop().create_task(
+                self._embed_and_add(prep[0], prep[1], namespace, entry)
+            )
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return

@@ -134,10 +134,14 @@ def purge(
     ns = namespace or (f"k:{key_id}" if key_id else f"p:{project}" if project else None)
     before = parse_since(older_than) if older_than else None
     if ns is None and model is None and before is None and not all_:
-        raise typer.BadParameter("give a filter (--namespace/--key/--project, --model, --older-than) or --all")
+        raise typer.BadParameter(
+            "give a filter (--namespace/--key/--project, --model, --older-than) or --all"
+        )
     cfg = resolve_config(config)
     if cfg.cache.l2 == "none":
-        console.print("cache.l2 is 'none': there is no shared cache to purge (restart the gateway to empty L1)")
+        console.print(
+            "cache.l2 is 'none': there is no shared cache to purge (restart the gateway to empty L1)"
+        )
         raise typer.Exit(0)
     store = open_cli_store(database_url, cfg)
 
@@ -220,3 +224,129 @@ def warm(
             "set `ledger.bodies: full` in the config (or per key) to make cache warming possible[/]"
         )
         raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    data: Annotated[
+        str, typer.Option(help="JSONL of {a, b, duplicate} pairs")
+    ] = "../shared/data/cache/qqp_dev.jsonl",
+    model: Annotated[str, typer.Option(help="embedding model: minilm or static")] = "minilm",
+    threshold: Annotated[
+        float | None, typer.Option(help="cosine threshold (default: the shipped one)")
+    ] = None,
+    verifier: Annotated[
+        str | None, typer.Option(help="'gateway:<model group>' (needs --config) or 'python:module:attr'")
+    ] = None,
+    verifier_limit: Annotated[int, typer.Option(help="candidates checked by the verifier")] = 200,
+    limit: Annotated[int | None, typer.Option(help="evaluate a random sample of this many pairs")] = None,
+    target_precision: Annotated[float, typer.Option(help="precision the held-out check aims at")] = 0.90,
+    embeddings_cache: Annotated[
+        str | None, typer.Option(help="folder to keep computed embeddings in (faster re-runs)")
+    ] = None,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Precision/recall of the semantic tier on labelled pairs: one question of each pair is cached,
+    the other is the query. Prints the figures at the threshold, the curve, recall at precision
+    0.90/0.95, a held-out check of the threshold choice and lookup latency."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from architect.access.auth import ADMIN
+    from architect.cache.embedders import load_embedder
+    from architect.cache.eval import evaluate, load_pairs
+    from architect.cache.semantic import DEFAULT_THRESHOLD, load_verifier
+
+    t = DEFAULT_THRESHOLD if threshold is None else threshold
+    if not 0 < t <= 1:
+        raise typer.BadParameter("expected a cosine threshold in (0, 1]", param_hint="--threshold")
+    pairs = load_pairs(data, limit)
+    embedder = load_embedder(model)
+    cache_dir = Path(embeddings_cache).expanduser() if embeddings_cache else None
+
+    async def run() -> Any:
+        runtime = None
+        verify = None
+        if verifier:
+            if verifier.startswith("gateway:"):
+                from architect.gateway.runtime import Runtime
+
+                cfg = resolve_config(config)
+                runtime = Runtime(cfg, open_cli_store(database_url, cfg), config_path=config)
+                await runtime.start()
+            v = load_verifier(verifier, runtime)
+            assert v is not None
+            who = SimpleNamespace(principal=ADMIN, tags={"feature": "cache-eval"})
+
+            async def verify(q: str, cached: str) -> bool:
+                return await v.verify(q, cached, who)  # type: ignore[arg-type]
+
+        try:
+            return await evaluate(
+                pairs,
+                embedder,
+                t,
+                target_precision=target_precision,
+                cache_dir=cache_dir,
+                verifier=verify,
+                verifier_limit=verifier_limit,
+            )
+        finally:
+            if runtime is not None:
+                await runtime.stop()
+                runtime.store.close()
+
+    result = asyncio.run(run())
+    if json:
+        print_json(result.as_dict())
+        return
+    _print_eval(result)
+
+
+def _print_eval(r: Any) -> None:
+    console.print(
+        f"[bold]{r.model}[/] on {r.pairs:,} pairs ({r.duplicates:,} duplicates), threshold {r.threshold:.3f}: "
+        f"precision {r.precision:.3f}, recall {r.recall:.3f}, F1 {r.f1:.3f} ({r.hits:,} hits)"
+    )
+    t = Table(title="precision / recall by threshold")
+    for col in ("cosine >=", "precision", "recall", "F1", "hits"):
+        t.add_column(col, justify="right")
+    for p in r.curve:
+        if round(p["threshold"] * 100) % 5 == 0 or p["threshold"] >= 0.9:
+            t.add_row(
+                f"{p['threshold']:.3f}",
+                f"{p['precision']:.3f}",
+                f"{p['recall']:.3f}",
+                f"{p['f1']:.3f}",
+                f"{int(p['hits']):,}",
+            )
+    console.print(t)
+    for k, v in r.recall_at_precision.items():
+        at = r.threshold_at_precision[k]
+        console.print(
+            f"recall at precision {k}: " + ("not reached" if v is None else f"{v:.3f} (cosine >= {at:.2f})")
+        )
+    s = r.split
+    if s.get("chosen_on_half_a") is None:
+        console.print(f"held-out check: no threshold reaches precision {s['target_precision']:.2f} on half A")
+    else:
+        lo, hi = s["ci95"]
+        console.print(
+            f"held-out check: cosine >= {s['chosen_on_half_a']:.2f} chosen on half A for precision "
+            f"{s['target_precision']:.2f} gives {s['held_out_precision']:.3f} on half B "
+            f"(95% CI {lo:.3f}-{hi:.3f}, {s['held_out_hits']:,} hits), recall {s['held_out_recall']:.3f}"
+        )
+    console.print(
+        f"lookup latency: embedding p50 {r.embed_ms_p50:.1f} ms / p95 {r.embed_ms_p95:.1f} ms, "
+        f"vector search p50 {r.search_ms_p50:.2f} ms / p95 {r.search_ms_p95:.2f} ms ({r.pairs:,} entries)"
+    )
+    if r.verifier:
+        v = r.verifier
+        console.print(
+            f"verifier: {v['accepted']}/{v['candidates_checked']} candidates accepted; precision "
+            f"{v['precision_before']} before, {v['precision_after']} after "
+            f"(95% CI {v['ci95_after'][0]:.3f}-{v['ci95_after'][1]:.3f}); "
+            f"kept {v['correct_kept']}/{v['correct_candidates']} correct hits"
+        )

@@ -272,7 +272,10 @@ async def task_events(
                 last = e["id"]
                 if allowed is not None and e["feature_id"] not in allowed:
                     continue
-                yield b"id: %d\nevent: task\ndata: %s\n\n" % (e["id"], orjson.dumps(e))
+                yield b"id: %d\nevent: task\ndata: %s\n\n" % (
+                    e["id"],
+                    orjson.dumps(e, option=orjson.OPT_NON_STR_KEYS),
+                )
             if once or await request.is_disconnected():
                 return
             if not rows:

@@ -15,9 +15,11 @@ from typing import Any
 from architect.errors import PlanError, StoreError
 from architect.store.orchestrator import ClaimOptions, Outcome, Row, TaskRepo
 
-__all__ = ["Manager"]
+__all__ = ["Finished", "Manager"]
 
 Publish = Callable[[dict[str, Any]], None]
+# (task, ok, result, validation, reason, duration_s)
+Finished = tuple[Mapping[str, Any], bool, Any, Any, "str | None", "float | None"]
 
 
 class Manager:
@@ -126,20 +128,52 @@ class Manager:
         duration_s: float | None = None,
     ) -> bool:
         """Record the outcome of `task`'s current attempt; False when the claim was lost (fenced)."""
-        now = self.clock()
-        retry_at = None
-        if not ok:
-            failures = int(task.get("failures") or 0) + 1
-            if failures < int(task["max_attempts"]):
-                retry_at = now + self.backoff(failures)
-        outcome = Outcome("succeeded" if ok else "failed", result, validation, reason, retry_at, duration_s)
-        done = self.repo.complete(task["id"], task["attempt"], now, outcome, worker_id)
-        if done:
-            kind = "succeeded" if ok else ("retrying" if retry_at else "failed")
-            self._emit(
-                kind, feature_id=task["feature_id"], task=task["key"], attempt=task["attempt"], reason=reason
-            )
+        return self.complete_many([(task, ok, result, validation, reason, duration_s)], worker_id)[0]
+
+    def complete_many(self, results: Sequence[Finished], worker_id: str) -> list[bool]:
+        """`complete` for several attempts in one store transaction."""
+        items = self._outcomes(results, self.clock())
+        done = self.repo.complete_many(items, self.clock(), worker_id)
+        self._emit_outcomes(results, items, done)
         return done
+
+    def complete_and_claim(
+        self, results: Sequence[Finished], worker_id: str, n: int, lease_s: float, opts: ClaimOptions
+    ) -> tuple[list[bool], list[Row]]:
+        """Record finished attempts and claim the freed slots in one store transaction."""
+        now = self.clock()
+        items = self._outcomes(results, now)
+        done, claimed = self.repo.complete_and_claim(items, worker_id, n, now, lease_s, opts)
+        self._emit_outcomes(results, items, done)
+        for t in claimed:
+            self._emit(
+                "claimed", feature_id=t["feature_id"], task=t["key"], attempt=t["attempt"], worker=worker_id
+            )
+        return done, claimed
+
+    def _outcomes(self, results: Sequence[Finished], now: float) -> list[tuple[int, int, Outcome]]:
+        items = []
+        for task, ok, result, validation, reason, duration_s in results:
+            retry_at = None
+            if not ok:
+                failures = int(task.get("failures") or 0) + 1
+                if failures < int(task["max_attempts"]):
+                    retry_at = now + self.backoff(failures)
+            status = "succeeded" if ok else "failed"
+            outcome = Outcome(status, result, validation, reason, retry_at, duration_s)
+            items.append((int(task["id"]), int(task["attempt"]), outcome))
+        return items
+
+    def _emit_outcomes(
+        self, results: Sequence[Finished], items: Sequence[tuple[int, int, Outcome]], done: Sequence[bool]
+    ) -> None:
+        if self._publish is None:
+            return
+        for (task, ok, *_rest), (_, _, o), d in zip(results, items, done, strict=True):
+            if d:
+                kind = "succeeded" if ok else ("retrying" if o.retry_at else "failed")
+                self._emit(kind, feature_id=task["feature_id"], task=task["key"], attempt=task["attempt"],
+                           reason=o.reason)  # fmt: skip
 
     def reap(self) -> list[Row]:
         rows = self.repo.reap(self.clock())

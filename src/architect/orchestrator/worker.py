@@ -25,7 +25,7 @@ from typing import Any
 
 from architect.orchestrator.executors.base import ExecResult, Executor, TaskContext
 from architect.orchestrator.executors.command import kill_group, run_validator
-from architect.orchestrator.manager import Manager
+from architect.orchestrator.manager import Finished, Manager
 from architect.store.orchestrator import ClaimOptions, Row
 
 __all__ = ["Running", "Worker", "WorkerOptions"]
@@ -73,6 +73,9 @@ class Worker:
         self._wake = asyncio.Event()
         self._health: dict[str, tuple[float, str | None]] = {}
         self._features: dict[int, Row] = {}
+        self._finished: list[tuple[Finished, asyncio.Future[bool]]] = []
+        self._claim_lock = asyncio.Lock()
+        self._flush_wake = asyncio.Event()
         self._needed: set[str] = set()
         self._needed_at = -1e9
 
@@ -91,6 +94,7 @@ class Worker:
         repo = self.manager.repo
         await asyncio.to_thread(repo.register_worker, self.id, o.host, os.getpid(), self.manager.clock())
         hb = asyncio.create_task(self._heartbeats())
+        flusher = asyncio.create_task(self._flusher())
         reap_every = o.reap_s if o.reap_s is not None else min(o.lease_s / 2, 5.0)
         next_reap = 0.0
         try:
@@ -110,9 +114,10 @@ class Worker:
             if self.running:
                 await asyncio.gather(*(r.job for r in self.running.values() if r.job), return_exceptions=True)
         finally:
-            hb.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hb
+            for bg in (hb, flusher):
+                bg.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bg
             for r in list(self.running.values()):
                 if r.job:
                     r.job.cancel()
@@ -121,24 +126,31 @@ class Worker:
         return dict(self.stats)
 
     async def _claim(self) -> list[Row]:
-        free = self.opts.slots - len(self.running)
-        if free <= 0:
-            return []
+        async with self._claim_lock:
+            free = self.opts.slots - len(self.running)
+            if free <= 0 or self._stop.is_set():
+                return []
+            opts = await self._claim_options()
+            claimed = await asyncio.to_thread(self.manager.claim, self.id, free, self.opts.lease_s, opts)
+            self._start(claimed)
+            return claimed
+
+    async def _claim_options(self) -> ClaimOptions:
         unhealthy = await self._unhealthy()
         base = self.opts.claim
         exclude = tuple({*base.exclude_executors, "manual", *unhealthy, *self._unknown_executors()})
-        opts = ClaimOptions(
+        return ClaimOptions(
             feature_ids=base.feature_ids, task_ids=base.task_ids, max_phase=base.max_phase,
             exclude_executors=exclude, max_running=base.max_running, role_limits=base.role_limits,
             rate=base.rate, rate_period=base.rate_period, run_id=base.run_id,
         )  # fmt: skip
-        claimed = await asyncio.to_thread(self.manager.claim, self.id, free, self.opts.lease_s, opts)
+
+    def _start(self, claimed: list[Row]) -> None:
         for t in claimed:
             self.stats["claimed"] += 1
             r = Running(t, time.monotonic())
             self.running[t["id"]] = r
             r.job = asyncio.create_task(self._execute(r))
-        return claimed
 
     def _unknown_executors(self) -> tuple[str, ...]:
         return tuple(e for e in ("command", "python", "llm") if e not in self.executors)
@@ -200,6 +212,44 @@ class Worker:
                     self.stats["lost"] += 1
                     r.job.cancel()
 
+    async def _record(self, finished: Finished) -> bool:
+        """Queue an outcome for the flusher, which records the queued ones in one transaction."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finished.append((finished, fut))
+        self._flush_wake.set()
+        return await fut
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            batch, self._finished = self._finished, []
+            if not batch:
+                continue
+            try:
+                done = await self._flush([b[0] for b in batch])
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), d in zip(batch, done, strict=True):
+                if not fut.done():
+                    fut.set_result(d)
+
+    async def _flush(self, finished: list[Finished]) -> list[bool]:
+        """Record finished attempts; claim the slots they free in the same transaction."""
+        async with self._claim_lock:
+            free = self.opts.slots - (len(self.running) - len(finished))
+            if free <= 0 or self._stop.is_set():
+                return await asyncio.to_thread(self.manager.complete_many, finished, self.id)
+            opts = await self._claim_options()
+            done, claimed = await asyncio.to_thread(
+                self.manager.complete_and_claim, finished, self.id, free, self.opts.lease_s, opts
+            )
+            self._start(claimed)
+            return done
+
     # ---------------------------------------------------------------- one attempt
     async def _feature(self, feature_id: int) -> Row:
         if feature_id not in self._features:
@@ -248,10 +298,7 @@ class Worker:
             if not validation["ok"]:
                 res = ExecResult(False, res.result, f"validator failed (exit code {validation['exit_code']})")
         duration = round(time.monotonic() - start, 4)
-        done = await asyncio.to_thread(
-            self.manager.complete, t, self.id, ok=res.ok, result=res.result, validation=validation,
-            reason=res.reason, duration_s=duration,
-        )  # fmt: skip
+        done = await self._record((t, res.ok, res.result, validation, res.reason, duration))
         if not done:
             self.stats["lost"] += 1
             self._status(

@@ -119,8 +119,8 @@ alert_state = Table(
 )
 
 # Partial aggregates of calls: res 60 (minute) or 3600 (hour), bucket = start of the interval.
-# dimset 0 holds (model_group, deployment, provider) with key_id/project NULL; dimset 1 adds key_id and
-# project. Rows are append-only partials (several per bucket); queries merge them. Latency and time to
+# dimset 0 holds (model_group, deployment, provider), 1 adds key_id and project, 2 is (model_group,
+# project), 3 is (model_group, key_id); the other columns are NULL. Rows are append-only partials (several per bucket); queries merge them. Latency and time to
 # first token are DDSketch bins (mergeable).
 metric_rollups = Table(
     "metric_rollups",

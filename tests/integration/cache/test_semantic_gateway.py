@@ -19,8 +19,12 @@ from tests.stubs.openai_stub import StubServer
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cache" / "paraphrase_smoke.json"
 
 if os.environ.get("CI", "").lower() != "true":
-    pytest.importorskip("usearch", reason="the semantic extra is not installed (pip install 'architect-llm[semantic]')")
-    pytest.importorskip("static_model", reason="the semantic extra (tokenlearn-static-model) is not installed")
+    pytest.importorskip(
+        "usearch", reason="the semantic extra is not installed (pip install 'architect-llm[semantic]')"
+    )
+    pytest.importorskip(
+        "static_model", reason="the semantic extra (tokenlearn-static-model) is not installed"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,41 +46,63 @@ def close_pairs() -> list[tuple[str, str]]:
 
 
 def _cfg(stub: StubServer, **semantic: Any) -> Any:
-    return make_config({**stub_config(stub.url),
-                        "cache": {"semantic": {"enabled": True, "model": "static", "threshold": 0.9, **semantic}}})
+    return make_config(
+        {
+            **stub_config(stub.url),
+            "cache": {"semantic": {"enabled": True, "model": "static", "threshold": 0.9, **semantic}},
+        }
+    )
 
 
 def _ask(c: httpx.Client, text: str, **body: Any) -> httpx.Response:
-    r = c.post("/v1/chat/completions", json={"model": "m", "temperature": 0,
-                                             "messages": [{"role": "user", "content": text}], **body})
+    r = c.post(
+        "/v1/chat/completions",
+        json={"model": "m", "temperature": 0, "messages": [{"role": "user", "content": text}], **body},
+    )
     assert r.status_code == 200, r.text
     return r
 
 
-def test_semantic_hits_for_paraphrases_only_where_allowed(stub: StubServer,
-                                                          close_pairs: list[tuple[str, str]]) -> None:
+def test_semantic_hits_for_paraphrases_only_where_allowed(
+    stub: StubServer, close_pairs: list[tuple[str, str]]
+) -> None:
     (a1, b1), (a2, b2) = close_pairs[0], close_pairs[1]
     with LiveServer(_cfg(stub)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
         assert _ask(c, a1).headers["x-architect-cache"] == "miss"
         hit = _ask(c, b1)
         assert hit.headers["x-architect-cache"] == "hit-semantic"
-        assert _ask(c, "Completely unrelated: what is the boiling point of water at sea level?").headers[
-            "x-architect-cache"] == "miss"
+        assert (
+            _ask(c, "Completely unrelated: what is the boiling point of water at sea level?").headers[
+                "x-architect-cache"
+            ]
+            == "miss"
+        )
         # tools: never a semantic hit by default
         tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
         assert _ask(c, a2, tools=tools).headers["x-architect-cache"] == "miss"
         assert _ask(c, b2, tools=tools).headers["x-architect-cache"] == "miss"
         st = c.get("/api/v1/cache/stats").json()
-        assert st["by_tier"]["hit-semantic"] == 1 and st["semantic"]["entries"] == 2  # tool calls: not indexed
+        assert (
+            st["by_tier"]["hit-semantic"] == 1 and st["semantic"]["entries"] == 2
+        )  # tool calls: not indexed
         rows = srv.calls()
     sem = [r for r in rows if r["cache"] == "hit-semantic"]
     assert sem and all(r["cost_usd"] == 0 and r["saved_cost_usd"] > 0 for r in sem)
 
 
-def test_semantic_hits_do_not_cross_keys_namespaces(stub: StubServer, close_pairs: list[tuple[str, str]]) -> None:
+def test_semantic_hits_do_not_cross_keys_namespaces(
+    stub: StubServer, close_pairs: list[tuple[str, str]]
+) -> None:
     a, b = close_pairs[2]
-    cfg = make_config({**stub_config(stub.url), "cache": {
-        "namespace": "project", "semantic": {"enabled": True, "model": "static", "threshold": 0.9}}})
+    cfg = make_config(
+        {
+            **stub_config(stub.url),
+            "cache": {
+                "namespace": "project",
+                "semantic": {"enabled": True, "model": "static", "threshold": 0.9},
+            },
+        }
+    )
     with LiveServer(cfg) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
         assert _ask(c, a, metadata={"project": "alpha"}).headers["x-architect-cache"] == "miss"
         assert _ask(c, b, metadata={"project": "beta"}).headers["x-architect-cache"] == "miss"

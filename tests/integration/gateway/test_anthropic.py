@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,20 @@ class AnthropicStub:
 
 
 @pytest.fixture
+def client_for() -> Iterator[Callable[[LiveServer], openai.OpenAI]]:
+    """Makes openai SDK clients for a server (no SDK retries) and closes them after the test."""
+    made: list[openai.OpenAI] = []
+
+    def make(server: LiveServer) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
 def anthropic_stub() -> Iterator[AnthropicStub]:
     with AnthropicStub() as s:
         yield s
@@ -121,10 +135,12 @@ def _config(stub: AnthropicStub, key: str = "sk-ant-test") -> Any:
     )
 
 
-def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -> None:
+def test_anthropic_provider_through_the_gateway(
+    client_for: Callable[[LiveServer], openai.OpenAI], anthropic_stub: AnthropicStub
+) -> None:
     anthropic_stub.script.append("overloaded")  # the first call is retried
     with LiveServer(_config(anthropic_stub)) as srv:
-        c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0, timeout=20)
+        c = client_for(srv)
         r = c.chat.completions.with_raw_response.create(
             model="claude",
             max_tokens=300,
@@ -187,9 +203,11 @@ def test_anthropic_provider_through_the_gateway(anthropic_stub: AnthropicStub) -
     assert len(streamed) == 2 and all(x["status"] == "ok" and not x["truncated"] for x in streamed)
 
 
-def test_rejected_credentials_are_not_retried(anthropic_stub: AnthropicStub) -> None:
+def test_rejected_credentials_are_not_retried(
+    client_for: Callable[[LiveServer], openai.OpenAI], anthropic_stub: AnthropicStub
+) -> None:
     with LiveServer(_config(anthropic_stub, key="sk-ant-wrong")) as srv:
-        c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0, timeout=20)
+        c = client_for(srv)
         with pytest.raises(openai.APIStatusError) as ei:
             c.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}])
     assert ei.value.status_code == 502 and "credentials" in ei.value.message

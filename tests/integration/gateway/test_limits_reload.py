@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,18 @@ from tests.stubs.openai_stub import StubServer
 MSG = [{"role": "user", "content": "Say hello."}]
 
 
-def _client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20)
+@pytest.fixture
+def client_for() -> Iterator[Callable[[LiveServer], openai.OpenAI]]:
+    """Makes openai SDK clients for a server (no SDK retries) and closes them after the test."""
+    made: list[openai.OpenAI] = []
+
+    def make(server: LiveServer) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
 
 
 def _cfg(stub: StubServer, limits: dict[str, Any], **group: Any) -> dict[str, Any]:
@@ -36,9 +47,11 @@ def _cfg(stub: StubServer, limits: dict[str, Any], **group: Any) -> dict[str, An
     }
 
 
-def test_a_group_over_its_rpm_gets_429_with_retry_after(stub: StubServer) -> None:
+def test_a_group_over_its_rpm_gets_429_with_retry_after(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     with LiveServer(make_config(_cfg(stub, {"rpm": 2}))) as srv:
-        c = _client(srv)
+        c = client_for(srv)
         c.chat.completions.create(model="m", messages=MSG)
         c.chat.completions.create(model="m", messages=MSG)
         with pytest.raises(openai.RateLimitError) as ei:
@@ -51,10 +64,12 @@ def test_a_group_over_its_rpm_gets_429_with_retry_after(stub: StubServer) -> Non
     assert sorted(r["http_status"] for r in rows) == [200, 200, 429]
 
 
-def test_over_a_limit_a_call_waits_up_to_limit_wait_s(stub: StubServer) -> None:
+def test_over_a_limit_a_call_waits_up_to_limit_wait_s(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     stub.script.append("slow:0.6")
     with LiveServer(make_config(_cfg(stub, {"max_concurrency": 1}, limit_wait_s=3))) as srv:
-        c = _client(srv)
+        c = client_for(srv)
         first = threading.Thread(target=lambda: c.chat.completions.create(model="m", messages=MSG))
         first.start()
         while stub.in_flight == 0:
@@ -67,10 +82,12 @@ def test_over_a_limit_a_call_waits_up_to_limit_wait_s(stub: StubServer) -> None:
     assert 0.3 < waited < 2.5 and stub.max_in_flight == 1
 
 
-def test_without_a_wait_a_call_over_concurrency_gets_429_at_once(stub: StubServer) -> None:
+def test_without_a_wait_a_call_over_concurrency_gets_429_at_once(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     stub.script.append("slow:0.6")
     with LiveServer(make_config(_cfg(stub, {"max_concurrency": 1}))) as srv:
-        c = _client(srv)
+        c = client_for(srv)
         first = threading.Thread(target=lambda: c.chat.completions.create(model="m", messages=MSG))
         first.start()
         while stub.in_flight == 0:
@@ -81,10 +98,12 @@ def test_without_a_wait_a_call_over_concurrency_gets_429_at_once(stub: StubServe
     assert ei.value.response.headers["retry-after"] == "1"
 
 
-def test_a_stream_holds_its_concurrency_slot_until_it_ends(stub: StubServer) -> None:
+def test_a_stream_holds_its_concurrency_slot_until_it_ends(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     stub.chunk_delay_s = 0.15
     with LiveServer(make_config(_cfg(stub, {"max_concurrency": 1}))) as srv:
-        c = _client(srv)
+        c = client_for(srv)
         stream = c.chat.completions.create(model="m", messages=MSG, stream=True)
         next(iter(stream))  # the first chunk arrived; the stream is still going
         with pytest.raises(openai.RateLimitError):
@@ -100,7 +119,9 @@ def test_a_stream_holds_its_concurrency_slot_until_it_ends(stub: StubServer) -> 
     assert providers[0]["in_flight"] == 0 and providers[0]["limits"]["in_flight"] == 0
 
 
-def test_reload_keeps_breaker_and_limit_state_and_in_flight_calls(stub: StubServer, tmp_path: Path) -> None:
+def test_reload_keeps_breaker_and_limit_state_and_in_flight_calls(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer, tmp_path: Path
+) -> None:
     with StubServer(seed=3) as dead:
         dead.fail_rate = 1.0
         data: dict[str, Any] = {
@@ -133,7 +154,7 @@ def test_reload_keeps_breaker_and_limit_state_and_in_flight_calls(stub: StubServ
         path.write_text(yaml.safe_dump(data))
         with LiveServer(make_config(data)) as srv:
             srv.runtime.config_path = str(path)
-            c = _client(srv)
+            c = client_for(srv)
             for _ in range(2):
                 with pytest.raises(openai.APIStatusError):
                     c.chat.completions.create(model="gone", messages=MSG)

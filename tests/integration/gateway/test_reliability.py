@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -27,8 +27,18 @@ def stub2() -> Iterator[StubServer]:
         yield s
 
 
-def _client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20)
+@pytest.fixture
+def client_for() -> Iterator[Callable[[LiveServer], openai.OpenAI]]:
+    """Makes openai SDK clients for a server (no SDK retries) and closes them after the test."""
+    made: list[openai.OpenAI] = []
+
+    def make(server: LiveServer) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
 
 
 def _calls(srv: LiveServer, n: int) -> list[dict[str, Any]]:
@@ -101,7 +111,9 @@ def test_30_percent_failing_primary_1000_calls_all_succeed(stub: StubServer, stu
     assert stub.counts["/v1/chat/completions"] > 0.9 * n  # the primary did carry the load
 
 
-def test_dead_single_deployment_group_opens_its_breaker_then_recovers(stub: StubServer) -> None:
+def test_dead_single_deployment_group_opens_its_breaker_then_recovers(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     stub.fail_rate, stub.fail_modes = 1.0, ["500"]
     cfg = make_config(
         {
@@ -116,7 +128,7 @@ def test_dead_single_deployment_group_opens_its_breaker_then_recovers(stub: Stub
         }
     )
     with LiveServer(cfg) as srv:
-        c = _client(srv)
+        c = client_for(srv)
         for _ in range(2):  # 2 calls x 2 attempts = 4 consecutive failures: open
             with pytest.raises(openai.APIStatusError) as ei:
                 c.chat.completions.create(model="solo", messages=MSG)
@@ -154,12 +166,14 @@ def test_dead_single_deployment_group_opens_its_breaker_then_recovers(stub: Stub
     assert probe["status"] == "ok" and "half-open probe" in probe["route_reason"]
 
 
-def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated(stub: StubServer) -> None:
+def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     stub.script.extend(["truncate", "truncate"])
     cfg = make_config({"providers": _providers(stub), "models": [{"name": "m", "deployments": [_dep("p0")]}]})
     with LiveServer(cfg) as srv:
         with pytest.raises(openai.APIError):
-            for _ in _client(srv).chat.completions.create(model="m", messages=MSG, stream=True):
+            for _ in client_for(srv).chat.completions.create(model="m", messages=MSG, stream=True):
                 pass
         raw = httpx.post(
             srv.url + "/v1/chat/completions", timeout=10, json={"model": "m", "messages": MSG, "stream": True}
@@ -174,7 +188,9 @@ def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated
     assert all(r["truncated"] and r["status"] == "error" and r["stream"] for r in rows)
 
 
-def test_stream_fails_over_before_the_first_byte(stub: StubServer, stub2: StubServer) -> None:
+def test_stream_fails_over_before_the_first_byte(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer, stub2: StubServer
+) -> None:
     stub.script.append("500")
     cfg = make_config(
         {
@@ -193,7 +209,7 @@ def test_stream_fails_over_before_the_first_byte(stub: StubServer, stub2: StubSe
         }
     )
     with LiveServer(cfg) as srv:
-        chunks = list(_client(srv).chat.completions.create(model="m", messages=MSG, stream=True))
+        chunks = list(client_for(srv).chat.completions.create(model="m", messages=MSG, stream=True))
         rows = _calls(srv, 1)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the backup."
     assert len(rows) == 1 and rows[0]["status"] == "ok" and not rows[0]["truncated"]
@@ -201,7 +217,7 @@ def test_stream_fails_over_before_the_first_byte(stub: StubServer, stub2: StubSe
     assert stub.counts["/v1/chat/completions"] == 1
 
 
-def test_retry_after_is_honoured(stub: StubServer) -> None:
+def test_retry_after_is_honoured(client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer) -> None:
     stub.script.extend(["429:1", "ok"])
     cfg = make_config(
         {
@@ -211,14 +227,16 @@ def test_retry_after_is_honoured(stub: StubServer) -> None:
     )
     with LiveServer(cfg) as srv:
         t0 = time.perf_counter()
-        r = _client(srv).chat.completions.with_raw_response.create(model="m", messages=MSG)
+        r = client_for(srv).chat.completions.with_raw_response.create(model="m", messages=MSG)
         took = time.perf_counter() - t0
     assert r.parse().choices[0].message.content == stub.content
     assert r.headers["x-architect-attempts"] == "2"
     assert took >= 1.0, took
 
 
-def test_retry_after_beyond_the_bound_returns_429_with_retry_after(stub: StubServer) -> None:
+def test_retry_after_beyond_the_bound_returns_429_with_retry_after(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
     stub.script.append("429:30")
     cfg = make_config(
         {
@@ -229,7 +247,7 @@ def test_retry_after_beyond_the_bound_returns_429_with_retry_after(stub: StubSer
     with LiveServer(cfg) as srv:
         t0 = time.perf_counter()
         with pytest.raises(openai.RateLimitError) as ei:
-            _client(srv).chat.completions.create(model="m", messages=MSG)
+            client_for(srv).chat.completions.create(model="m", messages=MSG)
         assert time.perf_counter() - t0 < 1.0
     assert ei.value.response.headers["retry-after"] == "30"
     assert stub.counts["/v1/chat/completions"] == 1
@@ -237,7 +255,11 @@ def test_retry_after_beyond_the_bound_returns_429_with_retry_after(stub: StubSer
 
 @pytest.mark.parametrize(("mode", "status"), [("400", 400), ("401", 502)])
 def test_non_retryable_errors_are_returned_at_once(
-    stub: StubServer, stub2: StubServer, mode: str, status: int
+    client_for: Callable[[LiveServer], openai.OpenAI],
+    stub: StubServer,
+    stub2: StubServer,
+    mode: str,
+    status: int,
 ) -> None:
     stub.script.append(mode)
     cfg = make_config(
@@ -251,14 +273,16 @@ def test_non_retryable_errors_are_returned_at_once(
     )
     with LiveServer(cfg) as srv:
         with pytest.raises(openai.APIStatusError) as ei:
-            _client(srv).chat.completions.create(model="m", messages=MSG)
+            client_for(srv).chat.completions.create(model="m", messages=MSG)
         rows = srv.calls()
     assert ei.value.status_code == status
     assert stub.counts["/v1/chat/completions"] == 1 and not stub2.counts
     assert rows[0]["attempts"] == 1 and rows[0]["fallbacks"] == 0
 
 
-def test_context_window_errors_fall_back_to_the_larger_group(stub: StubServer, stub2: StubServer) -> None:
+def test_context_window_errors_fall_back_to_the_larger_group(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer, stub2: StubServer
+) -> None:
     cfg = make_config(
         {
             "providers": _providers(stub, stub2),
@@ -276,7 +300,7 @@ def test_context_window_errors_fall_back_to_the_larger_group(stub: StubServer, s
     )
     long_msg = [{"role": "user", "content": "word " * 400}]
     with LiveServer(cfg) as srv:
-        c = _client(srv)
+        c = client_for(srv)
         stub.script.append("context")  # the provider says the (short) prompt is too long
         r1 = c.chat.completions.with_raw_response.create(model="small", messages=MSG)
         # the estimate already exceeds the small window: the small deployment is not even called

@@ -42,7 +42,16 @@ def test_migration_creates_exactly_the_declared_tables(store: Store) -> None:
     assert store.engine is not None
     insp = inspect(store.engine)
     md = all_metadata()
-    for name in ("features", "phases", "tasks", "task_deps", "task_events", "feature_items", "task_workers", "task_limits"):
+    for name in (
+        "features",
+        "phases",
+        "tasks",
+        "task_deps",
+        "task_events",
+        "feature_items",
+        "task_workers",
+        "task_limits",
+    ):
         declared = {c.name for c in md.tables[name].columns}
         actual = {c["name"] for c in insp.get_columns(name)}
         assert declared == actual, name

@@ -16,7 +16,9 @@ from architect.store import open_store
 
 def test_two_worker_processes_respect_concurrency_and_rate(pg_url: str, tmp_path: Path) -> None:
     store = open_store(pg_url, migrate="upgrade")
-    lines = ["# Feature: Limits", "## Phase 1: All"] + [f"- [ ] T{i:03d} t `$ sleep 0.25`" for i in range(1, 31)]
+    lines = ["# Feature: Limits", "## Phase 1: All"] + [
+        f"- [ ] T{i:03d} t `$ sleep 0.25`" for i in range(1, 31)
+    ]
     Manager(store.tasks).import_plans(parse_markdown("\n".join(lines)))
     env = {**os.environ, "ARCHITECT_DATABASE_URL": pg_url}
     cmd = [sys.executable, "-m", "architect", "worker", "--concurrency", "3", "--rate", "8/s", "--slots", "3",
@@ -36,7 +38,9 @@ def test_two_worker_processes_respect_concurrency_and_rate(pg_url: str, tmp_path
     starts = [c[0] for c in claims]
     for i in range(len(starts) - 8):
         assert starts[i + 8] - starts[i] >= 1.0 - 1e-6, f"9 starts within {starts[i + 8] - starts[i]:.3f}s"
-    points = sorted([(ts, 1) for ts, _, _ in claims] + [(ts, -1) for ts in ends.values()], key=lambda p: (p[0], p[1]))
+    points = sorted(
+        [(ts, 1) for ts, _, _ in claims] + [(ts, -1) for ts in ends.values()], key=lambda p: (p[0], p[1])
+    )
     running = peak = 0
     for _, d in points:
         running += d

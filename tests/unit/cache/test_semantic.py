@@ -56,8 +56,11 @@ class Clock:
 
 async def _cache(verifier: Any = None, **cfg: Any) -> tuple[SemanticCache, FakeEmbedder, Tiers, Clock]:
     emb = FakeEmbedder()
-    emb.vectors = {"How do I learn Python?": [1, 0, 0, 0], "What's the best way to learn Python?": [0.98, 0.2, 0, 0],
-                   "How do I learn Rust?": [0.6, 0.8, 0, 0]}
+    emb.vectors = {
+        "How do I learn Python?": [1, 0, 0, 0],
+        "What's the best way to learn Python?": [0.98, 0.2, 0, 0],
+        "How do I learn Rust?": [0.6, 0.8, 0, 0],
+    }
     clock = Clock()
     sem = SemanticCache(SemanticConfig(enabled=True, threshold=0.95, **cfg), emb, verifier, clock)
     await sem.start()
@@ -76,7 +79,7 @@ async def _store(sem: SemanticCache, tiers: Tiers, text: str, key: str, ns: str 
 
 
 async def test_neighbour_above_threshold_is_served_below_is_not() -> None:
-    sem, emb, tiers, _ = await _cache()
+    sem, _emb, tiers, _ = await _cache()
     await _store(sem, tiers, "How do I learn Python?", "py")
     hit = await sem.lookup(_call("What's the best way to learn Python?"), "k:k1")
     assert hit is not None and hit.key == "py"
@@ -91,8 +94,10 @@ async def test_partitions_never_cross_namespaces_or_settings() -> None:
     assert await sem.lookup(_call("What's the best way to learn Python?"), "k:other") is None
     assert await sem.lookup(_call("What's the best way to learn Python?", max_tokens=9), "k:k1") is None
     sys_call = _call("x")
-    sys_call.body["messages"] = [{"role": "system", "content": "Be terse."},
-                                 {"role": "user", "content": "What's the best way to learn Python?"}]
+    sys_call.body["messages"] = [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "What's the best way to learn Python?"},
+    ]
     assert await sem.lookup(sys_call, "k:k1") is None
     await sem.aclose()
 
@@ -134,11 +139,25 @@ def test_rules_for_tools_schemas_multi_turn_and_images() -> None:
     schema = {"type": "json_schema", "json_schema": {"name": "x"}}
     assert not semantic_allowed({**base, "response_format": schema}, cfg)
     assert semantic_allowed({**base, "response_format": schema}, SemanticConfig(allow_json_schema=True))
-    multi = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                          {"role": "user", "content": "c"}]}
+    multi = {
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"},
+        ]
+    }
     assert not semantic_allowed(multi, cfg)
     assert semantic_allowed(multi, SemanticConfig(allow_multi_turn=True))
     assert last_user_text(multi) == "c"
-    img = {"messages": [{"role": "user", "content": [{"type": "text", "text": "what is it"},
-                                                      {"type": "image_url", "image_url": {"url": "u"}}]}]}
+    img = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is it"},
+                    {"type": "image_url", "image_url": {"url": "u"}},
+                ],
+            }
+        ]
+    }
     assert last_user_text(img) is None

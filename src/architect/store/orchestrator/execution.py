@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,61 +42,66 @@ class ExecutionMixin(RepoBase):
         """Claim up to n ready tasks (priority, then age) for worker_id, within the shared limits."""
         if n <= 0:
             return []
-        limited = opts.max_running is not None or bool(opts.role_limits) or opts.rate is not None
         with self._write() as conn:
-            window: list[float] = []
-            if limited:
-                window = self._lock_limits(conn)
-                # serialised from here on: read the clock again, so that the start times recorded by
-                # different workers follow the order in which the limits were checked
-                now = max(now, time.time())
-                # keep a margin of older starts: another worker's clock reading may be slightly behind
-                window = [t for t in window if t > now - opts.rate_period - 5.0]
-                if opts.max_running is not None:
-                    running = conn.execute(
-                        select(func.count()).where(tasks.c.status == "running")
-                    ).scalar_one()
-                    n = min(n, opts.max_running - int(running))
-                if opts.rate is not None:
-                    n = min(n, opts.rate - sum(1 for t in window if t > now - opts.rate_period))
-                if n <= 0:
-                    return []
-            order = (tasks.c.priority.desc(), tasks.c.ready_at, tasks.c.id)
-            ids: Any
-            if opts.role_limits:
-                ids = self._pick_by_role(conn, n, now, opts, order)
-            else:
-                # a materialised CTE: PostgreSQL may otherwise re-run an `IN (... LIMIT n SKIP LOCKED)`
-                # subquery per row and claim more than n tasks
-                pick = select(tasks.c.id).where(self._claimable(now, opts)).order_by(*order).limit(n)
-                picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-                ids = select(picked.c.id)
-            res = conn.execute(
-                update(tasks)
-                .where(tasks.c.id.in_(ids), tasks.c.status == "ready")
-                .values(
-                    status="running",
-                    attempt=tasks.c.attempt + 1,
-                    worker_id=worker_id,
-                    lease_expires=now + lease_s,
-                    started_at=now,
-                    reason=None,
-                    updated_at=now,
-                )
-                .returning(*tasks.c)
-            ).all()
-            claimed = sorted(
-                (task_row(r) for r in res), key=lambda t: (-t["priority"], t["ready_at"] or 0, t["id"])
+            return self._claim_in(conn, worker_id, n, now, lease_s, opts)
+
+    def _claim_in(
+        self, conn: Connection, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions
+    ) -> list[Row]:
+        if n <= 0:
+            return []
+        limited = opts.max_running is not None or bool(opts.role_limits) or opts.rate is not None
+        window: list[float] = []
+        if limited:
+            window = self._lock_limits(conn)
+            # serialised from here on: read the clock again, so that the start times recorded by
+            # different workers follow the order in which the limits were checked
+            now = max(now, time.time())
+            # keep a margin of older starts: another worker's clock reading may be slightly behind
+            window = [t for t in window if t > now - opts.rate_period - 5.0]
+            if opts.max_running is not None:
+                running = conn.execute(select(func.count()).where(tasks.c.status == "running")).scalar_one()
+                n = min(n, opts.max_running - int(running))
+            if opts.rate is not None:
+                n = min(n, opts.rate - sum(1 for t in window if t > now - opts.rate_period))
+            if n <= 0:
+                return []
+        order = (tasks.c.priority.desc(), tasks.c.ready_at, tasks.c.id)
+        ids: Any
+        if opts.role_limits:
+            ids = self._pick_by_role(conn, n, now, opts, order)
+        else:
+            # a materialised CTE: PostgreSQL may otherwise re-run an `IN (... LIMIT n SKIP LOCKED)`
+            # subquery per row and claim more than n tasks
+            pick = select(tasks.c.id).where(self._claimable(now, opts)).order_by(*order).limit(n)
+            picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            ids = select(picked.c.id)
+        res = conn.execute(
+            update(tasks)
+            .where(tasks.c.id.in_(ids), tasks.c.status == "ready")
+            .values(
+                status="running",
+                attempt=tasks.c.attempt + 1,
+                worker_id=worker_id,
+                lease_expires=now + lease_s,
+                started_at=now,
+                reason=None,
+                updated_at=now,
             )
-            if opts.rate is not None and claimed:
-                window.extend([now] * len(claimed))
-                conn.execute(
-                    update(task_limits).where(task_limits.c.name == "global").values(window=dumps(window))
-                )
-            batch = f"{worker_id}@{now:.6f}"
-            evs = [self._ev(t, "claimed", now, worker_id, batch=batch, run=opts.run_id) for t in claimed]
-            self._events(conn, evs)
-            return claimed
+            .returning(*tasks.c)
+        ).all()
+        claimed = sorted(
+            (task_row(r) for r in res), key=lambda t: (-t["priority"], t["ready_at"] or 0, t["id"])
+        )
+        if opts.rate is not None and claimed:
+            window.extend([now] * len(claimed))
+            conn.execute(
+                update(task_limits).where(task_limits.c.name == "global").values(window=dumps(window))
+            )
+        batch = f"{worker_id}@{now:.6f}"
+        evs = [self._ev(t, "claimed", now, worker_id, batch=batch, run=opts.run_id) for t in claimed]
+        self._events(conn, evs)
+        return claimed
 
     def _pick_by_role(
         self, conn: Connection, n: int, now: float, opts: ClaimOptions, order: Any
@@ -163,60 +168,128 @@ class ExecutionMixin(RepoBase):
 
     def complete(self, task_id: int, attempt: int, now: float, outcome: Outcome, worker_id: str) -> bool:
         """Record an attempt's outcome, fenced by attempt and status; False if the attempt lost its claim."""
-        retry = outcome.status == "failed" and outcome.retry_at is not None
-        status = "ready" if retry else outcome.status
+        return self.complete_many([(task_id, attempt, outcome)], now, worker_id)[0]
+
+    def complete_many(
+        self, items: Sequence[tuple[int, int, Outcome]], now: float, worker_id: str
+    ) -> list[bool]:
+        """`complete` for several attempts in one transaction (a worker flushes its finished tasks)."""
+        with self._write() as conn:
+            return self._complete_in(conn, items, now, worker_id)
+
+    def complete_and_claim(
+        self,
+        items: Sequence[tuple[int, int, Outcome]],
+        worker_id: str,
+        n: int,
+        now: float,
+        lease_s: float,
+        opts: ClaimOptions,
+    ) -> tuple[list[bool], list[Row]]:
+        """Record finished attempts and claim up to n ready tasks, in one transaction."""
+        with self._write() as conn:
+            done = self._complete_in(conn, items, now, worker_id)
+            return done, self._claim_in(conn, worker_id, n, now, lease_s, opts)
+
+    def _complete_in(
+        self, conn: Connection, items: Sequence[tuple[int, int, Outcome]], now: float, worker_id: str
+    ) -> list[bool]:
+        cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
+        done: dict[tuple[int, int], Row] = {}
+        plain = [
+            (i, a)
+            for i, a, o in items
+            if o.status == "succeeded" and o.result is None and o.validation is None
+        ]
+        if plain:  # the common no-result success: one fenced statement for all of them
+            res = conn.execute(
+                update(tasks)
+                .where(tuple_(tasks.c.id, tasks.c.attempt).in_(plain), tasks.c.status == "running")
+                .values(
+                    status="succeeded",
+                    reason=None,
+                    lease_expires=None,
+                    pgid=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(*cols)
+            ).all()
+            done.update({(r.id, r.attempt): dict(r._mapping) for r in res})
+        plain_set = set(plain)
+        for task_id, attempt, o in items:
+            if (task_id, attempt) in plain_set:
+                continue
+            row = conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == "running")
+                .values(**self._outcome_values(o, now))
+                .returning(*cols)
+            ).first()
+            if row is not None:
+                done[(task_id, attempt)] = dict(row._mapping)
+        evs = []
+        for task_id, attempt, o in items:
+            t = done.get((task_id, attempt))
+            if t is None:
+                continue
+            data: dict[str, Any] = {"duration_s": o.duration_s}
+            if o.validation is not None:
+                data["validation"] = o.validation
+            if o.status == "failed":
+                data.update(reason=o.reason, retry_at=o.retry_at)
+            evs.append(self._ev(t, o.status, now, worker_id, **data))
+        self._events(conn, evs)
+        ok_ids = [t["id"] for t in done.values() if t["status"] == "succeeded"]
+        if ok_ids:
+            sub = select(task_deps.c.task_id).where(task_deps.c.dep_id.in_(ok_ids))
+            n_met = (
+                select(func.count())
+                .where(task_deps.c.task_id == tasks.c.id, task_deps.c.dep_id.in_(ok_ids))
+                .scalar_subquery()
+            )
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(sub), tasks.c.status == "pending")
+                .values(pending_deps=tasks.c.pending_deps - n_met)
+            )
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(sub), tasks.c.status == "pending", tasks.c.pending_deps <= 0)
+                .values(status="ready", ready_at=now, run_after=now, updated_at=now)
+            )
+        failed = [t for t in done.values() if t["status"] == "failed"]
+        if failed:
+            self._block_dependents(conn, failed, now)
+        return [(i, a) in done for i, a, _ in items]
+
+    @staticmethod
+    def _outcome_values(o: Outcome, now: float) -> dict[str, Any]:
+        retry = o.status == "failed" and o.retry_at is not None
         vals: dict[str, Any] = {
-            "status": status,
-            "result": dumps(outcome.result),
-            "validation": dumps(outcome.validation),
-            "reason": outcome.reason,
+            "status": "ready" if retry else o.status,
+            "result": dumps(o.result),
+            "validation": dumps(o.validation),
+            "reason": o.reason,
             "lease_expires": None,
             "pgid": None,
             "updated_at": now,
         }
-        if outcome.status == "failed":
+        if o.status == "failed":
             vals["failures"] = tasks.c.failures + 1
         if retry:
-            vals.update(run_after=outcome.retry_at, ready_at=now)
+            vals.update(run_after=o.retry_at, ready_at=now)
         else:
             vals["finished_at"] = now
-        cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
-        with self._write() as conn:
-            row = conn.execute(
-                update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == "running")
-                .values(**vals)
-                .returning(*cols)
-            ).first()
-            if row is None:
-                return False
-            t = dict(row._mapping)
-            data: dict[str, Any] = {"duration_s": outcome.duration_s}
-            if outcome.validation is not None:
-                data["validation"] = outcome.validation
-            if outcome.status == "failed":
-                data.update(reason=outcome.reason, retry_at=outcome.retry_at)
-            self._events(conn, [self._ev(t, outcome.status, now, worker_id, **data)])
-            if status == "succeeded":
-                sub = select(task_deps.c.task_id).where(task_deps.c.dep_id == task_id)
-                conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(sub), tasks.c.status == "pending")
-                    .values(pending_deps=tasks.c.pending_deps - 1)
-                )
-                conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(sub), tasks.c.status == "pending", tasks.c.pending_deps <= 0)
-                    .values(status="ready", ready_at=now, run_after=now, updated_at=now)
-                )
-            elif status == "failed":
-                self._block_dependents(conn, [t], now)
-            return True
+        return vals
 
     def reap(self, now: float) -> list[Row]:
         """Requeue running tasks whose lease expired (or fail them past their crash cap)."""
         expired = and_(tasks.c.status == "running", tasks.c.lease_expires < now)
-        cols = [tasks.c[n] for n in ("id", "key", "feature_id", "attempt", "status", "reason", "worker_id", "crashes")]
+        cols = [
+            tasks.c[n]
+            for n in ("id", "key", "feature_id", "attempt", "status", "reason", "worker_id", "crashes")
+        ]
         with self._write() as conn:
             over = conn.execute(
                 update(tasks)

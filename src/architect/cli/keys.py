@@ -1,0 +1,172 @@
+"""`architect keys create|list|revoke|rotate`: on the local store directly, or against a running
+server with `--server URL --key K` (then the audit log records the server-side principal)."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from architect.access.audit import local_actor
+from architect.access.keys import KeyService, parse_budget
+from architect.cli.common import DatabaseOpt, JsonOpt, console, err_console, open_cli_store, print_json
+from architect.errors import ArchitectError, GatewayError
+
+__all__ = ["app", "call_server"]
+
+app = typer.Typer(help="Virtual API keys: create, list, revoke, rotate.", no_args_is_help=True)
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", help="a running Architect (http://host:port)", envvar="ARCHITECT_SERVER"),
+]
+KeyOpt = Annotated[
+    str | None, typer.Option("--key", help="admin key for --server", envvar="ARCHITECT_ADMIN_KEY")
+]
+
+
+def call_server(server: str, key: str | None, method: str, path: str, body: Any = None) -> Any:
+    """One JSON request to the server's /api/v1; errors become ArchitectError with the server's message."""
+    data = orjson.dumps(body) if body is not None else None
+    req = urllib.request.Request(server.rstrip("/") + "/api/v1" + path, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if key:
+        req.add_header("authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return orjson.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            msg = orjson.loads(exc.read())["error"]["message"]
+        except Exception:
+            msg = exc.reason
+        raise GatewayError(f"{server}: HTTP {exc.code}: {msg}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ArchitectError(f"cannot reach {server}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _local(database_url: str | None) -> KeyService:
+    return KeyService(open_cli_store(database_url).access)
+
+
+def _tags(text: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if part.strip():
+            k, sep, v = part.partition("=")
+            if not sep or not k.strip() or not v.strip():
+                raise typer.BadParameter(f"expected key=value pairs, got {part!r}", param_hint="--tags")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _show_secret(secret: str, view: dict[str, Any], json: bool, verb: str) -> None:
+    if json:
+        print_json({"key": secret, **view})
+        return
+    console.print(f"[green]{verb}[/green] key {view['id']} ({view['name']})")
+    console.print("secret (shown only now, store it safely):")
+    typer.echo(secret)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", help="a label for the key")],
+    budget_usd: Annotated[str | None, typer.Option(help="e.g. 50/month, 5/day, 100/total")] = None,
+    rpm: Annotated[int | None, typer.Option(min=1, help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="tokens per minute")] = None,
+    models: Annotated[str | None, typer.Option(help="allowed model groups, comma-separated")] = None,
+    tags: Annotated[str | None, typer.Option(help="default tags: project=shop,team=web")] = None,
+    expires_days: Annotated[float | None, typer.Option(help="expire after this many days")] = None,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a key; its secret is printed once."""
+    body: dict[str, Any] = {
+        "name": name,
+        "rpm": rpm,
+        "tpm": tpm,
+        "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
+        "tags": _tags(tags),
+        "expires_at": time.time() + expires_days * 86400 if expires_days else None,
+    }
+    if budget_usd:
+        body["budget_usd"], body["budget_period"] = parse_budget(budget_usd)
+    if server:
+        out = call_server(server, key, "POST", "/keys", {k: v for k, v in body.items() if v is not None})
+        secret, view = out.pop("key"), out
+    else:
+        secret, view = _local(database_url).create(actor=local_actor(), **body)
+    _show_secret(secret, view, json, "created")
+
+
+@app.command("list")
+def list_keys(
+    server: ServerOpt = None, key: KeyOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False
+) -> None:
+    """List keys with their limits and budgets (never their secrets)."""
+    keys = call_server(server, key, "GET", "/keys")["keys"] if server else _local(database_url).list()
+    if json:
+        print_json({"keys": keys})
+        return
+    table = Table(title="Architect keys", header_style="bold")
+    for col in ("id", "name", "prefix", "status", "rpm", "tpm", "models", "tags", "budgets"):
+        table.add_column(col)
+    for k in keys:
+        status = "revoked" if k["revoked"] else "expired" if k.get("expired") else "active"
+        table.add_row(
+            k["id"],
+            k["name"],
+            k["prefix"] + "…",
+            status,
+            str(k["rpm"] or "-"),
+            str(k["tpm"] or "-"),
+            ",".join(k["models"] or []) or "all",
+            ",".join(f"{a}={b}" for a, b in (k["tags"] or {}).items()) or "-",
+            "; ".join(f"${b['spent_usd']:.2f}/${b['limit_usd']:.2f} per {b['period']}" for b in k["budgets"])
+            or "-",
+        )
+    console.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Revoke a key (refused everywhere within a second)."""
+    if server:
+        view = call_server(server, key, "POST", f"/keys/{key_id}/revoke")
+    else:
+        view = _local(database_url).revoke(key_id, actor=local_actor())
+    if json:
+        print_json(view)
+    else:
+        err_console.print(f"[green]revoked[/green] {view['id']} ({view['name']})")
+
+
+@app.command("rotate")
+def rotate(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Give a key a new secret (same id, limits and budgets); the old secret stops working."""
+    if server:
+        out = call_server(server, key, "POST", f"/keys/{key_id}/rotate")
+        secret, view = out.pop("key"), out
+    else:
+        secret, view = _local(database_url).rotate(key_id, actor=local_actor())
+    _show_secret(secret, view, json, "rotated")

@@ -1,0 +1,260 @@
+"""Metrics REST API under /api/v1: aggregates and time series from the rollups, ledger exports (CSV,
+JSON), deployment health and alerts. A virtual key only sees its own calls (forced key_id filter)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from architect.access.auth import Principal
+from architect.api.deps import PrincipalDep, RuntimeDep
+from architect.errors import InvalidRequest
+from architect.metrics.rollups import Rollups
+from architect.store.ledger import CALL_COLUMNS
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["metrics"])
+
+GROUPINGS = ("model_group", "deployment", "provider", "key_id", "project", "feature", "task")
+FILTERS = (*GROUPINGS, "status", "cache")
+EXPORT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in ("request_body", "response_body"))
+_PAGE = 5000
+
+
+def _rollups(runtime: Any) -> Rollups:
+    r: Rollups | None = runtime.extensions.get("rollups")
+    if r is None:
+        r = runtime.extensions["rollups"] = Rollups(runtime.store.access, runtime.store.ledger)
+    return r
+
+
+def _filters(request: Request, principal: Principal) -> dict[str, Any]:
+    where: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in FILTERS and v != ""}
+    if not principal.is_admin:
+        if where.get("key_id", principal.key_id) != principal.key_id:
+            raise InvalidRequest("key_id: a key may only see its own calls", param="key_id")
+        where["key_id"] = principal.key_id
+    return where
+
+
+def _group_by(text: str) -> list[str]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in keys if k not in GROUPINGS]
+    if bad:
+        raise InvalidRequest(
+            f"group_by: unknown {', '.join(bad)}; use {', '.join(GROUPINGS)}", param="group_by"
+        )
+    return keys
+
+
+def _window(since: float | None, until: float | None, default_s: float) -> tuple[float, float]:
+    now = time.time()
+    lo = since if since is not None else now - default_s
+    hi = until if until is not None else now
+    if lo >= hi:
+        raise InvalidRequest("since must be before until", param="since")
+    return lo, hi
+
+
+async def _fresh(runtime: Any, rollups: Rollups) -> None:
+    """Write this process's pending rollups so a query sees its own latest calls."""
+    ledger = getattr(runtime, "ledger", None)
+    if ledger is not None:
+        await asyncio.to_thread(ledger.flush)
+    await asyncio.to_thread(rollups.flush)
+
+
+@router.get("/metrics/summary")
+async def summary(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    since: Annotated[float | None, Query(description="UNIX seconds; default 24 h ago")] = None,
+    until: Annotated[float | None, Query(description="UNIX seconds; default now")] = None,
+    group_by: Annotated[str, Query(description=f"comma-separated: {', '.join(GROUPINGS)}")] = "model_group",
+) -> dict[str, Any]:
+    """Requests, errors by kind, latency/TTFT percentiles (DDSketch, 1% relative error), tokens, cost,
+    baseline cost and saving, cache hits, attempts and fallbacks per group."""
+    lo, hi = _window(since, until, 86400)
+    keys = _group_by(group_by)
+    where = _filters(request, principal)
+    rollups = _rollups(runtime)
+    await _fresh(runtime, rollups)
+    rows, (a, b), source = await asyncio.to_thread(rollups.summary, lo, hi, keys, where)
+    return {
+        "since": a,
+        "until": b,
+        "group_by": keys,
+        "filters": where,
+        "source": source,
+        "rows": rows,
+        "baseline": runtime.config.baseline,
+    }
+
+
+@router.get("/metrics/timeseries")
+async def timeseries(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    since: Annotated[
+        float | None, Query(description="UNIX seconds; default 1 h (step 60) or 7 d ago")
+    ] = None,
+    until: float | None = None,
+    step: Annotated[Literal[60, 3600], Query(description="seconds per point")] = 60,
+    group_by: str = "",
+) -> dict[str, Any]:
+    """Points for charts, one per `step` (and group when `group_by` is given)."""
+    lo, hi = _window(since, until, 3600 if step == 60 else 7 * 86400)
+    if (hi - lo) / step > 20_000:
+        raise InvalidRequest("since: too many points; use step=3600 or a shorter window", param="since")
+    keys = _group_by(group_by)
+    where = _filters(request, principal)
+    rollups = _rollups(runtime)
+    await _fresh(runtime, rollups)
+    points = await asyncio.to_thread(rollups.timeseries, lo, hi, step, keys, where)
+    return {"step": step, "group_by": keys, "points": points}
+
+
+async def _export_rows(
+    runtime: Any, lo: float, hi: float, where: dict[str, Any], limit: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    offset = 0
+    while offset < limit:
+        page = await asyncio.to_thread(
+            runtime.store.ledger.calls_between,
+            lo,
+            hi,
+            columns=EXPORT_COLUMNS,
+            where=where,
+            limit=min(_PAGE, limit - offset),
+            offset=offset,
+        )
+        if not page:
+            return
+        yield page
+        offset += len(page)
+        if len(page) < _PAGE:
+            return
+
+
+@router.get("/export/calls.csv")
+async def export_csv(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    since: float | None = None,
+    until: float | None = None,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+) -> StreamingResponse:
+    """The ledger (without bodies) as CSV, oldest first, filtered like /metrics/summary."""
+    lo, hi = _window(since, until, 86400)
+    where = _filters(request, principal)
+
+    async def body() -> AsyncIterator[bytes]:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        async for page in _export_rows(runtime, lo, hi, where, limit):
+            w.writerows(page)
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+        if buf.tell():
+            yield buf.getvalue().encode()
+
+    return StreamingResponse(
+        body(), media_type="text/csv", headers={"content-disposition": 'attachment; filename="calls.csv"'}
+    )
+
+
+@router.get("/export/calls.json")
+async def export_json(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    since: float | None = None,
+    until: float | None = None,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+) -> StreamingResponse:
+    """The ledger (without bodies) as a JSON array, oldest first."""
+    lo, hi = _window(since, until, 86400)
+    where = _filters(request, principal)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"["
+        first = True
+        async for page in _export_rows(runtime, lo, hi, where, limit):
+            for r in page:
+                yield (b"" if first else b",") + orjson.dumps(r, default=str, option=orjson.OPT_NON_STR_KEYS)
+                first = False
+        yield b"]"
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+@router.get("/health/deployments")
+async def deployment_health(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    window_s: Annotated[float, Query(gt=0, le=7 * 86400)] = 900,
+) -> dict[str, Any]:
+    """Per deployment: error rate and latency over the window, breaker state and its history."""
+    rollups = _rollups(runtime)
+    await _fresh(runtime, rollups)
+    now = time.time()
+    rows, _, _ = await asyncio.to_thread(
+        rollups.summary, now - window_s, now, ["model_group", "deployment"], {}
+    )
+    stats = {(r["model_group"], r["deployment"]): r for r in rows}
+    out = []
+    for d in runtime.router.deployments():
+        snap = d.snapshot()
+        s = stats.get((d.group, d.name), {})
+        out.append(
+            {
+                "deployment": d.name,
+                "model_group": d.group,
+                "provider": d.provider,
+                "simulated": d.simulated,
+                "state": d.breaker.state,
+                "breaker": snap["breaker"],
+                "in_flight": d.in_flight,
+                "ewma_ttft_ms": d.ewma_ttft_ms,
+                "ewma_total_ms": d.ewma_total_ms,
+                "requests": s.get("requests", 0),
+                "errors": s.get("errors", 0),
+                "error_rate": s.get("error_rate", 0.0),
+                "errors_by_kind": s.get("errors_by_kind", {}),
+                "p50_ms": s.get("p50_ms"),
+                "p95_ms": s.get("p95_ms"),
+                "p99_ms": s.get("p99_ms"),
+            }
+        )
+    return {"window_s": window_s, "deployments": out}
+
+
+@router.get("/alerts")
+async def alerts(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    since: float = 0.0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Alert firings and resolutions, newest first. A virtual key sees those about its key/project."""
+    rows = await asyncio.to_thread(runtime.store.access.list_alert_events, since=since, limit=limit)
+    if not principal.is_admin:
+        mine = {f"key:{principal.key_id}"} | {f"project:{p}" for p in principal.projects or ()}
+        rows = [
+            r for r in rows if r.get("target") and any(str(r["target"]).startswith(m + ":") for m in mine)
+        ]
+    return {"alerts": rows}

@@ -1,0 +1,328 @@
+"""Per-minute rollups of the ledger with mergeable sketches, and queries over them.
+
+Feeding: the ledger writer thread calls `Rollups.on_flushed(rows)` with the calls it just wrote; they
+are aggregated in memory per (minute, dimension set, dimensions) and appended to `metric_rollups`
+every `flush_s` seconds (partial rows: several per minute and process, merged when read). Four
+dimension sets are kept: 0 = (model_group, deployment, provider), 1 = those plus key_id and project,
+2 = (model_group, project), 3 = (model_group, key_id); a query reads the smallest set that covers
+its grouping and filters.
+A compactor merges each complete hour's minute rows into hour rows (one process wins, guarded by a
+watermark in the store) and purges minute rows after `minute_retention_s`.
+
+Reading: a window is aligned to whole minutes; hours below the watermark come from hour rows, the
+rest from minute rows. Groupings or filters outside dimension set 1 (feature, task, status...) fall
+back to an exact scan of the ledger."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from architect.metrics.aggregate import STATS_COLUMNS, summarise
+from architect.metrics.sketch import Sketch
+from architect.store.access import AccessRepo
+from architect.store.ledger import LedgerRepo
+
+__all__ = ["DIMSETS", "Agg", "Rollups", "merge_rows"]
+
+DIMSETS: tuple[tuple[str, ...], ...] = (
+    ("model_group", "deployment", "provider"),
+    ("model_group", "deployment", "provider", "key_id", "project"),
+    ("model_group", "project"),
+    ("model_group", "key_id"),
+)
+ALL_DIMS = DIMSETS[1]
+_PREFERENCE = (2, 3, 0, 1)  # smallest (fewest rows) first
+_SUMS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "baseline_cost_usd",
+    "baselined",
+    "cost_baselined_usd",
+    "cache_hits",
+    "cache_saved_usd",
+    "attempts",
+    "fallbacks",
+)
+
+
+@dataclass
+class Agg:
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0))
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    latency: Sketch = field(default_factory=Sketch)
+    ttft: Sketch = field(default_factory=Sketch)
+
+    def add_call(self, r: Mapping[str, Any]) -> None:
+        s = self.sums
+        s["requests"] += 1
+        if r.get("status") != "ok":
+            s["errors"] += 1
+            kind = r.get("error_kind") or r.get("status") or "unknown"
+            self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+        s["prompt_tokens"] += r.get("prompt_tokens") or 0
+        s["completion_tokens"] += r.get("completion_tokens") or 0
+        s["cached_tokens"] += r.get("cached_tokens") or 0
+        cost = r.get("cost_usd") or 0.0
+        s["cost_usd"] += cost
+        if r.get("baseline_cost_usd") is not None:
+            s["baseline_cost_usd"] += r["baseline_cost_usd"]
+            s["baselined"] += 1
+            s["cost_baselined_usd"] += cost
+        if (r.get("cache") or "").startswith("hit"):
+            s["cache_hits"] += 1
+        s["cache_saved_usd"] += r.get("saved_cost_usd") or 0.0
+        s["attempts"] += r.get("attempts") or 0
+        s["fallbacks"] += r.get("fallbacks") or 0
+        if r.get("total_ms") is not None:
+            self.latency.add(r["total_ms"])
+        if r.get("ttft_ms") is not None:
+            self.ttft.add(r["ttft_ms"])
+
+    def add_row(self, row: Mapping[str, Any]) -> None:
+        s = self.sums
+        for k in _SUMS:
+            s[k] += row[k] or 0
+        if row.get("errors_by_kind"):
+            for k, v in orjson.loads(row["errors_by_kind"]).items():
+                self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + v
+        self.latency.merge_bytes(row.get("latency_sketch"))
+        self.ttft.merge_bytes(row.get("ttft_sketch"))
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            **self.sums,
+            "errors_by_kind": orjson.dumps(self.errors_by_kind).decode() if self.errors_by_kind else None,
+            "latency_sketch": self.latency.to_bytes(),
+            "ttft_sketch": self.ttft.to_bytes(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        s = self.sums
+        n = int(s["requests"])
+        lat, ttft = self.latency, self.ttft
+        return {
+            "requests": n,
+            "errors": int(s["errors"]),
+            "error_rate": (s["errors"] / n) if n else 0.0,
+            "errors_by_kind": dict(self.errors_by_kind),
+            "p50_ms": lat.quantile(0.5),
+            "p90_ms": lat.quantile(0.9),
+            "p95_ms": lat.quantile(0.95),
+            "p99_ms": lat.quantile(0.99),
+            "ttft_p50_ms": ttft.quantile(0.5),
+            "ttft_p95_ms": ttft.quantile(0.95),
+            "ttft_p99_ms": ttft.quantile(0.99),
+            "prompt_tokens": int(s["prompt_tokens"]),
+            "completion_tokens": int(s["completion_tokens"]),
+            "cached_tokens": int(s["cached_tokens"]),
+            "cost_usd": s["cost_usd"],
+            "baseline_cost_usd": s["baseline_cost_usd"] if s["baselined"] else None,
+            "saving_usd": (s["baseline_cost_usd"] - s["cost_baselined_usd"]) if s["baselined"] else None,
+            "cache_hits": int(s["cache_hits"]),
+            "cache_saved_usd": s["cache_saved_usd"],
+            "attempts": int(s["attempts"]),
+            "fallbacks": int(s["fallbacks"]),
+        }
+
+
+def merge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge rollup rows with equal (dimset, dimensions) into one row each (for compaction)."""
+    out: dict[tuple[Any, ...], tuple[dict[str, Any], Agg]] = {}
+    for r in rows:
+        key = (r["dimset"], *(r[d] for d in ALL_DIMS))
+        if key not in out:
+            out[key] = ({"dimset": r["dimset"], **{d: r[d] for d in ALL_DIMS}}, Agg())
+        out[key][1].add_row(r)
+    return [{**dims, **agg.to_row()} for dims, agg in out.values()]
+
+
+class Rollups:
+    """Accumulates flushed ledger rows and answers aggregate queries."""
+
+    def __init__(
+        self,
+        repo: AccessRepo,
+        ledger: LedgerRepo,
+        *,
+        flush_s: float = 5.0,
+        minute_retention_s: float = 3 * 86400,
+        compact_lag_s: float = 900.0,
+    ) -> None:
+        self.repo = repo
+        self.ledger = ledger
+        self.flush_s = flush_s
+        self.minute_retention_s = minute_retention_s
+        self.compact_lag_s = compact_lag_s
+        self._lock = threading.Lock()
+        self._acc: dict[tuple[Any, ...], Agg] = {}
+        self._last_flush = time.monotonic()
+
+    # -- feeding -------------------------------------------------------------------------------------
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock:
+            acc = self._acc
+            for r in rows:
+                minute = int(r["ts"]) - int(r["ts"]) % 60
+                for i, dims in enumerate(DIMSETS):
+                    key = (minute, i, *(r.get(d) for d in dims))
+                    agg = acc.get(key)
+                    if agg is None:
+                        agg = acc[key] = Agg()
+                    agg.add_call(r)
+
+    def on_flushed(self, rows: list[Mapping[str, Any]]) -> None:
+        """The ledger writer's callback (its thread): aggregate, and write every `flush_s`."""
+        self.add(rows)
+        if time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
+    def drain(self) -> list[dict[str, Any]]:
+        with self._lock:
+            acc, self._acc = self._acc, {}
+            self._last_flush = time.monotonic()
+        out = []
+        for (minute, dimset, *vals), agg in acc.items():
+            dims = dict.fromkeys(ALL_DIMS)
+            dims.update(zip(DIMSETS[dimset], vals, strict=True))
+            out.append({"res": 60, "bucket": minute, "dimset": dimset, **dims, **agg.to_row()})
+        return out
+
+    def flush(self) -> int:
+        rows = self.drain()
+        self.repo.insert_rollups(rows)
+        return len(rows)
+
+    def compact(self, now: float | None = None) -> int:
+        """Compact every complete hour older than `compact_lag_s`; purge old minute rows."""
+        now = time.time() if now is None else now
+        n = 0
+        if self.repo.hour_watermark() is None:  # the first call sets the watermark
+            self.repo.compact_next_hour(merge_rows, now - self.compact_lag_s)
+        while self.repo.compact_next_hour(merge_rows, now - self.compact_lag_s) is not None:
+            n += 1
+        w = self.repo.hour_watermark()
+        if w is not None:
+            self.repo.purge_rollups(60, min(w, now - self.minute_retention_s))
+        return n
+
+    # -- reading -------------------------------------------------------------------------------------
+    @staticmethod
+    def dimset_for(needed: Iterable[str]) -> int | None:
+        need = set(needed)
+        return next((i for i in _PREFERENCE if need <= set(DIMSETS[i])), None)
+
+    def _plan(self, lo: int, hi: int, now: float) -> list[tuple[int, int, int]]:
+        """[(res, from, to)] covering [lo, hi) with hour rows where compacted."""
+        w = self.repo.hour_watermark()
+        if w is None:
+            return [(60, lo, hi)]
+        wm = int(w)
+        h0 = math.ceil(lo / 3600) * 3600
+        h1 = min(hi - hi % 3600, wm)
+        if h1 <= h0:
+            return [(60, lo, hi)]
+        return [p for p in ((60, lo, h0), (3600, h0, h1), (60, h1, hi)) if p[2] > p[1]]
+
+    def _rows(
+        self, dimset: int, lo: int, hi: int, where: Mapping[str, Any], now: float
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for res, a, b in self._plan(lo, hi, now):
+            out += self.repo.rollup_rows(dimset, res, a, b, where)
+        return out
+
+    def align(self, since: float, until: float, now: float) -> tuple[int, int]:
+        lo = int(since) - int(since) % 60
+        hi = int(math.ceil(until / 60) * 60)
+        if lo < now - self.minute_retention_s:  # minute rows are gone there: whole hours
+            lo -= lo % 3600
+        return lo, hi
+
+    def summary(
+        self,
+        since: float,
+        until: float,
+        group_by: Sequence[str],
+        where: Mapping[str, Any],
+        now: float | None = None,
+    ) -> tuple[list[dict[str, Any]], tuple[int, int], str]:
+        """Rows per group; also the aligned window and the source ("rollups" or "ledger")."""
+        now = time.time() if now is None else now
+        dimset = self.dimset_for([*group_by, *where])
+        if dimset is None:
+            rows = self.ledger.calls_between(since, until, columns=STATS_COLUMNS, where=dict(where))
+            return summarise(rows, list(group_by)), (int(since), int(until)), "ledger"
+        lo, hi = self.align(since, until, now)
+        groups: dict[tuple[Any, ...], Agg] = {}
+        for r in self._rows(dimset, lo, hi, where, now):
+            key = tuple(r[g] for g in group_by)
+            agg = groups.get(key)
+            if agg is None:
+                agg = groups[key] = Agg()
+            agg.add_row(r)
+        out = [
+            {**dict(zip(group_by, k, strict=True)), **agg.summary()}
+            for k, agg in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+        ]
+        return out, (lo, hi), "rollups"
+
+    def timeseries(
+        self,
+        since: float,
+        until: float,
+        step: int,
+        group_by: Sequence[str],
+        where: Mapping[str, Any],
+        now: float | None = None,
+    ) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        dimset = self.dimset_for([*group_by, *where])
+        if dimset is None:
+            raise ValueError(
+                "group_by/filters: time series support model_group, deployment, provider, key_id, project"
+            )
+        lo, hi = self.align(since, until, now)
+        lo -= lo % step
+        series: dict[tuple[Any, ...], Agg] = {}
+        for r in self._rows(dimset, lo, hi, where, now):
+            t = int(r["bucket"]) - int(r["bucket"]) % step
+            key = (t, *(r[g] for g in group_by))
+            agg = series.get(key)
+            if agg is None:
+                agg = series[key] = Agg()
+            agg.add_row(r)
+        if not group_by:  # a point for every step, zeros where nothing happened
+            for t in range(lo, hi, step):
+                series.setdefault((t,), Agg())
+        points = []
+        for key, agg in sorted(series.items(), key=lambda kv: (tuple(str(x) for x in kv[0][1:]), kv[0][0])):
+            s = agg.summary()
+            points.append(
+                {
+                    "t": key[0],
+                    **dict(zip(group_by, key[1:], strict=True)),
+                    "requests": s["requests"],
+                    "errors": s["errors"],
+                    "p50_ms": s["p50_ms"],
+                    "p95_ms": s["p95_ms"],
+                    "p99_ms": s["p99_ms"],
+                    "ttft_p50_ms": s["ttft_p50_ms"],
+                    "cost_usd": s["cost_usd"],
+                    "baseline_cost_usd": s["baseline_cost_usd"],
+                    "cache_hits": s["cache_hits"],
+                    "prompt_tokens": s["prompt_tokens"],
+                    "completion_tokens": s["completion_tokens"],
+                }
+            )
+        return points

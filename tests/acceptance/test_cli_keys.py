@@ -1,0 +1,83 @@
+"""The real CLI: keys create/list/rotate/revoke on the local store and against a server, spend, alerts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import orjson
+
+from architect.store import open_store
+from tests.helpers import LiveServer, make_config, stub_config
+from tests.stubs.openai_stub import StubServer
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "architect", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_keys_local_and_remote(sqlite_url: str) -> None:
+    db = ["--database-url", sqlite_url]
+    r = _cli(
+        "keys",
+        "create",
+        "--name",
+        "ci-bot",
+        "--budget-usd",
+        "50/month",
+        "--rpm",
+        "120",
+        "--tpm",
+        "200000",
+        "--models",
+        "fast,strong",
+        "--tags",
+        "project=shop",
+        "--json",
+        *db,
+    )
+    assert r.returncode == 0, r.stderr
+    created = orjson.loads(r.stdout)
+    assert created["key"].startswith("sk-arch-") and created["models"] == ["fast", "strong"]
+    assert created["budgets"][0]["limit_usd"] == 50 and created["budgets"][0]["period"] == "month"
+    listed = _cli("keys", "list", *db)
+    assert listed.returncode == 0 and "ci-bot" in listed.stdout and created["key"] not in listed.stdout
+    revoked = _cli("keys", "revoke", created["id"], "--json", *db)
+    assert revoked.returncode == 0 and orjson.loads(revoked.stdout)["revoked"] is True
+
+    admin = "cli-admin-key"
+    with StubServer() as stub:
+        cfg = stub_config(stub.url)
+        cfg["auth"] = {"admin_key": admin}
+        store = open_store(sqlite_url)
+        with LiveServer(make_config(cfg), store=store) as srv:
+            r = _cli("keys", "create", "--name", "remote", "--json", "--server", srv.url, "--key", admin)
+            assert r.returncode == 0, r.stderr
+            remote = orjson.loads(r.stdout)
+            rot = _cli("keys", "rotate", remote["id"], "--json", "--server", srv.url, "--key", admin)
+            new = orjson.loads(rot.stdout)["key"]
+            chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            ok = httpx.post(
+                srv.url + "/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {new}"}
+            )
+            assert ok.status_code == 200
+            forbidden = _cli("keys", "revoke", remote["id"], "--server", srv.url, "--key", new)
+            assert forbidden.returncode != 0 and "403" in forbidden.stderr
+            spend = _cli(
+                "spend", "--by", "key_id", "--since", "1h", "--json", "--server", srv.url, "--key", admin
+            )
+            assert spend.returncode == 0, spend.stderr
+            assert orjson.loads(spend.stdout)["rows"][0]["requests"] >= 1
+        audit = store.access.list_audit()
+        actors = {(a["action"], a["actor"]) for a in audit}
+        assert ("key.create", "admin-key") in actors and ("key.rotate", "admin-key") in actors
+        assert any(a["actor"].startswith("cli:") for a in audit)
+    assert _cli("alerts", *db).returncode == 0

@@ -1,0 +1,121 @@
+"""Rollups: aggregates from minute and compacted hour rows agree with an exact scan of the ledger."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from architect.metrics.aggregate import summarise
+from architect.metrics.rollups import Rollups
+from architect.metrics.sketch import RELATIVE_ACCURACY
+from architect.store import Store
+
+T0 = 1_700_000_000 - 1_700_000_000 % 3600  # an hour boundary
+
+
+def _rows(n: int, span_s: int, seed: int = 3) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        ok = rng.random() > 0.1
+        group = rng.choice(["fast", "strong"])
+        out.append(
+            {
+                "request_id": f"r{i}",
+                "ts": T0 + rng.uniform(0, span_s),
+                "endpoint": "chat",
+                "model": group,
+                "model_group": group,
+                "deployment": f"{group}-{rng.choice('ab')}",
+                "provider": "p",
+                "key_id": rng.choice(["k1", "k2", None]),
+                "project": rng.choice(["shop", "blog"]),
+                "status": "ok" if ok else "error",
+                "http_status": 200 if ok else 502,
+                "error_kind": None if ok else rng.choice(["timeout", "upstream_error"]),
+                "total_ms": rng.lognormvariate(6, 0.8),
+                "ttft_ms": rng.lognormvariate(5, 0.5),
+                "prompt_tokens": rng.randint(5, 500),
+                "completion_tokens": rng.randint(1, 300),
+                "cached_tokens": 0,
+                "cost_usd": rng.random() / 100,
+                "baseline_cost_usd": rng.random() / 50,
+                "cache": rng.choice([None, "miss", "hit-l1"]),
+                "saved_cost_usd": 0.0,
+                "attempts": rng.randint(1, 3),
+                "fallbacks": rng.randint(0, 1),
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("group_by", [["model_group", "deployment"], ["project"], ["key_id", "model_group"]])
+def test_summary_matches_exact(group_by: list[str]) -> None:
+    store = Store.memory()
+    rows = _rows(6000, 3 * 3600)
+    store.ledger.record(rows, [])
+    r = Rollups(store.access, store.ledger, compact_lag_s=0)
+    for i in range(0, len(rows), 500):  # as the ledger writer would, in batches
+        r.on_flushed(rows[i : i + 500])
+    r.flush()
+    assert r.compact(now=T0 + 3 * 3600 + 10) >= 2  # the first hours are now hour rows
+    since, until = T0 + 1800, T0 + 3 * 3600  # half an hour from minutes, then hour rows, then minutes
+    got, (lo, hi), source = r.summary(since, until, group_by, {}, now=T0 + 3 * 3600 + 10)
+    assert source == "rollups" and (lo, hi) == (since, until)
+    exact = summarise([x for x in rows if since <= x["ts"] < until], group_by)  # type: ignore[operator]
+    assert len(got) == len(exact)
+    for g, e in zip(got, exact, strict=True):
+        for k in (
+            "requests",
+            "errors",
+            "errors_by_kind",
+            "prompt_tokens",
+            "attempts",
+            "fallbacks",
+            "cache_hits",
+        ):
+            assert g[k] == e[k], k
+        assert g["cost_usd"] == pytest.approx(e["cost_usd"])
+        assert g["saving_usd"] == pytest.approx(e["saving_usd"])
+        lat = sorted(
+            x["total_ms"] for x in rows if since <= x["ts"] < until and all(x[k] == g[k] for k in group_by)
+        )  # type: ignore[operator]
+        for q, name in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
+            x = lat[int(q * (len(lat) - 1))]
+            assert abs(g[name] - x) <= RELATIVE_ACCURACY * x + 1e-9
+
+
+def test_filters_timeseries_and_fallback() -> None:
+    store = Store.memory()
+    rows = _rows(2000, 2 * 3600, seed=5)
+    store.ledger.record(rows, [])
+    r = Rollups(store.access, store.ledger)
+    r.add(rows)
+    r.flush()
+    got, _, _ = r.summary(T0, T0 + 7200, ["model_group"], {"project": "shop"})
+    assert sum(g["requests"] for g in got) == sum(1 for x in rows if x["project"] == "shop")
+    pts = r.timeseries(T0, T0 + 7200, 3600, [], {})
+    assert [p["t"] for p in pts] == [T0, T0 + 3600] and sum(p["requests"] for p in pts) == len(rows)
+    pts = r.timeseries(T0, T0 + 600, 60, [], {}, now=T0 + 7200)
+    assert len(pts) == 10
+    # status is not a rollup dimension: exact scan of the ledger
+    got, _, source = r.summary(T0, T0 + 7200, ["model_group"], {"status": "error"})
+    assert source == "ledger" and sum(g["requests"] for g in got) == sum(
+        1 for x in rows if x["status"] == "error"
+    )
+
+
+def test_late_minute_after_compaction_goes_to_hour_rows() -> None:
+    store = Store.memory()
+    rows = _rows(300, 3600, seed=9)
+    r = Rollups(store.access, store.ledger, compact_lag_s=0)
+    r.add(rows[:200])
+    r.flush()
+    r.compact(now=T0 + 3 * 3600)  # initialises the watermark
+    r.compact(now=T0 + 3 * 3600)
+    assert store.access.hour_watermark() is not None and store.access.hour_watermark() >= T0 + 3600
+    r.add(rows[200:])  # arrive late, for an hour already compacted
+    r.flush()
+    got, _, _ = r.summary(T0, T0 + 3600, ["model_group"], {})
+    assert sum(g["requests"] for g in got) == 300

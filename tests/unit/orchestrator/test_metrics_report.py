@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from architect.orchestrator.manager import Manager
+from architect.orchestrator.metrics import DAY, feature_metrics
+from architect.orchestrator.plans import parse_yaml
+from architect.orchestrator.report import build_report, render_markdown
+from architect.store import Store
+from architect.store.orchestrator import ClaimOptions
+
+PLAN = """
+project: shop
+title: Metrics
+phases:
+  - title: One
+    tasks:
+      - {id: T001, title: a, command: "true", estimate: 1h}
+      - {id: T002, title: b, command: "true", estimate: 30m}
+  - title: Two
+    tasks:
+      - {id: T003, title: c, command: "true", after: [T001]}
+      - {id: T004, title: d, command: "true", after: [T002]}
+decisions:
+  - {title: Use SQLite by default, date: "2025-01-02", rationale: simpler}
+bugs:
+  - {title: Rounding, severity: high, task: T001}
+"""
+
+
+class Clock:
+    t = 10 * DAY
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_metrics_come_from_events_and_the_ledger() -> None:
+    store = Store.memory()
+    repo = store.tasks
+    clock = Clock()
+    m = Manager(repo, clock=clock, backoff_base_s=0)
+    m.import_plans(parse_yaml(PLAN))
+    batch = m.claim("w", 2, 60, ClaimOptions(run_id="r1"))
+    clock.t += 100
+    t1, t2 = sorted(batch, key=lambda t: t["key"])
+    m.complete(t1, "w", ok=True, duration_s=1800)
+    m.complete(t2, "w", ok=False, reason="x", duration_s=5)
+    t2 = m.claim("w", 5, 60, ClaimOptions(run_id="r1"))
+    assert sorted(t["key"] for t in t2) == ["T002", "T003"]
+    clock.t += 100
+    for t in t2:
+        m.complete(t, "w", ok=True, duration_s=900)
+    met = feature_metrics(repo, "metrics", now=clock.t)
+    assert met["tasks_done"] == 3 and met["tasks_total"] == 4 and met["progress"] == 0.75
+    assert met["first_try_success_rate"] == round(2 / 3, 4)  # T002 failed first
+    assert met["rework_rate"] == round(1 / 3, 4)
+    assert met["batches"] == 2 and met["batch_success_rate"] == 0.5
+    assert met["velocity_tasks_per_day"] == 1.0  # 3 done in the last 3 days
+    assert met["estimated_completion"] == clock.t + 1 / 1.0 * DAY
+    assert met["duration_vs_estimate"] == round((1800 + 900) / (3600 + 1800), 4)
+    assert met["bugs"] == 1 and met["bug_rate"] == round(1 / 3, 4)
+    assert met["model_calls"] == 0 and met["cost_usd"] == 0
+    assert met["runs"][0]["attempts"] == 4 and met["runs"][0]["succeeded"] == 3
+
+
+def test_report_sections_say_when_they_have_no_data() -> None:
+    repo = Store.memory().tasks
+    Manager(repo).import_plans(parse_yaml(PLAN))
+    r = build_report(repo, "metrics")
+    assert r["summary"]["by_status"] == {"ready": 2, "pending": 2}
+    assert r["decisions"][0]["title"] == "Use SQLite by default"
+    assert [x["task"] for x in r["current"]["next_ready"]] == ["T001", "T002"]
+    md = render_markdown(r)
+    assert "## Batch log\n\n_No data recorded._" in md
+    assert "## Blockers\n\n_No data recorded._" in md
+    assert "Velocity: no data" in md
+    assert "**decision** Use SQLite by default" in md and "**bug** Rounding (severity: high" in md

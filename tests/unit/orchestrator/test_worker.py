@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+from architect.orchestrator.executors import CommandExecutor, PythonExecutor, parse_test_summary
+from architect.orchestrator.executors.base import ExecResult, TaskContext
+from architect.orchestrator.manager import Manager
+from architect.orchestrator.plans import parse_yaml
+from architect.orchestrator.worker import Worker, WorkerOptions
+from architect.store.orchestrator import MemoryTaskRepo
+
+YAML = """
+project: shop
+title: Worker
+phases:
+  - title: A
+    tasks:
+      - {id: T001, title: py, executor: python, params: {callable: "tests.unit.orchestrator.test_worker:double", n: 21}}
+      - {id: T002, title: cmd, command: "echo hello", validator: "echo '=== 3 passed, 1 skipped in 0.1s ==='"}
+      - {id: T003, title: llm, executor: llm, params: {prompt: "Do {title}"}}
+"""
+
+
+def double(arg: dict[str, object]) -> dict[str, object]:
+    params = arg["params"]
+    assert isinstance(params, dict)
+    return {"value": params["n"] * 2, "task": arg["task"]["key"]}  # type: ignore[index]
+
+
+class FlakyGateway:
+    """An llm executor whose health check fails until `healthy_after` seconds have passed."""
+
+    name = "llm"
+
+    def __init__(self, healthy_after: float) -> None:
+        self.since = time.monotonic()
+        self.healthy_after = healthy_after
+        self.ran_at: float | None = None
+
+    async def health(self) -> str | None:
+        if time.monotonic() - self.since < self.healthy_after:
+            return "gateway /readyz answered 503"
+        return None
+
+    async def run(self, ctx: TaskContext) -> ExecResult:
+        self.ran_at = time.monotonic() - self.since
+        return ExecResult(True, {"output": f"done {ctx.task['key']}", "tags": ctx.tags()})
+
+
+async def test_worker_runs_executors_validates_and_waits_for_health() -> None:
+    repo = MemoryTaskRepo()
+    m = Manager(repo)
+    m.import_plans(parse_yaml(YAML))
+    llm = FlakyGateway(healthy_after=0.4)
+    messages: list[str] = []
+    w = Worker(m, {"command": CommandExecutor(), "python": PythonExecutor(), "llm": llm},
+               WorkerOptions(slots=2, lease_s=5, poll_s=0.02, health_s=0.05, exit_when_idle=True),
+               on_status=messages.append)  # fmt: skip
+    stats = await asyncio.wait_for(w.run(), 20)
+    assert stats["succeeded"] == 3
+    t = {x["key"]: x for x in repo.tasks(1)}
+    assert t["T001"]["result"] == {"value": 42, "task": "T001"}
+    assert t["T002"]["result"]["output_tail"] == "hello\n"
+    assert t["T002"]["validation"]["passed"] == 3 and t["T002"]["validation"]["skipped"] == 1
+    assert t["T003"]["result"]["tags"] == {"project": "shop", "feature": "worker", "task": "T003"}
+    assert llm.ran_at is not None and llm.ran_at >= 0.4  # dispatch waited for the health check
+    assert any("waiting: llm tasks held back" in x and "503" in x for x in messages)
+
+
+async def test_a_lost_lease_stops_the_attempt() -> None:
+    repo = MemoryTaskRepo()
+    m = Manager(repo)
+    m.import_plans(
+        parse_yaml("title: X\nphases:\n  - tasks:\n      - {id: T001, title: a, command: 'sleep 20'}\n")
+    )
+    w = Worker(m, {"command": CommandExecutor()}, WorkerOptions(slots=1, lease_s=0.6, poll_s=0.05))
+    job = asyncio.create_task(w.run())
+    await asyncio.sleep(0.3)
+    m.cancel("x")
+    await asyncio.sleep(0.5)
+    assert w.stats["lost"] == 1 and not w.running
+    w.stop()
+    await asyncio.wait_for(job, 5)
+    assert repo.get_task(1, "T001")["status"] == "cancelled"
+
+
+def test_test_summary_parsing(tmp_path: object) -> None:
+    assert parse_test_summary("...\n==== 12 passed, 2 failed, 1 error in 3.2s ====\n") == {
+        "source": "pytest", "passed": 12, "failed": 2, "errors": 1, "skipped": 0}  # fmt: skip
+    assert parse_test_summary("no tests here") == {}
+    import pathlib
+
+    p = pathlib.Path(str(tmp_path)) / "junit.xml"
+    p.write_text('<testsuites><testsuite tests="5" failures="1" errors="0" skipped="1"/></testsuites>')
+    assert parse_test_summary("", str(p)) == {
+        "source": "junit",
+        "passed": 3,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 1,
+    }
