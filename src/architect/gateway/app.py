@@ -145,25 +145,22 @@ class GatewayApp:
 
     async def _stream(self, call: Call, receive: Receive, send: Send) -> None:
         watcher = _watch_disconnect(receive)
+        pipeline = self.runtime.pipeline
         try:
             try:
-                _start, events = await self.runtime.pipeline.chat_stream(call)
+                start, events = await pipeline.chat_stream(call)
             except GatewayError:
                 watcher.cancel()
                 raise
             try:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": _SSE_HEADERS + _call_headers(call),
-                    }
-                )
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": _SSE_HEADERS + _call_headers(call)})
                 async for chunk in events:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
+                await pipeline.end_stream(call, start)  # no-op unless the relay never ran
         except asyncio.CancelledError:
             if watcher.done() and watcher.result():
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]

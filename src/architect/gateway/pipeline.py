@@ -256,7 +256,19 @@ class Pipeline:
                 self._failed(call, exc)
             raise
         finally:
+            await self.end_stream(call, start)
+
+    async def end_stream(self, call: Call, start: StreamStart | None) -> None:
+        """Settle and record a stream. Idempotent; the app also calls it, because a stream whose relay
+        never started (the client left before the first byte was sent) runs no `finally` of its own."""
+        if call.extra.get("stream_ended"):
+            return
+        call.extra["stream_ended"] = True
+        if start is not None:
+            tr = start.translator
             start.response.close()
+            if call.status == "ok" and not tr.done and not call.truncated:
+                self._failed(call, asyncio.CancelledError())  # never relayed to the end: the client left
             if call.usage is None:
                 call.usage = tr.usage or Usage(completion_tokens=count_text(tr.completion_text(), call.model))
                 if tr.usage is None:
@@ -265,7 +277,7 @@ class Pipeline:
             if done is not None:  # settle the deployment's slot and breaker outcome
                 healthy = None if call.status == "cancelled" else (call.status == "ok" and not call.truncated)
                 done(healthy, call.usage)
-            await self.finish(call)
+        await self.finish(call)
 
     async def _replay(self, call: Call, events: list[bytes]) -> AsyncIterator[bytes]:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -15,8 +16,20 @@ from tests.stubs.openai_stub import StubServer
 MSG = [{"role": "user", "content": "Say hello."}]
 
 
+_CLIENTS: list[openai.OpenAI] = []
+
+
 def _client(server: LiveServer, key: str = "anything") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=20)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=20)
+    _CLIENTS.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
 
 
 def test_plain_and_streaming_completions_are_recorded(stub: StubServer) -> None:
@@ -39,7 +52,7 @@ def test_plain_and_streaming_completions_are_recorded(stub: StubServer) -> None:
     assert plain["prompt_tokens"] > 0 and plain["completion_tokens"] == 7
     assert plain["cost_usd"] == pytest.approx((plain["prompt_tokens"] * 1.0 + 7 * 2.0) / 1e6)
     assert plain["baseline_cost_usd"] == pytest.approx(plain["cost_usd"])
-    streamed = [row for rid, row in calls.items() if rid != "req-plain-1"][0]
+    streamed = next(row for rid, row in calls.items() if rid != "req-plain-1")
     assert streamed["stream"] and streamed["ttft_ms"] is not None and not streamed["truncated"]
     assert (streamed["prompt_tokens"], streamed["completion_tokens"]) == (9, 7)  # from the upstream's usage
     # the upstream was asked for usage even though the client was not

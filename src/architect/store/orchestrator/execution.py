@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -46,7 +46,14 @@ class ExecutionMixin(RepoBase):
             return self._claim_in(conn, worker_id, n, now, lease_s, opts)
 
     def _claim_in(
-        self, conn: Connection, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions
+        self,
+        conn: Connection,
+        worker_id: str,
+        n: int,
+        now: float,
+        lease_s: float,
+        opts: ClaimOptions,
+        events: list[Row] | None = None,
     ) -> list[Row]:
         if n <= 0:
             return []
@@ -100,7 +107,10 @@ class ExecutionMixin(RepoBase):
             )
         batch = f"{worker_id}@{now:.6f}"
         evs = [self._ev(t, "claimed", now, worker_id, batch=batch, run=opts.run_id) for t in claimed]
-        self._events(conn, evs)
+        if events is None:
+            self._events(conn, evs)
+        else:
+            events.extend(evs)
         return claimed
 
     def _pick_by_role(
@@ -187,12 +197,20 @@ class ExecutionMixin(RepoBase):
         opts: ClaimOptions,
     ) -> tuple[list[bool], list[Row]]:
         """Record finished attempts and claim up to n ready tasks, in one transaction."""
+        evs: list[Row] = []
         with self._write() as conn:
-            done = self._complete_in(conn, items, now, worker_id)
-            return done, self._claim_in(conn, worker_id, n, now, lease_s, opts)
+            done = self._complete_in(conn, items, now, worker_id, evs)
+            claimed = self._claim_in(conn, worker_id, n, now, lease_s, opts, evs)
+            self._events(conn, evs)  # one insert for both
+            return done, claimed
 
     def _complete_in(
-        self, conn: Connection, items: Sequence[tuple[int, int, Outcome]], now: float, worker_id: str
+        self,
+        conn: Connection,
+        items: Sequence[tuple[int, int, Outcome]],
+        now: float,
+        worker_id: str,
+        events: list[Row] | None = None,
     ) -> list[bool]:
         cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
         done: dict[tuple[int, int], Row] = {}
@@ -239,7 +257,10 @@ class ExecutionMixin(RepoBase):
             if o.status == "failed":
                 data.update(reason=o.reason, retry_at=o.retry_at)
             evs.append(self._ev(t, o.status, now, worker_id, **data))
-        self._events(conn, evs)
+        if events is None:
+            self._events(conn, evs)
+        else:
+            events.extend(evs)
         ok_ids = [t["id"] for t in done.values() if t["status"] == "succeeded"]
         if ok_ids:
             sub = select(task_deps.c.task_id).where(task_deps.c.dep_id.in_(ok_ids))
@@ -248,15 +269,17 @@ class ExecutionMixin(RepoBase):
                 .where(task_deps.c.task_id == tasks.c.id, task_deps.c.dep_id.in_(ok_ids))
                 .scalar_subquery()
             )
-            conn.execute(
+            left = tasks.c.pending_deps - n_met
+            now_ready = left <= 0
+            conn.execute(  # one statement: count down, and make ready what has nothing left to wait for
                 update(tasks)
                 .where(tasks.c.id.in_(sub), tasks.c.status == "pending")
-                .values(pending_deps=tasks.c.pending_deps - n_met)
-            )
-            conn.execute(
-                update(tasks)
-                .where(tasks.c.id.in_(sub), tasks.c.status == "pending", tasks.c.pending_deps <= 0)
-                .values(status="ready", ready_at=now, run_after=now, updated_at=now)
+                .values(
+                    pending_deps=left,
+                    status=case((now_ready, "ready"), else_=tasks.c.status),
+                    ready_at=case((now_ready, now), else_=tasks.c.ready_at),
+                    run_after=case((now_ready, now), else_=tasks.c.run_after),
+                )
             )
         failed = [t for t in done.values() if t["status"] == "failed"]
         if failed:
