@@ -16,7 +16,7 @@ import statistics
 import time
 
 from architect.metrics.rollups import Rollups
-from architect.store import open_store
+from architect.store import Store, open_store
 
 GROUPS = {"fast": ["fast-a", "fast-b"], "strong": ["strong-a", "strong-b"], "cheap": ["cheap-a", "cheap-b"]}
 
@@ -69,17 +69,26 @@ def main() -> None:
     ap.add_argument("--url", required=True)
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--no-ledger", action="store_true", help="skip writing the raw calls (rollups only)")
+    ap.add_argument("--query-only", action="store_true", help="time the queries on an already loaded store")
     a = ap.parse_args()
     store = open_store(a.url, migrate="upgrade")
     now = time.time()
-    t = time.perf_counter()
-    rows = generate(a.calls, now)
-    print(f"generated {len(rows):,} calls in {time.perf_counter() - t:.1f}s")
     rollups = Rollups(store.access, store.ledger)
+    if not a.query_only:
+        load(store, rollups, a.calls, now, ledger=not a.no_ledger)
+    else:
+        now = float(store.access.hour_watermark() or now)  # the loaded data ends near here
+    report(store, rollups, a.calls, now)
+
+
+def load(store: Store, rollups: Rollups, calls: int, now: float, *, ledger: bool) -> None:
+    t = time.perf_counter()
+    rows = generate(calls, now)
+    print(f"generated {len(rows):,} calls in {time.perf_counter() - t:.1f}s")
     t = time.perf_counter()
     for i in range(0, len(rows), 20_000):
         batch = rows[i : i + 20_000]
-        if not a.no_ledger:
+        if ledger:
             store.ledger.record(batch, [])
         rollups.add(batch)
         if (i // 20_000) % 10 == 9:
@@ -89,6 +98,9 @@ def main() -> None:
     t = time.perf_counter()
     hours = rollups.compact(now)
     print(f"compacted {hours} hours in {time.perf_counter() - t:.1f}s")
+
+
+def report(store: Store, rollups: Rollups, calls: int, now: float) -> None:
     since = now - 7 * 86400
     cases = {
         "summary 7d by model_group,deployment": lambda: rollups.summary(
@@ -101,7 +113,7 @@ def main() -> None:
         "timeseries 7d step 3600": lambda: rollups.timeseries(since, now, 3600, [], {}),
         "timeseries 24h step 60": lambda: rollups.timeseries(now - 86400, now, 60, [], {}),
     }
-    print(f"\n{store.dialect}, {a.calls:,} calls over 7 days: median of 7 runs")
+    print(f"\n{store.dialect}, {calls:,} calls over 7 days: median of 7 runs")
     for name, fn in cases.items():
         med, out = timed(fn)
         rows_out = out[0] if isinstance(out, tuple) else out

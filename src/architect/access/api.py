@@ -105,6 +105,7 @@ async def revoke_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> d
     domain = _domain(runtime)
     view = await asyncio.to_thread(domain.keys.revoke, key_id, actor=actor_of(principal))
     domain.resolver.invalidate()
+    runtime.auth.sessions.drop_key(key_id)  # dashboard sessions opened with it end too
     return view
 
 
@@ -114,6 +115,7 @@ async def rotate_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> d
     domain = _domain(runtime)
     secret, view = await asyncio.to_thread(domain.keys.rotate, key_id, actor=actor_of(principal))
     domain.resolver.invalidate()
+    runtime.auth.sessions.drop_key(key_id)
     return {"key": secret, **view}
 
 

@@ -91,9 +91,8 @@ class Pipeline:
                 f"this key may not use model '{call.model}'", param="model", code="model_not_allowed"
             )
         call.group = group
-        if call.principal.tags:
-            for k, v in call.principal.tags.items():
-                call.tags.setdefault(k, v)
+        if call.principal.tags:  # a key's own tags (its project) win over what the client sends
+            call.tags.update(call.principal.tags)
         if self._needs_estimate(group):
             messages = call.body.get("messages") or []
             call.est_prompt_tokens = (

@@ -222,6 +222,8 @@ class Worker:
     async def _flusher(self) -> None:
         while True:
             await self._flush_wake.wait()
+            for _ in range(3):  # let the attempts finishing in this same turn join the batch
+                await asyncio.sleep(0)
             self._flush_wake.clear()
             batch, self._finished = self._finished, []
             if not batch:
