@@ -8,7 +8,7 @@ import csv
 import io
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -110,10 +110,12 @@ async def timeseries(
         float | None, Query(description="UNIX seconds; default 1 h (step 60) or 7 d ago")
     ] = None,
     until: float | None = None,
-    step: Annotated[Literal[60, 3600], Query(description="seconds per point")] = 60,
+    step: Annotated[int, Query(description="seconds per point: 60 or 3600")] = 60,
     group_by: str = "",
 ) -> dict[str, Any]:
     """Points for charts, one per `step` (and group when `group_by` is given)."""
+    if step not in (60, 3600):
+        raise InvalidRequest("step must be 60 or 3600", param="step")
     lo, hi = _window(since, until, 3600 if step == 60 else 7 * 86400)
     if (hi - lo) / step > 20_000:
         raise InvalidRequest("since: too many points; use step=3600 or a shorter window", param="since")
