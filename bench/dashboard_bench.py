@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import re
 import statistics
 import threading
@@ -23,70 +22,33 @@ from typing import Any
 
 import httpx
 import uvicorn
+from metrics_bench import load  # bench/ is on sys.path when run as a script
 
 from architect.config import parse_config
 from architect.gateway.app import create_app
 from architect.gateway.runtime import Runtime
+from architect.metrics.rollups import Rollups
 from architect.store import open_store
-from architect.store.schema import calls as calls_table
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "sk-admin-bench"
 GROUPS = [("fast", "sim-fast", 0.1, 0.4), ("mid", "sim-mid", 0.6, 2.4), ("strong", "sim-strong", 3.0, 15.0)]
 
 
-def build_ledger(path: Path, n: int, days: float = 30.0) -> None:
+def build_store(path: Path, n: int) -> None:
+    """The store as production would have it after `n` calls: the ledger at the schema head and the
+    metric rollups fed from the same rows through `Rollups` (as the ledger writer's `on_flushed`
+    does), complete hours compacted. Generation and loading are `metrics_bench`'s."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    store = open_store(f"sqlite:///{tmp}")
-    rng = random.Random(7)
-    now = time.time()
-    cols = [c.name for c in calls_table.columns if c.name != "id"]
-    sql = f"INSERT INTO calls ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-    raw = store.engine.raw_connection()  # bulk load: one prepared statement, big transactions
+    for f in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        f.unlink(missing_ok=True)
+    store = open_store(f"sqlite:///{tmp}", migrate="upgrade")
     try:
-        cur = raw.cursor()
-        cur.execute("PRAGMA synchronous=OFF")
-        indexes = cur.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='calls' AND sql IS NOT NULL"
-        ).fetchall()
-        for name, _ in indexes:  # load first, index once at the end
-            cur.execute(f"DROP INDEX {name}")
-        batch: list[tuple[Any, ...]] = []
-        for i in range(n):
-            g, model, pin, pout = GROUPS[i % 3]
-            ok = rng.random() > 0.03
-            pt, ct = rng.randint(20, 2000), rng.randint(10, 600)
-            cost = (pt * pin + ct * pout) / 1e6
-            row = {
-                "request_id": f"bench-{i:08d}", "ts": now - days * 86400 * (1 - i / n), "endpoint": "chat",
-                "key_id": f"key_{i % 20}", "project": f"p{i % 5}", "feature": None, "task": None, "tags": None,
-                "model": g, "model_group": g, "deployment": f"{g}/sim/{model}", "provider": "sim",
-                "simulated": True, "stream": bool(i % 2), "attempts": 1, "fallbacks": 0,
-                "status": "ok" if ok else "error", "http_status": 200 if ok else 502,
-                "error_kind": None if ok else "server_error", "error_message": None, "truncated": False,
-                "ttft_ms": rng.lognormvariate(5, 0.5), "total_ms": rng.lognormvariate(6.5, 0.6),
-                "prompt_tokens": pt, "completion_tokens": ct, "cached_tokens": 0, "tokens_estimated": False,
-                "cost_usd": cost, "baseline_cost_usd": (pt * 3.0 + ct * 15.0) / 1e6,
-                "cache": "hit" if rng.random() < 0.1 else "miss", "saved_cost_usd": 0.0, "saved_ms": 0.0,
-                "route_reason": "bench", "body_hash": None, "request_body": None, "response_body": None,
-            }  # fmt: skip
-            batch.append(tuple(row.get(c) for c in cols))
-            if len(batch) == 50_000:
-                cur.executemany(sql, batch)
-                raw.commit()
-                batch.clear()
-                print(f"  {i + 1:,} calls", flush=True)
-        if batch:
-            cur.executemany(sql, batch)
-        for _, create in indexes:
-            cur.execute(create)
-        raw.commit()
+        load(store, Rollups(store.access, store.ledger), n, time.time(), ledger=True)
     finally:
-        raw.close()
         store.close()
     tmp.rename(path)
 
@@ -238,8 +200,8 @@ def main() -> None:
     args = ap.parse_args()
     db = ROOT / "test-artifacts" / "bench" / f"ledger-{args.calls}.db"
     t = time.perf_counter()
-    build_ledger(db, args.calls)
-    print(f"ledger ready ({args.calls:,} calls) in {time.perf_counter() - t:.1f} s: {db}")
+    build_store(db, args.calls)
+    print(f"store ready ({args.calls:,} calls + rollups) in {time.perf_counter() - t:.1f} s: {db}")
     with Server(db) as s:
         res = asyncio.run(run(f"http://127.0.0.1:{s.port}", args.runs))
     missing = [p for p, e in res["endpoints"].items() if 404 in e["status"]]

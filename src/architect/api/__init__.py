@@ -6,13 +6,13 @@ Each domain contributes an `APIRouter`; `create_api` mounts them. Authentication
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from architect._optional import optional_module
 from architect.errors import ArchitectError, GatewayError, NotFoundInStore, PlanError
 
 __all__ = ["create_api"]
@@ -43,13 +43,9 @@ def create_api(runtime: Any) -> FastAPI:
     )
     api.state.runtime = runtime
     for module, attr in _ROUTERS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        api.include_router(getattr(mod, attr))
+        mod = optional_module(module)
+        if mod is not None:
+            api.include_router(getattr(mod, attr))
 
     @api.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,12 +3,12 @@ either `register(app)` (top-level commands) or `app` (a sub-command group)."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
 from rich.console import Console
 
+from architect._optional import optional_module
 from architect.errors import ArchitectError
 
 __all__ = ["app", "main"]
@@ -38,12 +38,9 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
 
 def _assemble() -> None:
     for module, name in _GROUPS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
+        mod = optional_module(module)
+        if mod is None:
+            continue
         if name is None:
             mod.register(app)
         else:

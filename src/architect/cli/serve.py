@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -104,6 +106,14 @@ def serve(
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(uv_config)
+    # The ledger writer thread shares the GIL with the event loop; a short switch interval keeps it
+    # from holding the loop up for the default 5 ms (a p99 latency spike under load).
+    sys.setswitchinterval(0.0005)
+    # Long-lived start-up objects are moved out of the collector's view, and young collections run
+    # less often: fewer, shorter GC pauses on the request path.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -5,7 +5,6 @@ format; a client's mistake is never a 500 and no response carries a stack trace.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
 import time
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from architect._optional import optional_module
 from architect.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
 from architect.gateway.runtime import Runtime
@@ -285,13 +285,9 @@ def create_app(runtime: Runtime) -> GatewayApp:
         Mount("/api/v1", app=create_api(runtime)),
     ]
     for module in _ROUTE_MODULES:  # optional domains contribute `routes(runtime)`
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        routes.extend(mod.routes(runtime))
+        mod = optional_module(module)
+        if mod is not None:
+            routes.extend(mod.routes(runtime))
     other = Starlette(routes=routes)
     other.state.runtime = runtime
     return GatewayApp(runtime, other)

@@ -141,9 +141,10 @@ class Pipeline:
         finally:
             await self.finish(call)
 
-    async def _send_chat(self, call: Call, d: Deployment) -> bytes:
-        path, payload, headers = d.adapter.chat_request(dict(call.body), d.model, stream=False)
-        t0 = time.perf_counter()
+    @staticmethod
+    async def _post(d: Deployment, request: tuple[str, bytes, dict[str, str]]) -> bytes:
+        """One complete (non-stream) exchange with a deployment; a non-2xx answer raises its error."""
+        path, payload, headers = request
         async with asyncio.timeout(d.config.timeout_s):
             resp = await d.transport.send(
                 HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
@@ -151,6 +152,11 @@ class Pipeline:
             data = await resp.read()
         if resp.status >= 300:
             raise d.adapter.error(resp.status, resp.headers, data)
+        return data
+
+    async def _send_chat(self, call: Call, d: Deployment) -> bytes:
+        t0 = time.perf_counter()
+        data = await self._post(d, d.adapter.chat_request(dict(call.body), d.model, stream=False))
         result = d.adapter.chat_response(data)
         call.extra["attempt_ttft_ms"] = (time.perf_counter() - t0) * 1000.0
         call.deployment = d
@@ -298,14 +304,7 @@ class Pipeline:
             await self.finish(call)
 
     async def _send_embeddings(self, call: Call, d: Deployment) -> bytes:
-        path, payload, headers = d.adapter.embeddings_request(dict(call.body), d.model)
-        async with asyncio.timeout(d.config.timeout_s):
-            resp = await d.transport.send(
-                HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
-            )
-            data = await resp.read()
-        if resp.status >= 300:
-            raise d.adapter.error(resp.status, resp.headers, data)
+        data = await self._post(d, d.adapter.embeddings_request(dict(call.body), d.model))
         result = d.adapter.embeddings_response(data)
         call.deployment, call.usage = d, result.usage
         return result.body

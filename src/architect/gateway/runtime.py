@@ -5,11 +5,11 @@ and the API reach it through `app.state.runtime`."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from typing import Any
 
+from architect._optional import optional_module
 from architect.access.auth import Authenticator
 from architect.config import Config
 from architect.events import EventBus
@@ -59,12 +59,9 @@ class Runtime:
     async def start(self) -> None:
         self.ledger.start()
         for name in _HOOK_MODULES:
-            try:
-                mod = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name == name:
-                    continue
-                raise
+            mod = optional_module(name)
+            if mod is None:
+                continue
             await mod.install(self)
             self._installed.append(mod)
         if self.config.ledger.retention_days:

@@ -8,8 +8,6 @@ them all so the declared schema is complete.
 
 from __future__ import annotations
 
-import importlib
-
 from sqlalchemy import (
     Boolean,
     Column,
@@ -21,6 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from architect._optional import optional_module
 
 __all__ = ["all_metadata", "attempts", "calls", "metadata"]
 
@@ -104,9 +104,5 @@ _DOMAIN_MODULES = ("schema_orchestrator", "schema_access", "schema_cache")
 def all_metadata() -> MetaData:
     """The metadata with every domain's tables registered."""
     for name in _DOMAIN_MODULES:
-        try:
-            importlib.import_module(f"architect.store.{name}")
-        except ModuleNotFoundError as exc:  # a domain not built yet
-            if exc.name != f"architect.store.{name}":
-                raise
+        optional_module(f"architect.store.{name}")
     return metadata

@@ -82,18 +82,6 @@ class AnthropicStub:
         self._thread.join(10)
 
 
-@pytest.fixture
-def client_for() -> Iterator[Callable[[LiveServer], openai.OpenAI]]:
-    """Makes openai SDK clients for a server (no SDK retries) and closes them after the test."""
-    made: list[openai.OpenAI] = []
-
-    def make(server: LiveServer) -> openai.OpenAI:
-        made.append(openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20))
-        return made[-1]
-
-    yield make
-    for c in made:
-        c.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,6 @@ from tests.stubs.openai_stub import StubServer
 MSG = [{"role": "user", "content": "Say hello."}]
 
 
-@pytest.fixture
-def client_for() -> Iterator[Callable[[LiveServer], openai.OpenAI]]:
-    """Makes openai SDK clients for a server (no SDK retries) and closes them after the test."""
-    made: list[openai.OpenAI] = []
-
-    def make(server: LiveServer) -> openai.OpenAI:
-        made.append(openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=20))
-        return made[-1]
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def _cfg(stub: StubServer, limits: dict[str, Any], **group: Any) -> dict[str, Any]:

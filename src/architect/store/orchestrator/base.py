@@ -154,6 +154,18 @@ class RepoBase:
                 msg = exc.args[0] if exc.args else ""
                 raise StoreError(f"orchestrator store: {exc.__class__.__name__}: {msg}") from exc
 
+    @contextlib.contextmanager
+    def _single(self) -> Iterator[Connection]:
+        """One statement in autocommit mode (its own transaction: no BEGIN/COMMIT round trips)."""
+        with self._guard(), self._engine.connect() as conn:
+            try:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            except IntegrityError as exc:
+                raise StoreError(f"orchestrator store: constraint violated: {exc.orig}") from None
+            except SQLAlchemyError as exc:
+                msg = exc.args[0] if exc.args else ""
+                raise StoreError(f"orchestrator store: {exc.__class__.__name__}: {msg}") from exc
+
     def _guard(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock if self._lock is not None else contextlib.nullcontext()
 

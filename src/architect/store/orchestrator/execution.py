@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from architect.store.orchestrator.base import ClaimOptions, Outcome, RepoBase, Row, dumps, task_row
+from architect.store.orchestrator.fastpath import FastPath
 from architect.store.schema_orchestrator import features, task_deps, task_limits, task_workers, tasks
 
 __all__ = ["ExecutionMixin"]
@@ -42,8 +44,19 @@ class ExecutionMixin(RepoBase):
         """Claim up to n ready tasks (priority, then age) for worker_id, within the shared limits."""
         if n <= 0:
             return []
+        if self._fast(opts):
+            with self._single() as conn:
+                return self._fastpath.run(conn, (), worker_id, n, now, lease_s, opts)[1]
         with self._write() as conn:
             return self._claim_in(conn, worker_id, n, now, lease_s, opts)
+
+    @functools.cached_property
+    def _fastpath(self) -> FastPath:
+        return FastPath()
+
+    def _fast(self, opts: ClaimOptions) -> bool:
+        """PostgreSQL and no shared limits: the one-statement path (`fastpath`) applies."""
+        return self._pg and opts.max_running is None and not opts.role_limits and opts.rate is None
 
     def _claim_in(
         self,
@@ -197,6 +210,11 @@ class ExecutionMixin(RepoBase):
         opts: ClaimOptions,
     ) -> tuple[list[bool], list[Row]]:
         """Record finished attempts and claim up to n ready tasks, in one transaction."""
+        if self._fast(opts) and all(self._plain(o) for _, _, o in items):
+            with self._single() as conn:
+                items3 = [(i, a, o.duration_s) for i, a, o in items]
+                got, claimed = self._fastpath.run(conn, items3, worker_id, n, now, lease_s, opts)
+            return [i in got for i, _, _ in items], claimed
         evs: list[Row] = []
         with self._write() as conn:
             done = self._complete_in(conn, items, now, worker_id, evs)
@@ -214,11 +232,7 @@ class ExecutionMixin(RepoBase):
     ) -> list[bool]:
         cols = (tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt, tasks.c.status, tasks.c.reason)
         done: dict[tuple[int, int], Row] = {}
-        plain = [
-            (i, a)
-            for i, a, o in items
-            if o.status == "succeeded" and o.result is None and o.validation is None
-        ]
+        plain = [(i, a) for i, a, o in items if self._plain(o)]
         if plain:  # the common no-result success: one fenced statement for all of them
             res = conn.execute(
                 update(tasks)
@@ -285,6 +299,10 @@ class ExecutionMixin(RepoBase):
         if failed:
             self._block_dependents(conn, failed, now)
         return [(i, a) in done for i, a, _ in items]
+
+    @staticmethod
+    def _plain(o: Outcome) -> bool:
+        return o.status == "succeeded" and o.result is None and o.validation is None
 
     @staticmethod
     def _outcome_values(o: Outcome, now: float) -> dict[str, Any]:
