@@ -1,22 +1,28 @@
 """Dashboard benchmark: the overview page (its HTML, its static files and every API call it makes,
-fetched concurrently as a browser does) against a SQLite ledger of 1M calls, and the live latency
+fetched concurrently as a browser does) against a SQLite store of 1M calls, and the live latency
 of a call event (gateway response -> event on the SSE stream the pages read).
 
     .venv/bin/python bench/dashboard_bench.py [--calls 1000000] [--runs 20] [--write]
 
-The ledger file is built once (test-artifacts/bench/ledger-<n>.db) and reused. With --write the
-figures are written to bench/RESULTS-dashboard.md. An endpoint the server does not implement is
-reported as missing, not timed.
+The store (ledger + metric rollups, as production has them) is built once by
+`metrics_bench.generate`/`load` into test-artifacts/bench/ledger-<n>.db and reused; delete the file to
+rebuild it. With --write the figures are written to bench/RESULTS-dashboard.md. A request that does
+not answer 200 on every load makes the bar "not demonstrated".
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import platform
 import re
+import sqlite3
 import statistics
+import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,21 +181,60 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
 
 
+async def contents(c: httpx.AsyncClient, auth: dict[str, str]) -> list[str]:
+    """What the overview's metric calls answered (so an empty store cannot pass for a fast one)."""
+    out = []
+    for path in overview_requests(time.time())[:4]:
+        body = (await c.get(path, headers=auth)).json()
+        name = path.split("?")[0].rsplit("/", 1)[1]
+        window = (
+            float(path.split("until=")[1].split("&")[0]) - float(path.split("since=")[1].split("&")[0])
+        ) / 3600
+        if "rows" in body:
+            n = sum(r.get("requests", 0) for r in body["rows"])
+            out.append(f"{name} over {window:.1f} h: {n:,} calls in {len(body['rows'])} row(s)")
+        else:
+            n = sum(p.get("requests", 0) for p in body.get("points", []))
+            out.append(f"{name} over {window:.1f} h: {n:,} calls in {len(body.get('points', []))} points")
+    return out
+
+
 async def run(base: str, runs: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=60) as c:
         auth = {"authorization": f"Session {await login(c)}"}
-        cold, _ = await overview_once(c, auth)
+        cold, cold_per = await overview_once(c, auth)
         totals, pers = [], []
         for _ in range(runs):
             total, per = await overview_once(c, auth)
             totals.append(total)
             pers.append(per)
+        seen = await contents(c, auth)
         live = await live_latency(base, auth, c, runs)
     endpoints = {}
     for path in pers[0]:
-        codes = {p[path][0] for p in pers}
-        endpoints[path] = {"status": sorted(codes), "p50_ms": statistics.median(p[path][1] for p in pers)}
-    return {"cold_ms": cold, "totals": totals, "endpoints": endpoints, "live": live}
+        codes = {p[path][0] for p in [cold_per, *pers]}
+        times = [p[path][1] for p in pers]
+        endpoints[path] = {
+            "status": sorted(codes),
+            "p50_ms": statistics.median(times),
+            "p95_ms": pct(times, 0.95),
+        }
+    return {"cold_ms": cold, "totals": totals, "endpoints": endpoints, "live": live, "contents": seen}
+
+
+def describe_store(db: Path) -> tuple[int, float, float, int]:
+    """(calls, first ts, last ts, rollup rows) of the bench store."""
+    con = sqlite3.connect(db)
+    try:
+        n, lo, hi = con.execute("SELECT count(*), min(ts), max(ts) FROM calls").fetchone()
+        (rollups,) = con.execute("SELECT count(*) FROM metric_rollups").fetchone()
+    finally:
+        con.close()
+    return int(n), float(lo), float(hi), int(rollups)
+
+
+def machine() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
@@ -200,39 +245,75 @@ def main() -> None:
     args = ap.parse_args()
     db = ROOT / "test-artifacts" / "bench" / f"ledger-{args.calls}.db"
     t = time.perf_counter()
+    built = not db.exists()
     build_store(db, args.calls)
-    print(f"store ready ({args.calls:,} calls + rollups) in {time.perf_counter() - t:.1f} s: {db}")
+    load_s = time.perf_counter() - t
+    print(f"store ready ({args.calls:,} calls + rollups) in {load_s:.1f} s: {db}")
+    n, first, last, rollup_rows = describe_store(db)
+    before = machine()
     with Server(db) as s:
         res = asyncio.run(run(f"http://127.0.0.1:{s.port}", args.runs))
-    missing = [p for p, e in res["endpoints"].items() if 404 in e["status"]]
+    after = machine()
+    bad = {p: e["status"] for p, e in res["endpoints"].items() if e["status"] != [200]}
+    p95 = pct(res["totals"], 0.95)
+    lag_min = (time.time() - last) / 60
+    if bad:
+        verdict = (
+            "**NOT demonstrated**: these requests did not answer 200 on every load: "
+            + ", ".join(f"`{p}` ({', '.join(map(str, c))})" for p, c in bad.items())
+            + ", so the page load is not a real timing."
+        )
+    elif p95 < 300:
+        verdict = f"**Met**: p95 of full overview loads is {p95:.0f} ms < 300 ms, every request answered 200."
+    else:
+        verdict = (
+            f"**NOT met**: p95 of full overview loads is {p95:.0f} ms >= 300 ms (every request answered 200)."
+        )
     lines = [
         "# Dashboard benchmark",
         "",
-        f"`bench/dashboard_bench.py --calls {args.calls} --runs {args.runs}`, SQLite ledger of {args.calls:,} calls "
-        "over 30 days, one uvicorn worker, client on the same host.",
+        "Command (run under `nice -n 19` on a machine shared with other benchmarks):",
+        "",
+        f"    .venv/bin/python bench/dashboard_bench.py --calls {args.calls} --runs {args.runs} --write",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}; `nproc` {os.cpu_count()}; `uptime` before the measurement: "
+        f"`{before}`, after: `{after}`.",
+        "",
+        f"Store: SQLite at the schema head, {n:,} calls in the ledger spread evenly over the 7 days before it was "
+        f"built ({datetime.fromtimestamp(first, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(last, UTC):%H:%M} UTC), "
+        f"and {rollup_rows:,} rows in `metric_rollups`: the same calls fed through `Rollups` as the ledger writer's "
+        "`on_flushed` does, complete hours compacted (generation and loading are `bench/metrics_bench.py`'s "
+        "`generate`/`load`). "
+        + (f"Built in this run in {load_s:.0f} s" if built else "Built by an earlier run")
+        + f"; the last call is {lag_min:.0f} min older than the measurement. One uvicorn worker, client on the "
+        "same host.",
         "",
         "## Overview page load (HTML + static files + all of its API calls, concurrent)",
         "",
         f"- first load: {res['cold_ms']:.0f} ms",
-        f"- p50 {statistics.median(res['totals']):.0f} ms, p95 {pct(res['totals'], 0.95):.0f} ms, "
+        f"- p50 {statistics.median(res['totals']):.0f} ms, p95 {p95:.0f} ms, "
         f"max {max(res['totals']):.0f} ms over {args.runs} loads (bar: < 300 ms)",
         "",
-        "| Request | HTTP status | p50 ms |",
-        "|---|---|---|",
+        "| Request | HTTP status | p50 ms | p95 ms |",
+        "|---|---|---|---|",
         *[
-            f"| `{p}` | {', '.join(map(str, e['status']))} | {e['p50_ms']:.1f} |"
+            f"| `{p}` | {', '.join(map(str, e['status']))} | {e['p50_ms']:.1f} | {e['p95_ms']:.1f} |"
             for p, e in res["endpoints"].items()
         ],
+        "",
+        "The metric calls answered (windows: the page's default last hour, today since local midnight, this "
+        "month since the 1st, and the last hour's time series):",
+        "",
+        *[f"- {line}" for line in res["contents"]],
+        "",
+        f"Bar (< 300 ms, p95 of full page loads): {verdict}",
         "",
         "## Live latency (gateway response -> `call` event on /api/v1/events)",
         "",
         f"- p50 {statistics.median(res['live']):.1f} ms, p95 {pct(res['live'], 0.95):.1f} ms, max {max(res['live']):.1f} ms "
         f"over {len(res['live'])} calls (bar: < 500 ms)",
     ]
-    if missing:
-        lines += ["", "Not implemented on this server when measured (404, so not a real timing): "
-                  + ", ".join(f"`{m}`" for m in missing)
-                  + ". The < 300 ms bar is therefore NOT demonstrated yet: rerun when they exist."]  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def _banner(cfg: Config, host: str, port: int, db: str) -> None:
     err_console.print(
         f"  models: {', '.join(g.name for g in cfg.models) or 'none configured'}", highlight=False
     )
+    here = Path(sys.executable).parent  # the virtualenv's bin/, where `architect` and the SDK live
+    exe = "architect" if shutil.which("architect") == str(here / "architect") else str(here / "architect")
+    py = "python" if shutil.which("python") == sys.executable else sys.executable
     err_console.print("\n  try it:", highlight=False)
     err_console.print(
         f"    curl -s {url}/v1/chat/completions -H 'Authorization: Bearer {key}' "
@@ -52,13 +56,13 @@ def _banner(cfg: Config, host: str, port: int, db: str) -> None:
         soft_wrap=True,
     )
     err_console.print(
-        f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='{key}'); "
+        f"    {py} -c \"from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='{key}'); "
         f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'hi'}}])"
         f'.choices[0].message.content)"',
         highlight=False,
         soft_wrap=True,
     )
-    err_console.print(f"    architect stats --since 1h        dashboard: {url}/ui\n", highlight=False)
+    err_console.print(f"    {exe} stats --since 1h        dashboard: {url}/ui\n", highlight=False)
 
 
 def serve(
