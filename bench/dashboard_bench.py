@@ -115,9 +115,9 @@ def overview_requests(now: float) -> list[str]:
     month = time.mktime((*time.localtime(now)[:2], 1, 0, 0, 0, 0, 0, -1))
     since = now - 3600
     return [
-        f"/api/v1/metrics/summary?since={since}&until={now}",
-        f"/api/v1/metrics/summary?since={day}&until={now}",
-        f"/api/v1/metrics/summary?since={month}&until={now}",
+        f"/api/v1/metrics/summary?since={since}&until={now}&group_by=",
+        f"/api/v1/metrics/summary?since={day}&until={now}&group_by=&percentiles=false",
+        f"/api/v1/metrics/summary?since={month}&until={now}&group_by=&percentiles=false",
         f"/api/v1/metrics/timeseries?since={since}&until={now}&step=60",
         "/api/v1/budgets",
         "/api/v1/alerts",
@@ -281,7 +281,7 @@ def main() -> None:
         f"`{before}`, after: `{after}`.",
         "",
         f"Store: SQLite at the schema head, {n:,} calls in the ledger spread evenly over the 7 days before it was "
-        f"built ({datetime.fromtimestamp(first, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(last, UTC):%H:%M} UTC), "
+        f"built ({datetime.fromtimestamp(first, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(last, UTC):%Y-%m-%d %H:%M} UTC), "
         f"and {rollup_rows:,} rows in `metric_rollups`: the same calls fed through `Rollups` as the ledger writer's "
         "`on_flushed` does, complete hours compacted (generation and loading are `bench/metrics_bench.py`'s "
         "`generate`/`load`). "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import time
 from collections.abc import AsyncIterator
@@ -81,6 +82,9 @@ async def summary(
     since: Annotated[float | None, Query(description="UNIX seconds; default 24 h ago")] = None,
     until: Annotated[float | None, Query(description="UNIX seconds; default now")] = None,
     group_by: Annotated[str, Query(description=f"comma-separated: {', '.join(GROUPINGS)}")] = "model_group",
+    percentiles: Annotated[
+        bool, Query(description="false: leave latency percentiles out (much faster over long windows)")
+    ] = True,
 ) -> dict[str, Any]:
     """Requests, errors by kind, latency/TTFT percentiles (DDSketch, 1% relative error), tokens, cost,
     baseline cost and saving, cache hits, attempts and fallbacks per group."""
@@ -89,7 +93,9 @@ async def summary(
     where = _filters(request, principal)
     rollups = _rollups(runtime)
     await _fresh(runtime, rollups)
-    rows, (a, b), source = await asyncio.to_thread(rollups.summary, lo, hi, keys, where)
+    rows, (a, b), source = await asyncio.to_thread(
+        functools.partial(rollups.summary, lo, hi, keys, where, percentiles=percentiles)
+    )
     return {
         "since": a,
         "until": b,

@@ -89,15 +89,17 @@ class Agg:
         if r.get("ttft_ms") is not None:
             self.ttft.add(r["ttft_ms"])
 
-    def add_row(self, row: Mapping[str, Any]) -> None:
+    def add_row(self, row: Mapping[str, Any], *, sketches: bool = True) -> None:
+        """Merge a rollup row; `sketches=False` skips the percentile sketches (most of the cost)."""
         s = self.sums
         for k in _SUMS:
             s[k] += row[k] or 0
         if row.get("errors_by_kind"):
             for k, v in orjson.loads(row["errors_by_kind"]).items():
                 self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + v
-        self.latency.merge_bytes(row.get("latency_sketch"))
-        self.ttft.merge_bytes(row.get("ttft_sketch"))
+        if sketches:
+            self.latency.merge_bytes(row.get("latency_sketch"))
+            self.ttft.merge_bytes(row.get("ttft_sketch"))
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -256,8 +258,11 @@ class Rollups:
         group_by: Sequence[str],
         where: Mapping[str, Any],
         now: float | None = None,
+        *,
+        percentiles: bool = True,
     ) -> tuple[list[dict[str, Any]], tuple[int, int], str]:
-        """Rows per group; also the aligned window and the source ("rollups" or "ledger")."""
+        """Rows per group; also the aligned window and the source ("rollups" or "ledger").
+        `percentiles=False` leaves the latency percentiles out (None), for totals over long windows."""
         now = time.time() if now is None else now
         dimset = self.dimset_for([*group_by, *where])
         if dimset is None:
@@ -265,12 +270,20 @@ class Rollups:
             return summarise(rows, list(group_by)), (int(since), int(until)), "ledger"
         lo, hi = self.align(since, until, now)
         groups: dict[tuple[Any, ...], Agg] = {}
-        for r in self._rows(dimset, lo, hi, where, now):
+        if percentiles:
+            rows = self._rows(dimset, lo, hi, where, now)
+        else:  # sums only: the database adds them up (errors_by_kind is left out too)
+            rows = [
+                r
+                for res, a, b in self._plan(lo, hi, now)
+                for r in self.repo.rollup_sums(dimset, res, a, b, where, group_by, _SUMS)
+            ]
+        for r in rows:
             key = tuple(r[g] for g in group_by)
             agg = groups.get(key)
             if agg is None:
                 agg = groups[key] = Agg()
-            agg.add_row(r)
+            agg.add_row(r, sketches=percentiles)
         out = [
             {**dict(zip(group_by, k, strict=True)), **agg.summary()}
             for k, agg in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))

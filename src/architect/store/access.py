@@ -118,8 +118,26 @@ class AccessRepo(Protocol):
     # rollups
     def insert_rollups(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
     def rollup_rows(
-        self, dimset: int, res: int, lo: int, hi: int, where: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]: ...
+        self,
+        dimset: int,
+        res: int,
+        lo: int,
+        hi: int,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rollup rows of one resolution."""
+
+    def rollup_sums(
+        self,
+        dimset: int,
+        res: int,
+        lo: int,
+        hi: int,
+        where: Mapping[str, Any] | None,
+        group_by: Sequence[str],
+        sums: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        """SUM of the `sums` columns per `group_by` combination, computed by the database."""
     def hour_watermark(self) -> float | None: ...
     def compact_next_hour(
         self, merge: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], not_after: float
@@ -407,7 +425,12 @@ class SQLAccessRepo:
             raise _err("rollup write", exc) from exc
 
     def rollup_rows(
-        self, dimset: int, res: int, lo: int, hi: int, where: Mapping[str, Any] | None = None
+        self,
+        dimset: int,
+        res: int,
+        lo: int,
+        hi: int,
+        where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         t = metric_rollups
         q = select(t).where(t.c.dimset == dimset, t.c.res == res, t.c.bucket >= lo, t.c.bucket < hi)
@@ -418,6 +441,31 @@ class SQLAccessRepo:
                 q = q.where(t.c[k].is_(None) if v is None else t.c[k] == v)
         with self._engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def rollup_sums(
+        self,
+        dimset: int,
+        res: int,
+        lo: int,
+        hi: int,
+        where: Mapping[str, Any] | None,
+        group_by: Sequence[str],
+        sums: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        t = metric_rollups
+        groups = [t.c[g] for g in group_by]
+        q = select(*groups, *(func.sum(t.c[s]).label(s) for s in sums)).where(
+            t.c.dimset == dimset, t.c.res == res, t.c.bucket >= lo, t.c.bucket < hi
+        )
+        for k, v in (where or {}).items():
+            if isinstance(v, list | tuple | set | frozenset):
+                q = q.where(t.c[k].in_(list(v)))
+            else:
+                q = q.where(t.c[k].is_(None) if v is None else t.c[k] == v)
+        if groups:
+            q = q.group_by(*groups)
+        with self._engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q) if r._mapping[sums[0]] is not None]
 
     def hour_watermark(self) -> float | None:
         with self._engine.connect() as conn:

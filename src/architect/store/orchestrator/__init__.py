@@ -11,7 +11,10 @@ Concurrency design:
   * shared limits (global and per-role concurrency, the rate window): the claim first locks the
     `task_limits` row (`SELECT ... FOR UPDATE`), so limit checks and claims are serialised;
   * completion is fenced: `WHERE id = :id AND attempt = :a AND status = 'running'`;
-  * the reaper requeues `running` tasks whose lease expired, keyed on the lease alone.
+  * the reaper requeues `running` tasks whose lease expired, keyed on the lease alone;
+  * PostgreSQL hot path (`fastpath`): without shared limits, a batch of plain successes, their
+    dependents' count-down, the claim of the freed slots and all the events are one autocommit
+    statement of data-modifying CTEs (one round trip per batch).
 """
 
 from __future__ import annotations

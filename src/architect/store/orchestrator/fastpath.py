@@ -10,6 +10,8 @@ Guarantees are those of the general path:
 * the data-modifying CTEs touch disjoint rows (running, pending and ready tasks of the same snapshot),
   so a task made ready by this statement is claimed by the next claim, not this one;
 * one statement is one transaction: all of it happens or none of it.
+* a deadlock abort (two batches counting down shared dependents in opposite orders) changed
+  nothing, so the statement is run again (up to 3 times).
 
 The statement is built once per shape (with or without completions, and which claim filters are
 set) with named parameters, so neither building nor compiling it is paid per batch.
@@ -38,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 
 from architect.store.orchestrator.base import ClaimOptions, Row, dumps, task_row
 from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
@@ -45,6 +48,7 @@ from architect.store.schema_orchestrator import features, task_deps, task_events
 __all__ = ["FastPath"]
 
 _EV_COLS = ["ts", "feature_id", "task_id", "task_key", "kind", "attempt", "worker_id", "data"]
+_DEADLOCK_RETRIES = 3
 Shape = tuple[bool, bool, bool, bool, bool]
 
 
@@ -212,7 +216,15 @@ class FastPath:
             params["vattempt"] = [a for _, a, _ in done_items]
             params["vdata"] = [dumps({"duration_s": d}) for _, _, d in done_items]
         sql, fixed = stmt
-        res = conn.exec_driver_sql(sql, {**fixed, **params}).all()
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                res = conn.exec_driver_sql(sql, {**fixed, **params}).all()
+                break
+            except DBAPIError as exc:
+                # two batches counting down shared dependents in opposite orders: PostgreSQL aborts one
+                # statement, which changed nothing (it is its own transaction), so running it again is safe
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == _DEADLOCK_RETRIES:
+                    raise
         done_ids: set[int] = set()
         rows: list[Row] = []
         for r in res:

@@ -50,11 +50,11 @@ async function load() {
   const range = currentRange();
   const now = Date.now() / 1000;
   const since = now - range.seconds;
-  const step = Math.max(60, Math.round(range.seconds / 60 / 60) * 60);
+  const step = range.seconds <= 6 * 3600 ? 60 : 3600; // the API serves per-minute or per-hour points
   const [sum, day, month, ts, budgets] = await Promise.allSettled([
-    api(`/metrics/summary?${q({ since, until: now })}`),
-    api(`/metrics/summary?${q({ since: startOfDay(), until: now })}`),
-    api(`/metrics/summary?${q({ since: startOfMonth(), until: now })}`),
+    api(`/metrics/summary?${q({ since, until: now, group_by: "" })}`),
+    api(`/metrics/summary?${q({ since: startOfDay(), until: now, group_by: "", percentiles: "false" })}`),
+    api(`/metrics/summary?${q({ since: startOfMonth(), until: now, group_by: "", percentiles: "false" })}`),
     api(`/metrics/timeseries?${q({ since, until: now, step })}`),
     api("/budgets"),
   ]);
