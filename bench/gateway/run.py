@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,10 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         raise SystemExit("needs wrk and taskset: apt-get install -y wrk util-linux")
+    for port in (UP, PT, GW):  # a leftover server would be measured instead of the one started here
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                raise SystemExit(f"port {port} is already in use: stop what is listening there first")
     tmp = Path(tempfile.mkdtemp(prefix="gwbench-"))
     for mode, body in BODIES.items():
         (tmp / f"{mode}.json").write_text(json.dumps(body))
