@@ -138,6 +138,7 @@ class AccessRepo(Protocol):
         sums: Sequence[str],
     ) -> list[dict[str, Any]]:
         """SUM of the `sums` columns per `group_by` combination, computed by the database."""
+
     def hour_watermark(self) -> float | None: ...
     def compact_next_hour(
         self, merge: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], not_after: float
@@ -155,6 +156,18 @@ class AccessRepo(Protocol):
 
 def _err(what: str, exc: SQLAlchemyError) -> StoreError:
     return StoreError(f"{what} failed: {exc.__class__.__name__}: {str(exc.args[0]) if exc.args else ''}")
+
+
+def _rollup_window(q: Any, dimset: int, res: int, lo: int, hi: int, where: Mapping[str, Any] | None) -> Any:
+    """Restrict a query on metric_rollups to one dimension set, resolution, bucket range and filters."""
+    t = metric_rollups
+    q = q.where(t.c.dimset == dimset, t.c.res == res, t.c.bucket >= lo, t.c.bucket < hi)
+    for k, v in (where or {}).items():
+        if isinstance(v, list | tuple | set | frozenset):
+            q = q.where(t.c[k].in_(list(v)))
+        else:
+            q = q.where(t.c[k].is_(None) if v is None else t.c[k] == v)
+    return q
 
 
 class SQLAccessRepo:
@@ -433,12 +446,7 @@ class SQLAccessRepo:
         where: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         t = metric_rollups
-        q = select(t).where(t.c.dimset == dimset, t.c.res == res, t.c.bucket >= lo, t.c.bucket < hi)
-        for k, v in (where or {}).items():
-            if isinstance(v, list | tuple | set | frozenset):
-                q = q.where(t.c[k].in_(list(v)))
-            else:
-                q = q.where(t.c[k].is_(None) if v is None else t.c[k] == v)
+        q = _rollup_window(select(t), dimset, res, lo, hi, where)
         with self._engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -454,14 +462,9 @@ class SQLAccessRepo:
     ) -> list[dict[str, Any]]:
         t = metric_rollups
         groups = [t.c[g] for g in group_by]
-        q = select(*groups, *(func.sum(t.c[s]).label(s) for s in sums)).where(
-            t.c.dimset == dimset, t.c.res == res, t.c.bucket >= lo, t.c.bucket < hi
+        q = _rollup_window(
+            select(*groups, *(func.sum(t.c[s]).label(s) for s in sums)), dimset, res, lo, hi, where
         )
-        for k, v in (where or {}).items():
-            if isinstance(v, list | tuple | set | frozenset):
-                q = q.where(t.c[k].in_(list(v)))
-            else:
-                q = q.where(t.c[k].is_(None) if v is None else t.c[k] == v)
         if groups:
             q = q.group_by(*groups)
         with self._engine.connect() as conn:
