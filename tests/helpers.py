@@ -32,7 +32,9 @@ def stub_config(stub_url: str, **group: Any) -> dict[str, Any]:
         {"provider": "stub", "model": "stub-model", "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}
     ]
     return {
-        "providers": [{"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-upstream-secret"}],
+        "providers": [
+            {"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-upstream-secret"}
+        ],
         "models": [{"name": "m", "deployments": deployments, **group}],
     }
 
@@ -44,13 +46,24 @@ def make_config(data: dict[str, Any], env: dict[str, str] | None = None) -> Conf
 class LiveServer:
     """A real uvicorn server for an Architect app on 127.0.0.1 in a background thread."""
 
-    def __init__(self, config: Config, store: Store | None = None, *, database_url: str | None = None) -> None:
+    def __init__(
+        self, config: Config, store: Store | None = None, *, database_url: str | None = None
+    ) -> None:
         self.store = store or (open_store(database_url) if database_url else Store.memory())
         self.runtime = Runtime(config, self.store)
         self.app: GatewayApp = create_app(self.runtime)
         self.port = free_port()
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error",
-                                                     lifespan="on", loop="asyncio", http="h11"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="error",
+                lifespan="on",
+                loop="asyncio",
+                http="h11",
+            )
+        )
         self._thread: threading.Thread | None = None
 
     @property

@@ -23,7 +23,9 @@ async def stop(app: web.Application) -> None:
 async def chat(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     upstream = request.app["upstream"] + "/v1/chat/completions"
-    async with request.app["client"].post(upstream, data=body, headers={"content-type": "application/json"}) as up:
+    async with request.app["client"].post(
+        upstream, data=body, headers={"content-type": "application/json"}
+    ) as up:
         ctype = up.headers.get("content-type", "application/json")
         if not ctype.startswith("text/event-stream"):
             return web.Response(status=up.status, body=await up.read(), content_type="application/json")

@@ -22,21 +22,49 @@ async def chat(request: web.Request) -> web.StreamResponse:
     usage = {"prompt_tokens": 12, "completion_tokens": len(_WORDS), "total_tokens": 12 + len(_WORDS)}
     base = {"id": "chatcmpl-bench", "created": int(time.time()), "model": model}
     if not body.get("stream"):
-        out = {**base, "object": "chat.completion", "usage": usage, "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "".join(_WORDS)}, "finish_reason": "stop"}]}
+        out = {
+            **base,
+            "object": "chat.completion",
+            "usage": usage,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(_WORDS)},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
         return web.Response(body=orjson.dumps(out), content_type="application/json")
     resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await resp.prepare(request)
     parts = []
     for i, w in enumerate(_WORDS):
         delta = {"role": "assistant", "content": w} if i == 0 else {"content": w}
-        parts.append(b"data: " + orjson.dumps({**base, "object": "chat.completion.chunk",
-                                                "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
-    parts.append(b"data: " + orjson.dumps({**base, "object": "chat.completion.chunk",
-                                            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        parts.append(
+            b"data: "
+            + orjson.dumps(
+                {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
+            )
+        )
+    parts.append(
+        b"data: "
+        + orjson.dumps(
+            {
+                **base,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
+        )
+    )
     if (body.get("stream_options") or {}).get("include_usage"):
-        parts.append(b"data: " + orjson.dumps({**base, "object": "chat.completion.chunk", "choices": [],
-                                                "usage": usage}))
+        parts.append(
+            b"data: "
+            + orjson.dumps({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        )
     parts.append(b"data: [DONE]")
     for p in parts:
         await resp.write(p + b"\n\n")

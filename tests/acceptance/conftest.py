@@ -13,11 +13,17 @@ import pytest
 from tests.helpers import free_port
 
 
-def architect(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
-              check: bool = False) -> subprocess.CompletedProcess[str]:
+def architect(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the real `architect` CLI in a subprocess."""
-    result = subprocess.run([sys.executable, "-m", "architect", *args], capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "architect", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"architect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -39,8 +45,13 @@ def start_server(args: list[str], env: dict[str, str]) -> Served:
     log = Path(env.get("ARCHITECT_HOME", "/tmp")) / f"serve-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "architect", "serve", "--port", str(port), *args],
-                                stdout=subprocess.DEVNULL, stderr=out, text=True, env={**os.environ, **env})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "architect", "serve", "--port", str(port), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            text=True,
+            env={**os.environ, **env},
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:

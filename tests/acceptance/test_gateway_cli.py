@@ -17,8 +17,10 @@ def test_config_check_accepts_the_example_and_names_the_bad_field(tmp_path: Path
     ok = architect("config", "check", str(example))
     assert ok.returncode == 0 and "ok" in ok.stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text("providers: [{name: s, kind: simulated}]\nmodels:\n  - name: a\n    deployments:\n"
-                   "      - {provider: s, model: x, price: {input_per_mtok: cheap}}\n")
+    bad.write_text(
+        "providers: [{name: s, kind: simulated}]\nmodels:\n  - name: a\n    deployments:\n"
+        "      - {provider: s, model: x, price: {input_per_mtok: cheap}}\n"
+    )
     res = architect("config", "check", str(bad))
     assert res.returncode == 2
     assert "models[0].deployments[0].price.input_per_mtok" in res.stderr
@@ -36,8 +38,11 @@ def test_serve_simulated_fleet_answers_the_sdk_and_stats_show_it(served: Served)
     client = openai.OpenAI(base_url=served.url + "/v1", api_key="anything", max_retries=0)
     r = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
     assert r.system_fingerprint == "architect-simulated"
-    chunks = list(client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}],
-                                                 stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="fast", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
     assert any(c.choices and c.choices[0].delta.content for c in chunks)
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
@@ -55,12 +60,19 @@ def test_sigterm_loses_no_ledger_rows(home: dict[str, str]) -> None:
     client = openai.OpenAI(base_url=served.url + "/v1", api_key="x", max_retries=0)
     n = 60
     with ThreadPoolExecutor(12) as pool:
-        list(pool.map(lambda _: client.chat.completions.create(model="fast", messages=[
-            {"role": "user", "content": "hi"}], max_tokens=4), range(n)))
+        list(
+            pool.map(
+                lambda _: client.chat.completions.create(
+                    model="fast", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+                ),
+                range(n),
+            )
+        )
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
-    rows = orjson.loads(architect("stats", "--since", "1h", "--json", "--by", "model_group",
-                                  env=home, check=True).stdout)["rows"]
+    rows = orjson.loads(
+        architect("stats", "--since", "1h", "--json", "--by", "model_group", env=home, check=True).stdout
+    )["rows"]
     assert sum(r["requests"] for r in rows) == n
 
 
@@ -72,9 +84,13 @@ def test_serve_refuses_a_postgres_store_that_is_behind(pg_url: str, home: dict[s
     served = start_server(["--example", "--database-url", pg_url], home)
     try:
         client = openai.OpenAI(base_url=served.url + "/v1", api_key="x", max_retries=0)
-        client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        client.chat.completions.create(
+            model="mid", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
     finally:
         served.proc.send_signal(signal.SIGTERM)
         served.proc.wait(30)
-    rows = orjson.loads(architect("stats", "--json", "--database-url", pg_url, env=home, check=True).stdout)["rows"]
+    rows = orjson.loads(architect("stats", "--json", "--database-url", pg_url, env=home, check=True).stdout)[
+        "rows"
+    ]
     assert [r["model_group"] for r in rows] == ["mid"]

@@ -82,8 +82,6 @@ class AnthropicStub:
         self._thread.join(10)
 
 
-
-
 @pytest.fixture
 def anthropic_stub() -> Iterator[AnthropicStub]:
     with AnthropicStub() as s:

@@ -20,8 +20,6 @@ from tests.stubs.openai_stub import StubServer
 MSG = [{"role": "user", "content": "Say hello."}]
 
 
-
-
 def _cfg(stub: StubServer, limits: dict[str, Any], **group: Any) -> dict[str, Any]:
     return {
         "providers": [{"name": "p", "kind": "openai", "base_url": stub.url}],

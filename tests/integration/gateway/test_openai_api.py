@@ -35,8 +35,9 @@ def _close_clients() -> Iterator[None]:
 def test_plain_and_streaming_completions_are_recorded(stub: StubServer) -> None:
     with LiveServer(make_config({**stub_config(stub.url), "baseline": "m"})) as srv:
         c = _client(srv)
-        raw = c.chat.completions.with_raw_response.create(model="m", messages=MSG, max_tokens=16,
-                                                          extra_headers={"x-request-id": "req-plain-1"})
+        raw = c.chat.completions.with_raw_response.create(
+            model="m", messages=MSG, max_tokens=16, extra_headers={"x-request-id": "req-plain-1"}
+        )
         r = raw.parse()
         assert r.choices[0].message.content == stub.content
         assert raw.headers["x-request-id"] == "req-plain-1"
@@ -61,18 +62,31 @@ def test_plain_and_streaming_completions_are_recorded(stub: StubServer) -> None:
 
 def test_usage_chunk_reaches_the_client_only_when_asked(stub: StubServer) -> None:
     with LiveServer(make_config(stub_config(stub.url))) as srv:
-        chunks = list(_client(srv).chat.completions.create(
-            model="m", messages=MSG, stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            _client(srv).chat.completions.create(
+                model="m", messages=MSG, stream=True, stream_options={"include_usage": True}
+            )
+        )
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 16
 
 
 def test_tools_response_format_images_and_unknown_params_pass_through(stub: StubServer) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-    image_msg = [{"role": "user", "content": [{"type": "text", "text": "what is this?"},
-                                              {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}}]}]
+    image_msg = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}},
+            ],
+        }
+    ]
     with LiveServer(make_config(stub_config(stub.url))) as srv:
         _client(srv).chat.completions.create(
-            model="m", messages=image_msg, tools=tools, response_format={"type": "json_object"},  # type: ignore[arg-type]
+            model="m",
+            messages=image_msg,
+            tools=tools,
+            response_format={"type": "json_object"},  # type: ignore[arg-type]
             extra_body={"top_k": 5, "metadata": {"project": "shop", "feature": "checkout"}},
             extra_headers={"x-architect-tags": "task=T004"},
         )
@@ -102,14 +116,21 @@ def test_embeddings_and_models(stub: StubServer) -> None:
     [
         (b"{not json", 400, None),
         (b'{"model": "m"}', 400, "messages"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', 400, "max_tokens"),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+            400,
+            "max_tokens",
+        ),
         (b'{"model": "ghost", "messages": [{"role": "user", "content": "x"}]}', 404, "model"),
     ],
 )
-def test_client_mistakes_get_4xx_in_openai_format(stub: StubServer, body: bytes, status: int,
-                                                  param: str | None) -> None:
+def test_client_mistakes_get_4xx_in_openai_format(
+    stub: StubServer, body: bytes, status: int, param: str | None
+) -> None:
     with LiveServer(make_config(stub_config(stub.url))) as srv:
-        r = httpx.post(srv.url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
     assert r.status_code == status
     err = r.json()["error"]
     assert err["param"] == param and err["message"] and "Traceback" not in r.text
@@ -128,7 +149,9 @@ def test_body_too_large_wrong_method_and_unknown_path(stub: StubServer) -> None:
 
 def test_upstream_failure_is_502_saying_what_was_tried(stub: StubServer) -> None:
     stub.script.extend(["500", "500", "500"])
-    with LiveServer(make_config(stub_config(stub.url, retry={"max_attempts": 3, "backoff_base_s": 0.01}))) as srv:
+    with LiveServer(
+        make_config(stub_config(stub.url, retry={"max_attempts": 3, "backoff_base_s": 0.01}))
+    ) as srv:
         with pytest.raises(openai.APIStatusError) as exc:
             _client(srv).chat.completions.create(model="m", messages=MSG)
         row = srv.calls()[0]
@@ -172,8 +195,9 @@ def test_stream_disconnect_records_partial_usage(stub: StubServer) -> None:
     stub.chunks = 40
     stub.chunk_delay_s = 0.1
     with LiveServer(make_config(stub_config(stub.url))) as srv:
-        with httpx.stream("POST", srv.url + "/v1/chat/completions",
-                          json={"model": "m", "messages": MSG, "stream": True}) as r:
+        with httpx.stream(
+            "POST", srv.url + "/v1/chat/completions", json={"model": "m", "messages": MSG, "stream": True}
+        ) as r:
             it = r.iter_lines()
             for _ in range(6):
                 next(it)

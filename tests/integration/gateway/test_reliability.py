@@ -27,8 +27,6 @@ def stub2() -> Iterator[StubServer]:
         yield s
 
 
-
-
 def _calls(srv: LiveServer, n: int) -> list[dict[str, Any]]:
     """The ledger rows once `n` are there (a stream is recorded just after its last byte is sent)."""
     deadline = time.monotonic() + 5

@@ -21,15 +21,37 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 def _call(rid: str, ts: float, **kw: object) -> dict[str, object]:
-    return {"request_id": rid, "ts": ts, "endpoint": "chat", "model": "m", "model_group": "m", "status": "ok",
-            "http_status": 200, "total_ms": 12.5, "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.001,
-            **kw}
+    return {
+        "request_id": rid,
+        "ts": ts,
+        "endpoint": "chat",
+        "model": "m",
+        "model_group": "m",
+        "status": "ok",
+        "http_status": 200,
+        "total_ms": 12.5,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "cost_usd": 0.001,
+        **kw,
+    }
 
 
 def test_record_query_and_purge(store: Store) -> None:
     calls = [_call(f"r{i}", 1000.0 + i, project="shop" if i % 2 else None) for i in range(10)]
-    attempts = [{"request_id": "r3", "attempt": a, "ts": 1003.0, "model_group": "m", "deployment": "d",
-                 "provider": "p", "status": "error" if a == 1 else "ok", "total_ms": 5.0} for a in (1, 2)]
+    attempts = [
+        {
+            "request_id": "r3",
+            "attempt": a,
+            "ts": 1003.0,
+            "model_group": "m",
+            "deployment": "d",
+            "provider": "p",
+            "status": "error" if a == 1 else "ok",
+            "total_ms": 5.0,
+        }
+        for a in (1, 2)
+    ]
     store.ledger.record(calls, attempts)
     rows = store.ledger.calls_between(1002.0, 1006.0, columns=["request_id", "cost_usd", "simulated"])
     assert [r["request_id"] for r in rows] == ["r2", "r3", "r4", "r5"]

@@ -12,7 +12,10 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "architect" / "examples"
 
 def _base(**group: object) -> dict[str, object]:
     dep = {"provider": "p", "model": "x"}
-    return {"providers": [{"name": "p", "kind": "simulated"}], "models": [{"name": "g", "deployments": [dep], **group}]}
+    return {
+        "providers": [{"name": "p", "kind": "simulated"}],
+        "models": [{"name": "g", "deployments": [dep], **group}],
+    }
 
 
 def test_shipped_example_is_valid() -> None:
@@ -23,9 +26,11 @@ def test_shipped_example_is_valid() -> None:
 
 def test_wrong_field_names_path_and_expectation() -> None:
     data = _base()
-    data["models"] = [{"name": "a", "deployments": [{"provider": "p", "model": "x"}]},
-                      {"name": "b", "deployments": [{"provider": "p", "model": "y"}]},
-                      {"name": "c", "deployments": [{"provider": "p", "model": "z", "price": 3}]}]
+    data["models"] = [
+        {"name": "a", "deployments": [{"provider": "p", "model": "x"}]},
+        {"name": "b", "deployments": [{"provider": "p", "model": "y"}]},
+        {"name": "c", "deployments": [{"provider": "p", "model": "z", "price": 3}]},
+    ]
     with pytest.raises(ConfigError) as exc:
         parse_config(data, source="conf.yaml", env={})
     msg = str(exc.value)
@@ -36,7 +41,9 @@ def test_wrong_field_names_path_and_expectation() -> None:
 def test_unknown_provider_and_fallback_are_refused() -> None:
     data = _base()
     data["models"][0]["deployments"][0]["provider"] = "nope"  # type: ignore[index]
-    with pytest.raises(ConfigError, match=r"models\[0\]\.deployments\[0\]\.provider: unknown provider 'nope'"):
+    with pytest.raises(
+        ConfigError, match=r"models\[0\]\.deployments\[0\]\.provider: unknown provider 'nope'"
+    ):
         parse_config(data, env={})
     with pytest.raises(ConfigError, match="unknown model group 'ghost'"):
         parse_config(_base(fallbacks=["ghost"]), env={})

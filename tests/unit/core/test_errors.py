@@ -12,8 +12,14 @@ def test_openai_error_body_and_headers() -> None:
     err = RateLimited("slow down", retry_after=2.2)
     assert err.status == 429
     assert err.headers["retry-after"] == "3"
-    assert err.body() == {"error": {"message": "slow down", "type": "rate_limit_error", "param": None,
-                                    "code": "rate_limit_exceeded"}}
+    assert err.body() == {
+        "error": {
+            "message": "slow down",
+            "type": "rate_limit_error",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
     b = BudgetExceeded("over")
     assert b.headers["x-should-retry"] == "false"
     assert b.body()["error"]["code"] == "budget_exceeded"

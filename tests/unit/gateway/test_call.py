@@ -41,8 +41,10 @@ def test_embeddings_input_required() -> None:
 
 
 def test_tags_from_header_and_metadata() -> None:
-    tags = parse_tags("project=shop, feature=checkout,task=T004", {"task": "T999", "team": "core", "n": 3,
-                                                                   "nested": {"x": 1}})
+    tags = parse_tags(
+        "project=shop, feature=checkout,task=T004",
+        {"task": "T999", "team": "core", "n": 3, "nested": {"x": 1}},
+    )
     assert tags == {"project": "shop", "feature": "checkout", "task": "T004", "team": "core", "n": "3"}
     with pytest.raises(InvalidRequest) as exc:
         parse_tags("project", None)

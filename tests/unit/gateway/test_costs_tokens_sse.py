@@ -25,10 +25,18 @@ def test_tokens_are_counted_offline_from_verified_files(tmp_path: object) -> Non
 
 
 def test_completion_and_stream_round_trip() -> None:
-    body = orjson.dumps({"id": "c1", "created": 1, "model": "m", "object": "chat.completion",
-                         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi there"},
-                                      "finish_reason": "stop"}],
-                         "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}})
+    body = orjson.dumps(
+        {
+            "id": "c1",
+            "created": 1,
+            "model": "m",
+            "object": "chat.completion",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "hi there"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+        }
+    )
     events = completion_to_sse(body, include_usage=True)
     assert events[-1] == b"data: [DONE]\n\n"
     back = orjson.loads(sse_to_completion(b"".join(events)) or b"{}")

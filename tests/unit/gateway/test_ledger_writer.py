@@ -10,8 +10,15 @@ from architect.store.ledger import MemoryLedger
 
 
 def _row(i: int) -> dict[str, Any]:
-    return {"request_id": f"r{i}", "ts": time.time(), "endpoint": "chat", "model": "m", "status": "ok",
-            "http_status": 200, "total_ms": 1.0}
+    return {
+        "request_id": f"r{i}",
+        "ts": time.time(),
+        "endpoint": "chat",
+        "model": "m",
+        "status": "ok",
+        "http_status": 200,
+        "total_ms": 1.0,
+    }
 
 
 def test_batches_are_written_and_close_flushes_everything() -> None:
@@ -19,8 +26,21 @@ def test_batches_are_written_and_close_flushes_everything() -> None:
     w = LedgerWriter(repo, flush_interval_ms=10_000 // 100)
     w.start()
     for i in range(250):
-        w.submit(_row(i), [{"request_id": f"r{i}", "attempt": 1, "ts": 0.0, "model_group": "g",
-                             "deployment": "d", "provider": "p", "status": "ok", "total_ms": 1.0}])
+        w.submit(
+            _row(i),
+            [
+                {
+                    "request_id": f"r{i}",
+                    "attempt": 1,
+                    "ts": 0.0,
+                    "model_group": "g",
+                    "deployment": "d",
+                    "provider": "p",
+                    "status": "ok",
+                    "total_ms": 1.0,
+                }
+            ],
+        )
     w.close()
     assert len(repo.calls) == 250 and len(repo.attempts) == 250
     assert w.written == 250 and w.dropped == 0
@@ -38,7 +58,9 @@ class FlakyRepo(MemoryLedger):
         super().__init__()
         self.fail = 1
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(
+        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
+    ) -> None:
         if self.fail:
             self.fail -= 1
             raise StoreError("database is locked")

@@ -10,9 +10,15 @@ DONE = b"data: [DONE]\n\n"
 
 
 def test_request_asks_for_usage_and_keeps_extra_fields() -> None:
-    body = {"model": "public", "messages": [], "stream": True, "tools": [{"type": "function"}],
-            "response_format": {"type": "json_object"}, "vendor_extra": {"a": 1},
-            "stream_options": {"foo": True}}
+    body = {
+        "model": "public",
+        "messages": [],
+        "stream": True,
+        "tools": [{"type": "function"}],
+        "response_format": {"type": "json_object"},
+        "vendor_extra": {"a": 1},
+        "stream_options": {"foo": True},
+    }
     path, payload, _ = OpenAIAdapter().chat_request(body, "upstream-model", stream=True)
     sent = orjson.loads(payload)
     assert path == "/chat/completions"

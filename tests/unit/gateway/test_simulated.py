@@ -9,9 +9,16 @@ from architect.gateway.providers.transport import ConnectError, HTTPRequest, Rea
 
 
 def _req(stream: bool = False, model: str = "m", timeout: float = 0.05) -> HTTPRequest:
-    body = {"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 5,
-            "stream": stream, "stream_options": {"include_usage": True}}
-    return HTTPRequest("POST", "http://simulated.invalid/v1/chat/completions", {}, orjson.dumps(body), timeout)
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": 5,
+        "stream": stream,
+        "stream_options": {"include_usage": True},
+    }
+    return HTTPRequest(
+        "POST", "http://simulated.invalid/v1/chat/completions", {}, orjson.dumps(body), timeout
+    )
 
 
 async def test_answers_are_labelled_and_usage_matches() -> None:
@@ -51,8 +58,9 @@ async def test_transport_failure_modes(field: str, exc: type[Exception]) -> None
 
 
 async def test_truncated_stream_breaks_mid_way() -> None:
-    t = SimulatedTransport({"m": SimulationConfig(ttft_ms=0, tokens_per_s=1e6, completion_tokens=40,
-                                                  fail_truncate=1.0)})
+    t = SimulatedTransport(
+        {"m": SimulationConfig(ttft_ms=0, tokens_per_s=1e6, completion_tokens=40, fail_truncate=1.0)}
+    )
     body = orjson.loads(_req(stream=True).body)
     body["max_tokens"] = 40
     resp = await t.send(HTTPRequest("POST", "x/chat/completions", {}, orjson.dumps(body), 1))

@@ -10,9 +10,24 @@ def test_summary_without_percentiles_keeps_the_sums_and_leaves_percentiles_out()
     store = Store.memory()
     rollups = Rollups(store.access, store.ledger)
     now = time.time()
-    rows = [{"request_id": f"r{i}", "ts": now - 120 + i, "model_group": "m", "deployment": "d", "provider": "p",
-             "status": "ok", "total_ms": 10.0 + i, "ttft_ms": 5.0, "prompt_tokens": 3, "completion_tokens": 2,
-             "cost_usd": 0.5, "attempts": 1, "fallbacks": 0} for i in range(20)]
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "ts": now - 120 + i,
+            "model_group": "m",
+            "deployment": "d",
+            "provider": "p",
+            "status": "ok",
+            "total_ms": 10.0 + i,
+            "ttft_ms": 5.0,
+            "prompt_tokens": 3,
+            "completion_tokens": 2,
+            "cost_usd": 0.5,
+            "attempts": 1,
+            "fallbacks": 0,
+        }
+        for i in range(20)
+    ]
     rollups.on_flushed(rows)
     rollups.flush()
     full, _, _ = rollups.summary(now - 3600, now + 60, [], {})
