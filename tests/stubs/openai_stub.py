@@ -8,8 +8,8 @@
 
 Modes: "ok", "500", "503", "400", "401", "context" (400 context_length_exceeded), "429" or "429:SECONDS"
 (Retry-After), "timeout" (sleeps `timeout_s`, default 30 s), "reset" (drops the connection), "truncate"
-(a stream that stops mid-way without [DONE]), "slow:SECONDS" (delay then ok), "stream-error" (an error
-event inside the stream after the first chunk).
+(a stream that stops mid-way without [DONE]), "slow:SECONDS" (delay then ok), "after:SECONDS:MODE" (delay
+then MODE, e.g. a late 500), "stream-error" (an error event inside the stream after the first chunk).
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ class StubServer:
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_get("/health", self._health)
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+            self._runner = web.AppRunner(
+                app, access_log=None, handle_signals=False, handler_cancellation=True
+            )
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
@@ -119,12 +121,16 @@ class StubServer:
         return web.json_response({"ok": True})
 
     @staticmethod
-    def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
-               ) -> web.Response:
+    def _error(
+        status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> web.Response:
         body = {"error": {"message": message, "type": "stub_error", "param": None, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
     async def _failure(self, mode: str, request: web.Request) -> web.StreamResponse | None:
+        if mode.startswith("after:"):
+            _, seconds, mode = mode.split(":", 2)
+            await asyncio.sleep(float(seconds))
         if mode in ("500", "503"):
             return self._error(int(mode), f"stub {mode}")
         if mode == "400":
@@ -132,7 +138,9 @@ class StubServer:
         if mode == "401":
             return self._error(401, "stub: invalid api key", "invalid_api_key")
         if mode == "context":
-            return self._error(400, "This model's maximum context length is 10 tokens", "context_length_exceeded")
+            return self._error(
+                400, "This model's maximum context length is 10 tokens", "context_length_exceeded"
+            )
         if mode.startswith("429"):
             ra = mode.split(":", 1)[1] if ":" in mode else "1"
             return self._error(429, "stub rate limit", "rate_limit_exceeded", {"retry-after": ra})
@@ -164,10 +172,17 @@ class StubServer:
                 return await self._stream(request, body, mode)
             prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) + 5
             out = {
-                "id": f"chatcmpl-stub-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
+                "id": f"chatcmpl-stub-{time.time_ns()}",
+                "object": "chat.completion",
+                "created": int(time.time()),
                 "model": body.get("model"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.content},
-                             "finish_reason": "stop"}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": self.content},
+                        "finish_reason": "stop",
+                    }
+                ],
             }
             if self.usage:
                 out["usage"] = {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7}
@@ -181,19 +196,27 @@ class StubServer:
     async def _stream(self, request: web.Request, body: dict[str, Any], mode: str) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
-        base = {"id": "chatcmpl-stub-s", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": body.get("model")}
+        base = {
+            "id": "chatcmpl-stub-s",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model"),
+        }
         words = self.content.split(" ")
         step = max(1, len(words) // self.chunks)
-        pieces = [" ".join(words[i:i + step]) + (" " if i + step < len(words) else "")
-                  for i in range(0, len(words), step)]
+        pieces = [
+            " ".join(words[i : i + step]) + (" " if i + step < len(words) else "")
+            for i in range(0, len(words), step)
+        ]
         for i, piece in enumerate(pieces):
             if mode == "truncate" and i == len(pieces) // 2 and i > 0:
                 assert request.transport is not None
                 request.transport.abort()
                 return resp
             if mode == "stream-error" and i == 1:
-                await resp.write(b'data: {"error": {"message": "stub stream error", "type": "server_error"}}\n\n')
+                await resp.write(
+                    b'data: {"error": {"message": "stub stream error", "type": "server_error"}}\n\n'
+                )
                 await resp.write_eof()
                 return resp
             delta = {"content": piece} if i else {"role": "assistant", "content": piece}
@@ -201,12 +224,23 @@ class StubServer:
             await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        await resp.write(b"data: " + orjson.dumps(
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + b"\n\n")
+        await resp.write(
+            b"data: "
+            + orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            + b"\n\n"
+        )
         if self.usage and (body.get("stream_options") or {}).get("include_usage"):
-            await resp.write(b"data: " + orjson.dumps(
-                {**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}})
-                + b"\n\n")
+            await resp.write(
+                b"data: "
+                + orjson.dumps(
+                    {
+                        **base,
+                        "choices": [],
+                        "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+                    }
+                )
+                + b"\n\n"
+            )
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
@@ -220,5 +254,11 @@ class StubServer:
             return failed
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
-        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
-                                  "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)},
+            }
+        )

@@ -18,7 +18,9 @@ def get_runtime(request: Request) -> Any:
 
 async def get_principal(request: Request) -> Principal:
     runtime = request.app.state.runtime
-    principal: Principal = await runtime.auth.authenticate(request.headers.get("authorization"), request.cookies)
+    principal: Principal = await runtime.auth.authenticate(
+        request.headers.get("authorization"), request.cookies
+    )
     return principal
 
 

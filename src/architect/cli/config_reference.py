@@ -98,7 +98,10 @@ DESCRIPTIONS: dict[str, str] = {
     "LedgerConfig.bodies": "store request/response bodies: off, hashed (SHA-256), or full (with redaction)",
     "LedgerConfig.retention_days": "calls older than this are deleted (null keeps everything)",
     "LedgerConfig.queue_size": "in-memory rows waiting to be written; beyond it calls are dropped and counted",
-    "LedgerConfig.flush_interval_ms": "how often queued rows are written (at most 100 ms)",
+    "LedgerConfig.flush_interval_ms": (
+        "how often queued rows are written (at most 100 ms); short flushes keep the writer's work"
+        " from stalling the event loop"
+    ),
     "CacheConfig.enabled": "turn response caching on or off",
     "CacheConfig.ttl_s": "default time to live of a cached answer",
     "CacheConfig.l1_max_bytes": "in-process cache size",
@@ -126,7 +129,8 @@ def _type_name(tp: Any) -> str:
         return " \\| ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args if a is not type(None)) + (
-            " (optional)" if type(None) in args else "")
+            " (optional)" if type(None) in args else ""
+        )
     if origin in (list, tuple, set):
         return f"list of {_type_name(args[0])}" if args else "list"
     if origin is dict:

@@ -153,8 +153,13 @@ class GatewayApp:
                 watcher.cancel()
                 raise
             try:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": _SSE_HEADERS + _call_headers(call)})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": _SSE_HEADERS + _call_headers(call),
+                    }
+                )
                 async for chunk in events:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})

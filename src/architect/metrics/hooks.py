@@ -1,5 +1,5 @@
-"""Wires the metrics domain into a running gateway: rollups and Prometheus counters fed from the
-ledger writer's flushed rows, the rollup compactor, and the alert evaluator and webhook sender."""
+"""Wires the metrics domain into a running gateway: rollups and Prometheus counters fed with every
+call queued for the ledger (on the event loop), rollups written from the ledger writer's thread, the rollup compactor, and the alert evaluator and webhook sender."""
 
 from __future__ import annotations
 
@@ -29,17 +29,28 @@ async def _compact_loop(rollups: Rollups, every_s: float = 60.0) -> None:
 async def install(runtime: Any) -> None:
     rollups = Rollups(runtime.store.access, runtime.store.ledger)
     prom = PromMetrics(runtime)
-    previous = runtime.ledger.on_flushed
+    previous_submit = runtime.ledger.on_submit
+    previous_flushed = runtime.ledger.on_flushed
 
-    def on_flushed(rows: list[Mapping[str, Any]]) -> None:
+    def on_submit(row: Mapping[str, Any]) -> None:  # on the event loop, once per call
         try:
-            prom.observe(rows)
-            rollups.on_flushed(rows)
-        except Exception:  # never break the ledger writer
-            log.exception("metrics: processing flushed ledger rows failed")
-        if previous is not None:
-            previous(rows)
+            prom.observe_one(row)
+            rollups.add_one(row)
+        except Exception:  # never break the request path
+            log.exception("metrics: aggregating a ledger row failed")
+        if previous_submit is not None:
+            previous_submit(row)
 
+    def on_flushed(rows: list[Mapping[str, Any]]) -> None:  # the ledger writer's thread
+        if rollups.due():
+            try:
+                rollups.flush()
+            except Exception:
+                log.exception("metrics: writing rollups failed")
+        if previous_flushed is not None:
+            previous_flushed(rows)
+
+    runtime.ledger.on_submit = on_submit
     runtime.ledger.on_flushed = on_flushed
     alerter = Alerter(runtime, interval_s=runtime.config.alert_interval_s)
     runtime.extensions.update(rollups=rollups, prometheus=prom, alerter=alerter)

@@ -1,18 +1,21 @@
 """Prometheus `/metrics`: requests, latency and time-to-first-token histograms, tokens and cost
-(fed from the ledger writer's flushed rows), plus breaker state, in-flight calls, ledger queue depth
+(fed with every call queued for the ledger), plus breaker state, in-flight calls, ledger queue depth
 and dropped ledger writes read at scrape time. Labels are bounded by the configuration: model group,
 deployment and status; never request ids, keys or prompts. Needs the admin key when one is set."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -58,59 +61,117 @@ class _RuntimeCollector:
         )
 
 
+class _Series:
+    """Counters and histogram buckets of one (model group, deployment)."""
+
+    __slots__ = ("by_status", "cache_hits", "completion", "cost", "latency", "prompt", "ttft")
+
+    def __init__(self) -> None:
+        self.by_status: dict[str, int] = {}
+        self.latency = _Hist()
+        self.ttft = _Hist()
+        self.prompt = 0
+        self.completion = 0
+        self.cost = 0.0
+        self.cache_hits = 0
+
+
+class _Hist:
+    __slots__ = ("buckets", "count", "sum")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.count += 1
+        self.sum += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, n in zip((*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"), self.buckets, strict=True):
+            running += n
+            out.append((bound, float(running)))
+        return out
+
+
 class PromMetrics:
-    """A per-runtime registry (no global state)."""
+    """A per-runtime registry (no global state). Every call is folded into plain counters here (a few
+    dict updates, on the event loop); the Prometheus families are built at scrape time."""
 
     def __init__(self, runtime: Any) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ["model_group", "deployment", "status"]
-        self.requests = Counter("architect_requests", "calls by outcome", labels, registry=self.registry)
-        self.latency = Histogram(
-            "architect_request_duration_seconds",
-            "total call duration",
-            ["model_group", "deployment"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.ttft = Histogram(
-            "architect_time_to_first_token_seconds",
-            "time to first token",
-            ["model_group", "deployment"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.tokens = Counter(
-            "architect_tokens", "tokens", ["model_group", "deployment", "direction"], registry=self.registry
-        )
-        self.cost = Counter(
-            "architect_cost_usd", "cost in USD", ["model_group", "deployment"], registry=self.registry
-        )
-        self.cache_hits = Counter(
-            "architect_cache_hits", "cache hits", ["model_group"], registry=self.registry
-        )
-        self.registry.register(_RuntimeCollector(runtime))
+        self._series: dict[tuple[str, str], _Series] = {}
         self._lock = threading.Lock()
+        self.registry.register(_LedgerCollector(self))
+        self.registry.register(_RuntimeCollector(runtime))
 
     def observe(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for r in rows:
+            self.observe_one(r)
+
+    def observe_one(self, r: Mapping[str, Any]) -> None:
+        key = (r.get("model_group") or "", r.get("deployment") or "")
+        status = r.get("status") or ""
         with self._lock:
-            for r in rows:
-                g, d = r.get("model_group") or "", r.get("deployment") or ""
-                self.requests.labels(g, d, r.get("status") or "").inc()
-                if r.get("total_ms") is not None:
-                    self.latency.labels(g, d).observe(r["total_ms"] / 1000.0)
-                if r.get("ttft_ms") is not None:
-                    self.ttft.labels(g, d).observe(r["ttft_ms"] / 1000.0)
-                if r.get("prompt_tokens"):
-                    self.tokens.labels(g, d, "prompt").inc(r["prompt_tokens"])
-                if r.get("completion_tokens"):
-                    self.tokens.labels(g, d, "completion").inc(r["completion_tokens"])
-                if r.get("cost_usd"):
-                    self.cost.labels(g, d).inc(r["cost_usd"])
-                if (r.get("cache") or "").startswith("hit"):
-                    self.cache_hits.labels(g).inc()
+            s = self._series.get(key)
+            if s is None:
+                s = self._series[key] = _Series()
+            s.by_status[status] = s.by_status.get(status, 0) + 1
+            if (total := r.get("total_ms")) is not None:
+                s.latency.observe(total / 1000.0)
+            if (ttft := r.get("ttft_ms")) is not None:
+                s.ttft.observe(ttft / 1000.0)
+            s.prompt += r.get("prompt_tokens") or 0
+            s.completion += r.get("completion_tokens") or 0
+            s.cost += r.get("cost_usd") or 0.0
+            if (r.get("cache") or "").startswith("hit"):
+                s.cache_hits += 1
+
+    def snapshot(self) -> list[tuple[tuple[str, str], _Series]]:
+        with self._lock:
+            return [(k, copy.deepcopy(v)) for k, v in self._series.items()]
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LedgerCollector:
+    def __init__(self, metrics: PromMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        gd = ["model_group", "deployment"]
+        requests = CounterMetricFamily("architect_requests", "calls by outcome", labels=[*gd, "status"])
+        latency = HistogramMetricFamily(
+            "architect_request_duration_seconds", "total call duration", labels=gd
+        )
+        ttft = HistogramMetricFamily(
+            "architect_time_to_first_token_seconds", "time to first token", labels=gd
+        )
+        tokens = CounterMetricFamily("architect_tokens", "tokens", labels=[*gd, "direction"])
+        cost = CounterMetricFamily("architect_cost_usd", "cost in USD", labels=gd)
+        hits: dict[str, int] = {}
+        for (group, deployment), s in self.metrics.snapshot():
+            for status, n in s.by_status.items():
+                requests.add_metric([group, deployment, status], n)
+            for family, h in ((latency, s.latency), (ttft, s.ttft)):
+                if h.count:
+                    family.add_metric([group, deployment], h.cumulative(), h.sum)
+            if s.prompt:
+                tokens.add_metric([group, deployment, "prompt"], s.prompt)
+            if s.completion:
+                tokens.add_metric([group, deployment, "completion"], s.completion)
+            if s.cost:
+                cost.add_metric([group, deployment], s.cost)
+            if s.cache_hits:
+                hits[group] = hits.get(group, 0) + s.cache_hits
+        cache_hits = CounterMetricFamily("architect_cache_hits", "cache hits", labels=["model_group"])
+        for group, n in hits.items():
+            cache_hits.add_metric([group], n)
+        yield from (requests, latency, ttft, tokens, cost, cache_hits)
 
 
 def routes(runtime: Any) -> list[Route]:

@@ -1,7 +1,8 @@
 """Per-minute rollups of the ledger with mergeable sketches, and queries over them.
 
-Feeding: the ledger writer thread calls `Rollups.on_flushed(rows)` with the calls it just wrote; they
-are aggregated in memory per (minute, dimension set, dimensions) and appended to `metric_rollups`
+Feeding: the gateway calls `Rollups.add_one(row)` for every call it hands to the ledger writer (a few
+dict updates on the event loop, so no other thread competes for the GIL per row); they are aggregated
+in memory per (minute, dimensions) and appended to `metric_rollups`
 every `flush_s` seconds (partial rows: several per minute and process, merged when read). Four
 dimension sets are kept: 0 = (model_group, deployment, provider), 1 = those plus key_id and project,
 2 = (model_group, project), 3 = (model_group, key_id); a query reads the smallest set that covers
@@ -89,6 +90,15 @@ class Agg:
         if r.get("ttft_ms") is not None:
             self.ttft.add(r["ttft_ms"])
 
+    def merge(self, other: Agg) -> None:
+        s = self.sums
+        for k, v in other.sums.items():
+            s[k] += v
+        for k, n in other.errors_by_kind.items():
+            self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + n
+        self.latency.merge(other.latency)
+        self.ttft.merge(other.ttft)
+
     def add_row(self, row: Mapping[str, Any], *, sketches: bool = True) -> None:
         """Merge a rollup row; `sketches=False` skips the percentile sketches (most of the cost)."""
         s = self.sums
@@ -172,27 +182,50 @@ class Rollups:
 
     # -- feeding -------------------------------------------------------------------------------------
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        # Each call is added once, at the finest key (minute + every dimension); the coarser
+        # dimension sets are merged from those few aggregates when they are written (`drain`).
         with self._lock:
             acc = self._acc
             for r in rows:
-                minute = int(r["ts"]) - int(r["ts"]) % 60
-                for i, dims in enumerate(DIMSETS):
-                    key = (minute, i, *(r.get(d) for d in dims))
-                    agg = acc.get(key)
-                    if agg is None:
-                        agg = acc[key] = Agg()
-                    agg.add_call(r)
+                ts = int(r["ts"])
+                key = (ts - ts % 60, *(r.get(d) for d in ALL_DIMS))
+                agg = acc.get(key)
+                if agg is None:
+                    agg = acc[key] = Agg()
+                agg.add_call(r)
+
+    def add_one(self, r: Mapping[str, Any]) -> None:
+        """`add` for one call (the gateway calls this for every call it queues for the ledger)."""
+        ts = int(r["ts"])
+        key = (ts - ts % 60, *(r.get(d) for d in ALL_DIMS))
+        with self._lock:
+            agg = self._acc.get(key)
+            if agg is None:
+                agg = self._acc[key] = Agg()
+            agg.add_call(r)
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_flush >= self.flush_s
 
     def on_flushed(self, rows: list[Mapping[str, Any]]) -> None:
-        """The ledger writer's callback (its thread): aggregate, and write every `flush_s`."""
+        """Aggregate rows and write every `flush_s` (for feeding from a batch of written rows)."""
         self.add(rows)
-        if time.monotonic() - self._last_flush >= self.flush_s:
+        if self.due():
             self.flush()
 
     def drain(self) -> list[dict[str, Any]]:
         with self._lock:
-            acc, self._acc = self._acc, {}
+            fine, self._acc = self._acc, {}
             self._last_flush = time.monotonic()
+        acc: dict[tuple[Any, ...], Agg] = {}
+        for (minute, *vals), part in fine.items():
+            row = dict(zip(ALL_DIMS, vals, strict=True))
+            for i, names in enumerate(DIMSETS):
+                key = (minute, i, *(row[d] for d in names))
+                agg = acc.get(key)
+                if agg is None:
+                    agg = acc[key] = Agg()
+                agg.merge(part)
         out = []
         for (minute, dimset, *vals), agg in acc.items():
             dims = dict.fromkeys(ALL_DIMS)

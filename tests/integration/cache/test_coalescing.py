@@ -44,8 +44,7 @@ async def test_without_coalescing_every_request_goes_upstream(stub: StubServer) 
 
 
 async def test_an_upstream_error_reaches_every_waiter(stub: StubServer) -> None:
-    stub.delay_s = 0.3
-    stub.script.append("500")
+    stub.script.append("after:0.5:500")  # the leader's error arrives after every follower is waiting
     with LiveServer(_config(stub)) as srv:
         rs = await _burst(srv.url, 20)
         assert stub.counts["/v1/chat/completions"] == 1

@@ -53,7 +53,7 @@ class HTTPRequest:
 class HTTPResponse:
     """A response whose body is read once, whole (`read`) or in chunks (`iter_chunks`)."""
 
-    __slots__ = ("_chunks", "_close", "headers", "status")
+    __slots__ = ("_chunks", "_close", "_read_all", "headers", "status")
 
     def __init__(
         self,
@@ -61,13 +61,20 @@ class HTTPResponse:
         headers: dict[str, str],
         chunks: AsyncIterator[bytes],
         close: Callable[[], None] | None = None,
+        read_all: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self.status = status
         self.headers = headers  # lower-cased names
         self._chunks = chunks
         self._close = close
+        self._read_all = read_all  # a transport's faster whole-body read, if it has one
 
     async def read(self) -> bytes:
+        if self._read_all is not None:
+            try:
+                return await self._read_all()
+            finally:
+                self.close()
         parts = [c async for c in self._chunks]
         self.close()
         return b"".join(parts)
@@ -128,18 +135,34 @@ class AiohttpTransport:
             try:
                 async for chunk in resp.content.iter_any():
                     yield chunk
-            except TimeoutError as exc:
-                raise TransportTimeout("upstream stopped sending (read timeout)") from exc
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
-                raise ReadError(f"upstream connection broke: {exc.__class__.__name__}") from exc
+            except _READ_ERRORS as exc:
+                raise _read_error(exc) from exc
             finally:
                 resp.release()
 
-        return HTTPResponse(resp.status, headers, chunks(), resp.close)
+        async def read_all() -> bytes:
+            try:
+                return await resp.read()
+            except _READ_ERRORS as exc:
+                raise _read_error(exc) from exc
+            finally:
+                resp.release()
+
+        return HTTPResponse(resp.status, headers, chunks(), resp.close, read_all)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+_READ_ERRORS = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError)
+
+
+def _read_error(exc: BaseException) -> TransportError:
+    """aiohttp's errors while reading a body, as this module's."""
+    if isinstance(exc, TimeoutError):
+        return TransportTimeout("upstream stopped sending (read timeout)")
+    return ReadError(f"upstream connection broke: {exc.__class__.__name__}")
 
 
 Handler = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
