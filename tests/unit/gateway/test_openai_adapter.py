@@ -75,3 +75,21 @@ def test_error_mapping() -> None:
     assert ctx.kind == "context_window"
     auth = a.error(401, {}, b'{"error":{"message":"bad key"}}')
     assert not auth.retryable and auth.status == 502 and auth.kind == "upstream_auth"
+
+
+def test_whole_plain_chunks_pass_unchanged_and_text_is_still_recovered() -> None:
+    def ev(content: str) -> bytes:
+        obj = {"choices": [{"index": 0, "delta": {"content": content}}], "usage": None}
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    tail = b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\ndata: [DONE]\n\n"
+    s = OpenAIStream(include_usage=False)
+    first = ev("Hel") + ev("lo")
+    assert s.feed(first) == first  # nothing to rewrite: the same bytes go out
+    half = ev(" there")
+    assert s.feed(half[:10]) == b""  # a partial event waits for the rest
+    assert s.feed(half[10:]) == half
+    assert s.feed(tail) == b"data: [DONE]\n\n"  # the usage chunk the client did not ask for is dropped
+    assert s.done and s.usage is not None and s.usage.completion_tokens == 2
+    assert s.completion_text() == "Hello there"

@@ -42,6 +42,9 @@ class OpenAIStream:
         self.error: ProviderError | None = None
 
     def feed(self, chunk: bytes) -> bytes:
+        if not self._buf and _plain(chunk):  # whole events with nothing to look at: pass them on
+            self._texts.append(chunk)
+            return chunk
         buf = self._buf + chunk
         if b"\n\n" not in buf and b"\r\n\r\n" not in buf:
             self._buf = buf
@@ -69,7 +72,7 @@ class OpenAIStream:
         if data == b"[DONE]":
             self.done = True
             return ev
-        self._texts.append(data)
+        self._texts.append(ev)
         if b'"usage"' not in data and b'"error"' not in data:
             return ev
         try:
@@ -93,19 +96,42 @@ class OpenAIStream:
         return b"data: " + orjson.dumps(obj)
 
     def completion_text(self) -> str:
+        """The streamed text, parsed only when it is needed (the upstream sent no usage)."""
         parts: list[str] = []
-        for data in self._texts:
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(obj, dict):
-                continue
-            for ch in obj.get("choices") or ():
-                content = (ch.get("delta") or {}).get("content") if isinstance(ch, dict) else None
-                if isinstance(content, str):
-                    parts.append(content)
+        for blob in self._texts:
+            for ev in blob.replace(b"\r\n", b"\n").split(b"\n\n"):
+                data = _data(ev)
+                if data is not None and data != b"[DONE]":
+                    _delta_text(data, parts)
         return "".join(parts)
+
+
+def _plain(chunk: bytes) -> bool:
+    """Whole `\n\n`-terminated events with no usage object, error or [DONE]: nothing to rewrite."""
+    if not chunk.endswith(b"\n\n") or b"\r" in chunk or b"[DONE]" in chunk or b'"error"' in chunk:
+        return False
+    n = chunk.count(b'"usage"')
+    return n == 0 or n == chunk.count(b'"usage":null') + chunk.count(b'"usage": null')
+
+
+def _data(ev: bytes) -> bytes | None:
+    ev = ev.strip()
+    if ev.startswith(b"data:"):
+        return ev[5:].lstrip()
+    return None
+
+
+def _delta_text(data: bytes, parts: list[str]) -> None:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(obj, dict):
+        return
+    for ch in obj.get("choices") or ():
+        content = (ch.get("delta") or {}).get("content") if isinstance(ch, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
 
 
 class OpenAIAdapter:
