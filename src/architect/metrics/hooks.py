@@ -1,5 +1,6 @@
 """Wires the metrics domain into a running gateway: rollups and Prometheus counters fed with every
-call queued for the ledger (on the event loop), rollups written from the ledger writer's thread, the rollup compactor, and the alert evaluator and webhook sender."""
+call queued for the ledger (on the event loop), rollups written from the ledger writer's thread, the
+rollup compactor, and the alert evaluator and webhook sender."""
 
 from __future__ import annotations
 

@@ -185,24 +185,21 @@ class Rollups:
         # Each call is added once, at the finest key (minute + every dimension); the coarser
         # dimension sets are merged from those few aggregates when they are written (`drain`).
         with self._lock:
-            acc = self._acc
             for r in rows:
-                ts = int(r["ts"])
-                key = (ts - ts % 60, *(r.get(d) for d in ALL_DIMS))
-                agg = acc.get(key)
-                if agg is None:
-                    agg = acc[key] = Agg()
-                agg.add_call(r)
+                self._add(r)
 
     def add_one(self, r: Mapping[str, Any]) -> None:
         """`add` for one call (the gateway calls this for every call it queues for the ledger)."""
+        with self._lock:
+            self._add(r)
+
+    def _add(self, r: Mapping[str, Any]) -> None:  # holding the lock
         ts = int(r["ts"])
         key = (ts - ts % 60, *(r.get(d) for d in ALL_DIMS))
-        with self._lock:
-            agg = self._acc.get(key)
-            if agg is None:
-                agg = self._acc[key] = Agg()
-            agg.add_call(r)
+        agg = self._acc.get(key)
+        if agg is None:
+            agg = self._acc[key] = Agg()
+        agg.add_call(r)
 
     def due(self) -> bool:
         return time.monotonic() - self._last_flush >= self.flush_s

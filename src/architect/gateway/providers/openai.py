@@ -63,11 +63,8 @@ class OpenAIStream:
 
     def _event(self, ev: bytes) -> bytes | None:
         """The event to forward (possibly rewritten), or None to drop it."""
-        if ev.startswith(b"data: "):
-            data = ev[6:]
-        elif ev.startswith(b"data:"):
-            data = ev[5:].lstrip()
-        else:
+        data = _data(ev)
+        if data is None:
             return ev  # comments, `event:` and `id:` lines pass through
         if data == b"[DONE]":
             self.done = True
