@@ -89,7 +89,7 @@ def load(store: Store, rollups: Rollups, calls: int, now: float, *, ledger: bool
     for i in range(0, len(rows), 20_000):
         batch = rows[i : i + 20_000]
         if ledger:
-            store.ledger.record(batch, [])
+            store.ledger.record(batch)
         rollups.add(batch)
         if (i // 20_000) % 10 == 9:
             rollups.flush()

@@ -234,7 +234,6 @@ class Executor:
         d.in_flight += 1
         t0 = time.perf_counter()
         row: dict[str, Any] = {
-            "request_id": call.request_id,
             "attempt": len(call.attempt_rows) + 1,
             "ts": time.time(),
             "model_group": d.group,

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from architect.errors import StoreError
@@ -21,8 +21,6 @@ from architect.store.ledger import LedgerRepo
 __all__ = ["LedgerWriter"]
 
 log = logging.getLogger("architect.ledger")
-
-Row = tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
 
 class LedgerWriter:
@@ -37,7 +35,7 @@ class LedgerWriter:
         on_submit: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         self._repo = repo
-        self._queue: deque[Row] = deque()
+        self._queue: deque[Mapping[str, Any]] = deque()
         self._max = queue_size
         self._interval = flush_interval_ms / 1000.0
         self._batch = batch_size
@@ -56,8 +54,8 @@ class LedgerWriter:
     def depth(self) -> int:
         return len(self._queue)
 
-    def submit(self, call: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]] = ()) -> bool:
-        """Queue one call (and its attempts). Never blocks; False if the queue was full. Runs on the
+    def submit(self, call: Mapping[str, Any]) -> bool:
+        """Queue one call (its attempts in `attempt_log`). Never blocks; False if the queue was full. Runs on the
         event loop: `on_submit` (cheap per-call aggregation) runs here, so the writer thread does
         little Python work that would compete with the loop for the GIL."""
         if len(self._queue) >= self._max:
@@ -67,7 +65,7 @@ class LedgerWriter:
                 self._last_warning = now
                 log.warning("ledger queue full (%d rows): %d calls dropped so far", self._max, self.dropped)
             return False
-        self._queue.append((call, attempts))
+        self._queue.append(call)
         if self.on_submit is not None:
             self.on_submit(call)
         return True
@@ -87,21 +85,17 @@ class LedgerWriter:
         written = 0
         with self._lock:
             while self._queue:
-                calls: list[Mapping[str, Any]] = []
-                attempts: list[Mapping[str, Any]] = []
-                while self._queue and len(calls) < self._batch:
-                    call, atts = self._queue.popleft()
-                    calls.append(call)
-                    attempts.extend(atts)
+                queue = self._queue
+                calls = [queue.popleft() for _ in range(min(len(queue), self._batch))]
                 try:
-                    self._repo.record(calls, attempts)
+                    self._repo.record(calls)
                 except StoreError as exc:
                     # Keep the rows for the next flush rather than losing them; give up only when
                     # the queue would overflow.
                     self.failed_batches += 1
                     log.error("ledger flush failed (%d calls kept for retry): %s", len(calls), exc)
                     room = self._max - len(self._queue)
-                    keep = list(zip(calls, _split(attempts, calls), strict=True))[: max(room, 0)]
+                    keep = calls[: max(room, 0)]
                     self.dropped += len(calls) - len(keep)
                     self._queue.extendleft(reversed(keep))
                     break
@@ -118,12 +112,3 @@ class LedgerWriter:
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
-
-
-def _split(
-    attempts: list[Mapping[str, Any]], calls: list[Mapping[str, Any]]
-) -> list[list[Mapping[str, Any]]]:
-    by_id: dict[str, list[Mapping[str, Any]]] = {}
-    for a in attempts:
-        by_id.setdefault(a["request_id"], []).append(a)
-    return [by_id.get(c["request_id"], []) for c in calls]

@@ -358,7 +358,8 @@ class Pipeline:
             if d is not None and a["deployment"] == d.name and a["status"] == "ok" and usage is not None:
                 a["prompt_tokens"], a["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
                 a["cost_usd"] = call.cost_usd
-        self.ledger.submit(row, call.attempt_rows)
+        row["attempt_log"] = call.attempt_rows or None
+        self.ledger.submit(row)
         if self.events.subscribers:
             self.events.publish("call", {k: row[k] for k in _EVENT_FIELDS})
 

@@ -3,7 +3,7 @@ implementation. No other package writes SQL.
 
     store = open_store(url)            # SQL, migrated or checked
     store = Store.memory()             # the in-memory double for unit tests
-    store.ledger.record(...)           # calls and attempts
+    store.ledger.record(...)           # calls (with their attempts)
     store.tasks / store.access / store.cache   # the orchestrator, keys/budgets and cache domains
 """
 
@@ -81,6 +81,7 @@ class Store:
         return redact_url(self.url) if self.engine is not None else self.url
 
     def close(self) -> None:
+        self.ledger.close()
         if self.engine is not None:
             self.engine.dispose()
 

@@ -1,43 +1,58 @@
-"""Ledger storage: calls and their attempts. SQL and in-memory implementations of one interface."""
+"""Ledger storage: one row per call, its upstream attempts kept with it (`attempt_log`, a JSON array).
+SQL and in-memory implementations of one interface."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from architect.errors import StoreError
-from architect.store.schema import attempts, calls
+from architect.store.schema import calls
 
-__all__ = ["CALL_COLUMNS", "LedgerRepo", "MemoryLedger", "SQLLedger"]
+__all__ = ["ATTEMPT_FIELDS", "CALL_COLUMNS", "LedgerRepo", "MemoryLedger", "SQLLedger"]
 
-CALL_COLUMNS = tuple(c.name for c in calls.columns if c.name != "id")
-ATTEMPT_COLUMNS = tuple(c.name for c in attempts.columns if c.name != "id")
+log = logging.getLogger("architect.store.ledger")
+
+# The columns a reader sees (`calls_between`, `get_call`); the attempts come from `attempts_for`.
+CALL_COLUMNS = tuple(c.name for c in calls.columns if c.name not in ("id", "attempt_log"))
+# What one entry of a call's `attempt_log` holds.
+ATTEMPT_FIELDS = (
+    "attempt",
+    "ts",
+    "model_group",
+    "deployment",
+    "provider",
+    "status",
+    "http_status",
+    "error_kind",
+    "ttft_ms",
+    "total_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "route_reason",
+)
 _CALL_DEFAULTS: dict[str, Any] = {
     c.name: (c.default.arg if c.default is not None else None)  # type: ignore[attr-defined]
     for c in calls.columns
     if c.name != "id"
 }
 _ATTEMPT_DEFAULTS: dict[str, Any] = {
-    c.name: (c.default.arg if c.default is not None else None)  # type: ignore[attr-defined]
-    for c in attempts.columns
-    if c.name != "id"
+    k: (0 if k in ("prompt_tokens", "completion_tokens") else 0.0 if k == "cost_usd" else None)
+    for k in ATTEMPT_FIELDS
 }
 
 
-def _complete(row: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(defaults)
-    out.update(row)
-    return out
-
-
 class LedgerRepo(Protocol):
-    def record(
-        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Insert calls and attempts (multi-row inserts, one transaction)."""
+    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert calls (one multi-row insert, one transaction). A row's `attempt_log` is the list of
+        its attempts (dicts with `ATTEMPT_FIELDS`), in order."""
 
     def calls_between(
         self,
@@ -54,45 +69,96 @@ class LedgerRepo(Protocol):
 
     def get_call(self, request_id: str) -> dict[str, Any] | None: ...
 
-    def attempts_for(self, request_id: str) -> list[dict[str, Any]]: ...
+    def attempts_for(self, request_id: str) -> list[dict[str, Any]]:
+        """The call's attempts in order, each with its `request_id`; [] for an unknown call."""
 
     def purge_before(self, ts: float) -> int:
-        """Delete calls (and their attempts) older than ts; returns the number of calls deleted."""
+        """Delete calls older than ts; returns the number deleted."""
+
+    def close(self) -> None:
+        """Release what the repository holds (its write connection)."""
 
 
-def _insert_sql(table: str, columns: Sequence[str], paramstyle: str) -> str:
+def _attempts(request_id: str, log_json: str | bytes | None) -> list[dict[str, Any]]:
+    if not log_json:
+        return []
+    return [{"request_id": request_id, **_ATTEMPT_DEFAULTS, **a} for a in orjson.loads(log_json)]
+
+
+def _insert_sql(columns: Sequence[str], paramstyle: str) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    return f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
-def _tuples(rows: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    items = tuple(defaults.items())
-    return [tuple(r.get(k, d) for k, d in items) for r in rows]
+def _tuples(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    items = tuple(_CALL_DEFAULTS.items())
+    out = []
+    for r in rows:
+        t = [r.get(k, d) for k, d in items]
+        log_ = t[-1]
+        if log_ is not None and not isinstance(log_, str):
+            t[-1] = orjson.dumps(log_).decode()
+        out.append(tuple(t))
+    return out
 
 
 class SQLLedger:
-    """Writes go straight to the driver's executemany with one prepared statement per table (the
-    ledger writer's batches are the hottest writes in the system); reads use SQLAlchemy Core."""
+    """Writes go to the driver's executemany on a connection the writer keeps (the ledger writer's
+    batches are the hottest writes in the system, and a pool checkout plus SQLAlchemy's transaction
+    bookkeeping per batch cost as much as the rows); reads use SQLAlchemy Core."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        style = engine.dialect.paramstyle
-        self._insert_calls = _insert_sql("calls", list(_CALL_DEFAULTS), style)
-        self._insert_attempts = _insert_sql("call_attempts", list(_ATTEMPT_DEFAULTS), style)
+        assert list(_CALL_DEFAULTS)[-1] == "attempt_log"
+        self._insert = _insert_sql(list(_CALL_DEFAULTS), engine.dialect.paramstyle)
+        self._sqlite = engine.dialect.name == "sqlite"
+        # An in-memory SQLite database is one connection shared by every user: never hold it.
+        self._keep = not isinstance(engine.pool, StaticPool)
+        self._conn: Any = None
 
-    def record(
-        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+        if not call_rows:
+            return
+        params = _tuples(call_rows)
         try:
-            with self._engine.begin() as conn:
-                if call_rows:
-                    conn.exec_driver_sql(self._insert_calls, _tuples(call_rows, _CALL_DEFAULTS))
-                if attempt_rows:
-                    conn.exec_driver_sql(self._insert_attempts, _tuples(attempt_rows, _ATTEMPT_DEFAULTS))
+            conn = self._conn if self._conn is not None else self._engine.raw_connection()
         except SQLAlchemyError as exc:
+            raise StoreError(f"ledger write failed: cannot connect: {exc.__class__.__name__}") from exc
+        try:
+            cur = conn.cursor()
+            try:
+                if self._sqlite:
+                    cur.execute("BEGIN")
+                cur.executemany(self._insert, params)
+                if self._sqlite:
+                    cur.execute("COMMIT")
+                else:
+                    conn.commit()
+            finally:
+                cur.close()
+        except Exception as exc:
+            self._discard(conn)
             raise StoreError(
                 f"ledger write failed: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}"
             ) from exc
+        if self._keep:
+            self._conn = conn
+        else:
+            conn.close()
+
+    def _discard(self, conn: Any) -> None:
+        self._conn = None
+        try:
+            if self._sqlite and conn.driver_connection.in_transaction:
+                conn.driver_connection.execute("ROLLBACK")
+            conn.invalidate() if self._keep else conn.close()
+        except Exception:  # the connection is unusable anyway
+            log.debug("discarding the ledger write connection failed", exc_info=True)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
     def calls_between(
         self,
@@ -116,19 +182,18 @@ class SQLLedger:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:
+        q = select(*(calls.c[c] for c in CALL_COLUMNS)).where(calls.c.request_id == request_id)
         with self._engine.connect() as conn:
-            row = conn.execute(select(calls).where(calls.c.request_id == request_id)).first()
+            row = conn.execute(q).first()
         return dict(row._mapping) if row else None
 
     def attempts_for(self, request_id: str) -> list[dict[str, Any]]:
-        q = select(attempts).where(attempts.c.request_id == request_id).order_by(attempts.c.attempt)
+        q = select(calls.c.attempt_log).where(calls.c.request_id == request_id)
         with self._engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return _attempts(request_id, conn.execute(q).scalar())
 
     def purge_before(self, ts: float) -> int:
         with self._engine.begin() as conn:
-            old = select(calls.c.request_id).where(calls.c.ts < ts)
-            conn.execute(delete(attempts).where(attempts.c.request_id.in_(old)))
             return conn.execute(delete(calls).where(calls.c.ts < ts)).rowcount or 0
 
 
@@ -137,17 +202,19 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
-        self.attempts: list[dict[str, Any]] = []
 
-    def record(
-        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
         ids = {c["request_id"] for c in self.calls}
         for r in call_rows:
             if r["request_id"] in ids:
                 raise StoreError(f"ledger write failed: duplicate request_id {r['request_id']}")
-        self.calls.extend(_complete(r, _CALL_DEFAULTS) for r in call_rows)
-        self.attempts.extend(_complete(r, _ATTEMPT_DEFAULTS) for r in attempt_rows)
+        for r in call_rows:
+            row = {**_CALL_DEFAULTS, **r}
+            log_ = row["attempt_log"]
+            row["attempt_log"] = (
+                orjson.dumps(log_).decode() if log_ is not None and not isinstance(log_, str) else log_
+            )
+            self.calls.append(row)
 
     def calls_between(
         self,
@@ -172,15 +239,17 @@ class MemoryLedger:
         return [{k: c.get(k) for k in cols} for c in rows]
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:
-        return next((dict(c) for c in self.calls if c["request_id"] == request_id), None)
+        c = next((c for c in self.calls if c["request_id"] == request_id), None)
+        return {k: c.get(k) for k in CALL_COLUMNS} if c else None
 
     def attempts_for(self, request_id: str) -> list[dict[str, Any]]:
-        return sorted(
-            (dict(a) for a in self.attempts if a["request_id"] == request_id), key=lambda a: a["attempt"]
-        )
+        c = next((c for c in self.calls if c["request_id"] == request_id), None)
+        return _attempts(request_id, c["attempt_log"]) if c else []
 
     def purge_before(self, ts: float) -> int:
-        old = {c["request_id"] for c in self.calls if c["ts"] < ts}
-        self.calls = [c for c in self.calls if c["request_id"] not in old]
-        self.attempts = [a for a in self.attempts if a["request_id"] not in old]
-        return len(old)
+        before = len(self.calls)
+        self.calls = [c for c in self.calls if c["ts"] >= ts]
+        return before - len(self.calls)
+
+    def close(self) -> None:
+        return None

@@ -22,12 +22,14 @@ from sqlalchemy import (
 
 from architect._optional import optional_module
 
-__all__ = ["all_metadata", "attempts", "calls", "metadata"]
+__all__ = ["all_metadata", "calls", "metadata"]
 
 metadata = MetaData()
 
 # One row per client call (chat completion, embedding). Times are UNIX seconds (float) so the same
-# arithmetic works on SQLite and PostgreSQL; durations are milliseconds.
+# arithmetic works on SQLite and PostgreSQL; durations are milliseconds. The call's upstream attempts
+# (retries and fallbacks each add one) are kept with it as a JSON array in `attempt_log`: they are
+# only ever read with their call, and one row per call keeps the ledger write cheap (migration 0005).
 calls = Table(
     "calls",
     metadata,
@@ -68,34 +70,11 @@ calls = Table(
     Column("body_hash", String(64)),
     Column("request_body", Text),
     Column("response_body", Text),
+    Column("attempt_log", Text),
     Index("ix_calls_ts", "ts"),
     Index("ix_calls_group_ts", "model_group", "ts"),
     Index("ix_calls_key_ts", "key_id", "ts"),
     Index("ix_calls_project_ts", "project", "ts"),
-)
-
-# One row per upstream attempt of a call (retries and fallbacks each add one).
-attempts = Table(
-    "call_attempts",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(64), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("ts", Float, nullable=False),
-    Column("model_group", String(200), nullable=False),
-    Column("deployment", String(200), nullable=False),
-    Column("provider", String(200), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("http_status", Integer),
-    Column("error_kind", String(64)),
-    Column("ttft_ms", Float),
-    Column("total_ms", Float, nullable=False),
-    Column("prompt_tokens", Integer, nullable=False, default=0),
-    Column("completion_tokens", Integer, nullable=False, default=0),
-    Column("cost_usd", Float, nullable=False, default=0.0),
-    Column("route_reason", String(200)),
-    Index("ix_call_attempts_request", "request_id"),
-    Index("ix_call_attempts_deployment_ts", "deployment", "ts"),
 )
 
 _DOMAIN_MODULES = ("schema_orchestrator", "schema_access", "schema_cache")

@@ -64,7 +64,6 @@ def test_cost_per_task_comes_from_the_ledger_tags(store: Store) -> None:
                 "cost_usd": 9.0,
             },
         ],
-        [],
     )
     met = feature_metrics(store.tasks, "api")
     assert met["cost_by_task"] == {"T001": 0.75} and met["calls_by_task"] == {"T001": 2}

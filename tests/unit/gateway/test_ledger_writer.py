@@ -26,23 +26,10 @@ def test_batches_are_written_and_close_flushes_everything() -> None:
     w = LedgerWriter(repo, flush_interval_ms=10_000 // 100)
     w.start()
     for i in range(250):
-        w.submit(
-            _row(i),
-            [
-                {
-                    "request_id": f"r{i}",
-                    "attempt": 1,
-                    "ts": 0.0,
-                    "model_group": "g",
-                    "deployment": "d",
-                    "provider": "p",
-                    "status": "ok",
-                    "total_ms": 1.0,
-                }
-            ],
-        )
+        attempt = {"attempt": 1, "ts": 0.0, "model_group": "g", "deployment": "d", "provider": "p"}
+        w.submit({**_row(i), "attempt_log": [{**attempt, "status": "ok", "total_ms": 1.0}]})
     w.close()
-    assert len(repo.calls) == 250 and len(repo.attempts) == 250
+    assert len(repo.calls) == 250 and repo.attempts_for("r249")[0]["deployment"] == "d"
     assert w.written == 250 and w.dropped == 0
 
 
@@ -58,13 +45,11 @@ class FlakyRepo(MemoryLedger):
         super().__init__()
         self.fail = 1
 
-    def record(
-        self, call_rows: Sequence[Mapping[str, Any]], attempt_rows: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
         if self.fail:
             self.fail -= 1
             raise StoreError("database is locked")
-        super().record(call_rows, attempt_rows)
+        super().record(call_rows)
 
 
 def test_a_failed_flush_keeps_rows_for_the_next_one() -> None:
