@@ -145,7 +145,7 @@ class LedgerConfig(_Model):
     redact: list[str] = Field(default_factory=list, description="regexes masked in stored bodies")
     retention_days: int | None = Field(default=30, ge=1)
     queue_size: int = Field(default=100_000, ge=1)
-    flush_interval_ms: int = Field(default=10, ge=1, le=100)
+    flush_interval_ms: int = Field(default=25, ge=1, le=100)
 
 
 class CacheConfig(_Model):

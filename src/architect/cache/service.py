@@ -60,8 +60,14 @@ def _ttl(value: str, param: str) -> float:
     return ttl
 
 
+_CONTROL_HEADERS = ("cache-control", "x-architect-cache", "x-architect-cache-ttl")
+_CONTROL_TAGS = ("cache", "cache_ttl")
+
+
 def request_controls(headers: dict[str, str], tags: dict[str, str]) -> Controls:
     c = Controls()
+    if not any(h in headers for h in _CONTROL_HEADERS) and not any(t in tags for t in _CONTROL_TAGS):
+        return c  # the common case: the client says nothing about caching
     tag_mode = (tags.get("cache") or "").strip().lower()
     if tag_mode:
         if tag_mode not in _MODES:

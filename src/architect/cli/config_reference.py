@@ -99,8 +99,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LedgerConfig.retention_days": "calls older than this are deleted (null keeps everything)",
     "LedgerConfig.queue_size": "in-memory rows waiting to be written; beyond it calls are dropped and counted",
     "LedgerConfig.flush_interval_ms": (
-        "how often queued rows are written (at most 100 ms); short flushes keep the writer's work"
-        " from stalling the event loop"
+        "how often queued rows are written (at most 100 ms); each flush is one transaction, so"
+        " fewer flushes cost less CPU, while shorter ones hold the CPU for less time at once"
     ),
     "CacheConfig.enabled": "turn response caching on or off",
     "CacheConfig.ttl_s": "default time to live of a cached answer",

@@ -31,6 +31,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+WATCH_AFTER_S = 0.05  # how long a call runs before the gateway starts watching for a disconnect
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _JSON_CT = (b"content-type", b"application/json")
 _SSE_HEADERS = [
@@ -131,26 +132,26 @@ class GatewayApp:
     async def _complete(self, call: Call, receive: Receive, send: Send) -> None:
         pipeline = self.runtime.pipeline
         run = pipeline.chat(call) if call.endpoint == "chat" else pipeline.embeddings(call)
-        watcher = _watch_disconnect(receive)
+        watch = _DisconnectWatch(receive)
         try:
             body = await run
         except asyncio.CancelledError:
-            if watcher.done() and watcher.result():
+            if watch.disconnected:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
                 return  # the client is gone: nothing to send
             raise
         finally:
-            watcher.cancel()
+            watch.stop()
         await _send_json(send, 200, body, _call_headers(call))
 
     async def _stream(self, call: Call, receive: Receive, send: Send) -> None:
-        watcher = _watch_disconnect(receive)
+        watch = _DisconnectWatch(receive)
         pipeline = self.runtime.pipeline
         try:
             try:
                 start, events = await pipeline.chat_stream(call)
             except GatewayError:
-                watcher.cancel()
+                watch.stop()
                 raise
             try:
                 await send(
@@ -162,17 +163,18 @@ class GatewayApp:
                 )
                 async for chunk in events:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                watch.stop()  # everything is sent: from here on a disconnect changes nothing
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
                 await pipeline.end_stream(call, start)  # no-op unless the relay never ran
         except asyncio.CancelledError:
-            if watcher.done() and watcher.result():
+            if watch.disconnected:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
                 return
             raise
         finally:
-            watcher.cancel()
+            watch.stop()
 
     def _models(self) -> bytes:
         now = int(self.runtime.started_at)
@@ -193,19 +195,45 @@ def _method_not_allowed(allowed: str) -> GatewayError:
     return err
 
 
-def _watch_disconnect(receive: Receive) -> asyncio.Task[bool]:
-    """Cancel the current task if the client disconnects; the task's result says whether it did."""
-    current = asyncio.current_task()
-    assert current is not None
+class _DisconnectWatch:
+    """Cancels the request's task when the client disconnects, so the upstream call stops and its
+    partial usage is recorded. Watching costs a task and a pending `receive`, so it starts only once
+    the call has run `WATCH_AFTER_S`: calls that finish sooner (cache hits, short answers) never pay
+    for it, and a client that leaves earlier is noticed at most that much later."""
 
-    async def watch() -> bool:
+    __slots__ = ("_receive", "_task", "_timer", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            WATCH_AFTER_S, self._start
+        )
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> bool:
         while True:
-            msg = await receive()
+            msg = await self._receive()
             if msg["type"] == "http.disconnect":
-                current.cancel()
+                if self._task is not None:
+                    self._task.cancel()
                 return True
 
-    return asyncio.get_running_loop().create_task(watch())
+    @property
+    def disconnected(self) -> bool:
+        w = self._watcher
+        return w is not None and w.done() and not w.cancelled() and w.result()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
 
 
 def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:

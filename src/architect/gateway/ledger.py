@@ -1,10 +1,11 @@
 """The batched ledger writer: the request path appends a row to a bounded in-memory queue (no I/O);
-a background thread flushes every `flush_interval_ms` (≤ 100 ms, 10 by default) with multi-row inserts.
-Short flushes matter on a busy single core: a flush holds the CPU (and, while binding rows, the GIL),
-and a 100 ms batch stalled the event loop long enough to show in the gateway's p99 latency. Per-call
-aggregation (`on_submit`) runs on the event loop instead, spread evenly over the requests. When the
-queue is full the row is dropped and counted (`dropped`, exported as a metric and in /readyz), and the
-gateway keeps serving. `close()` drains everything (graceful shutdown loses nothing)."""
+a background thread flushes every `flush_interval_ms` (≤ 100 ms, 25 by default) with one batched
+insert (executemany, one transaction). The interval trades the cost of a commit per flush against how
+long one flush holds the core the event loop shares (measured in bench/RESULTS.md). Per-call
+aggregation (`on_submit`) runs on the event loop, spread evenly over the requests, so the thread does
+little Python work that would compete with the loop for the GIL. When the queue is full the row is
+dropped and counted (`dropped`, exported as a metric and in /readyz), and the gateway keeps serving.
+`close()` drains everything (graceful shutdown loses nothing)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class LedgerWriter:
         repo: LedgerRepo,
         *,
         queue_size: int = 100_000,
-        flush_interval_ms: int = 10,
+        flush_interval_ms: int = 25,
         batch_size: int = 2000,
         on_flushed: Callable[[list[Mapping[str, Any]]], None] | None = None,
         on_submit: Callable[[Mapping[str, Any]], None] | None = None,
