@@ -143,13 +143,13 @@ class Pipeline:
 
     @staticmethod
     async def _post(d: Deployment, request: tuple[str, bytes, dict[str, str]]) -> bytes:
-        """One complete (non-stream) exchange with a deployment; a non-2xx answer raises its error."""
+        """One complete (non-stream) exchange with a deployment, bounded by its `timeout_s` (the
+        transport enforces it, body included); a non-2xx answer raises its error."""
         path, payload, headers = request
-        async with asyncio.timeout(d.config.timeout_s):
-            resp = await d.transport.send(
-                HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
-            )
-            data = await resp.read()
+        resp = await d.transport.send(
+            HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
+        )
+        data = await resp.read()
         if resp.status >= 300:
             raise d.adapter.error(resp.status, resp.headers, data)
         return data
@@ -190,7 +190,9 @@ class Pipeline:
         t0 = time.perf_counter()
         async with asyncio.timeout(d.config.timeout_s):
             resp = await d.transport.send(
-                HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
+                HTTPRequest(
+                    "POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s, True
+                )
             )
             if resp.status >= 300:
                 raise d.adapter.error(resp.status, resp.headers, await resp.read())

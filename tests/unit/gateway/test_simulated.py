@@ -39,7 +39,7 @@ async def test_stream_ends_with_usage_and_done() -> None:
 
 
 async def test_failures_are_deterministic_for_a_seed() -> None:
-    cfg = SimulationConfig(ttft_ms=0, fail_429=0.3, fail_500=0.3, seed=42)
+    cfg = SimulationConfig(ttft_ms=0, tokens_per_s=1e6, fail_429=0.3, fail_500=0.3, seed=42)
 
     async def outcomes() -> list[int]:
         t = SimulatedTransport({"m": cfg})
@@ -72,3 +72,9 @@ async def test_truncated_stream_breaks_mid_way() -> None:
 async def test_unknown_model_is_404() -> None:
     t = SimulatedTransport({})
     assert (await t.send(_req(model="nope"))).status == 404
+
+
+async def test_a_call_that_would_outlast_its_timeout_times_out() -> None:
+    t = SimulatedTransport({"m": SimulationConfig(ttft_ms=0, tokens_per_s=10)})  # 5 tokens: 0.5 s
+    with pytest.raises(TransportTimeout):
+        await t.send(_req(timeout=0.05))

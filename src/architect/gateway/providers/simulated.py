@@ -167,7 +167,11 @@ class SimulatedTransport:
         }
         headers = {"content-type": "application/json", "x-architect-simulated": "true"}
         if not body.get("stream"):
-            await asyncio.sleep(ttft + n / cfg.tokens_per_s)
+            delay = ttft + n / cfg.tokens_per_s
+            if delay > request.timeout_s:  # a real transport would give up here too
+                await asyncio.sleep(request.timeout_s)
+                raise TransportTimeout("simulated call outlasted timeout_s")
+            await asyncio.sleep(delay)
             obj = {
                 **base,
                 "object": "chat.completion",

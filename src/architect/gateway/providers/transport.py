@@ -43,11 +43,15 @@ class TransportTimeout(TransportError):
 
 @dataclass(slots=True)
 class HTTPRequest:
+    """`timeout_s` bounds the whole exchange, body included, when `stream` is false; for a stream it
+    bounds each wait for more bytes (a stream may run for longer than any one gap)."""
+
     method: str
     url: str
     headers: dict[str, str]
     body: bytes = b""
     timeout_s: float = 60.0
+    stream: bool = False
 
 
 class HTTPResponse:
@@ -89,6 +93,9 @@ class HTTPResponse:
 
 
 class Transport(Protocol):
+    """Sends one request. A real transport enforces `request.timeout_s` (see HTTPRequest) and raises
+    `TransportTimeout` when it runs out; `MockTransport` leaves timing to its handler."""
+
     async def send(self, request: HTTPRequest) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
@@ -100,6 +107,20 @@ class AiohttpTransport:
 
     max_connections: int = 256
     _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+    _timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
+        t = self._timeouts.get((seconds, stream))
+        if t is None:
+            connect = min(10.0, seconds)
+            t = self._timeouts[(seconds, stream)] = (
+                aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=seconds)
+                if stream
+                else aiohttp.ClientTimeout(total=seconds, sock_connect=connect)
+            )
+        return t
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -111,20 +132,19 @@ class AiohttpTransport:
         return self._session
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=min(10.0, request.timeout_s), sock_read=request.timeout_s
-        )
+        session = self._session
+        if session is None or session.closed:
+            session = self._get_session()
         try:
             resp = await session.request(
                 request.method,
                 request.url,
                 data=request.body or None,
                 headers=request.headers,
-                timeout=timeout,
+                timeout=self._timeout(request.timeout_s, request.stream),
             )
         except TimeoutError as exc:
-            raise TransportTimeout(f"timed out connecting to {request.url}") from exc
+            raise TransportTimeout(f"timed out waiting for {request.url}") from exc
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise ConnectError(f"cannot connect to {request.url}: {exc.__class__.__name__}") from exc
         except aiohttp.ClientError as exc:
