@@ -103,9 +103,7 @@ class Pipeline:
         await self.hooks.key_limits.admit(call)
 
     def _needs_estimate(self, group: Any) -> bool:
-        if self.hooks.budgets_active or group.config.strategy == "lowest-cost":
-            return True
-        return any(d.config.limits.tpm or d.config.context_window for d in group.deployments)
+        return self.hooks.budgets_active or group.needs_estimate
 
     async def _reserve(self, call: Call) -> None:
         if not self.hooks.budgets_active:

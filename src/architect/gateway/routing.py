@@ -94,6 +94,13 @@ class Group:
     name: str
     config: ModelGroupConfig
     deployments: list[Deployment]
+    # whether routing needs the prompt's token count (cost strategy, tpm limits, context windows)
+    needs_estimate: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.needs_estimate = self.config.strategy == "lowest-cost" or any(
+            d.config.limits.tpm or d.config.context_window for d in self.deployments
+        )
 
 
 @dataclass(slots=True)
