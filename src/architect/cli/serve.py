@@ -108,6 +108,7 @@ def serve(
         loop="uvloop" if os.name != "nt" else "asyncio",
         http="httptools",
         proxy_headers=False,  # nothing reads the client address; spares a middleware per request
+        server_header=False,  # no `server: uvicorn` on every response (less to send, less to advertise)
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(uv_config)
