@@ -148,11 +148,7 @@ class GatewayApp:
         watch = _DisconnectWatch(receive)
         pipeline = self.runtime.pipeline
         try:
-            try:
-                start, events = await pipeline.chat_stream(call)
-            except GatewayError:
-                watch.stop()
-                raise
+            start, events = await pipeline.chat_stream(call)  # an error here: the finally stops the watch
             try:
                 await send(
                     {

@@ -56,9 +56,9 @@ class LedgerWriter:
         return len(self._queue)
 
     def submit(self, call: Mapping[str, Any]) -> bool:
-        """Queue one call (its attempts in `attempt_log`). Never blocks; False if the queue was full. Runs on the
-        event loop: `on_submit` (cheap per-call aggregation) runs here, so the writer thread does
-        little Python work that would compete with the loop for the GIL."""
+        """Queue one call (its attempts in `attempt_log`). Never blocks; False if the queue was full.
+        Runs on the event loop: `on_submit` (cheap per-call aggregation) runs here, so the writer
+        thread does little Python work that would compete with the loop for the GIL."""
         if len(self._queue) >= self._max:
             self.dropped += 1
             now = time.monotonic()

@@ -143,10 +143,7 @@ class Pipeline:
     async def _post(d: Deployment, request: tuple[str, bytes, dict[str, str]]) -> bytes:
         """One complete (non-stream) exchange with a deployment, bounded by its `timeout_s` (the
         transport enforces it, body included); a non-2xx answer raises its error."""
-        path, payload, headers = request
-        resp = await d.transport.send(
-            HTTPRequest("POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s)
-        )
+        resp = await d.transport.send(_http_request(d, request, stream=False))
         data = await resp.read()
         if resp.status >= 300:
             raise d.adapter.error(resp.status, resp.headers, data)
@@ -184,14 +181,10 @@ class Pipeline:
         return start, self._relay(call, start)
 
     async def _open_stream(self, call: Call, d: Deployment) -> StreamStart:
-        path, payload, headers = d.adapter.chat_request(dict(call.body), d.model, stream=True)
+        request = d.adapter.chat_request(dict(call.body), d.model, stream=True)
         t0 = time.perf_counter()
         async with asyncio.timeout(d.config.timeout_s):
-            resp = await d.transport.send(
-                HTTPRequest(
-                    "POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s, True
-                )
-            )
+            resp = await d.transport.send(_http_request(d, request, stream=True))
             if resp.status >= 300:
                 raise d.adapter.error(resp.status, resp.headers, await resp.read())
             translator = d.adapter.stream_translator(call.include_usage, d.model)
@@ -438,6 +431,14 @@ _EVENT_FIELDS = (
     "key_id",
     "project",
 )
+
+
+def _http_request(d: Deployment, request: tuple[str, bytes, dict[str, str]], *, stream: bool) -> HTTPRequest:
+    """The adapter's (path, body, headers) as a POST to the deployment, with its headers and timeout."""
+    path, payload, headers = request
+    return HTTPRequest(
+        "POST", d.base_url + path, {**d.headers, **headers}, payload, d.config.timeout_s, stream
+    )
 
 
 def _estimate_from_body(call: Call) -> Usage | None:

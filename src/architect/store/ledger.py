@@ -51,7 +51,7 @@ _ATTEMPT_DEFAULTS: dict[str, Any] = {
 
 class LedgerRepo(Protocol):
     def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert calls (one multi-row insert, one transaction). A row's `attempt_log` is the list of
+        """Insert calls (one batched insert, one transaction). A row's `attempt_log` is the list of
         its attempts (dicts with `ATTEMPT_FIELDS`), in order."""
 
     def calls_between(
@@ -90,14 +90,20 @@ def _insert_sql(columns: Sequence[str], paramstyle: str) -> str:
     return f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
+def _log_text(log_: Any) -> str | None:
+    """A row's `attempt_log` as stored: the list of attempts as JSON text (text passes as it is)."""
+    return log_ if log_ is None or isinstance(log_, str) else orjson.dumps(log_).decode()
+
+
+_LOG_AT = list(_CALL_DEFAULTS).index("attempt_log")
+
+
 def _tuples(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     items = tuple(_CALL_DEFAULTS.items())
     out = []
     for r in rows:
         t = [r.get(k, d) for k, d in items]
-        log_ = t[-1]
-        if log_ is not None and not isinstance(log_, str):
-            t[-1] = orjson.dumps(log_).decode()
+        t[_LOG_AT] = _log_text(t[_LOG_AT])
         out.append(tuple(t))
     return out
 
@@ -109,7 +115,6 @@ class SQLLedger:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        assert list(_CALL_DEFAULTS)[-1] == "attempt_log"
         self._insert = _insert_sql(list(_CALL_DEFAULTS), engine.dialect.paramstyle)
         self._sqlite = engine.dialect.name == "sqlite"
         # An in-memory SQLite database is one connection shared by every user: never hold it.
@@ -210,10 +215,7 @@ class MemoryLedger:
                 raise StoreError(f"ledger write failed: duplicate request_id {r['request_id']}")
         for r in call_rows:
             row = {**_CALL_DEFAULTS, **r}
-            log_ = row["attempt_log"]
-            row["attempt_log"] = (
-                orjson.dumps(log_).decode() if log_ is not None and not isinstance(log_, str) else log_
-            )
+            row["attempt_log"] = _log_text(row["attempt_log"])
             self.calls.append(row)
 
     def calls_between(
