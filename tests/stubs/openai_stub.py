@@ -38,6 +38,7 @@ class StubServer:
         self.usage = usage
         self.chunks = 4
         self.chunk_delay_s = 0.0
+        self.set_cookie: str | None = None  # a Set-Cookie header on every answer
         self.requests: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
         self.in_flight = 0
@@ -186,7 +187,10 @@ class StubServer:
             }
             if self.usage:
                 out["usage"] = {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7}
-            return web.Response(body=orjson.dumps(out), content_type="application/json")
+            resp = web.Response(body=orjson.dumps(out), content_type="application/json")
+            if self.set_cookie:
+                resp.headers["Set-Cookie"] = self.set_cookie
+            return resp
         except asyncio.CancelledError:
             self.cancelled += 1
             raise

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from architect import __version__
 from architect.config import Config, DeploymentConfig, ModelGroupConfig, ProviderConfig
 from architect.gateway.limits import DeploymentLimiter
 from architect.gateway.providers import Adapter, Transport, adapter_for
@@ -22,6 +23,8 @@ from architect.gateway.providers.transport import AiohttpTransport
 from architect.gateway.resilience import CircuitBreaker
 
 __all__ = ["DEFAULT_BASE_URLS", "Deployment", "Group", "Route", "Router"]
+
+_USER_AGENT = f"architect/{__version__}"  # a provider's `headers` may replace it
 
 EWMA_ALPHA = 0.2
 EWMA_DECAY_S = 60.0  # half-life of a latency estimate that gets no new samples
@@ -167,7 +170,11 @@ class Router:
                 n += 1
             name = f"{name}#{n}"
         adapter = adapter_for(p.kind)
-        headers = {**adapter.auth_headers(p.api_key), **{k.lower(): v for k, v in p.headers.items()}}
+        headers = {
+            "user-agent": _USER_AGENT,
+            **adapter.auth_headers(p.api_key),
+            **{k.lower(): v for k, v in p.headers.items()},
+        }
         base_url = (p.base_url or DEFAULT_BASE_URLS.get(p.kind) or "").rstrip("/")
         prev = old.get(name)
         if prev is not None:

@@ -21,13 +21,10 @@ from typing import Any
 import aiohttp
 
 from architect.config import AlertRule
-from architect.metrics.aggregate import percentile
 
 __all__ = ["Alerter"]
 
 log = logging.getLogger("architect.alerts")
-
-_WINDOW_COLUMNS = ("model_group", "deployment", "status", "total_ms")
 
 
 class Alerter:
@@ -119,31 +116,29 @@ class Alerter:
                 f"${b['limit_usd']:,.2f} (threshold {100 * threshold:.0f}%)",
             )
 
-    async def _window(self, rule: AlertRule) -> list[dict[str, Any]]:
+    async def _window(self, rule: AlertRule, q: float = 0.95) -> dict[str, Any]:
+        """The rule's window counted by the store (never its rows: a busy window holds many)."""
         now = time.time()
-        rows: list[dict[str, Any]] = await asyncio.to_thread(
-            self.runtime.store.ledger.calls_between, now - rule.window_s, now + 1, columns=_WINDOW_COLUMNS
+        stats: dict[str, Any] = await asyncio.to_thread(
+            self.runtime.store.ledger.window_stats, now - rule.window_s, now + 1, rule.target or None, q
         )
-        if rule.target:
-            rows = [r for r in rows if rule.target in (r["model_group"], r["deployment"])]
-        return rows
+        return stats
 
     async def _eval_error_rate(self, rule: AlertRule) -> None:
-        rows = await self._window(rule)
-        errors = sum(1 for r in rows if r["status"] != "ok")
-        rate = errors / len(rows) if rows else 0.0
+        w = await self._window(rule)
+        n, errors = w["calls"], w["errors"]
+        rate = errors / n if n else 0.0
         await self._transition(
             rule,
             rule.target,
-            bool(rows) and rate >= rule.threshold,
+            bool(n) and rate >= rule.threshold,
             round(rate, 4),
-            f"error rate {100 * rate:.1f}% ({errors}/{len(rows)}) over {rule.window_s:g}s "
+            f"error rate {100 * rate:.1f}% ({errors}/{n}) over {rule.window_s:g}s "
             f"for {rule.target or 'all models'} (threshold {100 * rule.threshold:.1f}%)",
         )
 
     async def _eval_latency_p95(self, rule: AlertRule) -> None:
-        rows = await self._window(rule)
-        p95 = percentile(sorted(r["total_ms"] for r in rows if r["status"] == "ok"), 0.95)
+        p95 = (await self._window(rule, 0.95))["quantile_ms"]
         await self._transition(
             rule,
             rule.target,

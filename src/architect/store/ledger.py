@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from itertools import compress
+from operator import is_not
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -69,6 +71,12 @@ class LedgerRepo(Protocol):
 
     def get_call(self, request_id: str) -> dict[str, Any] | None: ...
 
+    def window_stats(self, since: float, until: float, target: str | None, q: float) -> dict[str, Any]:
+        """Counted by the store, over calls with since <= ts < until (with `target`, only those whose
+        model group or deployment it names): `calls`, `errors` (status other than ok) and
+        `quantile_ms`, the q-quantile (0..1, linear interpolation) of the total_ms of the ok calls,
+        None when there are none. For alert rules, which must not load a busy window's rows."""
+
     def attempts_for(self, request_id: str) -> list[dict[str, Any]]:
         """The call's attempts in order, each with its `request_id`; [] for an unknown call."""
 
@@ -85,6 +93,16 @@ def _attempts(request_id: str, log_json: str | bytes | None) -> list[dict[str, A
     return [{"request_id": request_id, **_ATTEMPT_DEFAULTS, **a} for a in orjson.loads(log_json)]
 
 
+def _between(values: Sequence[float], q: float, n: int) -> float | None:
+    """The q-quantile of n sorted values by linear interpolation, given the (up to) two values at and
+    after its rank."""
+    if not values:
+        return None
+    pos = q * (n - 1)
+    lo, hi = values[0], values[-1]
+    return float(lo + (hi - lo) * (pos - int(pos)))
+
+
 def _insert_sql(columns: Sequence[str], paramstyle: str) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
     return f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
@@ -95,17 +113,29 @@ def _log_text(log_: Any) -> str | None:
     return log_ if log_ is None or isinstance(log_, str) else orjson.dumps(log_).decode()
 
 
-_LOG_AT = list(_CALL_DEFAULTS).index("attempt_log")
+_COLUMNS = tuple(_CALL_DEFAULTS)
+_ITEMS = tuple(_CALL_DEFAULTS.items())
+_LOG_AT = _COLUMNS.index("attempt_log")
+_NONES = tuple([None] * len(_COLUMNS))
 
 
-def _tuples(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    items = tuple(_CALL_DEFAULTS.items())
-    out = []
+def _runs(rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
+    """Rows as parameter tuples, in runs of consecutive rows that set the same columns: a column whose
+    value is None is left out of the INSERT (it is NULL either way, and binding a NULL costs the
+    database about as much as binding a value; a call row leaves about a third of its columns empty).
+    Runs keep the rows in their order."""
+    runs: list[tuple[tuple[bool, ...], list[tuple[Any, ...]]]] = []
+    last: tuple[bool, ...] | None = None
+    params: list[tuple[Any, ...]] = []
     for r in rows:
-        t = [r.get(k, d) for k, d in items]
-        t[_LOG_AT] = _log_text(t[_LOG_AT])
-        out.append(tuple(t))
-    return out
+        vals = [r.get(k, d) for k, d in _ITEMS]
+        vals[_LOG_AT] = _log_text(vals[_LOG_AT])
+        mask = tuple(map(is_not, vals, _NONES))
+        if mask != last:
+            last, params = mask, []
+            runs.append((mask, params))
+        params.append(tuple(compress(vals, mask)))
+    return runs
 
 
 class SQLLedger:
@@ -115,7 +145,8 @@ class SQLLedger:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = _insert_sql(list(_CALL_DEFAULTS), engine.dialect.paramstyle)
+        self._paramstyle = engine.dialect.paramstyle
+        self._inserts: dict[tuple[bool, ...], str] = {}
         self._sqlite = engine.dialect.name == "sqlite"
         # An in-memory SQLite database is one connection shared by every user: never hold it.
         self._keep = not isinstance(engine.pool, StaticPool)
@@ -124,7 +155,7 @@ class SQLLedger:
     def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
         if not call_rows:
             return
-        params = _tuples(call_rows)
+        runs = _runs(call_rows)
         try:
             conn = self._conn if self._conn is not None else self._engine.raw_connection()
         except SQLAlchemyError as exc:
@@ -134,7 +165,8 @@ class SQLLedger:
             try:
                 if self._sqlite:
                     cur.execute("BEGIN")
-                cur.executemany(self._insert, params)
+                for mask, params in runs:
+                    cur.executemany(self._insert(mask), params)
                 if self._sqlite:
                     cur.execute("COMMIT")
                 else:
@@ -150,6 +182,12 @@ class SQLLedger:
             self._conn = conn
         else:
             conn.close()
+
+    def _insert(self, mask: tuple[bool, ...]) -> str:
+        sql = self._inserts.get(mask)
+        if sql is None:
+            sql = self._inserts[mask] = _insert_sql(list(compress(_COLUMNS, mask)), self._paramstyle)
+        return sql
 
     def _discard(self, conn: Any) -> None:
         self._conn = None
@@ -185,6 +223,27 @@ class SQLLedger:
             q = q.limit(limit).offset(offset)
         with self._engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def window_stats(self, since: float, until: float, target: str | None, q: float) -> dict[str, Any]:
+        cond = [calls.c.ts >= since, calls.c.ts < until]
+        if target is not None:
+            cond.append(or_(calls.c.model_group == target, calls.c.deployment == target))
+        ok = calls.c.status == "ok"
+        counts = select(func.count(), func.coalesce(func.sum(case((ok, 1), else_=0)), 0)).where(*cond)
+        with self._engine.connect() as conn:
+            n, n_ok = conn.execute(counts).one()
+            values: list[float] = []
+            if n_ok:
+                pos = q * (n_ok - 1)
+                ranked = (
+                    select(calls.c.total_ms)
+                    .where(*cond, ok)
+                    .order_by(calls.c.total_ms)
+                    .limit(2)
+                    .offset(int(pos))
+                )
+                values = [float(v) for v in conn.execute(ranked).scalars()]
+        return {"calls": int(n), "errors": int(n) - int(n_ok), "quantile_ms": _between(values, q, n_ok)}
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:
         q = select(*(calls.c[c] for c in CALL_COLUMNS)).where(calls.c.request_id == request_id)
@@ -239,6 +298,20 @@ class MemoryLedger:
             rows = rows[offset : offset + limit]
         cols = columns or CALL_COLUMNS
         return [{k: c.get(k) for k in cols} for c in rows]
+
+    def window_stats(self, since: float, until: float, target: str | None, q: float) -> dict[str, Any]:
+        rows = [
+            c
+            for c in self.calls
+            if since <= c["ts"] < until and (target is None or target in (c["model_group"], c["deployment"]))
+        ]
+        ok = sorted(c["total_ms"] for c in rows if c["status"] == "ok")
+        pos = int(q * (len(ok) - 1)) if ok else 0
+        return {
+            "calls": len(rows),
+            "errors": len(rows) - len(ok),
+            "quantile_ms": _between(ok[pos : pos + 2], q, len(ok)),
+        }
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:
         c = next((c for c in self.calls if c["request_id"] == request_id), None)

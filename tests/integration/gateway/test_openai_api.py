@@ -101,6 +101,20 @@ def test_tools_response_format_images_and_unknown_params_pass_through(stub: Stub
     assert stub.requests[0]["headers"]["Authorization"] == "Bearer sk-upstream-secret"
 
 
+def test_upstream_requests_name_architect_and_never_carry_an_upstream_cookie(stub: StubServer) -> None:
+    # One pooled client serves every tenant: a cookie one answer sets must not ride on the next call.
+    stub.set_cookie = "session=tenant-a-secret; Path=/"
+    by_name = stub.url.replace("127.0.0.1", "localhost")  # cookie jars ignore cookies of IP hosts
+    with LiveServer(make_config(stub_config(by_name))) as srv:
+        c = _client(srv)
+        for _ in range(2):
+            c.chat.completions.create(model="m", messages=MSG)
+    assert len(stub.requests) == 2
+    for sent in stub.requests:
+        assert sent["headers"]["User-Agent"].startswith("architect/")
+        assert "Cookie" not in sent["headers"]
+
+
 def test_embeddings_and_models(stub: StubServer) -> None:
     with LiveServer(make_config(stub_config(stub.url))) as srv:
         c = _client(srv)

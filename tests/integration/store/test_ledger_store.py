@@ -66,3 +66,43 @@ def test_record_query_and_purge(store: Store) -> None:
     assert store.ledger.purge_before(1005.0) == 5
     assert len(store.ledger.calls_between(0, 2000)) == 5
     assert store.ledger.attempts_for("r3") == []
+
+
+def test_window_stats_count_errors_and_quantile_in_the_store(store: Store) -> None:
+    latencies = [float(v) for v in (40, 10, 30, 20, 50, 60, 70, 80, 90, 100)]
+    calls = [_call(f"w{i}", 2000.0 + i, total_ms=ms) for i, ms in enumerate(latencies)]
+    calls += [_call("e1", 2003.5, status="error", http_status=502, total_ms=999.0)]
+    calls += [_call("o1", 2004.5, model_group="other", deployment="other/x", total_ms=5000.0)]
+    calls += [_call("late", 2100.0, total_ms=1.0)]
+    store.ledger.record(calls)
+    all_ = store.ledger.window_stats(2000.0, 2050.0, None, 0.95)
+    assert all_["calls"] == 12 and all_["errors"] == 1
+    # ok calls: 10..100 and 5000; rank 0.95 * 10 = 9.5 lies between 100 and 5000
+    assert all_["quantile_ms"] == pytest.approx(100 + (5000 - 100) * 0.5)
+    m = store.ledger.window_stats(2000.0, 2050.0, "m", 0.5)
+    assert m["calls"] == 11 and m["errors"] == 1
+    assert m["quantile_ms"] == pytest.approx(55.0)  # median of 10..100
+    by_deployment = store.ledger.window_stats(2000.0, 2050.0, "other/x", 0.95)
+    assert by_deployment == {"calls": 1, "errors": 0, "quantile_ms": 5000.0}
+    assert store.ledger.window_stats(3000.0, 4000.0, None, 0.95) == {
+        "calls": 0,
+        "errors": 0,
+        "quantile_ms": None,
+    }
+
+
+def test_rows_setting_different_columns_keep_their_order_and_values(store: Store) -> None:
+    calls = [
+        _call("a", 3000.0, project="p", error_kind=None),
+        _call("b", 3000.0, status="error", http_status=500, error_kind="server_error", total_ms=3.0),
+        _call("c", 3000.0, project="p", key_id="k1", cached_tokens=4),
+        _call("d", 3000.0),
+    ]
+    store.ledger.record(calls)
+    rows = store.ledger.calls_between(2999.0, 3001.0)
+    assert [r["request_id"] for r in rows] == ["a", "b", "c", "d"]
+    by_id = {r["request_id"]: r for r in rows}
+    assert by_id["a"]["project"] == "p" and by_id["a"]["key_id"] is None
+    assert by_id["b"]["error_kind"] == "server_error" and by_id["b"]["project"] is None
+    assert by_id["c"]["key_id"] == "k1" and by_id["c"]["cached_tokens"] == 4
+    assert by_id["d"]["project"] is None and by_id["d"]["cached_tokens"] == 0

@@ -93,3 +93,12 @@ def test_whole_plain_chunks_pass_unchanged_and_text_is_still_recovered() -> None
     assert s.feed(tail) == b"data: [DONE]\n\n"  # the usage chunk the client did not ask for is dropped
     assert s.done and s.usage is not None and s.usage.completion_tokens == 2
     assert s.completion_text() == "Hello there"
+
+
+def test_done_inside_content_is_not_the_end_and_comments_pass_through() -> None:
+    s = OpenAIStream(include_usage=False)
+    said = b'data: {"choices":[{"index":0,"delta":{"content":"print(\\"[DONE]\\")"}}]}\n\n'
+    assert s.feed(b": keep-alive\n\n" + said) == b": keep-alive\n\n" + said
+    assert not s.done
+    assert s.feed(USAGE + DONE) == DONE
+    assert s.done and s.usage is not None and s.completion_text() == 'print("[DONE]")'

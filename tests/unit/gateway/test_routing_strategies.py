@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from architect import __version__
 from architect.gateway.providers.transport import MockTransport, response_from_bytes
 from architect.gateway.routing import Router
 from tests.helpers import make_config
@@ -129,7 +130,11 @@ def test_anthropic_default_base_url_and_headers() -> None:
     r = _router("weighted", [{"provider": "a", "model": "claude-x"}])
     d = r.groups["g"].deployments[0]
     assert d.base_url == "https://api.anthropic.com/v1"
-    assert d.headers == {"anthropic-version": "2023-06-01", "x-api-key": "k"}
+    assert d.headers == {
+        "anthropic-version": "2023-06-01",
+        "x-api-key": "k",
+        "user-agent": f"architect/{__version__}",
+    }
 
 
 def test_rebuild_keeps_state_of_deployments_that_still_exist() -> None:

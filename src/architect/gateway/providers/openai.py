@@ -42,35 +42,36 @@ class OpenAIStream:
         self.error: ProviderError | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        if not self._buf and _plain(chunk):  # whole events with nothing to look at: pass them on
-            self._texts.append(chunk)
-            return chunk
-        buf = self._buf + chunk
-        if b"\n\n" not in buf and b"\r\n\r\n" not in buf:
+        """The complete events received so far, to forward; an incomplete one waits for the rest. The
+        bytes pass through as they are (line ends normalised to LF) unless they carry a usage object
+        or an error: only those events are parsed."""
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        end = buf.rfind(b"\n\n")
+        if end < 0:
             self._buf = buf
             return b""
-        if b"\r\n" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        *events, self._buf = buf.split(b"\n\n")
+        head, self._buf = buf[: end + 2], buf[end + 2 :]
+        self._texts.append(head)
+        if b"[DONE]" in head and any(_data(ev) == b"[DONE]" for ev in head.split(b"\n\n")):
+            self.done = True
+        if not _notable(head):
+            return head
         out: list[bytes] = []
-        for ev in events:
+        for ev in head.split(b"\n\n"):
             if ev:
-                kept = self._event(ev)
+                kept = self._inspect(ev) if _notable(ev) else ev
                 if kept is not None:
                     out.append(kept)
                     out.append(b"\n\n")
         return b"".join(out)
 
-    def _event(self, ev: bytes) -> bytes | None:
-        """The event to forward (possibly rewritten), or None to drop it."""
+    def _inspect(self, ev: bytes) -> bytes | None:
+        """An event with a usage object or an error: the event to forward (possibly rewritten), or
+        None to drop it."""
         data = _data(ev)
-        if data is None:
-            return ev  # comments, `event:` and `id:` lines pass through
-        if data == b"[DONE]":
-            self.done = True
-            return ev
-        self._texts.append(ev)
-        if b'"usage"' not in data and b'"error"' not in data:
+        if data is None or data == b"[DONE]":
             return ev
         try:
             obj = orjson.loads(data)
@@ -103,12 +104,13 @@ class OpenAIStream:
         return "".join(parts)
 
 
-def _plain(chunk: bytes) -> bool:
-    """Whole `\n\n`-terminated events with no usage object, error or [DONE]: nothing to rewrite."""
-    if not chunk.endswith(b"\n\n") or b"\r" in chunk or b"[DONE]" in chunk or b'"error"' in chunk:
-        return False
-    n = chunk.count(b'"usage"')
-    return n == 0 or n == chunk.count(b'"usage":null') + chunk.count(b'"usage": null')
+def _notable(events: bytes) -> bool:
+    """Whether the bytes hold an error or a usage object that is not null (some servers send
+    `"usage": null` on every chunk)."""
+    if b'"error"' in events:
+        return True
+    n = events.count(b'"usage"')
+    return n != 0 and n != events.count(b'"usage":null') + events.count(b'"usage": null')
 
 
 def _data(ev: bytes) -> bytes | None:

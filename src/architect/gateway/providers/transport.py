@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
+from yarl import URL
 
 __all__ = [
     "AiohttpTransport",
@@ -110,6 +111,16 @@ class AiohttpTransport:
     _timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = field(
         default_factory=dict, init=False, repr=False
     )
+    _urls: dict[str, URL] = field(default_factory=dict, init=False, repr=False)
+
+    def _url(self, url: str) -> URL:
+        """The parsed URL (a deployment's few endpoints are parsed once, not per request)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 1024:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
+        return parsed
 
     def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
         t = self._timeouts.get((seconds, stream))
@@ -127,7 +138,9 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
                 auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
+                # One session serves every tenant: a cookie an upstream sets must never ride along on
+                # another client's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -138,7 +151,7 @@ class AiohttpTransport:
         try:
             resp = await session.request(
                 request.method,
-                request.url,
+                self._url(request.url),
                 data=request.body or None,
                 headers=request.headers,
                 timeout=self._timeout(request.timeout_s, request.stream),
