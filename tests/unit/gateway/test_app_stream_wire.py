@@ -1,0 +1,84 @@
+"""What the ASGI app hands the server for a stream: the chunk that ends in [DONE] also ends the response
+(one body message, not a chunk plus an empty one); a stream without [DONE] still ends with an error event
+and then the end of the response; either way the call is settled with its usage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from architect.gateway.app import create_app
+from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, MockTransport
+from architect.gateway.runtime import Runtime
+from architect.store import Store
+from tests.helpers import make_config
+
+CONTENT = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'
+USAGE = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+async def _stream(chunks: list[bytes]) -> tuple[list[dict[str, Any]], Store]:
+    async def upstream(request: HTTPRequest) -> HTTPResponse:
+        async def events() -> AsyncIterator[bytes]:
+            for c in chunks:
+                yield c
+
+        return HTTPResponse(200, {"content-type": "text/event-stream"}, events())
+
+    config = make_config(
+        {
+            "providers": [{"name": "up", "kind": "openai", "base_url": "http://upstream.invalid/v1"}],
+            "models": [{"name": "m", "deployments": [{"provider": "up", "model": "x"}]}],
+        }
+    )
+    store = Store.memory()
+    runtime = Runtime(config, store, transports={"up": MockTransport(upstream)})
+    app = create_app(runtime)
+    await runtime.start()
+    raw = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+    }
+    messages: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(msg: dict[str, Any]) -> None:
+        messages.append(msg)
+
+    await app(scope, receive, send)
+    await runtime.stop()  # drains the ledger
+    return messages, store
+
+
+async def test_the_chunk_with_done_ends_the_response() -> None:
+    messages, store = await _stream([CONTENT, CONTENT + USAGE + DONE])
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert [m["more_body"] for m in bodies] == [True, False]
+    assert bodies[-1]["body"] == CONTENT + DONE  # the usage the client did not ask for is left out
+    (row,) = store.ledger.calls_between(0, 1e12)
+    assert row["status"] == "ok" and not row["truncated"]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (9, 3)
+
+
+async def test_a_stream_without_done_ends_with_an_error_event() -> None:
+    messages, store = await _stream([CONTENT, CONTENT])
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert [m["more_body"] for m in bodies] == [True, True, True, False]
+    assert b'"error"' in bodies[2]["body"] and bodies[3]["body"] == b""
+    (row,) = store.ledger.calls_between(0, 1e12)
+    assert row["status"] == "error" and row["truncated"]
