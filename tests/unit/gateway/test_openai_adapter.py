@@ -102,3 +102,16 @@ def test_done_inside_content_is_not_the_end_and_comments_pass_through() -> None:
     assert not s.done
     assert s.feed(USAGE + DONE) == DONE
     assert s.done and s.usage is not None and s.completion_text() == 'print("[DONE]")'
+
+
+def test_done_is_found_wherever_it_sits_and_however_it_is_spaced() -> None:
+    said = b'data: {"choices":[{"index":0,"delta":{"content":"[DONE]"}}]}\n\n'
+    for events, done in [
+        (said + b"data:[DONE]\n\n", True),
+        (b"data: [DONE]\n\n", True),
+        (said + said, False),
+        (said + b": [DONE] is a comment\n\n", False),
+    ]:
+        s = OpenAIStream(include_usage=False)
+        assert s.feed(events) == events
+        assert s.done is done, events

@@ -54,14 +54,15 @@ class OpenAIStream:
             return b""
         head, self._buf = buf[: end + 2], buf[end + 2 :]
         self._texts.append(head)
-        if b"[DONE]" in head and any(_data(ev) == b"[DONE]" for ev in head.split(b"\n\n")):
+        if b"[DONE]" in head and _has_done(head):
             self.done = True
         if not _notable(head):
             return head
         out: list[bytes] = []
         for ev in head.split(b"\n\n"):
             if ev:
-                kept = self._inspect(ev) if _notable(ev) else ev
+                look = (b'"usage"' in ev or b'"error"' in ev) and _notable(ev)
+                kept = self._inspect(ev) if look else ev
                 if kept is not None:
                     out.append(kept)
                     out.append(b"\n\n")
@@ -111,6 +112,19 @@ def _notable(events: bytes) -> bool:
         return True
     n = events.count(b'"usage"')
     return n != 0 and n != events.count(b'"usage":null') + events.count(b'"usage": null')
+
+
+def _has_done(events: bytes) -> bool:
+    """Whether one of the events is `data: [DONE]` (not merely text that contains it); only the events
+    around each occurrence are looked at."""
+    at = events.find(b"[DONE]")
+    while at >= 0:
+        start = events.rfind(b"\n\n", 0, at)
+        end = events.find(b"\n\n", at)
+        if _data(events[start + 2 if start >= 0 else 0 : end if end >= 0 else len(events)]) == b"[DONE]":
+            return True
+        at = events.find(b"[DONE]", at + 6)
+    return False
 
 
 def _data(ev: bytes) -> bytes | None:
