@@ -34,7 +34,6 @@ Send = Callable[[Message], Awaitable[None]]
 WATCH_AFTER_S = 0.05  # how long a call runs before the gateway starts watching for a disconnect
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _JSON_CT = (b"content-type", b"application/json")
-_DONE = b"data: [DONE]\n\n"
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -158,18 +157,10 @@ class GatewayApp:
                         "headers": _SSE_HEADERS + _call_headers(call),
                     }
                 )
-                ended = False
                 async for chunk in events:
-                    if ended:
-                        continue  # nothing may follow [DONE]: read on only so the call is settled
-                    ended = chunk.endswith(_DONE)
-                    if ended:
-                        watch.stop()  # everything is sent: from here on a disconnect changes nothing
-                    # The chunk that ends in [DONE] also ends the response (one write, not two).
-                    await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
-                if not ended:
-                    watch.stop()
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                watch.stop()  # everything is sent: from here on a disconnect changes nothing
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
                 await pipeline.end_stream(call, start)  # no-op unless the relay never ran

@@ -1,6 +1,6 @@
-"""What the ASGI app hands the server for a stream: the chunk that ends in [DONE] also ends the response
-(one body message, not a chunk plus an empty one); a stream without [DONE] still ends with an error event
-and then the end of the response; either way the call is settled with its usage."""
+"""What the ASGI app hands the server for a stream: the events, then the end of the response, which is
+sent only once the call is recorded (a client that reads the ledger right after its stream finds the
+call, as it does after a complete answer); a stream without [DONE] ends with an error event first."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ async def _stream(chunks: list[bytes]) -> tuple[list[dict[str, Any]], Store]:
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
     }
     messages: list[dict[str, Any]] = []
+    recorded_at_end: list[int] = []
     delivered = False
 
     async def receive() -> dict[str, Any]:
@@ -59,17 +60,21 @@ async def _stream(chunks: list[bytes]) -> tuple[list[dict[str, Any]], Store]:
 
     async def send(msg: dict[str, Any]) -> None:
         messages.append(msg)
+        if msg["type"] == "http.response.body" and not msg.get("more_body"):
+            recorded_at_end.append(runtime.ledger.depth + runtime.ledger.written)
 
     await app(scope, receive, send)
     await runtime.stop()  # drains the ledger
+    assert recorded_at_end == [1]  # the call was queued for the ledger before the response ended
     return messages, store
 
 
-async def test_the_chunk_with_done_ends_the_response() -> None:
+async def test_the_response_ends_after_the_call_is_recorded() -> None:
     messages, store = await _stream([CONTENT, CONTENT + USAGE + DONE])
     bodies = [m for m in messages if m["type"] == "http.response.body"]
-    assert [m["more_body"] for m in bodies] == [True, False]
-    assert bodies[-1]["body"] == CONTENT + DONE  # the usage the client did not ask for is left out
+    assert [m["more_body"] for m in bodies] == [True, True, False]
+    assert bodies[1]["body"] == CONTENT + DONE  # the usage the client did not ask for is left out
+    assert bodies[2]["body"] == b""
     (row,) = store.ledger.calls_between(0, 1e12)
     assert row["status"] == "ok" and not row["truncated"]
     assert (row["prompt_tokens"], row["completion_tokens"]) == (9, 3)
