@@ -116,7 +116,7 @@ class Alerter:
                 f"${b['limit_usd']:,.2f} (threshold {100 * threshold:.0f}%)",
             )
 
-    async def _window(self, rule: AlertRule, q: float = 0.95) -> dict[str, Any]:
+    async def _window(self, rule: AlertRule, q: float | None = None) -> dict[str, Any]:
         """The rule's window counted by the store (never its rows: a busy window holds many)."""
         now = time.time()
         stats: dict[str, Any] = await asyncio.to_thread(

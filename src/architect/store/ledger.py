@@ -71,11 +71,12 @@ class LedgerRepo(Protocol):
 
     def get_call(self, request_id: str) -> dict[str, Any] | None: ...
 
-    def window_stats(self, since: float, until: float, target: str | None, q: float) -> dict[str, Any]:
+    def window_stats(self, since: float, until: float, target: str | None, q: float | None) -> dict[str, Any]:
         """Counted by the store, over calls with since <= ts < until (with `target`, only those whose
         model group or deployment it names): `calls`, `errors` (status other than ok) and
         `quantile_ms`, the q-quantile (0..1, linear interpolation) of the total_ms of the ok calls,
-        None when there are none. For alert rules, which must not load a busy window's rows."""
+        None when there are none or q is None. For alert rules, which must not load a busy window's
+        rows."""
 
     def attempts_for(self, request_id: str) -> list[dict[str, Any]]:
         """The call's attempts in order, each with its `request_id`; [] for an unknown call."""
@@ -224,7 +225,7 @@ class SQLLedger:
         with self._engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def window_stats(self, since: float, until: float, target: str | None, q: float) -> dict[str, Any]:
+    def window_stats(self, since: float, until: float, target: str | None, q: float | None) -> dict[str, Any]:
         cond = [calls.c.ts >= since, calls.c.ts < until]
         if target is not None:
             cond.append(or_(calls.c.model_group == target, calls.c.deployment == target))
@@ -233,7 +234,7 @@ class SQLLedger:
         with self._engine.connect() as conn:
             n, n_ok = conn.execute(counts).one()
             values: list[float] = []
-            if n_ok:
+            if n_ok and q is not None:
                 pos = q * (n_ok - 1)
                 ranked = (
                     select(calls.c.total_ms)
@@ -243,7 +244,8 @@ class SQLLedger:
                     .offset(int(pos))
                 )
                 values = [float(v) for v in conn.execute(ranked).scalars()]
-        return {"calls": int(n), "errors": int(n) - int(n_ok), "quantile_ms": _between(values, q, n_ok)}
+        quantile = _between(values, q, n_ok) if q is not None else None
+        return {"calls": int(n), "errors": int(n) - int(n_ok), "quantile_ms": quantile}
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:
         q = select(*(calls.c[c] for c in CALL_COLUMNS)).where(calls.c.request_id == request_id)
@@ -299,18 +301,18 @@ class MemoryLedger:
         cols = columns or CALL_COLUMNS
         return [{k: c.get(k) for k in cols} for c in rows]
 
-    def window_stats(self, since: float, until: float, target: str | None, q: float) -> dict[str, Any]:
+    def window_stats(self, since: float, until: float, target: str | None, q: float | None) -> dict[str, Any]:
         rows = [
             c
             for c in self.calls
             if since <= c["ts"] < until and (target is None or target in (c["model_group"], c["deployment"]))
         ]
         ok = sorted(c["total_ms"] for c in rows if c["status"] == "ok")
-        pos = int(q * (len(ok) - 1)) if ok else 0
+        pos = int(q * (len(ok) - 1)) if ok and q is not None else 0
         return {
             "calls": len(rows),
             "errors": len(rows) - len(ok),
-            "quantile_ms": _between(ok[pos : pos + 2], q, len(ok)),
+            "quantile_ms": _between(ok[pos : pos + 2], q, len(ok)) if q is not None else None,
         }
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:

@@ -84,6 +84,8 @@ def test_window_stats_count_errors_and_quantile_in_the_store(store: Store) -> No
     assert m["quantile_ms"] == pytest.approx(55.0)  # median of 10..100
     by_deployment = store.ledger.window_stats(2000.0, 2050.0, "other/x", 0.95)
     assert by_deployment == {"calls": 1, "errors": 0, "quantile_ms": 5000.0}
+    counts_only = store.ledger.window_stats(2000.0, 2050.0, None, None)
+    assert counts_only == {"calls": 12, "errors": 1, "quantile_ms": None}
     assert store.ledger.window_stats(3000.0, 4000.0, None, 0.95) == {
         "calls": 0,
         "errors": 0,
