@@ -61,8 +61,7 @@ class OpenAIStream:
         out: list[bytes] = []
         for ev in head.split(b"\n\n"):
             if ev:
-                look = (b'"usage"' in ev or b'"error"' in ev) and _notable(ev)
-                kept = self._inspect(ev) if look else ev
+                kept = self._inspect(ev) if _notable(ev) else ev
                 if kept is not None:
                     out.append(kept)
                     out.append(b"\n\n")
