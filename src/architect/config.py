@@ -146,6 +146,7 @@ class LedgerConfig(_Model):
     retention_days: int | None = Field(default=30, ge=1)
     queue_size: int = Field(default=100_000, ge=1)
     flush_interval_ms: int = Field(default=25, ge=1, le=100)
+    writer_nice: int = Field(default=5, ge=0, le=19)
 
 
 class CacheConfig(_Model):

@@ -102,6 +102,10 @@ DESCRIPTIONS: dict[str, str] = {
         "how often queued rows are written (at most 100 ms); each flush is one transaction, so"
         " fewer flushes cost less CPU, while shorter ones hold the CPU for less time at once"
     ),
+    "LedgerConfig.writer_nice": (
+        "how many steps lower the writer thread's CPU priority is than the gateway's (Linux; 0 = equal):"
+        " on a busy core its batch is then spread between requests instead of stalling them"
+    ),
     "CacheConfig.enabled": "turn response caching on or off",
     "CacheConfig.ttl_s": "default time to live of a cached answer",
     "CacheConfig.l1_max_bytes": "in-process cache size",

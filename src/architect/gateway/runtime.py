@@ -47,6 +47,7 @@ class Runtime:
             store.ledger,
             queue_size=config.ledger.queue_size,
             flush_interval_ms=config.ledger.flush_interval_ms,
+            thread_nice=config.ledger.writer_nice,
         )
         self.auth = Authenticator(config.auth.admin_key)
         self.hooks = Hooks()

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import pytest
 
 from architect.errors import StoreError
 from architect.gateway.ledger import LedgerWriter
@@ -58,3 +63,24 @@ def test_a_failed_flush_keeps_rows_for_the_next_one() -> None:
     w.submit(_row(1))
     assert w.flush() == 0 and w.failed_batches == 1 and w.depth == 1
     assert w.flush() == 1 and [c["request_id"] for c in repo.calls] == ["r1"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_the_writer_thread_runs_at_a_lower_priority_than_the_gateway() -> None:
+    seen: list[int] = []
+
+    class Probe(MemoryLedger):
+        def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            super().record(call_rows)
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    w = LedgerWriter(Probe(), flush_interval_ms=1, thread_nice=5)
+    w.start()
+    w.submit(_row(1))
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    w.close()
+    assert seen and seen[0] == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the gateway's own threads keep theirs
