@@ -63,7 +63,7 @@ if __name__ == "__main__":
         http="httptools",
         proxy_headers=False,
     )
-    sys.setswitchinterval(0.0005)
+    sys.setswitchinterval(0.0001)  # as `architect serve`
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)

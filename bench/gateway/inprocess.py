@@ -107,7 +107,7 @@ async def main(calls: int, stream: bool, concurrency: int = 16) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    sys.setswitchinterval(0.0005)
+    sys.setswitchinterval(0.0001)  # as `architect serve`
     t0 = time.process_time()
     await asyncio.gather(*(caller(calls // concurrency) for _ in range(concurrency)))
     cpu = time.process_time() - t0
