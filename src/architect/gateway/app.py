@@ -157,10 +157,17 @@ class GatewayApp:
                         "headers": _SSE_HEADERS + _call_headers(call),
                     }
                 )
+                closed = False
                 async for chunk in events:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                watch.stop()  # everything is sent: from here on a disconnect changes nothing
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    if call.extra.get("stream_ended"):  # recorded: the relay's last chunk ends the response
+                        watch.stop()  # everything is sent: from here on a disconnect changes nothing
+                        await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                        closed = True
+                    else:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if not closed:
+                    watch.stop()
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
                 await pipeline.end_stream(call, start)  # no-op unless the relay never ran

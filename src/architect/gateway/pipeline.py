@@ -210,28 +210,43 @@ class Pipeline:
         return StreamStart(d, resp, translator, first)
 
     async def _relay(self, call: Call, start: StreamStart) -> AsyncIterator[bytes]:
+        """The client's bytes, passed on as they arrive, except that the bytes from the `[DONE]` event
+        on are held until the upstream body ends; then the call is settled and recorded, and they are
+        yielded last with `call.extra["stream_ended"]` set, for the app to send as the end of the
+        response. So a client that has seen its stream end finds the call recorded, and a stream's
+        response ends with its last events instead of an extra empty message (one write fewer)."""
         tr = start.translator
         parts: list[bytes] | None = [] if call.cache == "miss" else None
         try:
-            yield start.first
             if parts is not None:
                 parts.append(start.first)
+            held = start.first if tr.done else b""
+            if not held:
+                yield start.first
             try:
                 async for chunk in start.response.iter_chunks():
                     out = tr.feed(chunk)
-                    if out:
-                        if parts is not None:
-                            parts.append(out)
+                    if not out:
+                        continue
+                    if parts is not None:
+                        parts.append(out)
+                    if held or tr.done:
+                        held += out
+                    else:
                         yield out
             except TransportError as exc:
                 err = transport_error(exc, start.deployment)
                 call.truncated, call.status, call.error = True, "error", err
+                if held:
+                    yield held
                 yield sse_error_event(
                     f"the upstream stream broke after it started ({err.kind}); the answer is incomplete"
                 )
                 return
             if tr.error is not None:
                 call.status, call.error, call.truncated = "error", tr.error, True
+                if held:
+                    yield held
                 return
             if not tr.done:
                 call.truncated, call.status = True, "error"
@@ -249,8 +264,10 @@ class Pipeline:
                     await self.hooks.cache.store(call, body)
                 else:  # nothing to store: wake any coalesced waiters
                     self.hooks.cache.abandon(call, None)
+            await self.end_stream(call, start)
+            yield held
         except BaseException as exc:  # client disconnect (GeneratorExit/CancelledError) or other
-            if call.status == "ok":
+            if call.status == "ok" and not call.extra.get("stream_ended"):
                 self._failed(call, exc)
             raise
         finally:

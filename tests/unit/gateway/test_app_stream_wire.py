@@ -1,6 +1,7 @@
-"""What the ASGI app hands the server for a stream: the events, then the end of the response, which is
-sent only once the call is recorded (a client that reads the ledger right after its stream finds the
-call, as it does after a complete answer); a stream without [DONE] ends with an error event first."""
+"""What the ASGI app hands the server for a stream: the events as they come, the last of them (from
+[DONE] on) as the end of the response, sent only once the call is recorded (a client that reads the
+ledger right after its stream finds the call, as it does after a complete answer); a stream without
+[DONE] ends with an error event, then an empty closing message."""
 
 from __future__ import annotations
 
@@ -72,9 +73,9 @@ async def _stream(chunks: list[bytes]) -> tuple[list[dict[str, Any]], Store]:
 async def test_the_response_ends_after_the_call_is_recorded() -> None:
     messages, store = await _stream([CONTENT, CONTENT + USAGE + DONE])
     bodies = [m for m in messages if m["type"] == "http.response.body"]
-    assert [m["more_body"] for m in bodies] == [True, True, False]
+    assert [m["more_body"] for m in bodies] == [True, False]
+    assert bodies[0]["body"] == CONTENT
     assert bodies[1]["body"] == CONTENT + DONE  # the usage the client did not ask for is left out
-    assert bodies[2]["body"] == b""
     (row,) = store.ledger.calls_between(0, 1e12)
     assert row["status"] == "ok" and not row["truncated"]
     assert (row["prompt_tokens"], row["completion_tokens"]) == (9, 3)
@@ -87,3 +88,20 @@ async def test_a_stream_without_done_ends_with_an_error_event() -> None:
     assert b'"error"' in bodies[2]["body"] and bodies[3]["body"] == b""
     (row,) = store.ledger.calls_between(0, 1e12)
     assert row["status"] == "error" and row["truncated"]
+
+
+async def test_a_stream_that_arrives_whole_is_one_closing_message() -> None:
+    messages, store = await _stream([CONTENT + CONTENT + USAGE + DONE])
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert [(m["body"], m["more_body"]) for m in bodies] == [(CONTENT + CONTENT + DONE, False)]
+    (row,) = store.ledger.calls_between(0, 1e12)
+    assert row["status"] == "ok" and row["completion_tokens"] == 3
+
+
+async def test_bytes_after_done_are_held_until_the_upstream_body_ends() -> None:
+    messages, _ = await _stream([CONTENT, DONE, b": keep-alive\n\n", b""])
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert [(m["body"], m["more_body"]) for m in bodies] == [
+        (CONTENT, True),
+        (DONE + b": keep-alive\n\n", False),
+    ]
