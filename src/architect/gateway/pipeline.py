@@ -210,11 +210,14 @@ class Pipeline:
         return StreamStart(d, resp, translator, first)
 
     async def _relay(self, call: Call, start: StreamStart) -> AsyncIterator[bytes]:
-        """The client's bytes, passed on as they arrive, except that the bytes from the `[DONE]` event
-        on are held until the upstream body ends; then the call is settled and recorded, and they are
-        yielded last with `call.extra["stream_ended"]` set, for the app to send as the end of the
-        response. So a client that has seen its stream end finds the call recorded, and a stream's
-        response ends with its last events instead of an extra empty message (one write fewer)."""
+        """The client's bytes, passed on as they arrive, except that the events from the read that
+        completes the stream (`[DONE]`) on are held until the upstream body ends; then the call is
+        settled and recorded, and they are yielded last with `call.extra["stream_ended"]` set, for the
+        app to send as the end of the response. So a client that has seen its stream end finds the call
+        recorded, and a stream's response ends with its last events instead of an extra empty message
+        (one write fewer). An upstream ends its body right after `[DONE]`; one that does not delays that
+        last read's events by at most the deployment's read timeout, after which the stream ends with
+        an error event as before."""
         tr = start.translator
         parts: list[bytes] | None = [] if call.cache == "miss" else None
         try:

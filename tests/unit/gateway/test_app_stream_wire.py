@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from architect.gateway.app import create_app
-from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, MockTransport
+from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, MockTransport, TransportTimeout
 from architect.gateway.runtime import Runtime
 from architect.store import Store
 from tests.helpers import make_config
@@ -22,11 +22,13 @@ USAGE = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":9,"completion_to
 DONE = b"data: [DONE]\n\n"
 
 
-async def _stream(chunks: list[bytes]) -> tuple[list[dict[str, Any]], Store]:
+async def _stream(chunks: list[bytes], then: Exception | None = None) -> tuple[list[dict[str, Any]], Store]:
     async def upstream(request: HTTPRequest) -> HTTPResponse:
         async def events() -> AsyncIterator[bytes]:
             for c in chunks:
                 yield c
+            if then is not None:
+                raise then
 
         return HTTPResponse(200, {"content-type": "text/event-stream"}, events())
 
@@ -105,3 +107,12 @@ async def test_bytes_after_done_are_held_until_the_upstream_body_ends() -> None:
         (CONTENT, True),
         (DONE + b": keep-alive\n\n", False),
     ]
+
+
+async def test_an_upstream_that_never_ends_its_body_after_done_gets_the_held_events_then_an_error() -> None:
+    messages, store = await _stream([CONTENT, DONE], then=TransportTimeout("upstream stopped sending"))
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert [m["more_body"] for m in bodies] == [True, True, True, False]
+    assert bodies[1]["body"] == DONE and b'"error"' in bodies[2]["body"] and bodies[3]["body"] == b""
+    (row,) = store.ledger.calls_between(0, 1e12)
+    assert row["status"] == "error" and row["truncated"]
