@@ -2,10 +2,10 @@
 a background thread flushes every `flush_interval_ms` (≤ 100 ms, 25 by default) with one batched
 insert (executemany, one transaction). The interval trades the cost of a commit per flush against how
 long one flush holds the core the event loop shares (measured in bench/RESULTS.md). On Linux the thread
-runs `thread_nice` steps below the gateway's priority: the scheduler otherwise lets a thread that has
-slept run its whole batch at once (a 1-3 ms stall of every request in flight, the main source of the
-gateway's p99 under load), while with a lower weight its batch is interleaved with the requests. The
-GIL switch interval that `serve` sets bounds how long the loop waits when the thread holds it. Per-call
+runs `thread_nice` steps below the gateway's priority: the scheduler lets a thread that has slept run
+its whole batch at once, a 1-3 ms stall of every request in flight (most of the gateway's p99 excess
+under load). With a lower weight it is preempted more often, though not always (bench/RESULTS.md),
+and the short GIL switch interval that `serve` sets bounds how long the loop then waits for the GIL. Per-call
 aggregation (`on_submit`) runs on the event loop, spread evenly over the requests, so the thread does
 little Python work that would compete with the loop for the GIL. When the queue is full the row is
 dropped and counted (`dropped`, exported as a metric and in /readyz), and the gateway keeps serving.
