@@ -233,7 +233,7 @@ class Pipeline:
                         continue
                     if parts is not None:
                         parts.append(out)
-                    if held or tr.done:
+                    if tr.done:  # from the read that completes the stream on, held
                         held += out
                     else:
                         yield out
