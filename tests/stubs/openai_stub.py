@@ -115,7 +115,13 @@ class StubServer:
 
     def _record(self, request: web.Request, body: Any) -> None:
         with self._lock:
-            self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+            self.requests.append(
+                {
+                    "path": request.path,
+                    "headers": {k.lower(): v for k, v in request.headers.items()},
+                    "body": body,
+                }
+            )
             self.counts[request.path] = self.counts.get(request.path, 0) + 1
 
     async def _health(self, request: web.Request) -> web.Response:

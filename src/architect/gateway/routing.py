@@ -18,8 +18,8 @@ from architect import __version__
 from architect.config import Config, DeploymentConfig, ModelGroupConfig, ProviderConfig
 from architect.gateway.limits import DeploymentLimiter
 from architect.gateway.providers import Adapter, Transport, adapter_for
+from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.simulated import SimulatedTransport
-from architect.gateway.providers.transport import AiohttpTransport
 from architect.gateway.resilience import CircuitBreaker
 
 __all__ = ["DEFAULT_BASE_URLS", "Deployment", "Group", "Route", "Router"]
@@ -143,7 +143,7 @@ class Router:
             elif p.kind == "simulated":
                 router.transports[p.name] = SimulatedTransport(sims.get(p.name, {}))
             else:
-                router.transports[p.name] = AiohttpTransport(max_connections=p.max_connections)
+                router.transports[p.name] = HTTP1Transport(max_connections=p.max_connections)
         old = {d.name: d for grp in (previous.groups.values() if previous else ()) for d in grp.deployments}
         taken: set[str] = set()
         for g in config.models:

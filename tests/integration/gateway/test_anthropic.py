@@ -31,7 +31,13 @@ class AnthropicStub:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests.append({"headers": dict(request.headers), "body": body, "path": request.path})
+        self.requests.append(
+            {
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": body,
+                "path": request.path,
+            }
+        )
         if request.headers.get("x-api-key") != "sk-ant-test" or "anthropic-version" not in request.headers:
             return web.Response(
                 status=401, body=(FIX / "error_auth.json").read_bytes(), content_type="application/json"
@@ -160,7 +166,7 @@ def test_anthropic_provider_through_the_gateway(
     sent = anthropic_stub.requests
     assert all(q["path"] == "/v1/messages" for q in sent)
     assert (
-        sent[0]["headers"]["anthropic-version"] == "2023-06-01" and "Authorization" not in sent[0]["headers"]
+        sent[0]["headers"]["anthropic-version"] == "2023-06-01" and "authorization" not in sent[0]["headers"]
     )
     assert sent[1]["body"]["system"] == "You review contracts." and sent[1]["body"]["max_tokens"] == 300
     assert sent[2]["body"]["stream"] is True

@@ -98,7 +98,7 @@ def test_tools_response_format_images_and_unknown_params_pass_through(stub: Stub
     assert "metadata" not in sent  # removed before the request goes upstream
     assert (row["project"], row["feature"], row["task"]) == ("shop", "checkout", "T004")
     assert orjson.loads(row["tags"]) == {"task": "T004", "project": "shop", "feature": "checkout"}
-    assert stub.requests[0]["headers"]["Authorization"] == "Bearer sk-upstream-secret"
+    assert stub.requests[0]["headers"]["authorization"] == "Bearer sk-upstream-secret"
 
 
 def test_upstream_requests_name_architect_and_never_carry_an_upstream_cookie(stub: StubServer) -> None:
@@ -111,8 +111,8 @@ def test_upstream_requests_name_architect_and_never_carry_an_upstream_cookie(stu
             c.chat.completions.create(model="m", messages=MSG)
     assert len(stub.requests) == 2
     for sent in stub.requests:
-        assert sent["headers"]["User-Agent"].startswith("architect/")
-        assert "Cookie" not in sent["headers"]
+        assert sent["headers"]["user-agent"].startswith("architect/")
+        assert "cookie" not in sent["headers"]
 
 
 def test_embeddings_and_models(stub: StubServer) -> None:

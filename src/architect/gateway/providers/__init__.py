@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from architect.gateway.providers.base import Adapter, ChatResult, StreamTranslator, Usage
+from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.openai import OpenAIAdapter
 from architect.gateway.providers.transport import (
-    AiohttpTransport,
     HTTPRequest,
     HTTPResponse,
     MockTransport,
@@ -19,8 +19,8 @@ from architect.gateway.providers.transport import (
 
 __all__ = [
     "Adapter",
-    "AiohttpTransport",
     "ChatResult",
+    "HTTP1Transport",
     "HTTPRequest",
     "HTTPResponse",
     "MockTransport",

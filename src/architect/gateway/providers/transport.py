@@ -1,20 +1,16 @@
 """HTTP transport behind one method, `send`, so adapters and the router are tested without I/O.
 
-`AiohttpTransport` pools keep-alive connections per provider; `MockTransport` calls a handler.
-aiohttp exceptions are converted here into `TransportError` subclasses.
+`HTTP1Transport` (providers/http1.py) pools keep-alive connections per provider; `MockTransport`
+calls a handler. A transport raises only this module's `TransportError` subclasses.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
-from yarl import URL
-
 __all__ = [
-    "AiohttpTransport",
     "ConnectError",
     "HTTPRequest",
     "HTTPResponse",
@@ -100,102 +96,6 @@ class Transport(Protocol):
     async def send(self, request: HTTPRequest) -> HTTPResponse: ...
 
     async def aclose(self) -> None: ...
-
-
-@dataclass
-class AiohttpTransport:
-    """Pooled keep-alive HTTP client (one per provider)."""
-
-    max_connections: int = 256
-    _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
-    _timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = field(
-        default_factory=dict, init=False, repr=False
-    )
-    _urls: dict[str, URL] = field(default_factory=dict, init=False, repr=False)
-
-    def _url(self, url: str) -> URL:
-        """The parsed URL (a deployment's few endpoints are parsed once, not per request)."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= 1024:
-                self._urls.clear()
-            parsed = self._urls[url] = URL(url)
-        return parsed
-
-    def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
-        t = self._timeouts.get((seconds, stream))
-        if t is None:
-            connect = min(10.0, seconds)
-            t = self._timeouts[(seconds, stream)] = (
-                aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=seconds)
-                if stream
-                else aiohttp.ClientTimeout(total=seconds, sock_connect=connect)
-            )
-        return t
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
-                auto_decompress=True,
-                # One session serves every tenant: a cookie an upstream sets must never ride along on
-                # another client's request.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
-
-    async def send(self, request: HTTPRequest) -> HTTPResponse:
-        session = self._session
-        if session is None or session.closed:
-            session = self._get_session()
-        try:
-            resp = await session.request(
-                request.method,
-                self._url(request.url),
-                data=request.body or None,
-                headers=request.headers,
-                timeout=self._timeout(request.timeout_s, request.stream),
-            )
-        except TimeoutError as exc:
-            raise TransportTimeout(f"timed out waiting for {request.url}") from exc
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise ConnectError(f"cannot connect to {request.url}: {exc.__class__.__name__}") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"{exc.__class__.__name__}: {exc}") from exc
-        headers = {k.lower(): v for k, v in resp.headers.items()}
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-            except _READ_ERRORS as exc:
-                raise _read_error(exc) from exc
-            finally:
-                resp.release()
-
-        async def read_all() -> bytes:
-            try:
-                return await resp.read()
-            except _READ_ERRORS as exc:
-                raise _read_error(exc) from exc
-            finally:
-                resp.release()
-
-        return HTTPResponse(resp.status, headers, chunks(), resp.close, read_all)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-_READ_ERRORS = (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError)
-
-
-def _read_error(exc: BaseException) -> TransportError:
-    """aiohttp's errors while reading a body, as this module's."""
-    if isinstance(exc, TimeoutError):
-        return TransportTimeout("upstream stopped sending (read timeout)")
-    return ReadError(f"upstream connection broke: {exc.__class__.__name__}")
 
 
 Handler = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
