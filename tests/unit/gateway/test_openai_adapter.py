@@ -115,3 +115,19 @@ def test_done_is_found_wherever_it_sits_and_however_it_is_spaced() -> None:
         s = OpenAIStream(include_usage=False)
         assert s.feed(events) == events
         assert s.done is done, events
+
+
+def test_only_events_with_a_usage_or_error_key_are_parsed_and_the_rest_pass_byte_for_byte() -> None:
+    def ev(content: str) -> bytes:
+        return b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": content}}]}) + b"\n\n"
+
+    tricky = ev('say "usage": {"x": 1} and "error": "no"')  # keys only as text: quotes are escaped
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\n'
+    s = OpenAIStream(include_usage=False)
+    out = s.feed(tricky + ev("a") + usage + ev("b") + DONE)
+    assert out == tricky + ev("a") + ev("b") + DONE  # the usage event alone is removed
+    assert s.usage is not None and s.usage.prompt_tokens == 4 and s.error is None
+    s = OpenAIStream(include_usage=True)
+    err = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
+    assert s.feed(ev("a") + err) == ev("a") + err
+    assert s.error is not None and "overloaded" in s.error.message

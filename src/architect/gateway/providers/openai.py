@@ -4,6 +4,7 @@ OpenRouter, Groq, ...). Bodies pass through untouched except for the model name,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -56,15 +57,24 @@ class OpenAIStream:
         self._texts.append(head)
         if b"[DONE]" in head and _has_done(head):
             self.done = True
-        if not _notable(head):
+        found = _NOTABLE.search(head)
+        if found is None:
             return head
+        # Only the events holding a match are parsed; the bytes around them pass through as they are.
         out: list[bytes] = []
-        for ev in head.split(b"\n\n"):
-            if ev:
-                kept = self._inspect(ev) if _notable(ev) else ev
-                if kept is not None:
-                    out.append(kept)
-                    out.append(b"\n\n")
+        pos = 0
+        while found is not None:
+            start = head.rfind(b"\n\n", pos, found.start())
+            start = start + 2 if start >= 0 else pos
+            end = head.find(b"\n\n", found.end())  # found: `head` ends with a blank line
+            out.append(head[pos:start])
+            kept = self._inspect(head[start:end])
+            if kept is not None:
+                out.append(kept)
+                out.append(b"\n\n")
+            pos = end + 2
+            found = _NOTABLE.search(head, pos)
+        out.append(head[pos:])
         return b"".join(out)
 
     def _inspect(self, ev: bytes) -> bytes | None:
@@ -104,13 +114,9 @@ class OpenAIStream:
         return "".join(parts)
 
 
-def _notable(events: bytes) -> bool:
-    """Whether the bytes hold an error or a usage object that is not null (some servers send
-    `"usage": null` on every chunk)."""
-    if b'"error"' in events:
-        return True
-    n = events.count(b'"usage"')
-    return n != 0 and n != events.count(b'"usage":null') + events.count(b'"usage": null')
+# An error object, or a usage object that is not null (some servers send `"usage": null` on every
+# chunk). Inside a JSON string a quote is escaped, so these match keys only.
+_NOTABLE = re.compile(rb'"(?:usage"\s*:\s*\{|error"\s*:)')
 
 
 def _has_done(events: bytes) -> bool:
