@@ -4,9 +4,11 @@ keep-alive reuse, timeouts, aborts, broken connections and the connection cap.""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
+import trustme
 
 from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.transport import (
@@ -285,3 +287,28 @@ async def test_an_invalid_response_is_a_read_error() -> None:
         with pytest.raises(ReadError, match="invalid HTTP response"):
             await t.send(post(srv.url))
         await t.aclose()
+
+
+async def test_https_checks_the_certificate_and_the_host_name() -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    server = await asyncio.start_server(
+        lambda r, w: keep_alive(r, w, Server(keep_alive)), "127.0.0.1", 0, ssl=server_ctx
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        t = HTTP1Transport(ssl_context=trusting)
+        resp = await t.send(post(f"https://localhost:{port}"))
+        assert (resp.status, await resp.read()) == (200, b'{"ok":true}')
+        await t.aclose()
+        untrusting = HTTP1Transport()  # the system's CAs do not know this one
+        with pytest.raises(ConnectError):
+            await untrusting.send(post(f"https://localhost:{port}"))
+        wrong_name = HTTP1Transport(ssl_context=trusting)  # the certificate is for localhost only
+        with pytest.raises(ConnectError):
+            await wrong_name.send(post(f"https://127.0.0.1:{port}"))
+    finally:
+        server.close()

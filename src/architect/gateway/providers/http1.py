@@ -301,12 +301,18 @@ class _Pool:
 class HTTP1Transport:
     """Pooled keep-alive HTTP/1.1 client (one per provider); see the module docstring."""
 
-    def __init__(self, max_connections: int = 256, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        max_connections: int = 256,
+        connect_timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`ssl_context` for https origins (default: the system's trusted CAs, hostnames checked)."""
         self.max_connections = max_connections
         self.connect_timeout_s = connect_timeout_s
         self._pools: dict[_Origin, _Pool] = {}
         self._targets: dict[str, _Target] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context
 
     def _target(self, url: str) -> _Target:
         t = self._targets.get(url)
