@@ -312,3 +312,30 @@ async def test_https_checks_the_certificate_and_the_host_name() -> None:
             await wrong_name.send(post(f"https://127.0.0.1:{port}"))
     finally:
         server.close()
+
+
+async def test_a_stream_read_slowly_pauses_the_upstream_instead_of_buffering_it_all() -> None:
+    piece = b"x" * 65536
+    sent = 0
+
+    async def fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
+        nonlocal sent
+        while await srv.read_request(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for _ in range(512):  # 32 MiB
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+                sent += len(piece)
+            writer.write(b"0\r\n\r\n")
+
+    async with Server(fast) as srv:
+        t = HTTP1Transport()
+        resp = await t.send(post(srv.url, stream=True))
+        await asyncio.sleep(0.3)
+        assert sent < 16 << 20  # held back (socket buffers and 1 MiB read ahead), not read into memory
+        total = sum([len(c) async for c in resp.iter_chunks()])
+        assert total == 512 * len(piece)
+        again = await t.send(post(srv.url, stream=True))  # the connection reads again after a pause
+        assert len(await again.read()) == 512 * len(piece)
+        await t.aclose()
+    assert srv.connections == 1

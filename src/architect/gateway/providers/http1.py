@@ -11,7 +11,8 @@ What it does: HTTP/1.1 over TCP or TLS, keep-alive pooling per origin with a cap
 (callers wait for one), bodies framed by Content-Length, chunked encoding or the connection's end. A
 request on a pooled connection that the server had closed is retried once on a new one, only when not
 a byte of response had come. A caller that stops waiting (cancelled) or closes a response before its
-end aborts the connection, so the upstream sees the request go away. No proxies, redirects, cookies or
+end aborts the connection, so the upstream sees the request go away. A stream's reader that falls
+more than 1 MiB behind pauses reading (the upstream is held back by TCP, not buffered). No proxies, redirects, cookies or
 compression: upstreams are APIs called directly, and the gateway asks for identity bodies.
 
 Timeouts (`HTTPRequest.timeout_s`): for a whole exchange, the time from sending to the last byte; for
@@ -41,6 +42,7 @@ from architect.gateway.providers.transport import (
 __all__ = ["HTTP1Transport"]
 
 _Origin = tuple[str, str, int]  # scheme, host, port
+_STREAM_BUFFER = 1 << 20  # bytes of a stream read ahead of its reader before reading pauses
 
 
 class _Target:
@@ -64,6 +66,7 @@ class _Exchange:
 
     __slots__ = (
         "body",
+        "buffered",
         "complete",
         "error",
         "framed",
@@ -81,6 +84,7 @@ class _Exchange:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
+        self.buffered = 0  # bytes in `body` (streams)
         self.headers_done = False
         self.complete = False
         self.framed = False  # Content-Length or chunked: the end is known without the connection's end
@@ -113,6 +117,7 @@ class _Connection(asyncio.Protocol):
         self.ex: _Exchange | None = None
         self.closed = False
         self.used = 0  # requests sent on it
+        self.paused = False  # reading paused: a stream's reader is behind
         self._skip = False  # inside a 1xx interim response
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
@@ -145,13 +150,15 @@ class _Connection(asyncio.Protocol):
             ex.last = self.loop.time()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except Exception as exc:  # httptools.HttpParserError and its kind, e.g. an upgrade
             ex.fail(ReadError(f"invalid HTTP response from upstream: {exc}"))
             self.abort()
 
     # -- parser callbacks ---------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._skip = False
+        if self.ex is None:  # more than the one response asked for: never reuse this connection
+            self.abort()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.ex
@@ -178,6 +185,10 @@ class _Connection(asyncio.Protocol):
         if ex is not None:
             ex.body.append(body)
             if ex.stream:
+                ex.buffered += len(body)
+                if ex.buffered > _STREAM_BUFFER and not self.paused:
+                    self.paused = True  # the reader is behind: stop reading until it catches up
+                    self.transport.pause_reading()  # type: ignore[union-attr]
                 ex.wake()
 
     def on_message_complete(self) -> None:
@@ -190,6 +201,9 @@ class _Connection(asyncio.Protocol):
         self.ex = None
         ex.complete = True
         ex.wake()
+        if self.paused:  # the rest had arrived already: the connection reads again for the next one
+            self.paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
         if self.parser.should_keep_alive() and not self.closed:
             self.pool.release(self)
         else:
@@ -474,6 +488,12 @@ class _StreamReader:
                     body = ex.body
                     out = body[0] if len(body) == 1 else b"".join(body)
                     body.clear()
+                    ex.buffered = 0
+                    conn = self.conn
+                    if conn.paused and conn.ex is ex:
+                        conn.paused = False
+                        ex.last = conn.loop.time()
+                        conn.transport.resume_reading()  # type: ignore[union-attr]
                     yield out
                     continue
                 if ex.error is not None:
