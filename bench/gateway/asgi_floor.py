@@ -1,5 +1,5 @@
 """The floor of Architect's own stack: a feature-less raw ASGI proxy on uvicorn (httptools, uvloop)
-with one pooled aiohttp client, run with the same server settings as `architect serve`.
+with Architect's upstream client (`HTTP1Transport`), run with the same server settings as `architect serve`.
 
     python bench/gateway/asgi_floor.py PORT UPSTREAM_BASE_URL     (e.g. http://127.0.0.1:18080)
 
@@ -11,20 +11,20 @@ import gc
 import sys
 from typing import Any
 
-import aiohttp
 import uvicorn
 
+from architect.gateway.providers.http1 import HTTP1Transport
+from architect.gateway.providers.transport import HTTPRequest
+
 PORT, UPSTREAM = int(sys.argv[1]), sys.argv[2].rstrip("/")
-TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-state: dict[str, aiohttp.ClientSession] = {}
+client = HTTP1Transport()
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
-            state["client"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             await send({"type": "lifespan.startup.complete"})
-        await state["client"].close()
+        await client.aclose()
         await send({"type": "lifespan.shutdown.complete"})
         return
     body = b""
@@ -34,19 +34,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not msg.get("more_body"):
             break
     headers = {"content-type": "application/json"}
-    async with state["client"].post(
-        UPSTREAM + scope["path"], data=body, headers=headers, timeout=TIMEOUT
-    ) as up:
-        ctype = up.headers.get("content-type", "application/json").encode()
-        if ctype.startswith(b"text/event-stream"):
-            await send(
-                {"type": "http.response.start", "status": up.status, "headers": [(b"content-type", ctype)]}
-            )
-            async for chunk in up.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        data = await up.read()
+    stream = b'"stream":true' in body.replace(b" ", b"")
+    up = await client.send(HTTPRequest("POST", UPSTREAM + scope["path"], headers, body, 60.0, stream))
+    ctype = up.headers.get("content-type", "application/json").encode()
+    if ctype.startswith(b"text/event-stream"):
+        await send(
+            {"type": "http.response.start", "status": up.status, "headers": [(b"content-type", ctype)]}
+        )
+        async for chunk in up.iter_chunks():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    data = await up.read()
     head = [(b"content-type", ctype), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": up.status, "headers": head})
     await send({"type": "http.response.body", "body": data})
