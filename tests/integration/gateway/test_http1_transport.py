@@ -79,6 +79,20 @@ def post(url: str, *, stream: bool = False, timeout: float = 5.0) -> HTTPRequest
     )
 
 
+def answers_once(raw: bytes, *, then_wait: bool = False) -> Handler:
+    """A handler that reads one request and sends `raw` (then, with `then_wait`, waits for the client
+    to go away instead of closing)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
+        await srv.read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+        if then_wait:
+            await srv.read_request(reader)
+
+    return handler
+
+
 async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
     while await srv.read_request(reader):
         writer.write(OK)
@@ -125,11 +139,7 @@ async def test_chunked_stream_arrives_as_it_is_sent_and_the_connection_is_reused
 
 
 async def test_a_body_framed_by_the_connection_end_is_read_whole() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
-        await srv.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
-        await writer.drain()
-
+    handler = answers_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
     async with Server(handler) as srv:
         t = HTTP1Transport()
         assert await (await t.send(post(srv.url))).read() == b"until the end"
@@ -209,10 +219,7 @@ async def test_closing_a_stream_early_aborts_it_and_the_next_call_uses_a_new_con
 
 
 async def test_a_connection_broken_mid_body_is_a_read_error_and_before_headers_a_connect_error() -> None:
-    async def mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
-        await srv.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
-        await writer.drain()
+    mid_body = answers_once(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
 
     async def no_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
         await srv.read_request(reader)
@@ -276,13 +283,7 @@ async def test_bad_input_is_refused_before_anything_is_sent() -> None:
 
 
 async def test_an_invalid_response_is_a_read_error() -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
-        await srv.read_request(reader)
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
-        await srv.read_request(reader)
-
-    async with Server(garbage) as srv:
+    async with Server(answers_once(b"NOT HTTP AT ALL\r\n\r\n", then_wait=True)) as srv:
         t = HTTP1Transport()
         with pytest.raises(ReadError, match="invalid HTTP response"):
             await t.send(post(srv.url))

@@ -396,6 +396,7 @@ class HTTP1Transport:
                     raise ReadError("upstream response ended before its headers")
                 await reader.wait()
         except BaseException:
+            reader.close()  # its gap timer too
             conn.abort()
             raise
         return HTTPResponse(ex.status, ex.headers, reader.chunks(), reader.close, reader.read_all)
