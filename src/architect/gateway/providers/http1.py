@@ -379,8 +379,8 @@ class HTTP1Transport:
         if ex.error is not None:
             conn.abort()
             raise ex.error
-        body = ex.body[0] if len(ex.body) == 1 else b"".join(ex.body)
-        return HTTPResponse(ex.status, ex.headers, _Once(body), None, _Once(body).read)
+        once = _Once(ex.body[0] if len(ex.body) == 1 else b"".join(ex.body))
+        return HTTPResponse(ex.status, ex.headers, once, None, once.read)
 
     async def _open_stream(
         self, conn: _Connection, ex: _Exchange, data: bytes, timeout: float
@@ -389,11 +389,9 @@ class HTTP1Transport:
         try:
             conn.start(ex, data)
             await reader.wait()
-            while not ex.headers_done:
+            while not ex.headers_done:  # an exchange completes only after its headers, or fails
                 if ex.error is not None:
                     raise ex.error
-                if ex.complete:
-                    raise ReadError("upstream response ended before its headers")
                 await reader.wait()
         except BaseException:
             reader.close()  # its gap timer too
