@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -17,7 +17,20 @@ from architect.gateway.app import GatewayApp, create_app
 from architect.gateway.runtime import Runtime
 from architect.store import Store, open_store
 
-__all__ = ["LiveServer", "free_port", "make_config", "stub_config"]
+__all__ = ["LiveServer", "free_port", "make_config", "stub_config", "wait_until"]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> object:
+    """Poll `predicate` until it returns a truthy value (returned) or `timeout` seconds pass
+    (AssertionError). Replaces fixed sleeps: a test waits as long as the condition needs, no longer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
 
 
 def free_port() -> int:
