@@ -7,6 +7,7 @@ and what was expected. The fields are documented in docs/configuration.md.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -154,6 +155,21 @@ class LoginConfig(_Model):
         ge=1,
         description="failed logins per presented key prefix (its first 12 characters); then 429",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies in front of the server: for a request from one,"
+        " the client is the right-most X-Forwarded-For address that is not a trusted proxy",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for i, text in enumerate(v):
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies[{i}]: not an IP address or network: {text!r}") from None
+        return v
 
 
 class SessionsConfig(_Model):

@@ -29,7 +29,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "LoginThrottle",
     "LoginTokens",
     "address_bucket",
+    "client_address",
     "key_prefix",
 ]
 
@@ -53,6 +54,30 @@ def key_prefix(key: str) -> str:
     """What of a presented key may be kept: its public prefix, never more than half of it, printable."""
     shown = key[: min(VISIBLE_CHARS, len(key) // 2)]
     return "".join(c if c.isascii() and c.isprintable() else "?" for c in shown)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
+    """The client's address: the connection's peer, or, when the peer is a trusted proxy, the
+    right-most X-Forwarded-For address that is not a trusted proxy (the ones left of it could be
+    written by the client)."""
+
+    def is_trusted(host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if peer is None or not forwarded_for or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
 
 
 def address_bucket(host: str | None) -> str:
@@ -258,7 +283,12 @@ class LoginGuard:
         )
         self.audit = AuditThrottle(window_s=config.window_s)
         self.tokens = LoginTokens()
+        self.trusted = [ipaddress.ip_network(t, strict=False) for t in config.trusted_proxies]
         self._write = write
+
+    def address(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The name failures of this request are counted against (see `client_address`, `address_bucket`)."""
+        return address_bucket(client_address(peer, forwarded_for, self.trusted))
 
     def retry_after(self, address: str, prefix: str) -> float | None:
         return self.throttle.retry_after(address, prefix)

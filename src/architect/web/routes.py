@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from architect.access.auth import SESSION_COOKIE, Principal, Session, SessionLimitReached
 from architect.access.hooks import login_guard
 from architect.access.keys import hash_secret
-from architect.access.login import address_bucket, key_prefix
+from architect.access.login import key_prefix
 from architect.errors import AuthenticationFailed
 
 __all__ = ["PAGES", "routes"]
@@ -202,7 +202,8 @@ def routes(runtime: Any) -> list[BaseRoute]:
         if not guard.tokens.valid(form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE) or ""):
             return await login_get(request, "The form expired; please try again.", 403)
         key = form.get("key", "").strip()
-        address, prefix = address_bucket(request.client.host if request.client else None), key_prefix(key)
+        peer = request.client.host if request.client else None
+        address, prefix = guard.address(peer, request.headers.get("x-forwarded-for")), key_prefix(key)
         wait = guard.retry_after(address, prefix)
         if wait is not None:  # refused unseen, a correct key too: otherwise the limit would not stop guessing
             await guard.failed(address, prefix, limited=True)

@@ -128,7 +128,9 @@ def test_a_session_ends_when_its_key_expires(server: LiveServer) -> None:
         assert c.get("/ui/keys").status_code == 303
 
 
-def test_wrong_logins_are_limited_a_correct_key_too_then_it_works_after_the_window(server: LiveServer) -> None:
+def test_wrong_logins_are_limited_a_correct_key_too_then_it_works_after_the_window(
+    server: LiveServer,
+) -> None:
     from architect.access.hooks import login_guard
 
     guard = login_guard(server.runtime)
@@ -141,7 +143,9 @@ def test_wrong_logins_are_limited_a_correct_key_too_then_it_works_after_the_wind
         assert all("That key was not accepted." in r.text for r in answers[:10])
         limited = answers[-1]
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        assert re.search(r"Too many failed logins\. Try again in \d+ s \(at \d\d:\d\d:\d\d UTC\)", limited.text)
+        assert re.search(
+            r"Too many failed logins\. Try again in \d+ s \(at \d\d:\d\d:\d\d UTC\)", limited.text
+        )
         refused = login(c, ADMIN)  # the right key is refused while the limit holds
         assert refused.status_code == 429 and "architect_session" not in c.cookies
         clock.now += 61
@@ -176,7 +180,9 @@ def test_a_client_chosen_login_csrf_value_is_refused(server: LiveServer) -> None
     with httpx.Client(base_url=server.url) as c:
         chosen = "my-own-token"
         r = c.post(
-            "/ui/login", data={"csrf": chosen, "key": ADMIN}, headers={"cookie": f"architect_login_csrf={chosen}"}
+            "/ui/login",
+            data={"csrf": chosen, "key": ADMIN},
+            headers={"cookie": f"architect_login_csrf={chosen}"},
         )
         assert r.status_code == 403 and "architect_session" not in r.headers.get("set-cookie", "")
         for changed, status in ((lambda t: t + "x", 403), (lambda t: t, 303)):

@@ -3,7 +3,20 @@ bounded memory, throttled audit rows that never hold a key, and server-issued CS
 
 from __future__ import annotations
 
-from architect.access.login import AuditThrottle, LoginThrottle, LoginTokens, address_bucket, key_prefix
+import ipaddress
+
+import pytest
+
+from architect.access.login import (
+    AuditThrottle,
+    LoginThrottle,
+    LoginTokens,
+    address_bucket,
+    client_address,
+    key_prefix,
+)
+from architect.config import parse_config
+from architect.errors import ConfigError
 
 SECRET = "sk-arch-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg"
 
@@ -24,7 +37,9 @@ def test_failures_are_limited_per_address_in_a_sliding_window() -> None:
         t.failed("10.0.0.1", f"guess{i}")
         clock.now += 1
     wait = t.retry_after("10.0.0.1", "anything")  # a correct key is refused too: it is never looked at
-    assert wait is not None and abs(wait - 50) < 1e-9  # now 1010; the first failure (at 1000) leaves the window at 1060
+    assert (
+        wait is not None and abs(wait - 50) < 1e-9
+    )  # now 1010; the first failure (at 1000) leaves the window at 1060
     assert t.retry_after("10.0.0.2", "anything") is None  # another address is not affected
     clock.now = 1060.0
     assert t.retry_after("10.0.0.1", "anything") is None  # one failure left the window: one more try
@@ -65,10 +80,35 @@ def test_what_is_kept_of_a_key_is_its_public_prefix_never_the_whole_key() -> Non
 
 def test_addresses_are_counted_per_ipv4_address_and_per_ipv6_64() -> None:
     assert address_bucket("192.0.2.7") == "192.0.2.7"
-    assert address_bucket("2001:db8:1:2:aaaa::1") == address_bucket("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert (
+        address_bucket("2001:db8:1:2:aaaa::1")
+        == address_bucket("2001:db8:1:2:bbbb::9")
+        == "2001:db8:1:2::/64"
+    )
     assert address_bucket("2001:db8:1:3::1") != address_bucket("2001:db8:1:2::1")
     assert address_bucket("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_bucket(None) == "unknown"
+
+
+def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() -> None:
+    proxies = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
+    assert client_address("192.0.2.7", "198.51.100.1", proxies) == "192.0.2.7"  # not a proxy: ignored
+    assert client_address("10.1.2.3", "198.51.100.1", proxies) == "198.51.100.1"
+    # the client may send its own header: only the right-most untrusted hop counts
+    assert client_address("10.1.2.3", "6.6.6.6, 198.51.100.1, 10.9.9.9", proxies) == "198.51.100.1"
+    assert client_address("::1", None, proxies) == "::1"
+    assert client_address("192.0.2.7", "198.51.100.1", []) == "192.0.2.7"
+    cfg = parse_config({"auth": {"login": {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]}}})
+    assert cfg.auth.login.trusted_proxies == ["127.0.0.1", "10.0.0.0/8"]
+    with pytest.raises(ConfigError, match=r"auth\.login\.trusted_proxies.*not an IP address or network"):
+        parse_config({"auth": {"login": {"trusted_proxies": ["proxy.example"]}}})
+
+
+def test_the_admin_key_from_the_environment_keeps_the_login_and_session_settings() -> None:
+    data = {"auth": {"login": {"failures_per_address": 3}, "sessions": {"per_key": 2}}}
+    cfg = parse_config(data, env={"ARCHITECT_ADMIN_KEY": "sk-from-env"})
+    assert cfg.auth.admin_key == "sk-from-env"
+    assert cfg.auth.login.failures_per_address == 3 and cfg.auth.sessions.per_key == 2
 
 
 def test_failed_logins_are_audited_first_one_by_one_then_summed_up() -> None:

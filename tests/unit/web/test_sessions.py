@@ -38,7 +38,10 @@ class FakeStates:
     """key id -> standing, as the access store would answer; counts the checks."""
 
     def __init__(self) -> None:
-        self.standing: dict[str, KeyStanding | None] = {"k1": KeyStanding(KEY, CRED), "k2": KeyStanding(OTHER, "h2")}
+        self.standing: dict[str, KeyStanding | None] = {
+            "k1": KeyStanding(KEY, CRED),
+            "k2": KeyStanding(OTHER, "h2"),
+        }
         self.calls: list[str] = []
 
     async def __call__(self, key_id: str) -> KeyStanding | None:
@@ -174,7 +177,14 @@ class Repo:
 
 
 def _row(**changes: Any) -> dict[str, Any]:
-    row = {"id": "k1", "name": "team", "secret_hash": CRED, "revoked_at": None, "expires_at": None, "tags": {}}
+    row = {
+        "id": "k1",
+        "name": "team",
+        "secret_hash": CRED,
+        "revoked_at": None,
+        "expires_at": None,
+        "tags": {},
+    }
     return row | changes
 
 
