@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 from architect.access.keys import principal_for
 from architect.access.sessions import KeyStanding
@@ -21,7 +20,7 @@ from architect.store.access import AccessRepo
 
 __all__ = ["KeyStates"]
 
-Row = dict[str, Any] | None
+Entry = tuple[KeyStanding | None, float | None]  # (None: gone or revoked, the key's expiry)
 
 
 class KeyStates:
@@ -39,25 +38,23 @@ class KeyStates:
         self.repo = repo
         self.ttl_s, self.max_entries = ttl_s, max_entries
         self.clock, self.wall = clock, wall
-        self._rows: OrderedDict[str, tuple[float, Row]] = OrderedDict()
-        self._reading: dict[str, asyncio.Task[Row]] = {}
+        self._rows: OrderedDict[str, tuple[float, Entry]] = OrderedDict()  # key id -> (read at, entry)
+        self._reading: dict[str, asyncio.Task[Entry]] = {}
 
     def invalidate(self, key_id: str | None = None) -> None:
-        """Forget one key's row (or all): the next check reads the store."""
+        """Forget one key's entry (or all): the next check reads the store."""
         if key_id is None:
             self._rows.clear()
         else:
             self._rows.pop(key_id, None)
 
     async def __call__(self, key_id: str) -> KeyStanding | None:
-        row = await self._row(key_id)
-        if row is None or row.get("revoked_at") is not None:
+        standing, expires_at = await self._entry(key_id)
+        if expires_at is not None and expires_at <= self.wall():
             return None
-        if row.get("expires_at") is not None and row["expires_at"] <= self.wall():
-            return None
-        return KeyStanding(principal_for(row), str(row["secret_hash"]))
+        return standing
 
-    async def _row(self, key_id: str) -> Row:
+    async def _entry(self, key_id: str) -> Entry:
         hit = self._rows.get(key_id)
         if hit is not None and self.clock() - hit[0] < self.ttl_s:
             return hit[1]
@@ -68,16 +65,19 @@ class KeyStates:
             task.add_done_callback(lambda t: self._done(key_id, t))
         return await asyncio.shield(task)
 
-    async def _read(self, key_id: str) -> Row:
+    async def _read(self, key_id: str) -> Entry:
         started = self.clock()
         row = await asyncio.to_thread(self.repo.get_key, key_id)
-        self._rows[key_id] = (started, row)
+        entry: Entry = (None, None)
+        if row is not None and row.get("revoked_at") is None:
+            entry = (KeyStanding(principal_for(row), str(row["secret_hash"])), row.get("expires_at"))
+        self._rows[key_id] = (started, entry)
         self._rows.move_to_end(key_id)
         while len(self._rows) > self.max_entries:
             self._rows.popitem(last=False)
-        return row
+        return entry
 
-    def _done(self, key_id: str, task: asyncio.Task[Row]) -> None:
+    def _done(self, key_id: str, task: asyncio.Task[Entry]) -> None:
         if self._reading.get(key_id) is task:
             del self._reading[key_id]
         if not task.cancelled():
