@@ -7,6 +7,7 @@ and what was expected. The fields are documented in docs/configuration.md.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -26,11 +27,13 @@ __all__ = [
     "DeploymentConfig",
     "LedgerConfig",
     "LimitsConfig",
+    "LoginConfig",
     "ModelGroupConfig",
     "PriceConfig",
     "ProviderConfig",
     "RetryConfig",
     "ServerConfig",
+    "SessionsConfig",
     "SimulationConfig",
     "default_database_url",
     "load_config",
@@ -136,8 +139,60 @@ class ServerConfig(_Model):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
+class LoginConfig(_Model):
+    """Throttling of the dashboard login (POST /ui/login): failed attempts allowed per sliding window."""
+
+    window_s: float = Field(
+        default=60.0, gt=0, le=86400, description="the sliding window failures are counted in"
+    )
+    failures_per_address: int = Field(
+        default=10,
+        ge=1,
+        description="failed logins per client address (IPv6: per /64) in the window; then 429",
+    )
+    failures_per_key: int = Field(
+        default=5,
+        ge=1,
+        description="failed logins per presented key prefix (its first 12 characters); then 429",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies in front of the server: for a request from one,"
+        " the client is the right-most X-Forwarded-For address that is not a trusted proxy",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for i, text in enumerate(v):
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies[{i}]: not an IP address or network: {text!r}") from None
+        return v
+
+
+class SessionsConfig(_Model):
+    """Dashboard sessions (in the memory of one process)."""
+
+    idle_s: float = Field(default=3600.0, gt=0, description="a session unused this long ends")
+    max_age_s: float = Field(default=12 * 3600.0, gt=0, description="a session ends this long after login")
+    per_key: int = Field(
+        default=20,
+        ge=1,
+        description="sessions per key; a new login beyond it ends that key's least recently used one",
+    )
+    max: int = Field(
+        default=10_000,
+        ge=1,
+        description="sessions in all; beyond it expired ones go, else the login gets 503",
+    )
+
+
 class AuthConfig(_Model):
     admin_key: str | None = Field(default=None, repr=False)
+    login: LoginConfig = Field(default_factory=LoginConfig, description="dashboard login throttling")
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig, description="dashboard session limits")
 
 
 class LedgerConfig(_Model):
@@ -179,7 +234,10 @@ class Config(_Model):
     baseline: str | None = None
     models: list[ModelGroupConfig] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
-    auth: AuthConfig = Field(default_factory=AuthConfig)
+    auth: AuthConfig = Field(
+        default_factory=AuthConfig,
+        description="the admin key (prefer the ARCHITECT_ADMIN_KEY environment variable), dashboard login and sessions",
+    )
     database_url: str | None = None
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -285,7 +343,7 @@ def parse_config(data: Any, *, source: str = "<config>", env: dict[str, str] | N
     admin = env.get("ARCHITECT_ADMIN_KEY")
     db = env.get("ARCHITECT_DATABASE_URL")
     if admin:
-        cfg = cfg.model_copy(update={"auth": AuthConfig(admin_key=admin)})
+        cfg = cfg.model_copy(update={"auth": cfg.auth.model_copy(update={"admin_key": admin})})
     if db:
         cfg = cfg.model_copy(update={"database_url": db})
     return cfg

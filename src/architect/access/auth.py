@@ -5,21 +5,33 @@ Dashboard sessions (`Sessions`): logging in at /ui with a key creates a server-s
 browser holds only its random id in an HttpOnly, SameSite=Strict cookie. A request authenticates with
 a session only when it carries both that cookie AND `Authorization: Session <csrf token>` (the token
 is per session and shown only to pages of that session), so a cross-site form or link, which cannot
-set the header, can never act with a session. The key itself is never kept."""
+set the header, can never act with a session. The key itself is never kept.
+
+A session opened with a virtual key is checked against the key on every request (`key_states`, set by
+the access domain: the key's row cached at most 1 s): once the key is revoked, expired, deleted or
+rotated, by any process sharing the store, its sessions end. Sessions of the admin key and of the
+anonymous operator have no key row; they end with the process (sessions live in its memory)."""
 
 from __future__ import annotations
 
 import hmac
-import secrets
-import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from architect.access.sessions import KeyStanding, Session, SessionLimitReached, Sessions
 from architect.errors import AuthenticationFailed
 
-__all__ = ["ANONYMOUS", "SESSION_COOKIE", "Authenticator", "Principal", "Session", "Sessions"]
+__all__ = [
+    "ANONYMOUS",
+    "SESSION_COOKIE",
+    "Authenticator",
+    "KeyStanding",
+    "Principal",
+    "Session",
+    "SessionLimitReached",
+    "Sessions",
+]
 
 SESSION_COOKIE = "architect_session"
 
@@ -52,73 +64,6 @@ def bearer(header: str | None) -> str | None:
     return token.strip()
 
 
-@dataclass(slots=True)
-class Session:
-    id: str
-    csrf: str
-    principal: Principal
-    created: float
-    last_seen: float
-
-
-class Sessions:
-    """Server-side dashboard sessions in memory: id -> principal, with idle and absolute expiry."""
-
-    def __init__(self, idle_s: float = 3600.0, max_age_s: float = 12 * 3600.0, limit: int = 10_000) -> None:
-        self.idle_s, self.max_age_s, self.limit = idle_s, max_age_s, limit
-        self._by_id: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def create(self, principal: Principal) -> Session:
-        now = time.time()
-        s = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), principal, now, now)
-        with self._lock:
-            self._expire(now)
-            if len(self._by_id) >= self.limit:  # drop the oldest rather than grow without bound
-                oldest = min(self._by_id.values(), key=lambda x: x.last_seen)
-                del self._by_id[oldest.id]
-            self._by_id[s.id] = s
-        return s
-
-    def get(self, session_id: str | None) -> Session | None:
-        if not session_id:
-            return None
-        now = time.time()
-        with self._lock:
-            s = self._by_id.get(session_id)
-            if s is None:
-                return None
-            if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s:
-                del self._by_id[session_id]
-                return None
-            s.last_seen = now
-            return s
-
-    def drop(self, session_id: str | None) -> None:
-        with self._lock:
-            self._by_id.pop(session_id or "", None)
-
-    def drop_key(self, key_id: str) -> int:
-        """End every session of a virtual key (call it when the key is revoked)."""
-        with self._lock:
-            gone = [sid for sid, s in self._by_id.items() if s.principal.key_id == key_id]
-            for sid in gone:
-                del self._by_id[sid]
-        return len(gone)
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def _expire(self, now: float) -> None:
-        dead = [
-            sid
-            for sid, s in self._by_id.items()
-            if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s
-        ]
-        for sid in dead:
-            del self._by_id[sid]
-
-
 def _session_token(header: str | None) -> str | None:
     if not header:
         return None
@@ -132,10 +77,43 @@ class Authenticator:
     `key_resolver` (set by the access domain) maps a presented secret to a Principal or None.
     """
 
-    def __init__(self, admin_key: str | None, key_resolver: Any = None) -> None:
+    def __init__(
+        self,
+        admin_key: str | None,
+        key_resolver: Any = None,
+        *,
+        sessions: Sessions | None = None,
+        key_states: Callable[[str], Awaitable[KeyStanding | None]] | None = None,
+    ) -> None:
         self._admin = admin_key.encode() if admin_key else None
         self.key_resolver = key_resolver
-        self.sessions = Sessions()
+        self.sessions = sessions if sessions is not None else Sessions()
+        self.key_states = key_states  # key id -> its standing now; without it key sessions are refused
+
+    async def session(self, session_id: str | None, csrf: str | None = None) -> Session | None:
+        """The live session with this id (and, when given, this CSRF token) whose key still stands.
+
+        A session of a virtual key takes the key's current principal; it ends when the key is gone,
+        revoked or expired (every session of the key then ends) or its secret was rotated."""
+        s = self.sessions.get(session_id)
+        if s is None:
+            return None
+        if csrf is not None and not hmac.compare_digest(csrf.encode(), s.csrf.encode()):
+            return None
+        key_id = s.principal.key_id
+        if s.principal.kind != "key" or key_id is None:
+            return s
+        standing = await self.key_states(key_id) if self.key_states is not None else None
+        if standing is None:
+            self.sessions.drop_key(key_id)
+            return None
+        if s.credential is None or not hmac.compare_digest(
+            standing.credential.encode(), s.credential.encode()
+        ):
+            self.sessions.drop(s.id)
+            return None
+        s.principal = standing.principal
+        return s
 
     @property
     def open_mode(self) -> bool:
@@ -146,8 +124,8 @@ class Authenticator:
     ) -> Principal:
         csrf = _session_token(authorization)
         if csrf is not None:
-            s = self.sessions.get(cookies.get(SESSION_COOKIE)) if cookies else None
-            if s is None or not hmac.compare_digest(csrf.encode(), s.csrf.encode()):
+            s = await self.session(cookies.get(SESSION_COOKIE), csrf) if cookies else None
+            if s is None:
                 raise AuthenticationFailed("the dashboard session has expired or is invalid; log in again")
             return s.principal
         token = bearer(authorization)

@@ -1,5 +1,6 @@
-"""Wires the access domain into a running gateway: the key resolver of the authenticator, per-key
-limits, budgets (and the `budgets_active` flag, refreshed every second)."""
+"""Wires the access domain into a running gateway: the key resolver of the authenticator, the check
+of dashboard sessions against their keys, the dashboard login guard, per-key limits, budgets (and the
+`budgets_active` flag, refreshed every second)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 
 from architect.access.budgets import BudgetGuard
 from architect.access.keys import KeyResolver, KeyService
+from architect.access.keystate import KeyStates
 from architect.access.limits import KeyLimiter
+from architect.access.login import AuditRow, LoginGuard
 
-__all__ = ["AccessDomain", "install", "uninstall"]
+__all__ = ["AccessDomain", "install", "login_guard", "uninstall"]
 
 log = logging.getLogger("architect.access")
 
@@ -49,12 +52,33 @@ async def _refresh_loop(runtime: Any, domain: AccessDomain, every_s: float) -> N
             log.exception("refreshing budgets failed")
 
 
+def login_guard(runtime: Any) -> LoginGuard:
+    """The dashboard login guard of this runtime (made on first use), auditing to the access store."""
+    guard: LoginGuard | None = runtime.extensions.get("login")
+    if guard is None:
+        repo = runtime.store.access
+
+        async def write(row: AuditRow) -> None:
+            await asyncio.to_thread(repo.add_audit, row.actor, row.action, row.target, None, row.after)
+
+        guard = runtime.extensions["login"] = LoginGuard(runtime.config.auth.login, write)
+    return guard
+
+
+async def _login_audit_loop(guard: LoginGuard) -> None:
+    while True:
+        await asyncio.sleep(guard.config.window_s)
+        await guard.flush()
+
+
 async def install(runtime: Any) -> None:
     repo = runtime.store.access
     resolver = KeyResolver(repo)
     guard = BudgetGuard(repo, notify=lambda ev: _notify(runtime, ev))
     domain = AccessDomain(KeyService(repo), guard, resolver)
     runtime.auth.key_resolver = resolver
+    runtime.auth.key_states = KeyStates(repo)
+    runtime.spawn(_login_audit_loop(login_guard(runtime)))
     runtime.hooks.key_limits = KeyLimiter()
     runtime.hooks.budgets = guard
     await domain.budgets_changed(runtime)
@@ -63,6 +87,9 @@ async def install(runtime: Any) -> None:
 
 
 async def uninstall(runtime: Any) -> None:
+    login = runtime.extensions.get("login")
+    if login is not None:
+        await login.flush(force=True)
     domain = runtime.extensions.get("access")
     if domain is not None:
         await domain.budgets.drain()

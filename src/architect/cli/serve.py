@@ -107,7 +107,7 @@ def serve(
         lifespan="on",
         loop="uvloop" if os.name != "nt" else "asyncio",
         http="httptools",
-        proxy_headers=False,  # nothing reads the client address; spares a middleware per request
+        proxy_headers=False,  # spares a middleware per request; see auth.login.trusted_proxies
         server_header=False,  # no `server: uvicorn` on every response (less to send, less to advertise)
         timeout_graceful_shutdown=30,
     )

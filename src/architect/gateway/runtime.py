@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from architect._optional import optional_module
-from architect.access.auth import Authenticator
+from architect.access.auth import Authenticator, Sessions
 from architect.config import Config
 from architect.events import EventBus
 from architect.gateway.hooks import Hooks
@@ -49,7 +49,7 @@ class Runtime:
             flush_interval_ms=config.ledger.flush_interval_ms,
             thread_nice=config.ledger.writer_nice,
         )
-        self.auth = Authenticator(config.auth.admin_key)
+        self.auth = Authenticator(config.auth.admin_key, sessions=Sessions.from_config(config.auth.sessions))
         self.hooks = Hooks()
         self.pipeline = Pipeline(config, self.router, self.ledger, self.events, self.hooks)
         self.started_at = time.time()

@@ -3,13 +3,16 @@
 Pages are one HTML shell each (navigation, the session's CSRF token in a `<meta>`) plus a
 hand-written script under `static/pages/`; all data comes from `/api/v1` in the browser, which
 authenticates with the session cookie together with `Authorization: Session <csrf>` (see
-`architect.access.auth`). State-changing forms served here (login, logout) check a CSRF token too.
+`architect.access.auth`). State-changing forms served here (login, logout) check a CSRF token too:
+the login form's is issued and verified by the server (`architect.access.login`), which also limits
+failed logins per client address and per key prefix (429 with Retry-After) and audits them.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
+import math
+import time
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from architect.access.auth import SESSION_COOKIE, Principal, Session
+from architect.access.auth import SESSION_COOKIE, Principal, Session, SessionLimitReached
+from architect.access.hooks import login_guard
+from architect.access.keys import hash_secret
+from architect.access.login import key_prefix
 from architect.errors import AuthenticationFailed
 
 __all__ = ["PAGES", "routes"]
@@ -162,8 +168,8 @@ async def _form(request: Request) -> dict[str, str]:
 def routes(runtime: Any) -> list[BaseRoute]:
     auth = runtime.auth
 
-    def session_of(request: Request) -> Session | None:
-        s: Session | None = auth.sessions.get(request.cookies.get(SESSION_COOKIE))
+    async def session_of(request: Request) -> Session | None:
+        s: Session | None = await auth.session(request.cookies.get(SESSION_COOKIE))
         return s
 
     def set_session(resp: Response, request: Request, s: Session) -> None:
@@ -175,10 +181,13 @@ def routes(runtime: Any) -> list[BaseRoute]:
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui/overview", status_code=303)
 
-    async def login_get(request: Request, error: str | None = None, status: int = 200) -> Response:
-        token = secrets.token_urlsafe(24)
+    async def login_get(
+        request: Request, error: str | None = None, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        token = login_guard(runtime).tokens.issue()
         next_url = _safe_next(request.query_params.get("next"))
         resp = _html(_login_page(next_url, token, error, auth.open_mode), status)
+        resp.headers.update(headers or {})
         resp.set_cookie(
             LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/ui/login",
             max_age=3600,
@@ -188,23 +197,38 @@ def routes(runtime: Any) -> list[BaseRoute]:
     async def login(request: Request) -> Response:
         if request.method == "GET":
             return await login_get(request)
+        guard = login_guard(runtime)
         form = await _form(request)
-        expected = request.cookies.get(LOGIN_COOKIE) or ""
-        if not expected or not hmac.compare_digest(form.get("csrf", "").encode(), expected.encode()):
+        if not guard.tokens.valid(form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE) or ""):
             return await login_get(request, "The form expired; please try again.", 403)
         key = form.get("key", "").strip()
+        peer = request.client.host if request.client else None
+        address, prefix = guard.address(peer, request.headers.get("x-forwarded-for")), key_prefix(key)
+        wait = guard.retry_after(address, prefix)
+        if wait is not None:  # refused unseen, a correct key too: otherwise the limit would not stop guessing
+            await guard.failed(address, prefix, limited=True)
+            seconds = math.ceil(wait)
+            at = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + seconds))
+            msg = f"Too many failed logins. Try again in {seconds} s (at {at})."
+            return await login_get(request, msg, 429, {"retry-after": str(seconds)})
         try:
             principal: Principal = await auth.authenticate(f"Bearer {key}" if key else None)
         except AuthenticationFailed:
+            await guard.failed(address, prefix, limited=False)
             return await login_get(request, "That key was not accepted.")  # the form again, not an HTTP error
-        s = auth.sessions.create(principal)
+        try:
+            s = auth.sessions.create(
+                principal, credential=hash_secret(key) if principal.kind == "key" else None
+            )
+        except SessionLimitReached as exc:
+            return await login_get(request, exc.message, exc.status, exc.headers)
         resp = RedirectResponse(_safe_next(form.get("next")), status_code=303)
         set_session(resp, request, s)
         resp.delete_cookie(LOGIN_COOKIE, path="/ui/login")
         return resp
 
     async def logout(request: Request) -> Response:
-        s = session_of(request)
+        s = auth.sessions.get(request.cookies.get(SESSION_COOKIE))  # any live session may log out
         form = await _form(request)
         if s is not None:
             if not hmac.compare_digest(form.get("csrf", "").encode(), s.csrf.encode()):
@@ -221,9 +245,12 @@ def routes(runtime: Any) -> list[BaseRoute]:
                 "<!doctype html><title>Not found</title><p>No such page. <a href='/ui/overview'>Overview</a>",
                 404,
             )
-        s = session_of(request)
+        s = await session_of(request)
         if s is None and auth.open_mode:  # loopback-only mode: no key exists to log in with
-            s = auth.sessions.create(await auth.authenticate(None))
+            try:
+                s = auth.sessions.create(await auth.authenticate(None))
+            except SessionLimitReached as exc:
+                return _html(f"<!doctype html><title>Busy</title><p>{escape(exc.message)}</p>", exc.status)
             resp = _html(_shell(slug, s))
             set_session(resp, request, s)
             return resp
