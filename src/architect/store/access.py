@@ -244,18 +244,18 @@ class SQLAccessRepo:
         return dict(row._mapping)
 
     def delete_budget(self, budget_id: int, *, actor: str) -> dict[str, Any]:
-        with self._engine.begin() as conn:
-            found = conn.execute(select(budgets).where(budgets.c.id == budget_id)).first()
-            if found is None:
-                raise NotFoundInStore(f"no budget with id {budget_id}")
-            row = {str(k): v for k, v in found._mapping.items()}
-            conn.execute(delete(budget_spend).where(budget_spend.c.budget_id == budget_id))
-            conn.execute(delete(budgets).where(budgets.c.id == budget_id))
-            conn.execute(
-                _audit_row(
-                    actor, "budget.delete", f"{row['scope']}:{row['target']}:{row['period']}", row, None
-                )
-            )
+        try:
+            with self._engine.begin() as conn:
+                found = conn.execute(select(budgets).where(budgets.c.id == budget_id)).first()
+                if found is None:
+                    raise NotFoundInStore(f"no budget with id {budget_id}")
+                row = {str(k): v for k, v in found._mapping.items()}
+                target = f"{row['scope']}:{row['target']}:{row['period']}"
+                conn.execute(delete(budget_spend).where(budget_spend.c.budget_id == budget_id))
+                conn.execute(delete(budgets).where(budgets.c.id == budget_id))
+                conn.execute(_audit_row(actor, "budget.delete", target, row, None))
+        except SQLAlchemyError as exc:
+            raise _err("deleting a budget", exc) from exc
         return row
 
     def list_budgets(self, now: float | None = None) -> list[dict[str, Any]]:
