@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventBus"]
+__all__ = ["Event", "EventBus", "Subscription"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +41,39 @@ class EventBus:
     def publish_threadsafe(self, loop: asyncio.AbstractEventLoop, topic: str, data: dict[str, Any]) -> None:
         loop.call_soon_threadsafe(self.publish, topic, data)
 
-    async def subscribe(self, topics: set[str] | None = None) -> AsyncIterator[Event]:
-        q: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
-        self._subs.add(q)
-        try:
-            while True:
-                ev = await q.get()
-                if topics is None or ev.topic in topics:
-                    yield ev
-        finally:
-            self._subs.discard(q)
+    def subscription(self, topics: set[str] | None = None) -> Subscription:
+        """A new subscriber, receiving every event published from now on (of `topics`, or all) until
+        it is closed."""
+        sub = Subscription(self, topics, asyncio.Queue(self._queue_size))
+        self._subs.add(sub.queue)
+        return sub
 
     @property
     def subscribers(self) -> int:
         return len(self._subs)
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One subscriber's queue on a bus. `get` is safe to time out (no event is lost by a timeout);
+    `close` unsubscribes."""
+
+    bus: EventBus
+    topics: set[str] | None
+    queue: asyncio.Queue[Event]
+
+    async def get(self, timeout: float | None = None) -> Event | None:
+        """The next event of the wanted topics, or None when `timeout` seconds pass without one."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                ev = await asyncio.wait_for(self.queue.get(), left)
+            except TimeoutError:
+                return None
+            if self.topics is None or ev.topic in self.topics:
+                return ev
+
+    def close(self) -> None:
+        self.bus._subs.discard(self.queue)

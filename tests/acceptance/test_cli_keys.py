@@ -81,3 +81,59 @@ def test_keys_local_and_remote(sqlite_url: str) -> None:
         assert ("key.create", "admin-key") in actors and ("key.rotate", "admin-key") in actors
         assert any(a["actor"].startswith("cli:") for a in audit)
     assert _cli("alerts", *db).returncode == 0
+
+
+def test_keys_create_with_project_grants(sqlite_url: str) -> None:
+    db = ["--database-url", sqlite_url]
+    r = _cli("keys", "create", "--name", "two", "--projects", "web, shop", "--json", *db)
+    assert r.returncode == 0, r.stderr
+    two = orjson.loads(r.stdout)
+    assert two["projects"] == ["shop", "web"]
+    r = _cli("keys", "create", "--name", "every", "--projects", "*", "--json", *db)
+    assert r.returncode == 0, r.stderr
+    assert orjson.loads(r.stdout)["projects"] == "*"
+    listed = _cli("keys", "list", "--json", *db)
+    assert {k["name"]: k["projects"] for k in orjson.loads(listed.stdout)["keys"]} == {
+        "two": ["shop", "web"],
+        "every": "*",
+    }
+    table = _cli("keys", "list", *db, env={"COLUMNS": "250"})
+    assert "projects" in table.stdout and "shop,web" in table.stdout
+    past = _cli("keys", "create", "--name", "old", "--expires-days", "-1", *db)
+    assert past.returncode != 0 and "expires_at" in past.stderr
+    mixed = _cli("keys", "create", "--name", "bad", "--projects", "*,shop", *db)
+    assert mixed.returncode != 0 and "projects" in mixed.stderr
+
+    admin = "cli-admin-key"
+    with StubServer() as stub:
+        cfg = stub_config(stub.url)
+        cfg["auth"] = {"admin_key": admin}
+        store = open_store(sqlite_url)
+        with LiveServer(make_config(cfg), store=store) as srv:
+            r = _cli(
+                "keys", "create", "--name", "remote", "--projects", "beta", "--json",
+                "--server", srv.url, "--key", admin,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            remote = orjson.loads(r.stdout)
+            assert remote["projects"] == ["beta"]
+            chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            h = {"authorization": f"Bearer {remote['key']}"}
+            ok = httpx.post(
+                srv.url + "/v1/chat/completions", json=chat, headers={**h, "x-architect-tags": "project=beta"}
+            )
+            assert ok.status_code == 200, ok.text
+            no = httpx.post(
+                srv.url + "/v1/chat/completions",
+                json=chat,
+                headers={**h, "x-architect-tags": "project=gamma"},
+            )
+            assert no.status_code == 403 and no.json()["error"]["code"] == "project_not_allowed"
+            past = _cli(
+                "keys", "create", "--name", "old", "--expires-days", "-1", "--server", srv.url, "--key", admin
+            )
+            assert past.returncode != 0 and "400" in past.stderr and "expires_at" in past.stderr
+        created = {
+            a["after"]["name"]: a["after"]["projects"] for a in store.access.list_audit(action="key.create")
+        }
+        assert created == {"two": ["shop", "web"], "every": "*", "remote": ["beta"]}

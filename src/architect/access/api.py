@@ -6,6 +6,7 @@ virtual key sees only its own key, its own budgets (key and project) and its own
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from architect.access.audit import actor_of
 from architect.access.auth import Principal
 from architect.access.hooks import AccessDomain
 from architect.access.keys import KeyService
+from architect.access.visibility import budget_visible
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.errors import InvalidRequest, NotFoundInStore, PermissionDenied
 
@@ -37,6 +39,11 @@ class KeyCreate(BaseModel):
     tags: dict[str, str] | None = None
     expires_at: float | None = Field(default=None, description="UNIX seconds")
     bodies: Literal["off", "hashed", "full"] | None = None
+    projects: Literal["*"] | list[str] | None = Field(
+        default=None,
+        description='projects the key may put spend on and see: a list of names or "*" for all '
+        "(the project of its default tags is always granted)",
+    )
 
 
 class BudgetSet(BaseModel):
@@ -60,11 +67,7 @@ def _domain(runtime: Any) -> AccessDomain:
 
 
 def _visible_budget(p: Principal, b: dict[str, Any]) -> bool:
-    if p.is_admin:
-        return True
-    if b["scope"] == "key":
-        return bool(b["target"] == p.key_id)
-    return p.projects is not None and bool(b["target"] in p.projects)
+    return budget_visible(p, b["scope"], b["target"])
 
 
 def _budget_out(b: dict[str, Any]) -> dict[str, Any]:
@@ -156,11 +159,9 @@ async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) 
 
 @router.delete("/budgets/{budget_id}")
 async def delete_budget(budget_id: int, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+    """Delete a budget and its spend; the deletion and its audit row are one transaction."""
     repo = runtime.store.access
-    row = await asyncio.to_thread(repo.delete_budget, budget_id)
-    await asyncio.to_thread(
-        repo.add_audit, actor_of(principal), "budget.delete", f"{row['scope']}:{row['target']}", row, None
-    )
+    await asyncio.to_thread(functools.partial(repo.delete_budget, budget_id, actor=actor_of(principal)))
     await _domain(runtime).budgets_changed(runtime)
     return {"deleted": budget_id}
 

@@ -43,7 +43,7 @@ class Principal:
     name: str | None = None
     models: frozenset[str] | None = None  # allowed model groups; None = all
     tags: Mapping[str, str] = field(default_factory=dict)  # default tags added to every call
-    projects: frozenset[str] | None = None  # projects it may see; None = all
+    projects: frozenset[str] | None = None  # projects it is granted (may tag and see); None = all
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

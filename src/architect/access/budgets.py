@@ -65,13 +65,15 @@ class BudgetGuard:
         self._loaded = time.monotonic()
 
     def applicable(self, call: Call) -> list[dict[str, Any]]:
+        """The call's key budget and the budget of the project it is tagged with (the pipeline has
+        checked that the key is granted that project, so a refusal names only budgets it may see)."""
         p = call.principal
-        projects = {v for v in (call.tags.get("project"), p.tags.get("project")) if v}
+        project = call.tags.get("project")
         return [
             b
             for b in self._budgets
             if (b["scope"] == "key" and p.key_id is not None and b["target"] == p.key_id)
-            or (b["scope"] == "project" and b["target"] in projects)
+            or (b["scope"] == "project" and project is not None and b["target"] == project)
         ]
 
     async def reserve(self, call: Call, worst_case_usd: float) -> None:

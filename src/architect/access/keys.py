@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from architect.access.auth import Principal
 from architect.errors import InvalidRequest, NotFoundInStore
+from architect.identifiers import check_identifier
 from architect.store.access import PERIODS, AccessRepo
 
 __all__ = [
@@ -28,11 +30,13 @@ __all__ = [
     "key_view",
     "new_secret",
     "parse_budget",
+    "parse_projects",
     "principal_for",
 ]
 
 SECRET_PREFIX = "sk-arch-"
 VISIBLE_CHARS = 12
+ALL_PROJECTS = "*"
 _BUDGET = re.compile(r"^\s*\$?(\d+(?:\.\d+)?)\s*(?:/\s*(day|month|total))?\s*$")
 
 
@@ -55,6 +59,38 @@ def parse_budget(text: str) -> tuple[float, str]:
     return float(m.group(1)), m.group(2) or "month"
 
 
+def parse_projects(value: str | list[str] | None) -> str | list[str] | None:
+    """The projects a key is granted, as stored: "*" (every project), a sorted list of names, or None
+    (none beyond the project of its default tags). Names are checked like every identifier."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else list(value)
+    if ALL_PROJECTS in names:
+        if len(names) > 1:
+            raise InvalidRequest('projects: "*" grants every project; give it alone', param="projects")
+        return ALL_PROJECTS
+    out: set[str] = set()
+    for name in names:
+        check_identifier(name, "projects")
+        if not name.strip() or name != name.strip() or len(name) > 200:
+            raise InvalidRequest(
+                f"projects: a project name is 1-200 characters without surrounding spaces, got {name!r}",
+                param="projects",
+            )
+        out.add(name)
+    return sorted(out) or None
+
+
+def granted_projects(row: Mapping[str, Any]) -> frozenset[str] | None:
+    """The projects a key may put spend on and see: None for every project, else its grants plus the
+    project of its default tags."""
+    grants = row.get("projects")
+    if grants == ALL_PROJECTS:
+        return None
+    bound = (row.get("tags") or {}).get("project")
+    return frozenset(grants or ()) | ({bound} if bound else frozenset())
+
+
 def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The public shape of a key: never the secret or its hash."""
     now = time.time()
@@ -72,6 +108,7 @@ def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None
         "tpm": row.get("tpm"),
         "models": row.get("models"),
         "tags": row.get("tags") or {},
+        "projects": ALL_PROJECTS if (g := granted_projects(row)) is None else sorted(g),
         "budgets": [
             {
                 "id": b["id"],
@@ -88,15 +125,13 @@ def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None
 
 
 def principal_for(row: Mapping[str, Any]) -> Principal:
-    tags = dict(row.get("tags") or {})
-    project = tags.get("project")
     return Principal(
         kind="key",
         key_id=row["id"],
         name=row["name"],
         models=frozenset(row["models"]) if row.get("models") else None,
-        tags=tags,
-        projects=frozenset({project}) if project else frozenset(),
+        tags=dict(row.get("tags") or {}),
+        projects=granted_projects(row),
         extra={"rpm": row.get("rpm"), "tpm": row.get("tpm"), "bodies": row.get("bodies")},
     )
 
@@ -120,13 +155,20 @@ class KeyService:
         budget_usd: float | None = None,
         budget_period: str = "month",
         bodies: str | None = None,
+        projects: str | list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         if not name.strip():
             raise InvalidRequest("name: must not be empty", param="name")
         if budget_period not in PERIODS:
             raise InvalidRequest(f"budget_period: use one of {', '.join(PERIODS)}", param="budget_period")
-        secret = new_secret()
+        granted = parse_projects(projects)
         now = time.time()
+        if expires_at is not None and not (math.isfinite(expires_at) and expires_at > now):
+            raise InvalidRequest(
+                f"expires_at: {expires_at} is not in the future (now {now:.0f}); give a future UNIX time",
+                param="expires_at",
+            )
+        secret = new_secret()
         row: dict[str, Any] = {
             "id": "key_" + uuid.uuid4().hex[:16],
             "name": name.strip(),
@@ -142,6 +184,7 @@ class KeyService:
             "models": sorted(set(models)) if models else None,
             "tags": dict(tags or {}),
             "bodies": bodies,
+            "projects": granted,
         }
         self.repo.create_key(row)
         if budget_usd is not None:

@@ -12,6 +12,14 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from architect.access.visibility import (
+    breaker_view,
+    deployment_view,
+    event_view,
+    fleet_figures,
+    usable_deployments,
+    visible,
+)
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.config import load_config
 from architect.errors import ConfigError, InvalidRequest, NotFoundInStore
@@ -19,6 +27,8 @@ from architect.errors import ConfigError, InvalidRequest, NotFoundInStore
 __all__ = ["router"]
 
 router = APIRouter(tags=["core"])
+
+KEEP_ALIVE_S = 15.0  # an event stream sends a comment after this long without an event
 
 _FILTERS = (
     "model_group",
@@ -87,21 +97,35 @@ async def get_call(request_id: str, runtime: RuntimeDep, principal: PrincipalDep
 
 
 @router.get("/providers")
-async def providers(runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
-    """Every deployment's live state: in flight, latency EWMAs, breaker state and history, limits."""
-    return {
-        "deployments": [d.snapshot() for d in runtime.router.deployments()],
-        "ledger": {"queue_depth": runtime.ledger.depth, "dropped": runtime.ledger.dropped},
-    }
+async def providers(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Every deployment's live state: in flight, latency EWMAs, breaker state and history, limits, and
+    the ledger queue. A virtual key sees only the deployments of model groups it may use, and none of
+    the figures that add up everyone's traffic (in flight, latencies, limit usage, window counts, the
+    ledger queue)."""
+    if fleet_figures(principal):
+        return {
+            "deployments": [d.snapshot() for d in runtime.router.deployments()],
+            "ledger": {"queue_depth": runtime.ledger.depth, "dropped": runtime.ledger.dropped},
+        }
+    return {"deployments": [deployment_view(d) for d in usable_deployments(runtime.router, principal)]}
 
 
 @router.get("/breakers")
-async def breakers(runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
-    """Every deployment's circuit breaker: state, window counts, seconds until a probe, transitions."""
+async def breakers(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Every deployment's circuit breaker: state, window counts, seconds until a probe, transitions.
+    A virtual key sees the breakers of the model groups it may use: state, seconds until a probe and
+    the transitions, without window counts or the reasons (failure counts of everyone's calls)."""
+    if fleet_figures(principal):
+        return {
+            "breakers": [
+                {"deployment": d.name, "group": d.group, **d.breaker.snapshot()}
+                for d in runtime.router.deployments()
+            ]
+        }
     return {
         "breakers": [
-            {"deployment": d.name, "group": d.group, **d.breaker.snapshot()}
-            for d in runtime.router.deployments()
+            {"deployment": d.name, "group": d.group, **breaker_view(d.breaker)}
+            for d in usable_deployments(runtime.router, principal)
         ]
     }
 
@@ -112,21 +136,29 @@ async def events(
     principal: PrincipalDep,
     topics: Annotated[str | None, Query(description="comma-separated: call, task, breaker, alert")] = None,
 ) -> StreamingResponse:
-    """Server-sent events, as they happen (keep-alive comment every 15 s)."""
+    """Server-sent events, as they happen (a keep-alive comment after 15 s without one). A virtual key receives only
+    events within its scope (`architect.access.visibility.visible`): its own calls, tasks of projects
+    it is granted, breakers of model groups it may use, alerts about budgets it may see."""
     wanted = {t.strip() for t in topics.split(",")} if topics else None
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b": connected\n\n"
-        sub = runtime.events.subscribe(wanted).__aiter__()
-        while True:
-            try:
-                ev = await asyncio.wait_for(anext(sub), timeout=15)
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            if not principal.is_admin and ev.data.get("key_id") not in (None, principal.key_id):
-                continue
-            yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.id, ev.topic.encode(), orjson.dumps(ev.data))
+        sub = runtime.events.subscription(wanted)  # before "connected": nothing after it is missed
+        loop = asyncio.get_running_loop()
+        try:
+            yield b": connected\n\n"
+            sent = loop.time()
+            while True:
+                ev = await sub.get(timeout=max(0.0, sent + KEEP_ALIVE_S - loop.time()))
+                if ev is None:
+                    yield b": keep-alive\n\n"
+                elif visible(principal, ev):
+                    data = orjson.dumps(event_view(principal, ev))
+                    yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.id, ev.topic.encode(), data)
+                else:
+                    continue
+                sent = loop.time()
+        finally:
+            sub.close()
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 

@@ -65,6 +65,13 @@ def _tags(text: str | None) -> dict[str, str]:
     return out
 
 
+def _projects(text: str | None) -> str | list[str] | None:
+    names = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if names == ["*"]:
+        return "*"
+    return names or None
+
+
 def _show_secret(secret: str, view: dict[str, Any], json: bool, verb: str) -> None:
     if json:
         print_json({"key": secret, **view})
@@ -83,6 +90,13 @@ def create(
     models: Annotated[str | None, typer.Option(help="allowed model groups, comma-separated")] = None,
     tags: Annotated[str | None, typer.Option(help="default tags: project=shop,team=web")] = None,
     expires_days: Annotated[float | None, typer.Option(help="expire after this many days")] = None,
+    projects: Annotated[
+        str | None,
+        typer.Option(
+            help="projects the key may put spend on and see, comma-separated, or '*' for all "
+            "(the project of --tags is always granted)"
+        ),
+    ] = None,
     server: ServerOpt = None,
     key: KeyOpt = None,
     database_url: DatabaseOpt = None,
@@ -96,6 +110,7 @@ def create(
         "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
         "tags": _tags(tags),
         "expires_at": time.time() + expires_days * 86400 if expires_days else None,
+        "projects": _projects(projects),
     }
     if budget_usd:
         body["budget_usd"], body["budget_period"] = parse_budget(budget_usd)
@@ -117,7 +132,7 @@ def list_keys(
         print_json({"keys": keys})
         return
     table = Table(title="Architect keys", header_style="bold")
-    for col in ("id", "name", "prefix", "status", "rpm", "tpm", "models", "tags", "budgets"):
+    for col in ("id", "name", "prefix", "status", "rpm", "tpm", "models", "projects", "tags", "budgets"):
         table.add_column(col)
     for k in keys:
         status = "revoked" if k["revoked"] else "expired" if k.get("expired") else "active"
@@ -129,6 +144,7 @@ def list_keys(
             str(k["rpm"] or "-"),
             str(k["tpm"] or "-"),
             ",".join(k["models"] or []) or "all",
+            "all" if k.get("projects") == "*" else ",".join(k.get("projects") or []) or "-",
             ",".join(f"{a}={b}" for a, b in (k["tags"] or {}).items()) or "-",
             "; ".join(f"${b['spent_usd']:.2f}/${b['limit_usd']:.2f} per {b['period']}" for b in k["budgets"])
             or "-",

@@ -84,8 +84,8 @@ class GatewayApp:
             if path == "/v1/models":
                 if method != "GET":
                     raise _method_not_allowed("GET")
-                await self.runtime.auth.authenticate(headers.get("authorization"))
-                await _send_json(send, 200, self._models(), [])
+                principal = await self.runtime.auth.authenticate(headers.get("authorization"))
+                await _send_json(send, 200, self._models(principal.models), [])
                 return
             endpoint = _ENDPOINTS.get(path)
             if endpoint is None:
@@ -179,11 +179,13 @@ class GatewayApp:
         finally:
             watch.stop()
 
-    def _models(self) -> bytes:
+    def _models(self, allowed: frozenset[str] | None) -> bytes:
+        """The model groups a caller may use (`allowed`: its key's groups; None = every group)."""
         now = int(self.runtime.started_at)
         data = [
             {"id": name, "object": "model", "created": now, "owned_by": "architect"}
             for name in self.runtime.router.groups
+            if allowed is None or name in allowed
         ]
         return orjson.dumps({"object": "list", "data": data})
 

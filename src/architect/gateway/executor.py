@@ -19,6 +19,7 @@ Every attempt is recorded on the call for the ledger."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -95,11 +96,11 @@ class Executor:
         self.clock: Callable[[], float] = time.monotonic
         if events is not None:
             for d in router.deployments():
-                d.breaker.listener = self._on_transition
+                d.breaker.listener = functools.partial(self._on_transition, d.group)
 
-    def _on_transition(self, breaker: CircuitBreaker, entry: dict[str, Any]) -> None:
+    def _on_transition(self, group: str, breaker: CircuitBreaker, entry: dict[str, Any]) -> None:
         if self.events is not None:
-            self.events.publish("breaker", {"deployment": breaker.name, **entry})
+            self.events.publish("breaker", {"deployment": breaker.name, "group": group, **entry})
 
     def chain(self, group: Group) -> list[Group]:
         out = [group]

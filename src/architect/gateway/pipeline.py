@@ -21,7 +21,7 @@ import orjson
 from architect.config import Config, PriceConfig
 from architect.errors import ClientClosed, GatewayError, NotFound, PermissionDenied, ProviderError
 from architect.events import EventBus
-from architect.gateway.call import Call, tag_columns
+from architect.gateway.call import Call, parse_tags, tag_columns
 from architect.gateway.costs import cost_usd, worst_case_cost
 from architect.gateway.executor import STREAM_DONE, Executor, transport_error
 from architect.gateway.hooks import Hooks
@@ -91,8 +91,7 @@ class Pipeline:
                 f"this key may not use model '{call.model}'", param="model", code="model_not_allowed"
             )
         call.group = group
-        if call.principal.tags:  # a key's own tags (its project) win over what the client sends
-            call.tags.update(call.principal.tags)
+        _apply_key_tags(call)
         if self._needs_estimate(group):
             messages = call.body.get("messages") or []
             call.est_prompt_tokens = (
@@ -451,6 +450,26 @@ _EVENT_FIELDS = (
     "key_id",
     "project",
 )
+
+
+def _apply_key_tags(call: Call) -> None:
+    """A key's default tags fill in the tags the client did not send; the project the call is then
+    tagged with must be one the key is granted (`Principal.projects`; None = every project), or the
+    call is refused (403 project_not_allowed), never re-tagged. The refusal names only the project the
+    client sent and where it came from."""
+    p = call.principal
+    for k, v in p.tags.items():
+        call.tags.setdefault(k, v)
+    project = call.tags.get("project")
+    if project is None or p.projects is None or project in p.projects:
+        return
+    header = call.extra.get("headers", {}).get("x-architect-tags")
+    source = "x-architect-tags" if parse_tags(header, None).get("project") == project else "metadata.project"
+    raise PermissionDenied(
+        f"{source}: this key may not tag calls with project '{project}' (it is not granted that project)",
+        param=source,
+        code="project_not_allowed",
+    )
 
 
 def _http_request(d: Deployment, request: tuple[str, bytes, dict[str, str]], *, stream: bool) -> HTTPRequest:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from architect.access.auth import Principal
+from architect.access.visibility import alert_visible, breaker_view, fleet_figures, usable_deployments
 from architect.api.deps import PrincipalDep, RuntimeDep
 from architect.errors import InvalidRequest
 from architect.metrics.rollups import Rollups
@@ -216,18 +217,31 @@ async def deployment_health(
     principal: PrincipalDep,
     window_s: Annotated[float, Query(gt=0, le=7 * 86400)] = 900,
 ) -> dict[str, Any]:
-    """Per deployment: error rate and latency over the window, breaker state and its history."""
+    """Per deployment: error rate and latency over the window, breaker state and its history.
+
+    A virtual key sees only the deployments of model groups it may use, with the counts and latencies
+    of its own calls (`"calls": "own"`) and no live figures of everyone's traffic (in flight, latency
+    averages, breaker window counts)."""
+    fleet = fleet_figures(principal)
     rollups = _rollups(runtime)
     await _fresh(runtime, rollups)
     now = time.time()
+    where = {} if fleet else {"key_id": principal.key_id}
     rows, _, _ = await asyncio.to_thread(
-        rollups.summary, now - window_s, now, ["model_group", "deployment"], {}
+        rollups.summary, now - window_s, now, ["model_group", "deployment"], where
     )
     stats = {(r["model_group"], r["deployment"]): r for r in rows}
     out = []
-    for d in runtime.router.deployments():
-        snap = d.snapshot()
+    for d in usable_deployments(runtime.router, principal):
         s = stats.get((d.group, d.name), {})
+        live: dict[str, Any] = {"breaker": breaker_view(d.breaker)}
+        if fleet:
+            live = {
+                "breaker": d.breaker.snapshot(),
+                "in_flight": d.in_flight,
+                "ewma_ttft_ms": d.ewma_ttft_ms,
+                "ewma_total_ms": d.ewma_total_ms,
+            }
         out.append(
             {
                 "deployment": d.name,
@@ -235,10 +249,7 @@ async def deployment_health(
                 "provider": d.provider,
                 "simulated": d.simulated,
                 "state": d.breaker.state,
-                "breaker": snap["breaker"],
-                "in_flight": d.in_flight,
-                "ewma_ttft_ms": d.ewma_ttft_ms,
-                "ewma_total_ms": d.ewma_total_ms,
+                **live,
                 "requests": s.get("requests", 0),
                 "errors": s.get("errors", 0),
                 "error_rate": s.get("error_rate", 0.0),
@@ -248,7 +259,7 @@ async def deployment_health(
                 "p99_ms": s.get("p99_ms"),
             }
         )
-    return {"window_s": window_s, "deployments": out}
+    return {"window_s": window_s, "calls": "all" if fleet else "own", "deployments": out}
 
 
 @router.get("/alerts")
@@ -258,11 +269,7 @@ async def alerts(
     since: float = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Alert firings and resolutions, newest first. A virtual key sees those about its key/project."""
+    """Alert firings and resolutions, newest first. A virtual key sees those about budgets it may see
+    (its key's and its granted projects')."""
     rows = await asyncio.to_thread(runtime.store.access.list_alert_events, since=since, limit=limit)
-    if not principal.is_admin:
-        mine = {f"key:{principal.key_id}"} | {f"project:{p}" for p in principal.projects or ()}
-        rows = [
-            r for r in rows if r.get("target") and any(str(r["target"]).startswith(m + ":") for m in mine)
-        ]
-    return {"alerts": rows}
+    return {"alerts": [r for r in rows if alert_visible(principal, r)]}

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from architect.errors import PlanError, StoreError
+from architect.errors import NotFoundInStore, PlanError, StoreError
 from architect.store.orchestrator import ClaimOptions, Outcome, Row, TaskRepo
 
 __all__ = ["Finished", "Manager"]
@@ -39,8 +39,17 @@ class Manager:
         self.backoff_max_s = backoff_max_s
 
     def _emit(self, kind: str, **data: Any) -> None:
-        if self._publish is not None:
-            self._publish({"kind": kind, "ts": self.clock(), **data})
+        """Publish a task event; every event carries its feature's `project` (subscribers are shown
+        only the projects they are granted), looked up when the caller did not give it."""
+        if self._publish is None:
+            return
+        if "project" not in data:
+            ref = data.get("feature_id") or data.get("feature")
+            try:
+                data["project"] = self.repo.get_feature(ref)["project"] if ref is not None else None
+            except NotFoundInStore:  # the feature is gone: nobody's project, so the admin's only
+                data["project"] = None
+        self._publish({"kind": kind, "ts": self.clock(), **data})
 
     # ---------------------------------------------------------------- plans and features
     def import_plans(self, plans: Sequence[Mapping[str, Any]]) -> list[Row]:
@@ -48,7 +57,11 @@ class Manager:
         for plan in plans:
             res = self.repo.import_feature(plan, self.clock())
             self._emit(
-                "imported", feature=res["feature"]["slug"], created=res["created"], updated=res["updated"]
+                "imported",
+                feature=res["feature"]["slug"],
+                project=res["feature"]["project"],
+                created=res["created"],
+                updated=res["updated"],
             )
             out.append(res)
         return out
@@ -70,19 +83,19 @@ class Manager:
         if f["status"] not in allowed:
             raise PlanError(f"feature {f['slug']} is {f['status']}; cannot set it {status}")
         n = self.repo.set_feature_status(f["id"], status, self.clock(), reason)
-        self._emit(f"feature_{status}", feature=f["slug"], tasks_cancelled=n)
+        self._emit(f"feature_{status}", feature=f["slug"], project=f["project"], tasks_cancelled=n)
         return self.repo.get_feature(f["id"])
 
     def cancel_task(self, ref: str | int, key: str, reason: str = "cancelled") -> Row:
         f = self.repo.get_feature(ref)
         t = self.repo.cancel_task(f["id"], key, self.clock(), reason)
-        self._emit("cancelled", feature=f["slug"], task=key)
+        self._emit("cancelled", feature=f["slug"], project=f["project"], task=key)
         return t
 
     def retry_task(self, ref: str | int, key: str) -> Row:
         f = self.repo.get_feature(ref)
         t = self.repo.retry_task(f["id"], key, self.clock())
-        self._emit("retry_requested", feature=f["slug"], task=key)
+        self._emit("retry_requested", feature=f["slug"], project=f["project"], task=key)
         return t
 
     def finish_manual(self, ref: str | int, key: str, *, ok: bool = True, note: str | None = None) -> Row:
@@ -97,7 +110,7 @@ class Manager:
             raise StoreError(f"task {key} could not be claimed (another worker took it)")
         status = "succeeded" if ok else "failed"
         self.repo.complete(t["id"], mine[0]["attempt"], now, Outcome(status, result={"note": note}), "manual")
-        self._emit(status, feature=f["slug"], task=key, manual=True)
+        self._emit(status, feature=f["slug"], project=f["project"], task=key, manual=True)
         return self.repo.get_task(f["id"], key)
 
     # ---------------------------------------------------------------- execution

@@ -46,7 +46,7 @@ __all__ = [
 
 PERIODS = ("day", "month", "total")
 STALE_RESERVATION_S = 600.0  # a window with no reserve/settle for this long holds no live reservation
-_JSON_KEY_FIELDS = ("models", "tags")
+_JSON_KEY_FIELDS = ("models", "tags", "projects")
 
 BudgetItem = tuple[int, float, float]  # (budget id, window start, limit in USD)
 
@@ -88,7 +88,9 @@ class AccessRepo(Protocol):
 
     # budgets
     def upsert_budget(self, scope: str, target: str, period: str, limit_usd: float) -> dict[str, Any]: ...
-    def delete_budget(self, budget_id: int) -> dict[str, Any]: ...
+    def delete_budget(self, budget_id: int, *, actor: str) -> dict[str, Any]:
+        """Delete a budget and its spend windows and write its audit row, in one transaction."""
+
     def list_budgets(self, now: float | None = None) -> list[dict[str, Any]]: ...
     def budget_count(self) -> int: ...
     def reserve(self, items: Sequence[BudgetItem], amount: float, now: float) -> dict[str, Any] | None:
@@ -170,6 +172,17 @@ def _rollup_window(q: Any, dimset: int, res: int, lo: int, hi: int, where: Mappi
     return q
 
 
+def _audit_row(actor: str, action: str, target: str | None, before: Any, after: Any) -> Any:
+    """The INSERT of one audit row; `before` and `after` are stored as JSON."""
+
+    def enc(v: Any) -> str | None:
+        return None if v is None else orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    return insert(audit_log).values(
+        ts=time.time(), actor=actor, action=action, target=target, before=enc(before), after=enc(after)
+    )
+
+
 class SQLAccessRepo:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -230,14 +243,20 @@ class SQLAccessRepo:
             row = conn.execute(select(budgets).where(cond)).one()
         return dict(row._mapping)
 
-    def delete_budget(self, budget_id: int) -> dict[str, Any]:
-        with self._engine.begin() as conn:
-            row = conn.execute(select(budgets).where(budgets.c.id == budget_id)).first()
-            if row is None:
-                raise NotFoundInStore(f"no budget with id {budget_id}")
-            conn.execute(delete(budget_spend).where(budget_spend.c.budget_id == budget_id))
-            conn.execute(delete(budgets).where(budgets.c.id == budget_id))
-        return dict(row._mapping)
+    def delete_budget(self, budget_id: int, *, actor: str) -> dict[str, Any]:
+        try:
+            with self._engine.begin() as conn:
+                found = conn.execute(select(budgets).where(budgets.c.id == budget_id)).first()
+                if found is None:
+                    raise NotFoundInStore(f"no budget with id {budget_id}")
+                row = {str(k): v for k, v in found._mapping.items()}
+                target = f"{row['scope']}:{row['target']}:{row['period']}"
+                conn.execute(delete(budget_spend).where(budget_spend.c.budget_id == budget_id))
+                conn.execute(delete(budgets).where(budgets.c.id == budget_id))
+                conn.execute(_audit_row(actor, "budget.delete", target, row, None))
+        except SQLAlchemyError as exc:
+            raise _err("deleting a budget", exc) from exc
+        return row
 
     def list_budgets(self, now: float | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
@@ -353,20 +372,8 @@ class SQLAccessRepo:
     def add_audit(
         self, actor: str, action: str, target: str | None, before: Any = None, after: Any = None
     ) -> None:
-        def enc(v: Any) -> str | None:
-            return None if v is None else orjson.dumps(v, default=str).decode()
-
         with self._engine.begin() as conn:
-            conn.execute(
-                insert(audit_log).values(
-                    ts=time.time(),
-                    actor=actor,
-                    action=action,
-                    target=target,
-                    before=enc(before),
-                    after=enc(after),
-                )
-            )
+            conn.execute(_audit_row(actor, action, target, before, after))
 
     def list_audit(
         self, *, since: float = 0.0, limit: int = 100, actor: str | None = None, action: str | None = None

@@ -51,6 +51,7 @@ api_keys = Table(
     Column("models", Text),  # JSON list of allowed model groups, NULL = all
     Column("tags", Text),  # JSON object of default tags
     Column("bodies", String(16)),  # per-key override of ledger.bodies
+    Column("projects", Text),  # JSON list of granted projects, "*" = all, NULL = none beyond tags.project
     UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
 )
 

@@ -22,7 +22,7 @@ function historyCell(d) {
   const h = d.breaker?.history || [];
   if (!h.length) return el("span", { class: "muted" }, "no transitions");
   return el("details", {}, el("summary", {}, `${h.length} transition${h.length === 1 ? "" : "s"}, last ${fmtAgo(h[h.length - 1].ts)}`),
-    el("ul", {}, h.slice(-8).reverse().map((e) => el("li", {}, `${fmtAgo(e.ts)}: ${e.from} → ${e.to} (${e.reason})`))));
+    el("ul", {}, h.slice(-8).reverse().map((e) => el("li", {}, `${fmtAgo(e.ts)}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`))));
 }
 
 async function load() {
