@@ -100,7 +100,10 @@ class LedgerWriter:
             _lower_thread_priority(self._nice)
         while not self._stop.is_set():
             self._stop.wait(self._interval)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one flush, or the ledger stops for good
+                log.exception("ledger flush failed unexpectedly")
 
     def flush(self) -> int:
         """Write everything queued now; returns the number of calls written."""

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Engine, case, delete, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from architect.errors import StoreDataError, StoreError
@@ -174,7 +173,7 @@ class SQLLedger:
             raise StoreDataError(f"ledger write failed: {_describe(exc)}") from exc
         try:
             conn = self._conn if self._conn is not None else self._engine.raw_connection()
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # the pool raises the driver's own errors (not SQLAlchemy's) here
             raise StoreError(f"ledger write failed: cannot connect: {exc.__class__.__name__}") from exc
         try:
             cur = conn.cursor()
