@@ -122,8 +122,12 @@ def test_a_row_the_database_refuses_is_quarantined_and_counted_in_readyz_and_met
                 c.post("/v1/chat/completions", json=chat, headers={"x-request-id": f"ok-{i}"}).status_code
                 == 200
             )
-        ledger = wait_until(lambda: (lg := c.get("/readyz").json()["checks"]["ledger"])["quarantined"] and lg)
-        assert ledger == {"queue_depth": 0, "dropped": 0, "written": 4, "quarantined": 1}
+
+        def ledger() -> dict[str, int] | None:
+            lg: dict[str, int] = c.get("/readyz").json()["checks"]["ledger"]
+            return lg if lg["written"] + lg["quarantined"] == 5 else None
+
+        assert wait_until(ledger) == {"queue_depth": 0, "dropped": 0, "written": 4, "quarantined": 1}
         assert "architect_ledger_quarantined_total 1.0" in c.get("/metrics").text
         ids = sorted(r["request_id"] for r in srv.calls())
         assert ids == ["dup-1", "ok-0", "ok-1", "ok-2"]
