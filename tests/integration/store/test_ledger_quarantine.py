@@ -83,7 +83,9 @@ def test_one_poison_row_among_1000_loses_no_good_row_and_is_quarantined(
     assert w.flush() == 1 and store.ledger.get_call("later") is not None
 
 
-def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(store: Store, tmp_path: Path) -> None:
+def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     qfile = tmp_path / "q.jsonl"
     w = LedgerWriter(store.ledger, quarantine_path=qfile, batch_size=50)
     store.ledger.record([_row("dup")])
@@ -94,7 +96,10 @@ def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(store: S
     rows[119] = _row("neg", prompt_tokens=-(2**70))
     for r in rows:
         w.submit(r)
-    assert w.flush() == 116
+    with caplog.at_level(logging.DEBUG, logger="architect"):
+        assert w.flush() == 116
+    # PostgreSQL's own message quotes the failing row ("Failing row contains ..."): never in the log
+    assert not any("prompt of" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
     assert w.quarantined == 4 and w.depth == 0
     assert [e["row"]["request_id"] for e in _quarantined(qfile)] == ["dup", "no-model", "bad-log", "neg"]
     got = [c["request_id"] for c in store.ledger.calls_between(0, time.time() + 1, limit=500)]
