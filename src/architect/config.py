@@ -35,6 +35,7 @@ __all__ = [
     "ServerConfig",
     "SessionsConfig",
     "SimulationConfig",
+    "architect_home",
     "default_database_url",
     "load_config",
     "parse_config",
@@ -367,10 +368,15 @@ def load_config(path: str | Path | None, *, env: dict[str, str] | None = None) -
     return parse_config(data, source=str(p), env=env)
 
 
+def architect_home(env: dict[str, str] | None = None) -> Path:
+    """Where Architect keeps its local files: `ARCHITECT_HOME`, default ~/.architect."""
+    env = dict(os.environ if env is None else env)
+    return Path(env.get("ARCHITECT_HOME") or Path.home() / ".architect")
+
+
 def default_database_url(env: dict[str, str] | None = None) -> str:
     """`ARCHITECT_DATABASE_URL`, else SQLite at $ARCHITECT_HOME/architect.db (default ~/.architect)."""
     env = dict(os.environ if env is None else env)
     if env.get("ARCHITECT_DATABASE_URL"):
         return env["ARCHITECT_DATABASE_URL"]
-    home = Path(env.get("ARCHITECT_HOME") or Path.home() / ".architect")
-    return f"sqlite:///{home / 'architect.db'}"
+    return f"sqlite:///{architect_home(env) / 'architect.db'}"

@@ -3,6 +3,7 @@
     ArchitectError                      root of everything Architect raises on purpose
     ├── ConfigError                     invalid configuration (names the file and field path)
     ├── StoreError                      storage failures, converted from SQLAlchemy/driver errors
+    │   ├── StoreDataError              the database refused a row's values (other rows can be written)
     │   ├── MigrationRequired           the database schema is behind the code
     │   └── NotFoundInStore             a looked-up row does not exist
     ├── PlanError                       an orchestrator plan is invalid (cycle, unknown dependency)
@@ -44,6 +45,7 @@ __all__ = [
     "PlanError",
     "ProviderError",
     "RateLimited",
+    "StoreDataError",
     "StoreError",
     "Unavailable",
     "UpstreamError",
@@ -61,6 +63,11 @@ class ConfigError(ArchitectError):
 
 class StoreError(ArchitectError):
     """A storage operation failed."""
+
+
+class StoreDataError(StoreError):
+    """The database refused the values of a row (out of range, too long, a duplicate or missing
+    value): the same write fails again, while other rows can be written."""
 
 
 class MigrationRequired(StoreError):

@@ -20,6 +20,7 @@ from architect.access.keys import KeyService
 from architect.access.visibility import budget_visible
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.errors import InvalidRequest, NotFoundInStore, PermissionDenied
+from architect.identifiers import check_identifier
 
 __all__ = ["router"]
 
@@ -133,6 +134,7 @@ async def list_budgets(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str
 async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Create a budget or change its limit (one per scope, target and period)."""
     repo = runtime.store.access
+    check_identifier(body.target, "target")
     if body.scope == "key" and await asyncio.to_thread(repo.get_key, body.target) is None:
         raise InvalidRequest(f"target: no key with id {body.target!r}", param="target")
     before = next(

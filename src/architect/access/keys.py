@@ -159,6 +159,12 @@ class KeyService:
     ) -> tuple[str, dict[str, Any]]:
         if not name.strip():
             raise InvalidRequest("name: must not be empty", param="name")
+        check_identifier(name, "name")
+        for i, m in enumerate(models or ()):
+            check_identifier(m, f"models[{i}]")
+        for k, v in (tags or {}).items():
+            check_identifier(k, "tags")
+            check_identifier(v, f"tags.{k}")
         if budget_period not in PERIODS:
             raise InvalidRequest(f"budget_period: use one of {', '.join(PERIODS)}", param="budget_period")
         granted = parse_projects(projects)

@@ -15,11 +15,13 @@ from typing import Annotated
 import typer
 
 from architect.cli.common import ConfigOpt, DatabaseOpt, err_console, open_cli_store
-from architect.config import Config, default_database_url, load_config
+from architect.config import Config, architect_home, default_database_url, load_config
 
 __all__ = ["register"]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "simulated.yaml"
+# Under ARCHITECT_HOME: ledger rows the database refused (see gateway.ledger).
+LEDGER_QUARANTINE_FILE = "ledger-quarantine.jsonl"
 
 
 def _banner(cfg: Config, host: str, port: int, db: str) -> None:
@@ -93,7 +95,9 @@ def serve(
         )
         host = "127.0.0.1"
     store = open_cli_store(database_url, cfg)
-    runtime = Runtime(cfg, store, config_path=path)
+    runtime = Runtime(
+        cfg, store, config_path=path, ledger_quarantine=architect_home() / LEDGER_QUARANTINE_FILE
+    )
     app = create_app(runtime)
     _banner(
         cfg, host, port, store.redacted_url if database_url or cfg.database_url else default_database_url()

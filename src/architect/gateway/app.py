@@ -299,6 +299,7 @@ async def readyz(request: Request) -> Response:
         "queue_depth": runtime.ledger.depth,
         "dropped": runtime.ledger.dropped,
         "written": runtime.ledger.written,
+        "quarantined": runtime.ledger.quarantined,
     }
     groups = {}
     for name, g in runtime.router.groups.items():

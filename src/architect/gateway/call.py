@@ -15,6 +15,7 @@ import orjson
 from architect.access.auth import Principal
 from architect.errors import InvalidRequest
 from architect.gateway.providers.base import Usage
+from architect.identifiers import check_identifier
 
 __all__ = ["Call", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
 
@@ -129,6 +130,7 @@ def _need_model(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    check_identifier(model, "model")
 
 
 def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> None:
@@ -189,9 +191,11 @@ def validate_embeddings(body: dict[str, Any]) -> None:
 
 
 def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
-    """Tags from `x-architect-tags: k=v,k=v` and string values of the body's `metadata` object."""
+    """Tags from `x-architect-tags: k=v,k=v` and string values of the body's `metadata` object.
+    Tag keys and values are identifiers (stored, filtered on): control characters are refused."""
     tags: dict[str, str] = {}
     if header:
+        check_identifier(header, "x-architect-tags")
         for part in header.split(","):
             part = part.strip()
             if not part:
@@ -211,6 +215,9 @@ def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
     if isinstance(metadata, dict):
         for k, v in metadata.items():
             if isinstance(v, str | int | float) and not isinstance(v, bool) and isinstance(k, str):
+                check_identifier(k, "metadata")
+                if isinstance(v, str):
+                    check_identifier(v, f"metadata.{k}")
                 tags.setdefault(k[:64], str(v)[:200])
     return tags
 

@@ -9,20 +9,28 @@ and the short GIL switch interval that `serve` sets bounds how long the loop the
 aggregation (`on_submit`) runs on the event loop, spread evenly over the requests, so the thread does
 little Python work that would compete with the loop for the GIL. When the queue is full the row is
 dropped and counted (`dropped`, exported as a metric and in /readyz), and the gateway keeps serving.
-`close()` drains everything (graceful shutdown loses nothing)."""
+`close()` drains everything (graceful shutdown loses nothing).
+
+A batch the database refuses because of a row's values (`StoreDataError`) is retried in halves down to
+single rows, so every other row is written; a row that still fails is appended to the quarantine file
+(JSON lines: the row, the error and the time) and counted (`quarantined`, in /readyz and /metrics).
+Any other failure (the database is down or locked) keeps the rows queued for the next flush."""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from architect.errors import StoreError
+from architect.errors import StoreDataError, StoreError
 from architect.store.ledger import LedgerRepo
 
 __all__ = ["LedgerWriter"]
@@ -41,8 +49,10 @@ class LedgerWriter:
         on_flushed: Callable[[list[Mapping[str, Any]]], None] | None = None,
         on_submit: Callable[[Mapping[str, Any]], None] | None = None,
         thread_nice: int = 0,
+        quarantine_path: Path | None = None,
     ) -> None:
         self._repo = repo
+        self.quarantine_path = quarantine_path  # None: refused rows are counted, not kept
         self._queue: deque[Mapping[str, Any]] = deque()
         self._max = queue_size
         self._interval = flush_interval_ms / 1000.0
@@ -57,6 +67,7 @@ class LedgerWriter:
         self.dropped = 0
         self.written = 0
         self.failed_batches = 0
+        self.quarantined = 0
         self._last_warning = -1e9
 
     @property
@@ -89,7 +100,10 @@ class LedgerWriter:
             _lower_thread_priority(self._nice)
         while not self._stop.is_set():
             self._stop.wait(self._interval)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one flush, or the ledger stops for good
+                log.exception("ledger flush failed unexpectedly")
 
     def flush(self) -> int:
         """Write everything queued now; returns the number of calls written."""
@@ -100,21 +114,93 @@ class LedgerWriter:
                 calls = [queue.popleft() for _ in range(min(len(queue), self._batch))]
                 try:
                     self._repo.record(calls)
+                except StoreDataError as exc:
+                    done, left = self._isolate(calls, exc)
+                    written += done
+                    if left:
+                        self._keep(left)
+                        break
+                    continue
                 except StoreError as exc:
-                    # Keep the rows for the next flush rather than losing them; give up only when
-                    # the queue would overflow.
-                    self.failed_batches += 1
                     log.error("ledger flush failed (%d calls kept for retry): %s", len(calls), exc)
-                    room = self._max - len(self._queue)
-                    keep = calls[: max(room, 0)]
-                    self.dropped += len(calls) - len(keep)
-                    self._queue.extendleft(reversed(keep))
+                    self._keep(calls)
                     break
                 written += len(calls)
-                self.written += len(calls)
-                if self.on_flushed is not None:
-                    self.on_flushed(calls)
+                self._written(calls)
         return written
+
+    def _written(self, calls: list[Mapping[str, Any]]) -> None:
+        self.written += len(calls)
+        if self.on_flushed is not None:
+            self.on_flushed(calls)
+
+    def _keep(self, calls: list[Mapping[str, Any]]) -> None:
+        """Put rows a failed write left back at the head of the queue, for the next flush; give up
+        (count them dropped) only when the queue would overflow."""
+        self.failed_batches += 1
+        room = self._max - len(self._queue)
+        keep = calls[: max(room, 0)]
+        self.dropped += len(calls) - len(keep)
+        self._queue.extendleft(reversed(keep))
+
+    def _isolate(
+        self, calls: list[Mapping[str, Any]], refused: StoreDataError
+    ) -> tuple[int, list[Mapping[str, Any]]]:
+        """Write a batch the database refused in halves, down to the single rows it refuses, which
+        are quarantined. Returns (rows written, rows left for the next flush): when a write fails for
+        another reason (the database went away meanwhile), that part and the rest are left."""
+        written = 0
+        # a stack of parts, the next one to write last (rows keep their order), each with the error
+        # the database gave for it if it was already tried
+        parts: list[tuple[list[Mapping[str, Any]], StoreDataError | None]] = [(calls, refused)]
+        while parts:
+            part, error = parts.pop()
+            if error is None:
+                try:
+                    self._repo.record(part)
+                except StoreDataError as exc:
+                    error = exc
+                except StoreError as exc:
+                    left = part + [row for p, _ in reversed(parts) for row in p]
+                    log.error("ledger flush failed (%d calls kept for retry): %s", len(left), exc)
+                    return written, left
+                else:
+                    written += len(part)
+                    self._written(part)
+                    continue
+            if len(part) == 1:
+                self._quarantine(part[0], error)
+            else:
+                mid = len(part) // 2
+                parts += ((part[mid:], None), (part[:mid], None))
+        return written, []
+
+    def _quarantine(self, row: Mapping[str, Any], error: StoreDataError) -> None:
+        """Count a row the database refuses and append it to the quarantine file. The row's contents
+        go to the file only, never to the log."""
+        self.quarantined += 1
+        path = self.quarantine_path
+        where = str(path) if path is not None else "nowhere (no quarantine file configured)"
+        log.error(
+            "ledger: the database refused call %.64r (%s); quarantined in %s",
+            row.get("request_id"),
+            type(error.__cause__ or error).__name__,
+            where,
+        )
+        if path is None:
+            return
+        line = json.dumps(
+            {"ts": time.time(), "error": str(error), "row": _plain(row)}, ensure_ascii=True, allow_nan=False
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode("ascii"))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("ledger: cannot write the quarantine file %s: %s", path, exc.strerror or exc)
 
     def close(self) -> None:
         """Stop the thread and write what is left."""
@@ -123,6 +209,20 @@ class LedgerWriter:
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON can hold it: numbers that are not finite and values of other types become
+    their text."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return repr(value)
 
 
 def _lower_thread_priority(steps: int) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from architect._optional import optional_module
@@ -37,7 +38,10 @@ class Runtime:
         *,
         transports: dict[str, Transport] | None = None,
         config_path: str | None = None,
+        ledger_quarantine: Path | None = None,
     ) -> None:
+        """`ledger_quarantine`: the JSON-lines file that ledger rows the database refuses are
+        appended to (None: they are only counted)."""
         self.config = config
         self.config_path = config_path
         self.store = store
@@ -48,6 +52,7 @@ class Runtime:
             queue_size=config.ledger.queue_size,
             flush_interval_ms=config.ledger.flush_interval_ms,
             thread_nice=config.ledger.writer_nice,
+            quarantine_path=ledger_quarantine,
         )
         self.auth = Authenticator(config.auth.admin_key, sessions=Sessions.from_config(config.auth.sessions))
         self.hooks = Hooks()

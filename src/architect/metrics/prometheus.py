@@ -56,6 +56,11 @@ class _RuntimeCollector:
             value=rt.ledger.dropped,
         )
         yield CounterMetricFamily("architect_ledger_written", "ledger rows written", value=rt.ledger.written)
+        yield CounterMetricFamily(
+            "architect_ledger_quarantined",
+            "ledger rows the database refused, set aside in the quarantine file",
+            value=rt.ledger.quarantined,
+        )
         yield GaugeMetricFamily(
             "architect_events_dropped", "events dropped by slow subscribers", value=rt.events.dropped
         )

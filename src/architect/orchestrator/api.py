@@ -22,7 +22,7 @@ from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
-from architect.orchestrator.plans import export_markdown, export_yaml, parse_plan_text
+from architect.orchestrator.plans import Name, export_markdown, export_yaml, parse_plan_text
 from architect.orchestrator.report import build_report, render_markdown
 from architect.store.orchestrator import Row
 
@@ -39,21 +39,21 @@ class _In(BaseModel):
 class PlanIn(_In):
     format: Literal["md", "yaml"]
     text: str = Field(min_length=1)
-    project: str | None = None
+    project: Name | None = None
 
 
 class FeaturePatch(_In):
-    title: str | None = Field(default=None, min_length=1)
+    title: Name | None = Field(default=None, min_length=1)
     spec: str | None = None
     acceptance: list[str] | None = None
 
 
 class TaskPatch(_In):
-    title: str | None = Field(default=None, min_length=1)
+    title: Name | None = Field(default=None, min_length=1)
     description: str | None = None
     priority: int | None = Field(default=None, ge=0, le=10)
     estimate_h: float | None = Field(default=None, ge=0)
-    role: str | None = None
+    role: Name | None = None
     params: dict[str, Any] | None = None
     validator: str | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=100)
@@ -66,21 +66,21 @@ class CompleteIn(_In):
 
 class ItemIn(_In):
     kind: Literal["bug", "decision", "risk", "issue", "blocker"]
-    title: str = Field(min_length=1, max_length=500)
+    title: Name = Field(min_length=1, max_length=500)
     body: str | None = None
     severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: str = "open"
-    task_key: str | None = None
+    status: Name = "open"
+    task_key: Name | None = None
     date: str | None = None
     rationale: str | None = None
     impact: str | None = None
 
 
 class ItemPatch(_In):
-    title: str | None = Field(default=None, min_length=1, max_length=500)
+    title: Name | None = Field(default=None, min_length=1, max_length=500)
     body: str | None = None
     severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: str | None = None
+    status: Name | None = None
     rationale: str | None = None
     impact: str | None = None
 

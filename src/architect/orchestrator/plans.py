@@ -20,15 +20,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from architect.errors import PlanError
+from architect.identifiers import first_forbidden
 
 __all__ = [
     "EXECUTORS",
+    "Name",
     "export_markdown",
     "export_yaml",
     "load_plan_file",
@@ -56,6 +58,17 @@ def slugify(title: str) -> str:
     return slug[:200]
 
 
+def _no_control(value: str) -> str:
+    i = first_forbidden(value)
+    if i is not None:
+        raise ValueError(f"must not contain control characters (found U+{ord(value[i]):04X} at position {i})")
+    return value
+
+
+# Names that are stored, shown and filtered on (projects, titles, task ids): no control characters.
+Name = Annotated[str, AfterValidator(_no_control)]
+
+
 def _hours(v: float | str | None) -> float | None:
     if v is None or isinstance(v, int | float):
         return None if v is None else float(v)
@@ -70,13 +83,13 @@ class _M(BaseModel):
 
 
 class TaskSpec(_M):
-    id: str = Field(pattern=rf"^{_KEY}$")
-    title: str = Field(min_length=1)
+    id: Name = Field(pattern=rf"^{_KEY}$")
+    title: Name = Field(min_length=1)
     description: str | None = None
-    after: list[str] = Field(default_factory=list)
+    after: list[Name] = Field(default_factory=list)
     priority: int = Field(default=5, ge=0, le=10)
     estimate: float | str | None = None
-    role: str | None = None
+    role: Name | None = None
     executor: Literal["command", "python", "llm", "manual"] | None = None
     command: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -98,25 +111,25 @@ class TaskSpec(_M):
 
 class PhaseSpec(_M):
     number: int | None = Field(default=None, ge=1)
-    title: str = ""
+    title: Name = ""
     tasks: list[TaskSpec] = Field(default_factory=list)
 
 
 class ItemSpec(_M):
-    title: str = Field(min_length=1)
+    title: Name = Field(min_length=1)
     body: str | None = None
     severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: str = "open"
-    task: str | None = None
+    status: Name = "open"
+    task: Name | None = None
     date: str | None = None
     rationale: str | None = None
     impact: str | None = None
 
 
 class FeatureSpec(_M):
-    title: str = Field(min_length=1)
-    slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    project: str | None = None
+    title: Name = Field(min_length=1)
+    slug: Name | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    project: Name | None = None
     spec: str | None = None
     acceptance: list[str] = Field(default_factory=list)
     phases: list[PhaseSpec] = Field(min_length=1)
@@ -128,7 +141,7 @@ class FeatureSpec(_M):
 
 
 class PlanSpec(_M):
-    project: str = "default"
+    project: Name = "default"
     features: list[FeatureSpec] = Field(min_length=1)
 
 
@@ -141,6 +154,11 @@ def _errors(exc: ValidationError, source: str) -> PlanError:
 
 
 def _to_plan(f: FeatureSpec, project: str) -> dict[str, Any]:
+    project = f.project or project
+    if (i := first_forbidden(project)) is not None:
+        raise PlanError(
+            f"project: must not contain control characters (found U+{ord(project[i]):04X} at position {i})"
+        )
     tasks: list[dict[str, Any]] = []
     phases: list[dict[str, Any]] = []
     for i, ph in enumerate(f.phases, start=1):
@@ -166,7 +184,7 @@ def _to_plan(f: FeatureSpec, project: str) -> dict[str, Any]:
         for it in getattr(f, kind)
     ]  # fmt: skip
     plan = {
-        "project": f.project or project, "slug": f.slug or slugify(f.title), "title": f.title, "spec": f.spec,
+        "project": project, "slug": f.slug or slugify(f.title), "title": f.title, "spec": f.spec,
         "acceptance": list(f.acceptance), "phases": phases, "tasks": tasks, "items": items,
     }  # fmt: skip
     validate_plan(plan)

@@ -1,5 +1,9 @@
 """Ledger storage: one row per call, its upstream attempts kept with it (`attempt_log`, a JSON array).
-SQL and in-memory implementations of one interface."""
+SQL and in-memory implementations of one interface.
+
+Text values are written through `store.text.storable` (NUL and lone surrogates become U+FFFD) on
+every implementation. A write the database refuses because of a row's values raises
+`StoreDataError` (the ledger writer then isolates that row); any other failure raises `StoreError`."""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Engine, case, delete, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from architect.errors import StoreError
+from architect.errors import StoreDataError, StoreError
 from architect.store.schema import calls
+from architect.store.text import String, Text, TextPositions, storable
 
 __all__ = ["ATTEMPT_FIELDS", "CALL_COLUMNS", "LedgerRepo", "MemoryLedger", "SQLLedger"]
 
@@ -104,6 +108,10 @@ def _between(values: Sequence[float], q: float, n: int) -> float | None:
     return float(lo + (hi - lo) * (pos - int(pos)))
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc.args[0] if exc.args else ''}"
+
+
 def _insert_sql(columns: Sequence[str], paramstyle: str) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
     return f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
@@ -118,6 +126,8 @@ _COLUMNS = tuple(_CALL_DEFAULTS)
 _ITEMS = tuple(_CALL_DEFAULTS.items())
 _LOG_AT = _COLUMNS.index("attempt_log")
 _NONES = tuple([None] * len(_COLUMNS))
+# The text columns: the raw insert path escapes them as the schema's types do for SQLAlchemy.
+_TEXT = TextPositions([i for i, c in enumerate(_COLUMNS) if isinstance(calls.c[c].type, String | Text)])
 
 
 def _runs(rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
@@ -131,6 +141,7 @@ def _runs(rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[bool, ...], lis
     for r in rows:
         vals = [r.get(k, d) for k, d in _ITEMS]
         vals[_LOG_AT] = _log_text(vals[_LOG_AT])
+        _TEXT.apply(vals)
         mask = tuple(map(is_not, vals, _NONES))
         if mask != last:
             last, params = mask, []
@@ -156,10 +167,13 @@ class SQLLedger:
     def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
         if not call_rows:
             return
-        runs = _runs(call_rows)
+        try:
+            runs = _runs(call_rows)
+        except Exception as exc:  # a value that cannot become a parameter (e.g. attempts not JSON)
+            raise StoreDataError(f"ledger write failed: {_describe(exc)}") from exc
         try:
             conn = self._conn if self._conn is not None else self._engine.raw_connection()
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # the pool raises the driver's own errors (not SQLAlchemy's) here
             raise StoreError(f"ledger write failed: cannot connect: {exc.__class__.__name__}") from exc
         try:
             cur = conn.cursor()
@@ -175,14 +189,41 @@ class SQLLedger:
             finally:
                 cur.close()
         except Exception as exc:
-            self._discard(conn)
-            raise StoreError(
-                f"ledger write failed: {exc.__class__.__name__}: {exc.args[0] if exc.args else ''}"
+            refused = self._refused(exc)
+            if not (refused and self._rollback(conn)):
+                self._discard(conn)
+            raise (StoreDataError if refused else StoreError)(
+                f"ledger write failed: {_describe(exc)}"
             ) from exc
         if self._keep:
             self._conn = conn
         else:
             conn.close()
+
+    def _refused(self, exc: Exception) -> bool:
+        """Whether the database (or its driver) refused the values of a row, rather than failing as a
+        whole (connection lost, database locked or missing a table): integrity and data errors, and
+        values the driver cannot convert."""
+        dbapi = self._engine.dialect.loaded_dbapi
+        return isinstance(
+            exc, dbapi.IntegrityError | dbapi.DataError | ValueError | TypeError | OverflowError
+        )
+
+    def _rollback(self, conn: Any) -> bool:
+        """End the failed transaction and keep the connection; False if that failed too."""
+        try:
+            if self._sqlite:
+                if conn.driver_connection.in_transaction:
+                    conn.driver_connection.execute("ROLLBACK")
+            else:
+                conn.rollback()
+        except Exception:
+            return False
+        if self._keep:
+            self._conn = conn
+        else:
+            conn.close()
+        return True
 
     def _insert(self, mask: tuple[bool, ...]) -> str:
         sql = self._inserts.get(mask)
@@ -271,13 +312,15 @@ class MemoryLedger:
 
     def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
         ids = {c["request_id"] for c in self.calls}
+        new: list[dict[str, Any]] = []
         for r in call_rows:
             if r["request_id"] in ids:
-                raise StoreError(f"ledger write failed: duplicate request_id {r['request_id']}")
-        for r in call_rows:
+                raise StoreDataError(f"ledger write failed: duplicate request_id {r['request_id']}")
+            ids.add(r["request_id"])
             row = {**_CALL_DEFAULTS, **r}
             row["attempt_log"] = _log_text(row["attempt_log"])
-            self.calls.append(row)
+            new.append({k: storable(v) if isinstance(v, str) else v for k, v in row.items()})
+        self.calls.extend(new)
 
     def calls_between(
         self,

@@ -3,24 +3,17 @@
 
 Each domain keeps its tables in its own module on this one `metadata`:
 `schema` (ledger), `schema_orchestrator`, `schema_access`, `schema_cache`. `all_metadata()` imports
-them all so the declared schema is complete.
+them all so the declared schema is complete. Every text column is declared with `store.text`'s
+`String` or `Text`, which escape what a database cannot hold (NUL, lone surrogates) the same way on
+SQLite and PostgreSQL; `tests/integration/store/test_text.py` checks that none is left out.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-)
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, Table
 
 from architect._optional import optional_module
+from architect.store.text import String, Text
 
 __all__ = ["all_metadata", "calls", "metadata"]
 

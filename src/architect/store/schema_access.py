@@ -14,13 +14,12 @@ from sqlalchemy import (
     LargeBinary,
     PrimaryKeyConstraint,
     SmallInteger,
-    String,
     Table,
-    Text,
     UniqueConstraint,
 )
 
 from architect.store.schema import metadata
+from architect.store.text import String, Text
 
 __all__ = [
     "alert_events",

@@ -9,9 +9,10 @@ Migration `0004_cache` creates exactly this table.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, Table
 
 from architect.store.schema import metadata
+from architect.store.text import String
 
 __all__ = ["cache_entries"]
 

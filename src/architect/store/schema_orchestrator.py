@@ -7,9 +7,10 @@ Migration `0002_orchestrator` creates exactly these tables.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Float, Index, Integer, Table, UniqueConstraint
 
 from architect.store.schema import metadata
+from architect.store.text import String, Text
 
 __all__ = [
     "TASK_STATUSES",

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from architect.errors import StoreError
+from architect.errors import StoreDataError, StoreError
 from architect.gateway.ledger import LedgerWriter
 from architect.store.ledger import MemoryLedger
 
@@ -84,3 +87,57 @@ def test_the_writer_thread_runs_at_a_lower_priority_than_the_gateway() -> None:
     w.close()
     assert seen and seen[0] == min(19, base + 5)
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the gateway's own threads keep theirs
+
+
+class RefusingRepo(MemoryLedger):
+    """Refuses any batch holding a row whose request id starts with "bad"; after `down_after` writes
+    the database goes away (every write fails for a reason that is not the rows')."""
+
+    def __init__(self, down_after: int | None = None) -> None:
+        super().__init__()
+        self.writes = 0
+        self.down_after = down_after
+
+    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+        self.writes += 1
+        if self.down_after is not None and self.writes > self.down_after:
+            raise StoreError("ledger write failed: cannot connect: OperationalError")
+        if any(str(r["request_id"]).startswith("bad") for r in call_rows):
+            raise StoreDataError("ledger write failed: IntegrityError: refused")
+        super().record(call_rows)
+
+
+def test_refused_rows_are_found_in_halves_and_the_rest_written_in_order(tmp_path: Path) -> None:
+    repo = RefusingRepo()
+    w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
+    ids = [f"bad{i}" if i in (0, 17, 18, 63) else f"r{i}" for i in range(64)]
+    for rid in ids:
+        w.submit({**_row(0), "request_id": rid})
+    assert w.flush() == 60 and w.quarantined == 4
+    assert [c["request_id"] for c in repo.calls] == [i for i in ids if not i.startswith("bad")]
+    lines = (tmp_path / "q.jsonl").read_text().splitlines()
+    assert [orjson.loads(x)["row"]["request_id"] for x in lines] == ["bad0", "bad17", "bad18", "bad63"]
+    assert repo.writes < 64  # halving, not one write per row
+
+
+def test_a_database_that_goes_away_while_rows_are_isolated_keeps_the_rest_queued(tmp_path: Path) -> None:
+    repo = RefusingRepo(down_after=2)  # the batch is refused, its first half written, then down
+    w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
+    ids = [f"r{i}" for i in range(8)] + ["bad"] + [f"s{i}" for i in range(7)]
+    for rid in ids:
+        w.submit({**_row(0), "request_id": rid})
+    assert w.flush() == 8
+    assert w.quarantined == 0 and w.depth == 8 and not (tmp_path / "q.jsonl").exists()
+    repo.down_after = None  # back up: the rest is written, the refused row quarantined
+    assert w.flush() == 7 and w.quarantined == 1
+    assert [c["request_id"] for c in repo.calls] == [i for i in ids if i != "bad"]
+
+
+def test_quarantined_rows_are_valid_json_whatever_they_hold(tmp_path: Path) -> None:
+    repo = RefusingRepo()
+    w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
+    w.submit({**_row(0), "request_id": "bad", "total_ms": float("nan"), "tags": b"\x00", "cost_usd": 2**80})
+    w.flush()
+    (entry,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert entry["row"]["total_ms"] == "nan" and entry["row"]["tags"] == "b'\\x00'"
+    assert entry["row"]["cost_usd"] == 2**80

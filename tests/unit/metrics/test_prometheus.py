@@ -13,7 +13,7 @@ def _runtime() -> SimpleNamespace:
     router = SimpleNamespace(deployments=lambda: [])
     return SimpleNamespace(
         router=router,
-        ledger=SimpleNamespace(depth=3, dropped=1, written=7),
+        ledger=SimpleNamespace(depth=3, dropped=1, written=7, quarantined=2),
         events=SimpleNamespace(dropped=0),
     )
 
@@ -74,5 +74,6 @@ def test_counters_and_buckets_from_rows() -> None:
     assert v("architect_cost_usd_total", gd) == 1.0
     assert v("architect_cache_hits_total", (("model_group", "g"),)) == 1
     assert v("architect_ledger_queue_depth", ()) == 3
+    assert v("architect_ledger_quarantined_total", ()) == 2
     text = prom.render().decode()
     assert "request_id" not in text
