@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from architect.errors import NotFoundInStore, PlanError, StoreError
-from architect.store.orchestrator import ClaimOptions, Outcome, Row, TaskRepo
+from architect.store.orchestrator import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 
 __all__ = ["Finished", "Manager"]
 
@@ -118,7 +118,7 @@ class Manager:
         """Delay before the next attempt after `failures` failed attempts (exponential, capped)."""
         return float(min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failures - 1)))
 
-    def claim(self, worker_id: str, n: int, lease_s: float, opts: ClaimOptions) -> list[Row]:
+    def claim(self, worker_id: str, n: int, lease_s: float, opts: ClaimOptions) -> Claimed:
         claimed = self.repo.claim(worker_id, n, self.clock(), lease_s, opts)
         for t in claimed:
             self._emit(
@@ -152,7 +152,7 @@ class Manager:
 
     def complete_and_claim(
         self, results: Sequence[Finished], worker_id: str, n: int, lease_s: float, opts: ClaimOptions
-    ) -> tuple[list[bool], list[Row]]:
+    ) -> tuple[list[bool], Claimed]:
         """Record finished attempts and claim the freed slots in one store transaction."""
         now = self.clock()
         items = self._outcomes(results, now)

@@ -3,6 +3,8 @@ runs them, heartbeats their leases, reaps expired leases, and stops cleanly.
 
 * No prefetch: a claim asks for exactly the free slots; shared concurrency and rate limits are
   enforced by the store inside the claim, so they hold across workers and machines.
+* When the shared rate limit holds a free slot back, the claim says when the next start is allowed;
+  the worker sleeps until then (not until its next poll) and does not ask the store before.
 * Before claiming, each executor's health check runs (cached for `health_s`); while one fails, its
   tasks are not claimed and the worker reports that it is waiting and why.
 * A claimed task whose previous attempt left a process group on this host (a lost worker's orphan)
@@ -78,6 +80,7 @@ class Worker:
         self._flush_wake = asyncio.Event()
         self._needed: set[str] = set()
         self._needed_at = -1e9
+        self._next_start: float | None = None  # the rate limit allows no start before this (clock time)
 
     def _status(self, msg: str) -> None:
         if self._on_status is not None:
@@ -109,8 +112,12 @@ class Worker:
                 if claimed and len(self.running) < o.slots:
                     continue  # more may be ready right now
                 self._wake.clear()
+                wait = o.poll_s
+                if self._next_start is not None and len(self.running) < o.slots:
+                    # the rate holds a free slot back: wake when it allows the next start
+                    wait = min(self._rate_wait(), max(next_reap - time.monotonic(), 0.0))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), o.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), wait)
             if self.running:
                 await asyncio.gather(*(r.job for r in self.running.values() if r.job), return_exceptions=True)
         finally:
@@ -128,12 +135,22 @@ class Worker:
     async def _claim(self) -> list[Row]:
         async with self._claim_lock:
             free = self.opts.slots - len(self.running)
-            if free <= 0 or self._stop.is_set():
+            if free <= 0 or self._stop.is_set() or self._rate_wait() > 0:
                 return []
             opts = await self._claim_options()
             claimed = await asyncio.to_thread(self.manager.claim, self.id, free, self.opts.lease_s, opts)
+            self._next_start = claimed.next_start_at
             self._start(claimed)
             return claimed
+
+    def _rate_wait(self) -> float:
+        """Seconds until the shared rate limit allows the next start, as the last claim said (0: now).
+
+        The limiter's next start time only moves forward, so no claim can succeed before it.
+        """
+        if self._next_start is None:
+            return 0.0
+        return max(0.0, self._next_start - self.manager.clock())
 
     async def _claim_options(self) -> ClaimOptions:
         unhealthy = await self._unhealthy()
@@ -243,12 +260,13 @@ class Worker:
         """Record finished attempts; claim the slots they free in the same transaction."""
         async with self._claim_lock:
             free = self.opts.slots - (len(self.running) - len(finished))
-            if free <= 0 or self._stop.is_set():
+            if free <= 0 or self._stop.is_set() or self._rate_wait() > 0:
                 return await asyncio.to_thread(self.manager.complete_many, finished, self.id)
             opts = await self._claim_options()
             done, claimed = await asyncio.to_thread(
                 self.manager.complete_and_claim, finished, self.id, free, self.opts.lease_s, opts
             )
+            self._next_start = claimed.next_start_at
             self._start(claimed)
             return done
 

@@ -2,12 +2,12 @@
 feature items (bugs, decisions, risks, issues, blockers), workers and the shared limiter rows.
 
 Times are UNIX seconds (float) as in the ledger; JSON payloads are stored as text.
-Migration `0002_orchestrator` creates exactly these tables.
+Migration `0002_orchestrator` creates these tables; `0008_rate_gcra` gives `task_limits` its `tat`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, Table, UniqueConstraint
+from sqlalchemy import Column, Float, Index, Integer, Table, UniqueConstraint, text
 
 from architect.store.schema import metadata
 from architect.store.text import String, Text
@@ -145,10 +145,11 @@ task_workers = Table(
     Column("last_seen", Float, nullable=False),
 )
 
-# One row per shared limiter: `window` holds the JSON list of start times in the last second.
+# One row per shared limiter, locked by every claim with shared limits; `tat` is the rate limit's
+# theoretical arrival time (GCRA, `store.orchestrator.limits`): the earliest time a task may start.
 task_limits = Table(
     "task_limits",
     metadata,
     Column("name", String(100), primary_key=True),
-    Column("window", Text, nullable=False),
+    Column("tat", Float, nullable=False, server_default=text("0")),
 )

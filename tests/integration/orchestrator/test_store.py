@@ -122,12 +122,12 @@ def test_shared_rate_and_concurrency_limits(store: Store) -> None:
     repo = store.tasks
     Manager(repo).import_plans(parse_markdown(_plan(20)))
     now = time.time() + 60  # ahead of the clock, so that the store's own clock reading does not move it
-    opts = ClaimOptions(max_running=3, rate=2, rate_period=1.0)
-    assert len(repo.claim("a", 5, now, 30, opts)) == 2  # the rate allows 2 per second
-    assert repo.claim("b", 5, now + 0.5, 30, opts) == []
-    assert repo.rate_wait(2, 1.0, now + 0.5) == pytest.approx(0.5, abs=0.01)
-    assert len(repo.claim("b", 5, now + 1.01, 30, opts)) == 1  # concurrency 3 caps it
-    assert repo.claim("c", 5, now + 2.5, 30, opts) == []
+    opts = ClaimOptions(max_running=3, rate=4, rate_period=1.0)  # one start every 0.25 s
+    assert len(repo.claim("a", 5, now, 30, opts)) == 1  # spaced: one start now
+    assert repo.claim("b", 5, now + 0.1, 30, opts) == []
+    assert len(repo.claim("b", 5, now + 0.25, 30, opts)) == 1
+    assert len(repo.claim("c", 5, now + 0.5, 30, opts)) == 1
+    assert repo.claim("c", 5, now + 2.5, 30, opts) == []  # concurrency 3 caps it
 
 
 def test_role_limits(store: Store) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from architect.orchestrator.executors import CommandExecutor, PythonExecutor, parse_test_summary
@@ -8,7 +9,7 @@ from architect.orchestrator.executors.base import ExecResult, TaskContext
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_yaml
 from architect.orchestrator.worker import Worker, WorkerOptions
-from architect.store.orchestrator import MemoryTaskRepo
+from architect.store.orchestrator import ClaimOptions, MemoryTaskRepo
 
 YAML = """
 project: shop
@@ -100,3 +101,19 @@ def test_test_summary_parsing(tmp_path: object) -> None:
         "errors": 0,
         "skipped": 1,
     }
+
+
+async def test_a_worker_held_back_by_the_rate_sleeps_until_the_next_start_not_its_next_poll() -> None:
+    repo = MemoryTaskRepo()
+    m = Manager(repo)
+    call = "executor: python, params: {callable: 'tests.unit.orchestrator.test_worker:double', n: 1}"
+    tasks = ", ".join(f"{{id: T{i:03d}, title: t, {call}}}" for i in range(1, 11))
+    m.import_plans(parse_yaml(f"title: R\nphases:\n  - tasks: [{tasks}]\n"))
+    opts = WorkerOptions(slots=4, lease_s=5, poll_s=1.0, exit_when_idle=True,
+                         claim=ClaimOptions(rate=20, rate_period=1.0))  # fmt: skip
+    stats = await asyncio.wait_for(Worker(m, {"python": PythonExecutor()}, opts).run(), 20)
+    assert stats["succeeded"] == 10
+    starts = sorted(e["ts"] for e in repo.events(1) if e["kind"] == "claimed")
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05 - 1e-6  # 20/s: 50 ms apart
+    # 9 intervals of 50 ms; waiting for the 1 s poll after each held-back claim would take ~9 s
+    assert starts[-1] - starts[0] < 1.5

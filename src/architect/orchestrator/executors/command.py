@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import signal
@@ -32,9 +33,11 @@ _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpasse
 _WRAPPER = 'trap "kill -KILL 0" TERM HUP; /bin/sh -c "$1" & wait $!'
 
 
+@functools.cache
 def _death_signal() -> Callable[[], None] | None:
     """On Linux, a pre-exec hook so the wrapper shell hears of the worker's death (any remaining
-    group is also killed by the next worker on this host before the task runs again)."""
+    group is also killed by the next worker on this host before the task runs again). Built once:
+    finding libc runs `ldconfig`, which would otherwise block the event loop at every launch."""
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -8,8 +8,9 @@ in-memory SQLite database (serialised by a lock), so the double cannot drift fro
 Concurrency design:
   * claims: PostgreSQL `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`;
     SQLite `BEGIN IMMEDIATE` + the same `UPDATE ... RETURNING`;
-  * shared limits (global and per-role concurrency, the rate window): the claim first locks the
-    `task_limits` row (`SELECT ... FOR UPDATE`), so limit checks and claims are serialised;
+  * shared limits (global and per-role concurrency, the rate): the claim first locks the
+    `task_limits` row (`SELECT ... FOR UPDATE`), so limit checks and claims are serialised; the rate
+    is GCRA (`limits`): starts spaced by period / N, and the claim says when the next may start;
   * completion is fenced: `WHERE id = :id AND attempt = :a AND status = 'running'`;
   * the reaper requeues `running` tasks whose lease expired, keyed on the lease alone;
   * PostgreSQL hot path (`fastpath`): without shared limits, a batch of plain successes, their
@@ -24,11 +25,11 @@ import threading
 from sqlalchemy import Engine
 
 from architect.store.engine import make_engine
-from architect.store.orchestrator.base import ClaimOptions, Outcome, Row, TaskRepo
+from architect.store.orchestrator.base import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 from architect.store.orchestrator.catalog import CatalogMixin
 from architect.store.orchestrator.execution import ExecutionMixin
 
-__all__ = ["ClaimOptions", "MemoryTaskRepo", "Outcome", "Row", "SQLTaskRepo", "TaskRepo"]
+__all__ = ["ClaimOptions", "Claimed", "MemoryTaskRepo", "Outcome", "Row", "SQLTaskRepo", "TaskRepo"]
 
 
 class SQLTaskRepo(CatalogMixin, ExecutionMixin):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from architect.store.engine import begin_immediate
 from architect.store.orchestrator.readiness import blocked_reason, compute_readiness
 from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
 
-__all__ = ["FINAL", "ClaimOptions", "Outcome", "RepoBase", "Row", "TaskRepo", "dumps", "loads"]
+__all__ = ["FINAL", "ClaimOptions", "Claimed", "Outcome", "RepoBase", "Row", "TaskRepo", "dumps", "loads"]
 
 Row = dict[str, Any]
 JSON_TASK = ("deps", "params", "result", "validation")
@@ -56,9 +56,24 @@ class ClaimOptions:
     exclude_executors: tuple[str, ...] = ()
     max_running: int | None = None
     role_limits: Mapping[str, int] = field(default_factory=dict)
-    rate: int | None = None  # at most this many starts per `rate_period` seconds, across all workers
+    # at most `rate` starts per `rate_period` seconds across all workers, one every rate_period / rate
+    rate: int | None = None
     rate_period: float = 1.0
     run_id: str | None = None
+
+
+class Claimed(list[Row]):
+    """The task rows a claim took, and when the shared rate limit allows the next start.
+
+    `next_start_at` (UNIX time) is set when a rate limit applies and does not allow another start
+    right now: a worker with free slots waits until then rather than polling.
+    """
+
+    __slots__ = ("next_start_at",)
+
+    def __init__(self, rows: Iterable[Row] = (), next_start_at: float | None = None) -> None:
+        super().__init__(rows)
+        self.next_start_at = next_start_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +106,8 @@ class TaskRepo(Protocol):
     def retry_task(self, feature_id: int, key: str, now: float) -> Row: ...
     def status_counts(self, feature_id: int) -> list[Row]: ...
     # execution
-    def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> list[Row]: ...
+    def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> Claimed: ...
     def ready_executors(self, feature_ids: Sequence[int] | None) -> set[str]: ...
-    def rate_wait(self, rate: int, period: float, now: float) -> float: ...
     def heartbeat(self, worker_id: str, task_ids: Sequence[int], now: float, lease_s: float) -> set[int]: ...
     def set_process(self, task_id: int, attempt: int, host: str | None, pgid: int | None) -> bool: ...
     def complete(self, task_id: int, attempt: int, now: float, outcome: Outcome, worker_id: str) -> bool: ...
@@ -108,7 +122,7 @@ class TaskRepo(Protocol):
         now: float,
         lease_s: float,
         opts: ClaimOptions,
-    ) -> tuple[list[bool], list[Row]]: ...
+    ) -> tuple[list[bool], Claimed]: ...
     def reap(self, now: float) -> list[Row]: ...
     def register_worker(self, worker_id: str, host: str, pid: int, now: float) -> None: ...
     def remove_worker(self, worker_id: str) -> None: ...

@@ -7,25 +7,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, and_, case, delete, func, insert, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from architect.store.orchestrator.base import ClaimOptions, Outcome, RepoBase, Row, dumps, task_row
+from architect.store.orchestrator.base import Claimed, ClaimOptions, Outcome, RepoBase, Row, dumps, task_row
 from architect.store.orchestrator.fastpath import FastPath
-from architect.store.schema_orchestrator import features, task_deps, task_limits, task_workers, tasks
+from architect.store.orchestrator.limits import Gcra, lock_limiter, save_tat
+from architect.store.schema_orchestrator import features, task_deps, task_workers, tasks
 
 __all__ = ["ExecutionMixin"]
 
 
 class ExecutionMixin(RepoBase):
-    def _lock_limits(self, conn: Connection, name: str = "global") -> list[float]:
-        ins = (pg_insert if self._pg else sqlite_insert)(task_limits).values(name=name, window="[]")
-        conn.execute(ins.on_conflict_do_nothing(index_elements=["name"]))
-        q = select(task_limits.c.window).where(task_limits.c.name == name).with_for_update()
-        return [float(t) for t in orjson.loads(conn.execute(q).scalar_one())]
-
     @staticmethod
     def _claimable(now: float, opts: ClaimOptions) -> Any:
         inactive = select(features.c.id).where(features.c.status != "active")
@@ -40,13 +32,13 @@ class ExecutionMixin(RepoBase):
             conds.append(tasks.c.executor.not_in(opts.exclude_executors))
         return and_(*conds)
 
-    def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> list[Row]:
+    def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> Claimed:
         """Claim up to n ready tasks (priority, then age) for worker_id, within the shared limits."""
         if n <= 0:
-            return []
+            return Claimed()
         if self._fast(opts):
             with self._single() as conn:
-                return self._fastpath.run(conn, (), worker_id, n, now, lease_s, opts)[1]
+                return Claimed(self._fastpath.run(conn, (), worker_id, n, now, lease_s, opts)[1])
         with self._write() as conn:
             return self._claim_in(conn, worker_id, n, now, lease_s, opts)
 
@@ -67,25 +59,24 @@ class ExecutionMixin(RepoBase):
         lease_s: float,
         opts: ClaimOptions,
         events: list[Row] | None = None,
-    ) -> list[Row]:
+    ) -> Claimed:
         if n <= 0:
-            return []
+            return Claimed()
         limited = opts.max_running is not None or bool(opts.role_limits) or opts.rate is not None
-        window: list[float] = []
+        gcra = Gcra.of(opts.rate, opts.rate_period) if opts.rate is not None else None
+        tat = 0.0
         if limited:
-            window = self._lock_limits(conn)
+            tat = lock_limiter(conn, self._pg)
             # serialised from here on: read the clock again, so that the start times recorded by
             # different workers follow the order in which the limits were checked
             now = max(now, time.time())
-            # keep a margin of older starts: another worker's clock reading may be slightly behind
-            window = [t for t in window if t > now - opts.rate_period - 5.0]
             if opts.max_running is not None:
                 running = conn.execute(select(func.count()).where(tasks.c.status == "running")).scalar_one()
                 n = min(n, opts.max_running - int(running))
-            if opts.rate is not None:
-                n = min(n, opts.rate - sum(1 for t in window if t > now - opts.rate_period))
+            if gcra is not None:
+                n = min(n, gcra.allowed(tat, now))
             if n <= 0:
-                return []
+                return Claimed(next_start_at=tat if gcra is not None and tat > now else None)
         order = (tasks.c.priority.desc(), tasks.c.ready_at, tasks.c.id)
         ids: Any
         if opts.role_limits:
@@ -113,18 +104,16 @@ class ExecutionMixin(RepoBase):
         claimed = sorted(
             (task_row(r) for r in res), key=lambda t: (-t["priority"], t["ready_at"] or 0, t["id"])
         )
-        if opts.rate is not None and claimed:
-            window.extend([now] * len(claimed))
-            conn.execute(
-                update(task_limits).where(task_limits.c.name == "global").values(window=dumps(window))
-            )
+        if gcra is not None and claimed:
+            tat = gcra.advance(tat, now, len(claimed))
+            save_tat(conn, tat)
         batch = f"{worker_id}@{now:.6f}"
         evs = [self._ev(t, "claimed", now, worker_id, batch=batch, run=opts.run_id) for t in claimed]
         if events is None:
             self._events(conn, evs)
         else:
             events.extend(evs)
-        return claimed
+        return Claimed(claimed, next_start_at=tat if gcra is not None and tat > now else None)
 
     def _pick_by_role(
         self, conn: Connection, n: int, now: float, opts: ClaimOptions, order: Any
@@ -151,15 +140,6 @@ class ExecutionMixin(RepoBase):
             q = q.where(tasks.c.feature_id.in_(feature_ids))
         with self._read() as conn:
             return {str(r[0]) for r in conn.execute(q)}
-
-    def rate_wait(self, rate: int, period: float, now: float) -> float:
-        """Seconds until the shared rate window has room again (0 when it has room now)."""
-        with self._read() as conn:
-            raw = conn.execute(select(task_limits.c.window).where(task_limits.c.name == "global")).scalar()
-        window = sorted(float(t) for t in (orjson.loads(raw) if raw else []) if t > now - period)
-        if len(window) < rate:
-            return 0.0
-        return max(0.0, window[len(window) - rate] + period - now)
 
     def heartbeat(self, worker_id: str, task_ids: Sequence[int], now: float, lease_s: float) -> set[int]:
         """Extend the leases this worker still holds; returns the ids it still owns."""
@@ -210,13 +190,13 @@ class ExecutionMixin(RepoBase):
         now: float,
         lease_s: float,
         opts: ClaimOptions,
-    ) -> tuple[list[bool], list[Row]]:
+    ) -> tuple[list[bool], Claimed]:
         """Record finished attempts and claim up to n ready tasks, in one transaction."""
         if self._fast(opts) and all(self._plain(o) for _, _, o in items):
             with self._single() as conn:
                 items3 = [(i, a, o.duration_s) for i, a, o in items]
                 got, claimed = self._fastpath.run(conn, items3, worker_id, n, now, lease_s, opts)
-            return [i in got for i, _, _ in items], claimed
+            return [i in got for i, _, _ in items], Claimed(claimed)
         evs: list[Row] = []
         with self._write() as conn:
             done = self._complete_in(conn, items, now, worker_id, evs)
