@@ -83,11 +83,31 @@ def test_a_virtual_key_sees_only_its_own_data(
 
 def test_providers_show_deployments_and_circuit_state(page: Any, server: LiveServer, axe_source: str) -> None:
     chat(server)
+    for tier in ("miss", "hit-l1"):  # the second identical deterministic call is answered by the cache
+        r = httpx.post(
+            f"{server.url}/v1/chat/completions", headers=admin(), timeout=10,
+            json={"model": "fast", "temperature": 0, "messages": [{"role": "user", "content": "cache me"}]},
+        )  # fmt: skip
+        assert r.status_code == 200 and r.headers["x-architect-cache"] == tier
     login(page, next_path="/ui/providers")
     rows = page.locator("#health tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("closed")
     expect(page.locator("#health")).to_contain_text("sim-fast")
+
+    def names(title: str) -> list[str]:
+        chart = page.locator("#costs figure").filter(has=page.locator("figcaption", has_text=title))
+        expect(chart.locator("tbody tr").first).to_be_visible()
+        return [n.strip() for n in chart.locator("tbody tr td:first-child").all_inner_texts()]
+
+    # deployments, the provider and the cache by name; never a model group's name or "unknown"
+    deployments = {
+        d.strip() for d in page.locator("#health tbody tr td:first-child strong").all_inner_texts()
+    }
+    for title in ("Cost per deployment", "Requests per deployment"):
+        got = names(title)
+        assert "cache" in got and set(got) - {"cache", "no deployment answered (errors)"} <= deployments, got
+    assert set(names("Cost per vendor")) == {"sim", "cache"}
     check_axe(page, axe_source)
     shoot(page, "providers")
 

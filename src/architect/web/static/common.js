@@ -133,6 +133,8 @@ export function fmtAgo(ts) {
   if (s < 86400) return `${(s / 3600).toFixed(1)} h ago`;
   return `${(s / 86400).toFixed(1)} d ago`;
 }
+/** Who answered a ledger call: its deployment, "cache" for a cache hit, "—" when nothing did. */
+export const servedBy = (c) => (String(c.cache || "").startsWith("hit") ? "cache" : c.deployment || "—");
 export const badge = (text, cls) => el("span", { class: `badge ${cls || text}` }, text);
 
 export function table(columns, rows, { caption, empty } = {}) {

@@ -2,7 +2,7 @@
 // attempts, export CSV. New calls matching the filters appear live on the first page.
 import {
   api, app, badge, currentRange, download, el, emptyBox, errorBox, fmtInt, fmtMs, fmtTime, fmtUsd, liveIndicator,
-  RANGES, subscribe, table,
+  RANGES, servedBy, subscribe, table,
 } from "../common.js";
 
 const PAGE = 50;
@@ -53,7 +53,7 @@ const columns = [
   { label: "Time", cell: (c) => fmtTime(c.ts, true) },
   { label: "Request id", cell: (c) => el("button", { type: "button", class: "secondary", "data-id": c.request_id, onclick: () => openDetail(c.request_id) }, c.request_id) },
   { label: "Model", cell: (c) => c.model },
-  { label: "Deployment", cell: (c) => c.deployment || "—" },
+  { label: "Deployment", cell: servedBy },
   { label: "Status", cell: (c) => badge(c.status, c.status) },
   { label: "HTTP", num: true, cell: (c) => c.http_status },
   { label: "Total", num: true, cell: (c) => fmtMs(c.total_ms) },
@@ -127,7 +127,7 @@ async function openDetail(id, retries = 3) {
     kv([
       ["Time", fmtTime(c.ts, true)], ["Status", badge(c.status, c.status)], ["HTTP status", String(c.http_status)],
       ["Error", c.error_kind ? `${c.error_kind}: ${c.error_message || ""}` : null],
-      ["Model asked", c.model], ["Model group", c.model_group], ["Deployment", c.deployment], ["Provider", c.provider],
+      ["Model asked", c.model], ["Model group", c.model_group], ["Deployment", servedBy(c)], ["Provider", c.provider],
       ["Simulated", c.simulated ? "yes" : "no"], ["Route", c.route_reason], ["Stream", c.stream ? "yes" : "no"],
       ["Attempts / fallbacks", `${c.attempts} / ${c.fallbacks}`],
     ]),

@@ -2,7 +2,7 @@
 // baseline, cache hit rate, open alerts and the latest calls (live).
 import {
   api, app, badge, bar, currentRange, el, emptyBox, errorBox, fmtAgo, fmtInt, fmtMs, fmtPct, fmtTime, fmtUsd,
-  lineChart, liveIndicator, rangeSelect, section, startOfDay, startOfMonth, subscribe, table,
+  lineChart, liveIndicator, rangeSelect, section, servedBy, startOfDay, startOfMonth, subscribe, table,
 } from "../common.js";
 
 const ADDITIVE = ["requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd",
@@ -12,7 +12,7 @@ const ADDITIVE = ["requests", "errors", "prompt_tokens", "completion_tokens", "c
 function total(summary) {
   const rows = summary.rows || [];
   const t = Object.fromEntries(ADDITIVE.map((k) => [k, rows.reduce((a, r) => a + (r[k] || 0), 0)]));
-  for (const k of ["p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p95_ms", "ttft_p99_ms"]) {
+  for (const k of ["p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p95_ms", "ttft_p99_ms", "cache_hit_p50_ms"]) {
     t[k] = rows.length === 1 ? rows[0][k] : null;
   }
   t.error_rate = t.requests ? t.errors / t.requests : null;
@@ -73,21 +73,23 @@ async function load() {
     const monthBudget = tightest(budgetsFor(budgetRows, ["month", "monthly"]));
     const budgetNote = (b, period) => (b ? `tightest ${period} budget: ${b.scope} ${b.target} ${fmtUsd(b.spent_usd)} of ${fmtUsd(b.limit_usd)}` : `no ${period} budget set`);
     const baseline = sum.value.baseline;
+    const notice = t.requests === 0
+      ? [el("p", { class: "notice" }, `No calls in the ${range.label.toLowerCase()}. Point an OpenAI client at this gateway's /v1 (or run `,
+        el("code", {}, "architect serve --example"), ") and the figures appear here.")]
+      : [];
     tiles.replaceChildren(
-      t.requests === 0
-        ? el("p", { class: "notice" }, `No calls in the ${range.label.toLowerCase()}. Point an OpenAI client at this gateway's /v1 (or run `,
-          el("code", {}, "architect serve --example"), ") and the figures appear here.")
-        : null,
+      ...notice,
       el("div", { class: "tiles" },
         tile("Requests / min", (t.requests / minutes).toFixed(t.requests / minutes < 10 ? 2 : 0), `${fmtInt(t.requests)} in range`, "t-rpm"),
         tile("Error rate", fmtPct(t.error_rate), `${fmtInt(t.errors)} errors`, "t-errors"),
-        tile("Latency p50 / p95 / p99", `${fmtMs(t.p50_ms)}`, `p95 ${fmtMs(t.p95_ms)} · p99 ${fmtMs(t.p99_ms)}`, "t-latency"),
-        tile("Time to first token p50", fmtMs(t.ttft_p50_ms), `p95 ${fmtMs(t.ttft_p95_ms)} · p99 ${fmtMs(t.ttft_p99_ms)}`, "t-ttft"),
+        tile("Latency p50 / p95 / p99", `${fmtMs(t.p50_ms)}`, `p95 ${fmtMs(t.p95_ms)} · p99 ${fmtMs(t.p99_ms)} · cache hits excluded`, "t-latency"),
+        tile("Time to first token p50", fmtMs(t.ttft_p50_ms), `p95 ${fmtMs(t.ttft_p95_ms)} · p99 ${fmtMs(t.ttft_p99_ms)} · streamed upstream calls`, "t-ttft"),
         tile("Cost today", d ? fmtUsd(d.cost_usd) : "—", budgetNote(dayBudget, "daily"), "t-today"),
         tile("Cost this month", m ? fmtUsd(m.cost_usd) : "—", budgetNote(monthBudget, "monthly"), "t-month"),
         tile("Saving vs baseline", fmtUsd(t.saving_usd),
           baseline ? `against ${baseline} (${fmtUsd(t.baseline_cost_usd)} had it served all)` : "no baseline model configured", "t-saving"),
-        tile("Cache hit rate", t.requests ? fmtPct(t.cache_hits / t.requests) : "—", `${fmtInt(t.cache_hits)} hits`, "t-cache"),
+        tile("Cache hit rate", t.requests ? fmtPct(t.cache_hits / t.requests) : "—",
+          `${fmtInt(t.cache_hits)} hits${t.cache_hits ? ` · hit latency p50 ${fmtMs(t.cache_hit_p50_ms)}` : ""}`, "t-cache"),
       ),
     );
   }
@@ -102,7 +104,7 @@ async function load() {
       el("div", { class: "card" }, lineChart([s("requests", "requests/min", perMin), s("errors", "errors/min", perMin)],
         { title: "Traffic and errors", yFormat: (v) => (v < 10 ? v.toFixed(1) : fmtInt(v)) })),
       el("div", { class: "card" }, lineChart([s("p50_ms", "p50"), s("p95_ms", "p95"), s("p99_ms", "p99"), s("ttft_p50_ms", "TTFT p50")],
-        { title: "Latency percentiles", yFormat: fmtMs })),
+        { title: "Latency percentiles (cache hits excluded)", yFormat: fmtMs })),
       el("div", { class: "card" }, lineChart([s("cost_usd", "cost"), s("baseline_cost_usd", "baseline cost")],
         { title: "Cost against the baseline", yFormat: fmtUsd })),
     );
@@ -134,7 +136,7 @@ const callCols = [
   { label: "Time", cell: (c) => fmtTime(c.ts) },
   { label: "Request", cell: (c) => el("a", { href: `/ui/ledger?call=${encodeURIComponent(c.request_id)}` }, c.request_id) },
   { label: "Model", cell: (c) => c.model },
-  { label: "Deployment", cell: (c) => c.deployment || "—" },
+  { label: "Deployment", cell: servedBy },
   { label: "Status", cell: (c) => badge(c.status, c.status) },
   { label: "Total", num: true, cell: (c) => fmtMs(c.total_ms) },
   { label: "Cost", num: true, cell: (c) => fmtUsd(c.cost_usd) },

@@ -30,7 +30,7 @@ async function load() {
   const now = Date.now() / 1000;
   const [prov, sum] = await Promise.allSettled([
     api("/providers"),
-    api(`/metrics/summary?since=${now - range.seconds}&until=${now}&group_by=model_group,deployment`),
+    api(`/metrics/summary?since=${now - range.seconds}&until=${now}&group_by=deployment,provider`),
   ]);
   if (prov.status === "rejected") {
     health.replaceChildren(errorBox(prov.reason, "Providers"));
@@ -58,20 +58,22 @@ async function load() {
     { label: "Cost", num: true, cell: (d) => fmtUsd(s(d).cost_usd) },
   ], deps, { caption: "Deployments", empty: "No deployments configured. Add providers and models to the config file." }));
   if (sum.status === "fulfilled") {
+    // one row per deployment and provider; the API counts cache hits under deployment and provider
+    // "cache", and calls no deployment answered (errors, refusals) under none
     const rows = sum.value.rows || [];
-    const providerOf = new Map(deps.map((d) => [d.name, d.provider]));
+    const served = rows.filter((r) => r.deployment);
+    const unanswered = rows.filter((r) => !r.deployment).reduce((a, r) => a + (r.requests || 0), 0);
     const byVendor = new Map();
-    for (const r of rows) {
-      const v = providerOf.get(r.deployment) || r.provider || "unknown";
-      byVendor.set(v, (byVendor.get(v) || 0) + (r.cost_usd || 0));
-    }
-    const routed = rows.map((r) => ({ label: r.deployment || r.model_group, value: r.requests || 0 }));
+    for (const r of served) byVendor.set(r.provider, (byVendor.get(r.provider) || 0) + (r.cost_usd || 0));
+    const desc = (items) => items.sort((a, b) => b.value - a.value);
+    const routed = desc(served.map((r) => ({ label: r.deployment, value: r.requests || 0 })));
+    if (unanswered) routed.push({ label: "no deployment answered (errors)", value: unanswered });
     costs.replaceChildren(
-      el("section", { class: "card" }, barChart(rows.map((r) => ({ label: r.deployment || r.model_group, value: r.cost_usd || 0 }))
-        .sort((a, b) => b.value - a.value), { title: "Cost per model", format: fmtUsd })),
-      el("section", { class: "card" }, barChart([...byVendor].map(([label, value]) => ({ label, value })).sort((a, b) => b.value - a.value),
+      el("section", { class: "card" }, barChart(desc(served.map((r) => ({ label: r.deployment, value: r.cost_usd || 0 }))),
+        { title: "Cost per deployment", format: fmtUsd })),
+      el("section", { class: "card" }, barChart(desc([...byVendor].map(([label, value]) => ({ label, value }))),
         { title: "Cost per vendor", format: fmtUsd })),
-      el("section", { class: "card" }, barChart(routed, { title: "Requests routed per deployment", format: fmtInt }),
+      el("section", { class: "card" }, barChart(routed, { title: "Requests per deployment", format: fmtInt }),
         el("p", { class: "muted" }, `Failed over to another deployment or group: ${fmtInt(rows.reduce((a, r) => a + (r.fallbacks || 0), 0))} calls; upstream attempts: ${fmtInt(rows.reduce((a, r) => a + (r.attempts || 0), 0))}.`)),
     );
   } else {
