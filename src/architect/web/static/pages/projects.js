@@ -17,6 +17,29 @@ root.replaceChildren(picker, summary, board, phases);
 const tile = (label, value, sub, id) =>
   el("div", { class: "tile", id }, el("div", { class: "label" }, label), el("div", { class: "value" }, value),
     sub ? el("div", { class: "sub" }, sub) : null);
+const span = (s) => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} days`);
+
+/** Velocity in a unit its window supports, with that window. */
+function velocityTile(m) {
+  const w = m.velocity_window_s;
+  if (w === null || w === undefined || m.velocity_tasks_per_day === null) return tile("Velocity", "—", "no task claimed yet", "m-velocity");
+  const [unit, per] = w < 3600 ? ["min", 1440] : w < 172800 ? ["h", 24] : ["day", 1];
+  const rate = m.velocity_tasks_per_day / per;
+  return tile("Velocity", `${rate < 10 ? rate.toPrecision(2) : Math.round(rate)}/${unit}`,
+    `${m.velocity_tasks} finished by workers in the last ${span(w)}`, "m-velocity");
+}
+
+/** The completion estimate with its interval, or why there is none. */
+function etaTile(m) {
+  const f = m.forecast || {};
+  if (f.basis === "throughput") {
+    return tile("Estimated completion", fmtTime(f.eta, true),
+      `90% interval ${fmtTime(f.eta_low, true)} to ${fmtTime(f.eta_high, true)}, if the pace of the last ${span(f.window_s)} holds`, "m-eta");
+  }
+  if (f.basis === "done") return tile("Estimated completion", "done", `finished ${fmtTime(f.eta, true)}`, "m-eta");
+  if (f.basis === "no_tasks") return tile("Estimated completion", "—", "no tasks", "m-eta");
+  return tile("Estimated completion", "—", `not enough history yet: ${f.completed ?? 0} task(s) finished by workers, ${f.min_completions} needed`, "m-eta");
+}
 const deps = (t) => { try { return Array.isArray(t.deps) ? t.deps : JSON.parse(t.deps || "[]"); } catch { return []; } };
 
 let feature = null;
@@ -85,9 +108,8 @@ async function load() {
   const m = metricsR.status === "fulfilled" ? metricsR.value : null;
   summary.replaceChildren(metricsR.status === "rejected" ? errorBox(metricsR.reason, "Delivery metrics") : el("div", { class: "tiles" },
     tile("Progress", fmtPct(m.progress, 0), `${m.tasks_done}/${m.tasks_total} tasks`, "m-progress"),
-    tile("Velocity", m.velocity_tasks_per_day === null ? "—" : `${m.velocity_tasks_per_day}/day`, "rolling 3 days", "m-velocity"),
-    tile("Estimated completion", m.estimated_completion ? fmtTime(m.estimated_completion, true) : "—",
-      m.estimated_completion ? null : "needs finished tasks to estimate", "m-eta"),
+    velocityTile(m),
+    etaTile(m),
     tile("First-try success", fmtPct(m.first_try_success_rate, 0), `rework ${fmtPct(m.rework_rate, 0)}`, "m-first-try"),
     tile("Cost", fmtUsd(m.cost_usd), `${fmtInt(m.model_calls)} model calls`, "m-cost")));
   if (tasksR.status === "rejected") {
