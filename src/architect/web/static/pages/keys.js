@@ -1,7 +1,7 @@
 // Keys & budgets: spend against each budget, rpm/tpm limits and their use in the last minute,
 // create and revoke keys (admin only; the secret of a new key is shown once).
 import {
-  api, app, badge, bar, el, emptyBox, errorBox, fmtInt, fmtPct, fmtTime, fmtUsd, IS_ADMIN, section, table,
+  api, app, badge, bar, el, errorBox, fmtInt, fmtPct, fmtTime, fmtUsd, IS_ADMIN, section, table,
 } from "../common.js";
 
 const root = app();

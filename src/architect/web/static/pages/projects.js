@@ -1,7 +1,7 @@
 // Projects & features: the task board by status and phase with dependencies, progress, velocity and
 // estimated completion, running tasks live, first-try success and rework, cost per task.
 import {
-  api, app, badge, bar, el, emptyBox, errorBox, fmtAgo, fmtInt, fmtPct, fmtTime, fmtUsd, liveIndicator, section,
+  api, app, badge, bar, el, emptyBox, errorBox, fmtAgo, fmtInt, fmtPct, fmtTime, fmtUsd, liveIndicator,
   subscribe, table,
 } from "../common.js";
 
