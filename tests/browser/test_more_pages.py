@@ -145,7 +145,7 @@ def test_the_board_follows_a_task_run_and_the_report_renders(
     expect(page.locator("#col-ready #task-T002")).to_be_visible()  # its dependency is done
     expect(page.locator("#m-progress")).to_contain_text("1/3 tasks")
     # one task done seconds after the first claim: a rate over those seconds, and no date made up from it
-    expect(page.locator("#m-velocity .sub")).to_contain_text("1 finished by workers in the last")
+    expect(page.locator("#m-velocity .sub")).to_contain_text("1 task finished by workers in the last")
     expect(page.locator("#m-eta")).to_contain_text("not enough history yet")
     page.get_by_role("link", name="Status report").click()
     expect(page).to_have_url(re.compile(r"/ui/report\?feature="))

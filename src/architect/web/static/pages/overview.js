@@ -174,7 +174,9 @@ async function load() {
         tile(
           "Time to first token p50",
           fmtMs(t.ttft_p50_ms),
-          `p95 ${fmtMs(t.ttft_p95_ms)} · p99 ${fmtMs(t.ttft_p99_ms)} · streamed upstream calls`,
+          t.ttft_p50_ms === null
+            ? "no stream answered by an upstream in range"
+            : `p95 ${fmtMs(t.ttft_p95_ms)} · p99 ${fmtMs(t.ttft_p99_ms)} · streamed upstream calls`,
           "t-ttft",
         ),
         tile("Cost today", d ? fmtUsd(d.cost_usd) : "—", budgetNote(dayBudget, "daily"), "t-today"),

@@ -35,6 +35,7 @@ const tile = (label, value, sub, id) =>
     el("div", { class: "value" }, value),
     sub ? el("div", { class: "sub" }, sub) : null,
   );
+const tasks = (n) => `${n} task${n === 1 ? "" : "s"}`;
 const span = (s) =>
   s < 120
     ? `${Math.round(s)} s`
@@ -53,8 +54,8 @@ function velocityTile(m) {
   const rate = m.velocity_tasks_per_day / per;
   return tile(
     "Velocity",
-    `${rate < 10 ? rate.toPrecision(2) : Math.round(rate)}/${unit}`,
-    `${m.velocity_tasks} finished by workers in the last ${span(w)}`,
+    `${rate === 0 ? 0 : rate < 10 ? rate.toPrecision(2) : Math.round(rate)}/${unit}`,
+    `${tasks(m.velocity_tasks)} finished by workers in the last ${span(w)}`,
     "m-velocity",
   );
 }
@@ -76,7 +77,7 @@ function etaTile(m) {
   return tile(
     "Estimated completion",
     "—",
-    `not enough history yet: ${f.completed ?? 0} task(s) finished by workers, ${f.min_completions} needed`,
+    `not enough history yet: ${tasks(f.completed ?? 0)} finished by workers, ${f.min_completions} needed`,
     "m-eta",
   );
 }
