@@ -39,9 +39,9 @@ __all__ = [
 ]
 
 ProviderKind = Literal["openai", "anthropic", "simulated"]
+Strategy = Literal["weighted", "least-busy", "lowest-latency", "lowest-cost"]
 # The deployment and provider the metrics count cache hits under; no configured one may take it.
 CACHE_NAME = "cache"
-Strategy = Literal["weighted", "least-busy", "lowest-latency", "lowest-cost"]
 
 
 class _Model(BaseModel):
