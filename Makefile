@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit integration acceptance lock bench-gateway clean
+.PHONY: run test install lint lint-js format-js typecheck unit integration acceptance lock bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,29 @@ typecheck: install
 	$(BIN)/mypy
 
 # Browser tests drive Debian's chromium (/usr/bin/chromium) with Playwright and check accessibility
-# with axe-core from npm (test-only, in tests/browser/node_modules).
+# with axe-core from npm; eslint and prettier check the dashboard's JavaScript and CSS. All test-only,
+# pinned in tests/browser/package-lock.json, installed into tests/browser/node_modules. Under CI=true
+# a missing npm fails the build instead of skipping.
 BROWSER_STAMP := tests/browser/node_modules/.installed
 $(BROWSER_STAMP): tests/browser/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/browser && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
-	 else echo "npm not found: browser accessibility checks will be skipped"; fi
+	 elif [ "$$CI" = "true" ]; then echo "CI=true but npm is not installed (apt-get install -y npm)" >&2; exit 1; \
+	 else echo "npm not found: browser accessibility checks and the JavaScript lint will be skipped"; fi
 
-test: install $(BROWSER_STAMP)
+JS_BIN := tests/browser/node_modules/.bin
+JS_FILES := "src/architect/web/static/**/*.{js,css}" tests/browser/eslint.config.js
+
+lint-js: $(BROWSER_STAMP)
+	@if [ -x $(JS_BIN)/eslint ]; then \
+	   $(JS_BIN)/eslint --max-warnings 0 --config tests/browser/eslint.config.js src/architect/web/static && \
+	   $(JS_BIN)/prettier --config tests/browser/prettier.config.json --check $(JS_FILES); \
+	 elif [ "$$CI" = "true" ]; then echo "CI=true but eslint is not installed (npm ci in tests/browser)" >&2; exit 1; \
+	 else echo "eslint not installed (npm not found): JavaScript lint skipped"; fi
+
+format-js: $(BROWSER_STAMP)
+	$(JS_BIN)/prettier --config tests/browser/prettier.config.json --write $(JS_FILES)
+
+test: install $(BROWSER_STAMP) lint-js
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider

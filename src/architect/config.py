@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from architect.errors import ConfigError
 
 __all__ = [
+    "CACHE_NAME",
     "AlertRule",
     "AuthConfig",
     "BreakerConfig",
@@ -43,6 +44,8 @@ __all__ = [
 
 ProviderKind = Literal["openai", "anthropic", "simulated"]
 Strategy = Literal["weighted", "least-busy", "lowest-latency", "lowest-cost"]
+# The deployment and provider the metrics count cache hits under; no configured one may take it.
+CACHE_NAME = "cache"
 
 
 class _Model(BaseModel):
@@ -261,9 +264,16 @@ class Config(_Model):
         providers = {p.name for p in self.providers}
         if len(providers) != len(self.providers):
             raise ValueError("provider names must be unique")
+        for pi, p in enumerate(self.providers):
+            if p.name == CACHE_NAME:
+                raise ValueError(f"providers[{pi}].name: {CACHE_NAME!r} is reserved for cache hits")
         groups = {g.name for g in self.models}
         for gi, g in enumerate(self.models):
             for di, d in enumerate(g.deployments):
+                if d.name == CACHE_NAME:
+                    raise ValueError(
+                        f"models[{gi}].deployments[{di}].name: {CACHE_NAME!r} is reserved for cache hits"
+                    )
                 if d.provider not in providers:
                     raise ValueError(
                         f"models[{gi}].deployments[{di}].provider: unknown provider {d.provider!r} "

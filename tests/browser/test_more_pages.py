@@ -83,11 +83,31 @@ def test_a_virtual_key_sees_only_its_own_data(
 
 def test_providers_show_deployments_and_circuit_state(page: Any, server: LiveServer, axe_source: str) -> None:
     chat(server)
+    for tier in ("miss", "hit-l1"):  # the second identical deterministic call is answered by the cache
+        r = httpx.post(
+            f"{server.url}/v1/chat/completions", headers=admin(), timeout=10,
+            json={"model": "fast", "temperature": 0, "messages": [{"role": "user", "content": "cache me"}]},
+        )  # fmt: skip
+        assert r.status_code == 200 and r.headers["x-architect-cache"] == tier
     login(page, next_path="/ui/providers")
     rows = page.locator("#health tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("closed")
     expect(page.locator("#health")).to_contain_text("sim-fast")
+
+    def names(title: str) -> list[str]:
+        chart = page.locator("#costs figure").filter(has=page.locator("figcaption", has_text=title))
+        expect(chart.locator("tbody tr").first).to_be_visible()
+        return [n.strip() for n in chart.locator("tbody tr td:first-child").all_inner_texts()]
+
+    # deployments, the provider and the cache by name; never a model group's name or "unknown"
+    deployments = {
+        d.strip() for d in page.locator("#health tbody tr td:first-child strong").all_inner_texts()
+    }
+    for title in ("Cost per deployment", "Requests per deployment"):
+        got = names(title)
+        assert "cache" in got and set(got) - {"cache", "no deployment answered (errors)"} <= deployments, got
+    assert set(names("Cost per vendor")) == {"sim", "cache"}
     check_axe(page, axe_source)
     shoot(page, "providers")
 
@@ -124,6 +144,9 @@ def test_the_board_follows_a_task_run_and_the_report_renders(
     expect(page.locator("#col-succeeded #task-T001")).to_be_visible(timeout=3000)
     expect(page.locator("#col-ready #task-T002")).to_be_visible()  # its dependency is done
     expect(page.locator("#m-progress")).to_contain_text("1/3 tasks")
+    # one task done seconds after the first claim: a rate over those seconds, and no date made up from it
+    expect(page.locator("#m-velocity .sub")).to_contain_text("1 task finished by workers in the last")
+    expect(page.locator("#m-eta")).to_contain_text("not enough history yet")
     page.get_by_role("link", name="Status report").click()
     expect(page).to_have_url(re.compile(r"/ui/report\?feature="))
     report = page.locator("#report")

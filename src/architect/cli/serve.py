@@ -27,7 +27,10 @@ LEDGER_QUARANTINE_FILE = "ledger-quarantine.jsonl"
 def _banner(cfg: Config, host: str, port: int, db: str) -> None:
     url = f"http://{host}:{port}"
     model = cfg.models[0].name if cfg.models else "MODEL"
-    key = "$ARCHITECT_ADMIN_KEY" if cfg.auth.admin_key else "anything"
+    # With an admin key the examples read it from the environment: the curl header is in double
+    # quotes so the shell expands the variable, the SDK line reads os.environ.
+    header = "Bearer $ARCHITECT_ADMIN_KEY" if cfg.auth.admin_key else "Bearer anything"
+    sdk = ("import os; ", "os.environ['ARCHITECT_ADMIN_KEY']") if cfg.auth.admin_key else ("", "'anything'")
     auth = (
         "admin key required (ARCHITECT_ADMIN_KEY)"
         if cfg.auth.admin_key
@@ -51,17 +54,19 @@ def _banner(cfg: Config, host: str, port: int, db: str) -> None:
     py = "python" if shutil.which("python") == sys.executable else sys.executable
     err_console.print("\n  try it:", highlight=False)
     err_console.print(
-        f"    curl -s {url}/v1/chat/completions -H 'Authorization: Bearer {key}' "
+        f'    curl -s {url}/v1/chat/completions -H "Authorization: {header}" '
         f'-H \'Content-Type: application/json\' -d \'{{"model": "{model}", '
         f'"messages": [{{"role": "user", "content": "Say hello"}}]}}\'',
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     err_console.print(
-        f"    {py} -c \"from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='{key}'); "
+        f"    {py} -c \"{sdk[0]}from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key={sdk[1]}); "
         f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'hi'}}])"
         f'.choices[0].message.content)"',
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     err_console.print(f"    {exe} stats --since 1h        dashboard: {url}/ui\n", highlight=False)

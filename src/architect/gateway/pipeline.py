@@ -123,8 +123,7 @@ class Pipeline:
             hit = await self.hooks.cache.lookup(call)
             if hit is not None:
                 call.cache, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
-                call.usage = hit.usage
-                call.ttft_ms = call.elapsed_ms()
+                call.usage = hit.usage  # a non-stream answer has no first token: ttft_ms stays None
                 return hit.body
             await self._reserve(call)
             body = await self.executor.run(call, lambda d: self._send_chat(call, d))

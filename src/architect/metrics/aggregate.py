@@ -1,13 +1,23 @@
 """Aggregation of ledger rows into per-group / per-deployment statistics (exact percentiles).
 
-Used by `architect stats` over a time window; the rollups of the metrics domain serve large windows."""
+Used by `architect stats` over a time window; the rollups of the metrics domain serve large windows.
+
+Cache hits: the ledger records a call answered from the cache with no deployment or provider; the
+metrics count it under the deployment and provider `cache` (`CACHE`), and keep its latency out of the
+latency and TTFT percentiles, which describe calls not answered by the cache (upstream answers and
+errors). Cache-hit latency has its own percentiles (`cache_hit_p50_ms`, ...)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["STATS_COLUMNS", "percentile", "summarise"]
+from architect.config import CACHE_NAME
+
+__all__ = ["CACHE", "STATS_COLUMNS", "is_cache_hit", "metric_dim", "percentile", "summarise"]
+
+CACHE = CACHE_NAME
+_SERVED_BY = frozenset(("deployment", "provider"))
 
 STATS_COLUMNS = (
     "model_group",
@@ -34,6 +44,17 @@ STATS_COLUMNS = (
 )
 
 
+def is_cache_hit(r: Mapping[str, Any]) -> bool:
+    return (r.get("cache") or "").startswith("hit")
+
+
+def metric_dim(r: Mapping[str, Any], name: str) -> Any:
+    """A ledger row's value of a metrics dimension: a cache hit's deployment and provider are `CACHE`."""
+    if name in _SERVED_BY and is_cache_hit(r):
+        return CACHE
+    return r.get(name)
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """The q-quantile (0..1) by linear interpolation; None for no values."""
     if not sorted_values:
@@ -49,11 +70,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
-        groups.setdefault(tuple(r.get(k) for k in by), []).append(r)
+        groups.setdefault(tuple(metric_dim(r, k) for k in by), []).append(r)
     out = []
     for key, rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        lat = sorted(r["total_ms"] for r in rs if r.get("total_ms") is not None)
-        ttft = sorted(r["ttft_ms"] for r in rs if r.get("ttft_ms") is not None)
+        upstream = [r for r in rs if not is_cache_hit(r)]
+        lat = sorted(r["total_ms"] for r in upstream if r.get("total_ms") is not None)
+        ttft = sorted(r["ttft_ms"] for r in upstream if r.get("ttft_ms") is not None)
+        hit_lat = sorted(r["total_ms"] for r in rs if is_cache_hit(r) and r.get("total_ms") is not None)
         errors = [r for r in rs if r["status"] != "ok"]
         by_kind: dict[str, int] = {}
         for r in errors:
@@ -76,13 +99,16 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
                 "ttft_p50_ms": percentile(ttft, 0.50),
                 "ttft_p95_ms": percentile(ttft, 0.95),
                 "ttft_p99_ms": percentile(ttft, 0.99),
+                "cache_hit_p50_ms": percentile(hit_lat, 0.50),
+                "cache_hit_p95_ms": percentile(hit_lat, 0.95),
+                "cache_hit_p99_ms": percentile(hit_lat, 0.99),
                 "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in rs),
                 "completion_tokens": sum(r["completion_tokens"] or 0 for r in rs),
                 "cached_tokens": sum(r["cached_tokens"] or 0 for r in rs),
                 "cost_usd": cost,
                 "baseline_cost_usd": baseline if baseline_rows else None,
                 "saving_usd": (baseline - cost_of_baselined) if baseline_rows else None,
-                "cache_hits": sum(1 for r in rs if (r.get("cache") or "").startswith("hit")),
+                "cache_hits": len(rs) - len(upstream),
                 "cache_saved_usd": sum(r.get("saved_cost_usd") or 0.0 for r in rs),
                 "attempts": sum(r["attempts"] or 0 for r in rs),
                 "fallbacks": sum(r["fallbacks"] or 0 for r in rs),

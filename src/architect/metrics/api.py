@@ -87,8 +87,9 @@ async def summary(
         bool, Query(description="false: leave latency percentiles out (much faster over long windows)")
     ] = True,
 ) -> dict[str, Any]:
-    """Requests, errors by kind, latency/TTFT percentiles (DDSketch, 1% relative error), tokens, cost,
-    baseline cost and saving, cache hits, attempts and fallbacks per group."""
+    """Requests, errors by kind, latency/TTFT percentiles (DDSketch, 1% relative error) of the calls not
+    answered by the cache, cache-hit latency percentiles, tokens, cost, baseline cost and saving, cache
+    hits, attempts and fallbacks per group. Cache hits are grouped under deployment and provider `cache`."""
     lo, hi = _window(since, until, 86400)
     keys = _group_by(group_by)
     where = _filters(request, principal)

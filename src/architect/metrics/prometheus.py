@@ -1,7 +1,8 @@
 """Prometheus `/metrics`: requests, latency and time-to-first-token histograms, tokens and cost
 (fed with every call queued for the ledger), plus breaker state, in-flight calls, ledger queue depth
 and dropped ledger writes read at scrape time. Labels are bounded by the configuration: model group,
-deployment and status; never request ids, keys or prompts. Needs the admin key when one is set."""
+deployment (`cache` for a cache hit) and status; never request ids, keys or prompts. Needs the admin
+key when one is set."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from architect.errors import GatewayError
+from architect.metrics.aggregate import metric_dim
 
 __all__ = ["PromMetrics", "routes"]
 
@@ -118,7 +120,7 @@ class PromMetrics:
             self.observe_one(r)
 
     def observe_one(self, r: Mapping[str, Any]) -> None:
-        key = (r.get("model_group") or "", r.get("deployment") or "")
+        key = (r.get("model_group") or "", metric_dim(r, "deployment") or "")
         status = r.get("status") or ""
         with self._lock:
             s = self._series.get(key)

@@ -12,7 +12,11 @@ watermark in the store) and purges minute rows after `minute_retention_s`.
 
 Reading: a window is aligned to whole minutes; hours below the watermark come from hour rows, the
 rest from minute rows. Groupings or filters outside dimension set 1 (feature, task, status...) fall
-back to an exact scan of the ledger."""
+back to an exact scan of the ledger.
+
+Cache hits are counted under the deployment and provider `cache` in every dimension set (so a stored
+row holds either cache hits or calls that were not, never both); their latency is kept out of the
+latency and TTFT percentiles and summarised on its own (`cache_hit_p50_ms`, ...)."""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from architect.metrics.aggregate import STATS_COLUMNS, summarise
+from architect.metrics.aggregate import CACHE, STATS_COLUMNS, is_cache_hit, metric_dim, summarise
 from architect.metrics.sketch import Sketch
 from architect.store.access import AccessRepo
 from architect.store.ledger import LedgerRepo
@@ -61,8 +65,9 @@ _SUMS = (
 class Agg:
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0))
     errors_by_kind: dict[str, int] = field(default_factory=dict)
-    latency: Sketch = field(default_factory=Sketch)
+    latency: Sketch = field(default_factory=Sketch)  # calls not answered by the cache
     ttft: Sketch = field(default_factory=Sketch)
+    cache_latency: Sketch = field(default_factory=Sketch)  # cache hits
 
     def add_call(self, r: Mapping[str, Any]) -> None:
         s = self.sums
@@ -80,11 +85,14 @@ class Agg:
             s["baseline_cost_usd"] += r["baseline_cost_usd"]
             s["baselined"] += 1
             s["cost_baselined_usd"] += cost
-        if (r.get("cache") or "").startswith("hit"):
-            s["cache_hits"] += 1
         s["cache_saved_usd"] += r.get("saved_cost_usd") or 0.0
         s["attempts"] += r.get("attempts") or 0
         s["fallbacks"] += r.get("fallbacks") or 0
+        if is_cache_hit(r):
+            s["cache_hits"] += 1
+            if r.get("total_ms") is not None:
+                self.cache_latency.add(r["total_ms"])
+            return
         if r.get("total_ms") is not None:
             self.latency.add(r["total_ms"])
         if r.get("ttft_ms") is not None:
@@ -98,6 +106,7 @@ class Agg:
             self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + n
         self.latency.merge(other.latency)
         self.ttft.merge(other.ttft)
+        self.cache_latency.merge(other.cache_latency)
 
     def add_row(self, row: Mapping[str, Any], *, sketches: bool = True) -> None:
         """Merge a rollup row; `sketches=False` skips the percentile sketches (most of the cost)."""
@@ -107,22 +116,31 @@ class Agg:
         if row.get("errors_by_kind"):
             for k, v in orjson.loads(row["errors_by_kind"]).items():
                 self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + v
-        if sketches:
+        if not sketches:
+            return
+        if row.get("provider") == CACHE:  # a row of cache hits: its latency sketch is theirs
+            self.cache_latency.merge_bytes(row.get("latency_sketch"))
+        else:
             self.latency.merge_bytes(row.get("latency_sketch"))
             self.ttft.merge_bytes(row.get("ttft_sketch"))
 
     def to_row(self) -> dict[str, Any]:
+        """The stored form of an aggregate of cache hits only or of other calls only (its provider
+        column says which), so one latency sketch column serves both."""
+        if self.cache_latency.count and (self.latency.count or self.ttft.count):
+            raise ValueError("a rollup row cannot hold cache hits together with other calls")
+        latency = self.cache_latency if self.cache_latency.count else self.latency
         return {
             **self.sums,
             "errors_by_kind": orjson.dumps(self.errors_by_kind).decode() if self.errors_by_kind else None,
-            "latency_sketch": self.latency.to_bytes(),
+            "latency_sketch": latency.to_bytes(),
             "ttft_sketch": self.ttft.to_bytes(),
         }
 
     def summary(self) -> dict[str, Any]:
         s = self.sums
         n = int(s["requests"])
-        lat, ttft = self.latency, self.ttft
+        lat, ttft, hits = self.latency, self.ttft, self.cache_latency
         return {
             "requests": n,
             "errors": int(s["errors"]),
@@ -135,6 +153,9 @@ class Agg:
             "ttft_p50_ms": ttft.quantile(0.5),
             "ttft_p95_ms": ttft.quantile(0.95),
             "ttft_p99_ms": ttft.quantile(0.99),
+            "cache_hit_p50_ms": hits.quantile(0.5),
+            "cache_hit_p95_ms": hits.quantile(0.95),
+            "cache_hit_p99_ms": hits.quantile(0.99),
             "prompt_tokens": int(s["prompt_tokens"]),
             "completion_tokens": int(s["completion_tokens"]),
             "cached_tokens": int(s["cached_tokens"]),
@@ -195,7 +216,7 @@ class Rollups:
 
     def _add(self, r: Mapping[str, Any]) -> None:  # holding the lock
         ts = int(r["ts"])
-        key = (ts - ts % 60, *(r.get(d) for d in ALL_DIMS))
+        key = (ts - ts % 60, *(metric_dim(r, d) for d in ALL_DIMS))
         agg = self._acc.get(key)
         if agg is None:
             agg = self._acc[key] = Agg()
@@ -217,15 +238,18 @@ class Rollups:
         acc: dict[tuple[Any, ...], Agg] = {}
         for (minute, *vals), part in fine.items():
             row = dict(zip(ALL_DIMS, vals, strict=True))
+            hit = row["provider"] == CACHE  # cache hits stay apart in every dimension set
             for i, names in enumerate(DIMSETS):
-                key = (minute, i, *(row[d] for d in names))
+                key = (minute, i, hit, *(row[d] for d in names))
                 agg = acc.get(key)
                 if agg is None:
                     agg = acc[key] = Agg()
                 agg.merge(part)
         out = []
-        for (minute, dimset, *vals), agg in acc.items():
+        for (minute, dimset, hit, *vals), agg in acc.items():
             dims = dict.fromkeys(ALL_DIMS)
+            if hit:
+                dims.update(deployment=CACHE, provider=CACHE)
             dims.update(zip(DIMSETS[dimset], vals, strict=True))
             out.append({"res": 60, "bucket": minute, "dimset": dimset, **dims, **agg.to_row()})
         return out

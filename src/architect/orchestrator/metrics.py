@@ -6,17 +6,99 @@ A metric with no underlying data is None, never a guess.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from statistics import NormalDist
+from typing import Any, Literal
 
 from architect.store.orchestrator import Row, TaskRepo
 
-__all__ = ["DAY", "compute_metrics", "feature_metrics"]
+__all__ = [
+    "CONFIDENCE",
+    "DAY",
+    "MIN_COMPLETIONS",
+    "WINDOW_S",
+    "Forecast",
+    "compute_metrics",
+    "feature_metrics",
+    "forecast",
+]
 
 DAY = 86400.0
+WINDOW_S = 3 * DAY  # throughput is measured over at most the last 3 days
+MIN_COMPLETIONS = 3  # completions in the window needed before an estimate is made
+CONFIDENCE = 0.9  # of the estimate's interval
 _OUTCOMES = ("succeeded", "failed", "requeued")
+
+Basis = Literal["no_tasks", "done", "throughput", "not_enough_history"]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """When a feature's remaining tasks will be done, from the throughput observed so far.
+
+    `window_s` is the span the throughput was measured over: from the feature's first claim, at most
+    `WINDOW_S`, up to now (None before any task was claimed); `completed` the tasks finished by workers
+    in it, `tasks_per_day` their rate. `basis` says where `eta` comes from: "throughput" (an estimate,
+    with a `CONFIDENCE` interval `eta_low`..`eta_high`), "done" (the last completion), or why there is
+    none: "not_enough_history" (fewer than `min_completions` completions in the window) or "no_tasks"."""
+
+    basis: Basis
+    remaining: int
+    window_s: float | None
+    completed: int
+    tasks_per_day: float | None
+    eta: float | None = None
+    eta_low: float | None = None
+    eta_high: float | None = None
+    min_completions: int = MIN_COMPLETIONS
+
+
+def _chi2_quantile(p: float, k: float) -> float:
+    """The p-quantile of the chi-square distribution with k degrees of freedom (Wilson-Hilferty; within
+    about 1% for the k >= 6 used here)."""
+    c = 2.0 / (9.0 * k)
+    return k * max(0.0, 1.0 - c + NormalDist().inv_cdf(p) * math.sqrt(c)) ** 3
+
+
+def forecast(
+    completions: Sequence[float],
+    first_claim: float | None,
+    remaining: int,
+    total: int,
+    now: float,
+    last_done: float | None = None,
+) -> Forecast:
+    """The completion forecast of a feature from the times its tasks were finished by workers.
+
+    The rate is the number of completions in the window over its length, and the remaining tasks at
+    that rate give the estimate; the interval comes from the `CONFIDENCE` bounds of that rate taken as a
+    Poisson rate (Garwood's chi-square bounds). It assumes the pace observed continues (the same
+    workers, tasks of a similar size)."""
+    window = None if first_claim is None else now - max(first_claim, now - WINDOW_S)
+    n = 0 if window is None else sum(1 for ts in completions if now - window <= ts <= now)
+    rate = n / window if window else None  # per second
+    per_day = None if rate is None else round(rate * DAY, 4)
+    seen = Forecast("not_enough_history", remaining, window, n, per_day)
+    if total == 0:
+        return replace(seen, basis="no_tasks")
+    if remaining == 0:
+        return replace(seen, basis="done", eta=last_done)
+    if rate is None or window is None or n < MIN_COMPLETIONS:
+        return seen
+    alpha = 1.0 - CONFIDENCE
+    low_rate = _chi2_quantile(alpha / 2, 2 * n) / (2 * window)
+    high_rate = _chi2_quantile(1 - alpha / 2, 2 * n + 2) / (2 * window)
+    return replace(
+        seen,
+        basis="throughput",
+        eta=now + remaining / rate,
+        eta_low=now + remaining / high_rate,
+        eta_high=now + remaining / low_rate,
+    )
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -41,12 +123,14 @@ def compute_metrics(
     history: dict[str, list[str]] = defaultdict(list)  # outcome kinds per task, in order
     claims: dict[tuple[str, int], Mapping[str, Any]] = {}
     outcome_of: dict[tuple[str, int], str] = {}
+    first_claim: float | None = None
     for e in events:
         key, kind, data = e.get("task_key"), e["kind"], e.get("data") or {}
         if key is None:
             continue
         if kind == "claimed":
             claims[(key, e["attempt"])] = e
+            first_claim = e["ts"] if first_claim is None else min(first_claim, e["ts"])
         elif kind in _OUTCOMES:
             history[key].append(kind)
             if e.get("attempt") is not None:
@@ -68,15 +152,15 @@ def compute_metrics(
         per_phase.append({"phase": ph["number"], "title": ph["title"], "done": n_done, "total": len(keys),
                           "progress": _rate(n_done, len(keys))})  # fmt: skip
     n_done = sum(1 for k in done_at if k not in cancelled)
-    # velocity (rolling 3 days) and estimated completion
-    recent = [ts for ts in worked_done.values() if ts >= now - 3 * DAY]
-    velocity = round(len(recent) / 3.0, 4) if recent else None
-    remaining = total - n_done
-    eta = None
-    if remaining == 0 and total:
-        eta = max(done_at.values(), default=None)
-    elif velocity:
-        eta = now + remaining / velocity * DAY
+    # velocity over its window, and the completion forecast
+    fc = forecast(
+        list(worked_done.values()),
+        first_claim,
+        total - n_done,
+        total,
+        now,
+        max(done_at.values(), default=None),
+    )
     # duration vs estimate
     est = {t["key"]: t["estimate_h"] for t in tasks if t.get("estimate_h")}
     paired = [(durations[k], est[k] * 3600) for k in durations if k in est]
@@ -121,8 +205,11 @@ def compute_metrics(
         "tasks_done": n_done,
         "progress": _rate(n_done, total),
         "phases": per_phase,
-        "velocity_tasks_per_day": velocity,
-        "estimated_completion": eta,
+        "velocity_tasks_per_day": fc.tasks_per_day,
+        "velocity_window_s": fc.window_s,
+        "velocity_tasks": fc.completed,
+        "estimated_completion": fc.eta,
+        "forecast": asdict(fc),
         "avg_duration_s": round(sum(durations.values()) / len(durations), 3) if durations else None,
         "avg_estimate_s": round(sum(e for _, e in paired) / len(paired), 3) if paired else None,
         "duration_vs_estimate": round(sum(d for d, _ in paired) / sum(e for _, e in paired), 4)

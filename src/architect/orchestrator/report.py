@@ -8,7 +8,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from architect.orchestrator.metrics import compute_metrics
+from architect.orchestrator.metrics import CONFIDENCE, DAY, compute_metrics
 from architect.store.orchestrator import Row, TaskRepo
 
 __all__ = ["build_report", "render_markdown"]
@@ -24,6 +24,45 @@ def _when(ts: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.1f}%"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * DAY:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / DAY:.1f} days"
+
+
+def _velocity(m: Row) -> str:
+    """Velocity with the window it was measured over, in a unit that window supports."""
+    window, n, per_day = m["velocity_window_s"], m["velocity_tasks"], m["velocity_tasks_per_day"]
+    if window is None or per_day is None:
+        return "no data (no task claimed yet)"
+    unit, per = ("minute", 1440) if window < 3600 else ("hour", 24) if window < 2 * DAY else ("day", 1)
+    return (
+        f"{n} task{'' if n == 1 else 's'} finished by workers in the last {_span(window)} "
+        f"({per_day / per:.3g} per {unit})"
+    )
+
+
+def _estimate(m: Row) -> str:
+    f = m["forecast"]
+    if f["basis"] == "throughput":
+        return (
+            f"{_when(f['eta'])} ({CONFIDENCE:.0%} interval {_when(f['eta_low'])} to {_when(f['eta_high'])}),"
+            f" if the throughput of the last {_span(f['window_s'])} continues"
+        )
+    if f["basis"] == "done":
+        return f"done ({_when(f['eta'])})"
+    if f["basis"] == "no_tasks":
+        return "no data (no tasks)"
+    return (
+        f"not enough history yet ({f['completed']} task{'' if f['completed'] == 1 else 's'} finished by "
+        f"workers in the window; {f['min_completions']} needed)"
+    )
 
 
 def build_report(repo: TaskRepo, ref: str | int, now: float | None = None) -> Row:
@@ -64,7 +103,10 @@ def build_report(repo: TaskRepo, ref: str | int, now: float | None = None) -> Ro
             if t["status"] == "failed"
         ],
         "velocity_tasks_per_day": m["velocity_tasks_per_day"],
+        "velocity_window_s": m["velocity_window_s"],
+        "velocity_tasks": m["velocity_tasks"],
         "estimated_completion": m["estimated_completion"],
+        "forecast": m["forecast"],
         "next_ready": [
             {"task": t["key"], "title": t["title"], "priority": t["priority"]}
             for t in sorted(
@@ -150,9 +192,8 @@ def render_markdown(r: Row) -> str:
         f"- Status: **{c['status']}**; current phase: {c['phase'] if c['phase'] is not None else 'all done'}",
         f"- Progress: {c['tasks_done']}/{c['tasks_total']} tasks ({_pct(c['progress'])})",
         "- By status: " + (", ".join(f"{k} {v}" for k, v in sorted(c["by_status"].items())) or "no tasks"),
-        f"- Velocity: {c['velocity_tasks_per_day'] if c['velocity_tasks_per_day'] is not None else 'no data'}"
-        " tasks/day (rolling 3 days)",
-        f"- Estimated completion: {_when(c['estimated_completion']) if c['estimated_completion'] else 'no data'}",
+        f"- Velocity: {_velocity(c)}",
+        f"- Estimated completion: {_estimate(c)}",
         "",
         "### In progress",
     ]
@@ -210,7 +251,7 @@ def render_markdown(r: Row) -> str:
             out.append(f"- **{i['kind']}** {i['title']}" + (f" ({extra})" if extra else ""))
     out += ["", "## Velocity and quality", ""]
     out += [
-        f"- Velocity: {m['velocity_tasks_per_day'] if m['velocity_tasks_per_day'] is not None else 'no data'} tasks/day",
+        f"- Velocity: {_velocity(m)}",
         f"- Average duration: {m['avg_duration_s'] if m['avg_duration_s'] is not None else 'no data'} s; "
         f"vs estimate: {m['duration_vs_estimate'] if m['duration_vs_estimate'] is not None else 'no estimates'}",
         f"- First-try success rate: {_pct(m['first_try_success_rate'])}; rework rate: {_pct(m['rework_rate'])}",

@@ -49,6 +49,18 @@ def test_unknown_provider_and_fallback_are_refused() -> None:
         parse_config(_base(fallbacks=["ghost"]), env={})
 
 
+def test_the_name_cache_hits_are_counted_under_is_reserved() -> None:
+    data = _base()
+    data["providers"][0]["name"] = "cache"  # type: ignore[index]
+    data["models"][0]["deployments"][0]["provider"] = "cache"  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"providers\[0\]\.name: 'cache' is reserved"):
+        parse_config(data, env={})
+    data = _base()
+    data["models"][0]["deployments"][0]["name"] = "cache"  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"models\[0\]\.deployments\[0\]\.name: 'cache' is reserved"):
+        parse_config(data, env={})
+
+
 def test_unknown_field_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"models\[0\]\.stratgy"):
         parse_config(_base(stratgy="weighted"), env={})

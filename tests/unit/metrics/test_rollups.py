@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from architect.metrics.aggregate import summarise
+from architect.metrics.aggregate import is_cache_hit, metric_dim, summarise
 from architect.metrics.rollups import Rollups
 from architect.metrics.sketch import RELATIVE_ACCURACY
 from architect.store import Store
@@ -20,6 +20,8 @@ def _rows(n: int, span_s: int, seed: int = 3) -> list[dict[str, object]]:
     for i in range(n):
         ok = rng.random() > 0.1
         group = rng.choice(["fast", "strong"])
+        cache = rng.choice([None, "miss", "hit-l1"]) if ok else None
+        hit = cache == "hit-l1"  # answered from the cache: no deployment, no first token from upstream
         out.append(
             {
                 "request_id": f"r{i}",
@@ -27,21 +29,21 @@ def _rows(n: int, span_s: int, seed: int = 3) -> list[dict[str, object]]:
                 "endpoint": "chat",
                 "model": group,
                 "model_group": group,
-                "deployment": f"{group}-{rng.choice('ab')}",
-                "provider": "p",
+                "deployment": None if hit else f"{group}-{rng.choice('ab')}",
+                "provider": None if hit else "p",
                 "key_id": rng.choice(["k1", "k2", None]),
                 "project": rng.choice(["shop", "blog"]),
                 "status": "ok" if ok else "error",
                 "http_status": 200 if ok else 502,
                 "error_kind": None if ok else rng.choice(["timeout", "upstream_error"]),
-                "total_ms": rng.lognormvariate(6, 0.8),
-                "ttft_ms": rng.lognormvariate(5, 0.5),
+                "total_ms": rng.lognormvariate(0, 0.5) if hit else rng.lognormvariate(6, 0.8),
+                "ttft_ms": None if hit else rng.lognormvariate(5, 0.5),
                 "prompt_tokens": rng.randint(5, 500),
                 "completion_tokens": rng.randint(1, 300),
                 "cached_tokens": 0,
                 "cost_usd": rng.random() / 100,
                 "baseline_cost_usd": rng.random() / 50,
-                "cache": rng.choice([None, "miss", "hit-l1"]),
+                "cache": cache,
                 "saved_cost_usd": 0.0,
                 "attempts": rng.randint(1, 3),
                 "fallbacks": rng.randint(0, 1),
@@ -50,7 +52,9 @@ def _rows(n: int, span_s: int, seed: int = 3) -> list[dict[str, object]]:
     return out
 
 
-@pytest.mark.parametrize("group_by", [["model_group", "deployment"], ["project"], ["key_id", "model_group"]])
+@pytest.mark.parametrize(
+    "group_by", [["model_group", "deployment"], ["project"], ["key_id", "model_group"], ["provider"]]
+)
 def test_summary_matches_exact(group_by: list[str]) -> None:
     store = Store.memory()
     rows = _rows(6000, 3 * 3600)
@@ -78,12 +82,17 @@ def test_summary_matches_exact(group_by: list[str]) -> None:
             assert g[k] == e[k], k
         assert g["cost_usd"] == pytest.approx(e["cost_usd"])
         assert g["saving_usd"] == pytest.approx(e["saving_usd"])
-        lat = sorted(
-            x["total_ms"] for x in rows if since <= x["ts"] < until and all(x[k] == g[k] for k in group_by)
-        )  # type: ignore[operator]
-        for q, name in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
-            x = lat[int(q * (len(lat) - 1))]
-            assert abs(g[name] - x) <= RELATIVE_ACCURACY * x + 1e-9
+        mine = [
+            x for x in rows if since <= x["ts"] < until and all(metric_dim(x, k) == g[k] for k in group_by)
+        ]  # type: ignore[operator]
+        for hits, prefix in ((False, ""), (True, "cache_hit_")):
+            lat = sorted(x["total_ms"] for x in mine if is_cache_hit(x) == hits)  # type: ignore[type-var]
+            for q, name in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
+                if not lat:
+                    assert g[prefix + name] is None
+                    continue
+                x = lat[int(q * (len(lat) - 1))]
+                assert abs(g[prefix + name] - x) <= RELATIVE_ACCURACY * x + 1e-9
 
 
 def test_filters_timeseries_and_fallback() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import DAY, feature_metrics
 from architect.orchestrator.plans import parse_yaml
@@ -54,12 +56,20 @@ def test_metrics_come_from_events_and_the_ledger() -> None:
     assert met["first_try_success_rate"] == round(2 / 3, 4)  # T002 failed first
     assert met["rework_rate"] == round(1 / 3, 4)
     assert met["batches"] == 2 and met["batch_success_rate"] == 0.5
-    assert met["velocity_tasks_per_day"] == 1.0  # 3 done in the last 3 days
-    assert met["estimated_completion"] == clock.t + 1 / 1.0 * DAY
+    # 3 done by workers in the 200 s since the first claim: the rate of that window, not of 3 days
+    assert met["velocity_window_s"] == 200 and met["velocity_tasks"] == 3
+    assert met["velocity_tasks_per_day"] == 3 / 200 * DAY
+    assert met["forecast"]["basis"] == "throughput"
+    assert met["estimated_completion"] == pytest.approx(clock.t + 200 / 3)  # 1 task left
+    assert met["forecast"]["eta_low"] < met["estimated_completion"] < met["forecast"]["eta_high"]
     assert met["duration_vs_estimate"] == round((1800 + 900) / (3600 + 1800), 4)
     assert met["bugs"] == 1 and met["bug_rate"] == round(1 / 3, 4)
     assert met["model_calls"] == 0 and met["cost_usd"] == 0
     assert met["runs"][0]["attempts"] == 4 and met["runs"][0]["succeeded"] == 3
+    md = render_markdown(build_report(repo, "metrics", now=clock.t))
+    assert "- Velocity: 3 tasks finished by workers in the last 3 min (0.9 per minute)" in md
+    assert "- Estimated completion: 1970-01-11 00:04:26 UTC (90% interval 1970-01-11 00:03:" in md
+    assert "if the throughput of the last 3 min continues" in md
 
 
 def test_report_sections_say_when_they_have_no_data() -> None:
@@ -72,5 +82,6 @@ def test_report_sections_say_when_they_have_no_data() -> None:
     md = render_markdown(r)
     assert "## Batch log\n\n_No data recorded._" in md
     assert "## Blockers\n\n_No data recorded._" in md
-    assert "Velocity: no data" in md
+    assert "- Velocity: no data (no task claimed yet)" in md
+    assert "- Estimated completion: not enough history yet (0 tasks finished by workers in the window" in md
     assert "**decision** Use SQLite by default" in md and "**bug** Rounding (severity: high" in md

@@ -22,8 +22,11 @@ async function errorFrom(res, method, path) {
   try {
     const body = await res.json();
     if (body?.error?.message) message = body.error.message;
-    else if (body?.detail) message = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-  } catch { /* not JSON */ }
+    else if (body?.detail)
+      message = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  } catch {
+    /* not JSON */
+  }
   if (res.status === 404 && /^Not Found$/i.test(message)) {
     message = `${method} /api/v1${path.split("?")[0]} is not available on this server yet`;
   }
@@ -36,7 +39,9 @@ export async function api(path, { method = "GET", body } = {}) {
   let res;
   try {
     res = await fetch(`/api/v1${path}`, {
-      method, headers, credentials: "same-origin",
+      method,
+      headers,
+      credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -78,7 +83,9 @@ export async function download(path, filename) {
 /** Build an element: el("td", {class: "num"}, "text", child, ...). */
 export function el(tag, attrs = {}, ...children) {
   const svg = ["svg", "g", "line", "path", "rect", "text", "title", "polyline", "circle"].includes(tag);
-  const node = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
+  const node = svg
+    ? document.createElementNS("http://www.w3.org/2000/svg", tag)
+    : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
@@ -113,8 +120,10 @@ export async function section(container, what, fn) {
 
 // -- formatting ----------------------------------------------------------------------------------
 export const fmtInt = (n) => (n === null || n === undefined ? "—" : Math.round(n).toLocaleString("en-US"));
-export const fmtMs = (n) => (n === null || n === undefined ? "—" : n >= 10000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n)} ms`);
-export const fmtPct = (x, digits = 1) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(digits)}%`);
+export const fmtMs = (n) =>
+  n === null || n === undefined ? "—" : n >= 10000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n)} ms`;
+export const fmtPct = (x, digits = 1) =>
+  x === null || x === undefined ? "—" : `${(x * 100).toFixed(digits)}%`;
 export function fmtUsd(n) {
   if (n === null || n === undefined) return "—";
   const a = Math.abs(n);
@@ -123,7 +132,9 @@ export function fmtUsd(n) {
 export function fmtTime(ts, withDate = false) {
   if (!ts) return "—";
   const d = new Date(ts * 1000);
-  return withDate ? d.toLocaleString("en-GB", { hour12: false }) : d.toLocaleTimeString("en-GB", { hour12: false });
+  return withDate
+    ? d.toLocaleString("en-GB", { hour12: false })
+    : d.toLocaleTimeString("en-GB", { hour12: false });
 }
 export function fmtAgo(ts) {
   if (!ts) return "—";
@@ -133,15 +144,35 @@ export function fmtAgo(ts) {
   if (s < 86400) return `${(s / 3600).toFixed(1)} h ago`;
   return `${(s / 86400).toFixed(1)} d ago`;
 }
+/** Who answered a ledger call: its deployment, "cache" for a cache hit, "—" when nothing did. */
+export const servedBy = (c) => (String(c.cache || "").startsWith("hit") ? "cache" : c.deployment || "—");
 export const badge = (text, cls) => el("span", { class: `badge ${cls || text}` }, text);
 
 export function table(columns, rows, { caption, empty } = {}) {
   if (!rows.length && empty) return emptyBox(empty);
-  const head = el("tr", {}, columns.map((c) => el("th", { scope: "col", class: c.num ? "num" : null }, c.label)));
-  const body = rows.map((r) => el("tr", {}, columns.map((c) => el("td", { class: c.num ? "num" : null }, c.cell(r)))));
-  return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption || "Table" },
-    el("table", {}, caption ? el("caption", { class: "visually-hidden" }, caption) : null,
-      el("thead", {}, head), el("tbody", {}, body)));
+  const head = el(
+    "tr",
+    {},
+    columns.map((c) => el("th", { scope: "col", class: c.num ? "num" : null }, c.label)),
+  );
+  const body = rows.map((r) =>
+    el(
+      "tr",
+      {},
+      columns.map((c) => el("td", { class: c.num ? "num" : null }, c.cell(r))),
+    ),
+  );
+  return el(
+    "div",
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption || "Table" },
+    el(
+      "table",
+      {},
+      caption ? el("caption", { class: "visually-hidden" }, caption) : null,
+      el("thead", {}, head),
+      el("tbody", {}, body),
+    ),
+  );
 }
 
 export function bar(fraction, label) {
@@ -153,8 +184,12 @@ export function bar(fraction, label) {
 
 // -- time ranges -------------------------------------------------------------------------------------
 export const RANGES = [
-  ["15m", "Last 15 minutes", 900], ["1h", "Last hour", 3600], ["6h", "Last 6 hours", 21600],
-  ["24h", "Last 24 hours", 86400], ["7d", "Last 7 days", 604800], ["30d", "Last 30 days", 2592000],
+  ["15m", "Last 15 minutes", 900],
+  ["1h", "Last hour", 3600],
+  ["6h", "Last 6 hours", 21600],
+  ["24h", "Last 24 hours", 86400],
+  ["7d", "Last 7 days", 604800],
+  ["30d", "Last 30 days", 2592000],
 ];
 export function currentRange(defaultKey = "1h") {
   const key = new URLSearchParams(location.search).get("range") || defaultKey;
@@ -163,7 +198,11 @@ export function currentRange(defaultKey = "1h") {
 }
 export function rangeSelect(onChange, defaultKey = "1h") {
   const cur = currentRange(defaultKey);
-  const select = el("select", { id: "range" }, RANGES.map(([k, label]) => el("option", { value: k, selected: k === cur.key }, label)));
+  const select = el(
+    "select",
+    { id: "range" },
+    RANGES.map(([k, label]) => el("option", { value: k, selected: k === cur.key }, label)),
+  );
   select.addEventListener("change", () => {
     const params = new URLSearchParams(location.search);
     params.set("range", select.value);
@@ -172,12 +211,26 @@ export function rangeSelect(onChange, defaultKey = "1h") {
   });
   return el("div", {}, el("label", { for: "range" }, "Time range"), select);
 }
-export const startOfDay = () => { const d = new Date(); d.setHours(0, 0, 0, 0); return d.getTime() / 1000; };
-export const startOfMonth = () => { const d = new Date(); d.setDate(1); d.setHours(0, 0, 0, 0); return d.getTime() / 1000; };
+export const startOfDay = () => {
+  const d = new Date();
+  d.setHours(0, 0, 0, 0);
+  return d.getTime() / 1000;
+};
+export const startOfMonth = () => {
+  const d = new Date();
+  d.setDate(1);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime() / 1000;
+};
 
 // -- live events (SSE over fetch, so the session header can be sent) ----------------------------------
 export function liveIndicator() {
-  return el("span", { class: "live", role: "status", id: "live" }, el("span", { class: "dot", "aria-hidden": "true" }), "connecting…");
+  return el(
+    "span",
+    { class: "live", role: "status", id: "live" },
+    el("span", { class: "dot", "aria-hidden": "true" }),
+    "connecting…",
+  );
 }
 function setLive(state) {
   const node = document.getElementById("live");
@@ -200,7 +253,9 @@ export function subscribe(topics, onEvent) {
       ctrl = new AbortController();
       try {
         const res = await fetch(`/api/v1${path}`, {
-          headers: authHeaders({ Accept: "text/event-stream" }), credentials: "same-origin", signal: ctrl.signal,
+          headers: authHeaders({ Accept: "text/event-stream" }),
+          credentials: "same-origin",
+          signal: ctrl.signal,
         });
         if (!res.ok) throw await errorFrom(res, "GET", path);
         setLive("live");
@@ -222,7 +277,11 @@ export function subscribe(topics, onEvent) {
               else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
             }
             if (!data.length) continue;
-            try { onEvent(topic, JSON.parse(data.join("\n"))); } catch (e) { console.warn("bad event", e); }
+            try {
+              onEvent(topic, JSON.parse(data.join("\n")));
+            } catch (e) {
+              console.warn("bad event", e);
+            }
           }
         }
       } catch (e) {
@@ -234,9 +293,15 @@ export function subscribe(topics, onEvent) {
       delay = Math.min(delay * 2, 10000);
     }
   };
-  addEventListener("pagehide", () => { stopped = true; ctrl?.abort(); });
+  addEventListener("pagehide", () => {
+    stopped = true;
+    ctrl?.abort();
+  });
   run();
-  return () => { stopped = true; ctrl?.abort(); };
+  return () => {
+    stopped = true;
+    ctrl?.abort();
+  };
 }
 
 // -- charts ------------------------------------------------------------------------------------------
@@ -254,16 +319,25 @@ function niceMax(v) {
  * options: {title, yFormat, stacked}. Returns a figure with an SVG and an HTML legend.
  */
 export function lineChart(series, { title, yFormat = (v) => String(v), stacked = false, height = 180 } = {}) {
-  const W = 600, H = height, L = 56, R = 10, T = 10, B = 24;
+  const W = 600,
+    H = height,
+    L = 56,
+    R = 10,
+    T = 10,
+    B = 24;
   const all = series.flatMap((s) => s.values.map((p) => p[0]));
   const fig = el("figure", { class: "chart", style: null });
   fig.style.margin = "0";
   const caption = el("figcaption", {}, el("strong", {}, title));
   if (!all.length) {
-    fig.append(caption, emptyBox("No data in this time range yet. Send a request through the gateway to see it here."));
+    fig.append(
+      caption,
+      emptyBox("No data in this time range yet. Send a request through the gateway to see it here."),
+    );
     return fig;
   }
-  const t0 = Math.min(...all), t1 = Math.max(...all, t0 + 1);
+  const t0 = Math.min(...all),
+    t1 = Math.max(...all, t0 + 1);
   let tops = series.flatMap((s) => s.values.map((p) => p[1] || 0));
   if (stacked) {
     const sums = new Map();
@@ -282,7 +356,13 @@ export function lineChart(series, { title, yFormat = (v) => String(v), stacked =
     axis.append(el("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, yFormat(v)));
   }
   for (const t of [t0, (t0 + t1) / 2, t1]) {
-    axis.append(el("text", { x: x(t), y: H - 6, "text-anchor": t === t0 ? "start" : t === t1 ? "end" : "middle" }, fmtTime(t)));
+    axis.append(
+      el(
+        "text",
+        { x: x(t), y: H - 6, "text-anchor": t === t0 ? "start" : t === t1 ? "end" : "middle" },
+        fmtTime(t),
+      ),
+    );
   }
   svg.append(grid, axis);
   const base = new Map();
@@ -293,21 +373,31 @@ export function lineChart(series, { title, yFormat = (v) => String(v), stacked =
     if (stacked) {
       const upper = pts.map(([t, v]) => [t, (base.get(t) || 0) + v]);
       const lower = pts.map(([t]) => [t, base.get(t) || 0]).reverse();
-      const d = [...upper, ...lower].map(([t, v], j) => `${j ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("") + "Z";
-      svg.append(el("path", { d, fill: color, "fill-opacity": "0.55", stroke: color }, el("title", {}, s.name)));
+      const d =
+        [...upper, ...lower]
+          .map(([t, v], j) => `${j ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`)
+          .join("") + "Z";
+      svg.append(
+        el("path", { d, fill: color, "fill-opacity": "0.55", stroke: color }, el("title", {}, s.name)),
+      );
       for (const [t, v] of upper) base.set(t, v);
     } else {
       const d = pts.map(([t, v], j) => `${j ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("");
       svg.append(el("path", { d, fill: "none", stroke: color, "stroke-width": 2 }, el("title", {}, s.name)));
-      if (pts.length === 1) svg.append(el("circle", { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 3, fill: color }));
+      if (pts.length === 1)
+        svg.append(el("circle", { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 3, fill: color }));
     }
   });
-  const legend = el("div", { class: "legend-html" }, series.map((s, i) => {
-    const sw = el("span", { class: "swatch", "aria-hidden": "true" });
-    sw.style.background = s.color || COLORS[i % COLORS.length];
-    const last = [...s.values].reverse().find((p) => p[1] !== null && p[1] !== undefined);
-    return el("span", {}, sw, `${s.name}${last ? `: ${yFormat(last[1])} (latest)` : ""}`);
-  }));
+  const legend = el(
+    "div",
+    { class: "legend-html" },
+    series.map((s, i) => {
+      const sw = el("span", { class: "swatch", "aria-hidden": "true" });
+      sw.style.background = s.color || COLORS[i % COLORS.length];
+      const last = [...s.values].reverse().find((p) => p[1] !== null && p[1] !== undefined);
+      return el("span", {}, sw, `${s.name}${last ? `: ${yFormat(last[1])} (latest)` : ""}`);
+    }),
+  );
   fig.append(caption, svg, legend);
   return fig;
 }
@@ -322,13 +412,16 @@ export function barChart(items, { title, format = (v) => String(v) } = {}) {
     return fig;
   }
   const max = Math.max(...items.map((i) => i.value), 0) || 1;
-  fig.append(table(
-    [
-      { label: "Name", cell: (i) => i.label },
-      { label: "Share", cell: (i) => bar(i.value / max, `${i.label}: ${format(i.value)}`) },
-      { label: "Value", num: true, cell: (i) => format(i.value) },
-    ],
-    items, { caption: title },
-  ));
+  fig.append(
+    table(
+      [
+        { label: "Name", cell: (i) => i.label },
+        { label: "Share", cell: (i) => bar(i.value / max, `${i.label}: ${format(i.value)}`) },
+        { label: "Value", num: true, cell: (i) => format(i.value) },
+      ],
+      items,
+      { caption: title },
+    ),
+  );
   return fig;
 }

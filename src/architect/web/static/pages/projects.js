@@ -1,8 +1,21 @@
 // Projects & features: the task board by status and phase with dependencies, progress, velocity and
 // estimated completion, running tasks live, first-try success and rework, cost per task.
 import {
-  api, app, badge, bar, el, emptyBox, errorBox, fmtAgo, fmtInt, fmtPct, fmtTime, fmtUsd, liveIndicator, section,
-  subscribe, table,
+  api,
+  app,
+  badge,
+  bar,
+  el,
+  emptyBox,
+  errorBox,
+  fmtAgo,
+  fmtInt,
+  fmtPct,
+  fmtTime,
+  fmtUsd,
+  liveIndicator,
+  subscribe,
+  table,
 } from "../common.js";
 
 const ORDER = ["running", "ready", "pending", "blocked", "failed", "succeeded", "cancelled"];
@@ -15,9 +28,66 @@ const phases = el("section", { class: "card", "aria-labelledby": "phases-h" });
 root.replaceChildren(picker, summary, board, phases);
 
 const tile = (label, value, sub, id) =>
-  el("div", { class: "tile", id }, el("div", { class: "label" }, label), el("div", { class: "value" }, value),
-    sub ? el("div", { class: "sub" }, sub) : null);
-const deps = (t) => { try { return Array.isArray(t.deps) ? t.deps : JSON.parse(t.deps || "[]"); } catch { return []; } };
+  el(
+    "div",
+    { class: "tile", id },
+    el("div", { class: "label" }, label),
+    el("div", { class: "value" }, value),
+    sub ? el("div", { class: "sub" }, sub) : null,
+  );
+const tasks = (n) => `${n} task${n === 1 ? "" : "s"}`;
+const span = (s) =>
+  s < 120
+    ? `${Math.round(s)} s`
+    : s < 7200
+      ? `${Math.round(s / 60)} min`
+      : s < 172800
+        ? `${(s / 3600).toFixed(1)} h`
+        : `${(s / 86400).toFixed(1)} days`;
+
+/** Velocity in a unit its window supports, with that window. */
+function velocityTile(m) {
+  const w = m.velocity_window_s;
+  if (w === null || w === undefined || m.velocity_tasks_per_day === null)
+    return tile("Velocity", "—", "no task claimed yet", "m-velocity");
+  const [unit, per] = w < 3600 ? ["min", 1440] : w < 172800 ? ["h", 24] : ["day", 1];
+  const rate = m.velocity_tasks_per_day / per;
+  return tile(
+    "Velocity",
+    `${rate === 0 ? 0 : rate < 10 ? rate.toPrecision(2) : Math.round(rate)}/${unit}`,
+    `${tasks(m.velocity_tasks)} finished by workers in the last ${span(w)}`,
+    "m-velocity",
+  );
+}
+
+/** The completion estimate with its interval, or why there is none. */
+function etaTile(m) {
+  const f = m.forecast || {};
+  if (f.basis === "throughput") {
+    return tile(
+      "Estimated completion",
+      fmtTime(f.eta, true),
+      `90% interval ${fmtTime(f.eta_low, true)} to ${fmtTime(f.eta_high, true)}, if the pace of the last ${span(f.window_s)} holds`,
+      "m-eta",
+    );
+  }
+  if (f.basis === "done")
+    return tile("Estimated completion", "done", `finished ${fmtTime(f.eta, true)}`, "m-eta");
+  if (f.basis === "no_tasks") return tile("Estimated completion", "—", "no tasks", "m-eta");
+  return tile(
+    "Estimated completion",
+    "—",
+    `not enough history yet: ${tasks(f.completed ?? 0)} finished by workers, ${f.min_completions} needed`,
+    "m-eta",
+  );
+}
+const deps = (t) => {
+  try {
+    return Array.isArray(t.deps) ? t.deps : JSON.parse(t.deps || "[]");
+  } catch {
+    return [];
+  }
+};
 
 let feature = null;
 let stop = null;
@@ -32,23 +102,43 @@ async function init() {
     return;
   }
   if (!features.length) {
-    picker.replaceChildren(emptyBox("No features yet. Import a plan with ", el("code", {}, "architect plan import plan.md"),
-      " or POST /api/v1/plans; its tasks appear here."));
+    picker.replaceChildren(
+      emptyBox(
+        "No features yet. Import a plan with ",
+        el("code", {}, "architect plan import plan.md"),
+        " or POST /api/v1/plans; its tasks appear here.",
+      ),
+    );
     return;
   }
   const wanted = params.get("feature");
   feature = features.find((f) => f.slug === wanted || String(f.id) === wanted) || features[0];
-  const select = el("select", { id: "feature" }, features.map((f) =>
-    el("option", { value: f.slug, selected: f.slug === feature.slug }, `${f.project} / ${f.title} (${f.status})`)));
+  const select = el(
+    "select",
+    { id: "feature" },
+    features.map((f) =>
+      el(
+        "option",
+        { value: f.slug, selected: f.slug === feature.slug },
+        `${f.project} / ${f.title} (${f.status})`,
+      ),
+    ),
+  );
   select.addEventListener("change", () => {
     feature = features.find((f) => f.slug === select.value);
     history.replaceState(null, "", `?feature=${encodeURIComponent(feature.slug)}`);
     watch();
     load();
   });
-  picker.replaceChildren(el("div", {}, el("label", { for: "feature" }, "Feature"), select),
-    el("a", { href: `/ui/report?feature=${encodeURIComponent(feature.slug)}`, id: "report-link" }, "Status report"),
-    el("p", {}, liveIndicator()));
+  picker.replaceChildren(
+    el("div", {}, el("label", { for: "feature" }, "Feature"), select),
+    el(
+      "a",
+      { href: `/ui/report?feature=${encodeURIComponent(feature.slug)}`, id: "report-link" },
+      "Status report",
+    ),
+    el("p", {}, liveIndicator()),
+  );
   watch();
   load();
 }
@@ -58,56 +148,127 @@ function watch() {
   let pending = null;
   const reload = (topic) => {
     if (topic !== "task" || pending) return;
-    pending = setTimeout(() => { pending = null; load(); }, 100);
+    pending = setTimeout(() => {
+      pending = null;
+      load();
+    }, 100);
   };
   // the bus carries this process's transitions at once; the store-tailed stream those of every
   // worker process; a slow poll is the safety net if a stream is down
-  const stops = [subscribe("task", reload), subscribe(`/tasks/events?feature=${encodeURIComponent(feature.slug)}`, reload)];
+  const stops = [
+    subscribe("task", reload),
+    subscribe(`/tasks/events?feature=${encodeURIComponent(feature.slug)}`, reload),
+  ];
   const poll = setInterval(load, 10000);
-  stop = () => { stops.forEach((f) => f()); clearInterval(poll); };
+  stop = () => {
+    stops.forEach((f) => f());
+    clearInterval(poll);
+  };
 }
 
 function card(t, costByTask) {
   const d = deps(t);
-  return el("li", { class: "task", id: `task-${t.key}`, "data-status": t.status },
+  return el(
+    "li",
+    { class: "task", id: `task-${t.key}`, "data-status": t.status },
     el("div", {}, el("span", { class: "key" }, t.key), " ", t.title),
-    el("div", { class: "muted" }, `phase ${t.phase} · priority ${t.priority}${t.attempt ? ` · attempt ${t.attempt}` : ""}`
-      + (costByTask?.[t.key] !== undefined ? ` · ${fmtUsd(costByTask[t.key])}` : "")),
+    el(
+      "div",
+      { class: "muted" },
+      `phase ${t.phase} · priority ${t.priority}${t.attempt ? ` · attempt ${t.attempt}` : ""}` +
+        (costByTask?.[t.key] !== undefined ? ` · ${fmtUsd(costByTask[t.key])}` : ""),
+    ),
     d.length ? el("div", { class: "deps" }, `depends on ${d.join(", ")}`) : null,
-    t.status === "running" ? el("div", { class: "muted" }, `${t.worker_id || "worker"} · started ${fmtAgo(t.started_at)}`) : null,
-    t.reason && ["failed", "blocked"].includes(t.status) ? el("div", { class: "deps" }, t.reason) : null);
+    t.status === "running"
+      ? el("div", { class: "muted" }, `${t.worker_id || "worker"} · started ${fmtAgo(t.started_at)}`)
+      : null,
+    t.reason && ["failed", "blocked"].includes(t.status) ? el("div", { class: "deps" }, t.reason) : null,
+  );
 }
 
 async function load() {
   if (!feature) return;
   const ref = encodeURIComponent(feature.slug);
-  const [tasksR, metricsR] = await Promise.allSettled([api(`/features/${ref}/tasks`), api(`/features/${ref}/metrics`)]);
+  const [tasksR, metricsR] = await Promise.allSettled([
+    api(`/features/${ref}/tasks`),
+    api(`/features/${ref}/metrics`),
+  ]);
   const m = metricsR.status === "fulfilled" ? metricsR.value : null;
-  summary.replaceChildren(metricsR.status === "rejected" ? errorBox(metricsR.reason, "Delivery metrics") : el("div", { class: "tiles" },
-    tile("Progress", fmtPct(m.progress, 0), `${m.tasks_done}/${m.tasks_total} tasks`, "m-progress"),
-    tile("Velocity", m.velocity_tasks_per_day === null ? "—" : `${m.velocity_tasks_per_day}/day`, "rolling 3 days", "m-velocity"),
-    tile("Estimated completion", m.estimated_completion ? fmtTime(m.estimated_completion, true) : "—",
-      m.estimated_completion ? null : "needs finished tasks to estimate", "m-eta"),
-    tile("First-try success", fmtPct(m.first_try_success_rate, 0), `rework ${fmtPct(m.rework_rate, 0)}`, "m-first-try"),
-    tile("Cost", fmtUsd(m.cost_usd), `${fmtInt(m.model_calls)} model calls`, "m-cost")));
+  summary.replaceChildren(
+    metricsR.status === "rejected"
+      ? errorBox(metricsR.reason, "Delivery metrics")
+      : el(
+          "div",
+          { class: "tiles" },
+          tile("Progress", fmtPct(m.progress, 0), `${m.tasks_done}/${m.tasks_total} tasks`, "m-progress"),
+          velocityTile(m),
+          etaTile(m),
+          tile(
+            "First-try success",
+            fmtPct(m.first_try_success_rate, 0),
+            `rework ${fmtPct(m.rework_rate, 0)}`,
+            "m-first-try",
+          ),
+          tile("Cost", fmtUsd(m.cost_usd), `${fmtInt(m.model_calls)} model calls`, "m-cost"),
+        ),
+  );
   if (tasksR.status === "rejected") {
     board.replaceChildren(el("h2", { id: "board-h" }, "Task board"), errorBox(tasksR.reason, "Tasks"));
     return;
   }
   const tasks = Array.isArray(tasksR.value) ? tasksR.value : tasksR.value.tasks || [];
-  const statuses = [...ORDER.filter((s) => tasks.some((t) => t.status === s)), ...new Set(tasks.map((t) => t.status).filter((s) => !ORDER.includes(s)))];
+  const statuses = [
+    ...ORDER.filter((s) => tasks.some((t) => t.status === s)),
+    ...new Set(tasks.map((t) => t.status).filter((s) => !ORDER.includes(s))),
+  ];
   const costByTask = m?.cost_by_task;
-  board.replaceChildren(el("h2", { id: "board-h" }, `Task board: ${feature.title}`),
-    tasks.length ? el("div", { class: "board" }, statuses.map((s) => {
-      const list = tasks.filter((t) => t.status === s).sort((a, b) => a.phase - b.phase || b.priority - a.priority || a.key.localeCompare(b.key));
-      return el("section", { class: "column", "aria-label": `${s} tasks`, id: `col-${s}` },
-        el("h3", {}, badge(s, s), ` ${list.length}`), el("ul", { class: "plain" }, list.map((t) => card(t, costByTask))));
-    })) : emptyBox("This feature has no tasks."));
-  phases.replaceChildren(el("h2", { id: "phases-h" }, "Phases"), m ? table([
-    { label: "Phase", cell: (p) => `${p.phase}: ${p.title}` },
-    { label: "Progress", cell: (p) => el("div", {}, `${p.done}/${p.total}`, bar(p.progress || 0, `phase ${p.phase} ${fmtPct(p.progress, 0)} done`)) },
-    { label: "Cost", num: true, cell: (p) => fmtUsd(m.cost_by_phase?.[p.phase] ?? 0) },
-  ], m.phases || [], { caption: "Phases", empty: "No phases." }) : emptyBox("Phase figures need the metrics endpoint."));
+  board.replaceChildren(
+    el("h2", { id: "board-h" }, `Task board: ${feature.title}`),
+    tasks.length
+      ? el(
+          "div",
+          { class: "board" },
+          statuses.map((s) => {
+            const list = tasks
+              .filter((t) => t.status === s)
+              .sort((a, b) => a.phase - b.phase || b.priority - a.priority || a.key.localeCompare(b.key));
+            return el(
+              "section",
+              { class: "column", "aria-label": `${s} tasks`, id: `col-${s}` },
+              el("h3", {}, badge(s, s), ` ${list.length}`),
+              el(
+                "ul",
+                { class: "plain" },
+                list.map((t) => card(t, costByTask)),
+              ),
+            );
+          }),
+        )
+      : emptyBox("This feature has no tasks."),
+  );
+  phases.replaceChildren(
+    el("h2", { id: "phases-h" }, "Phases"),
+    m
+      ? table(
+          [
+            { label: "Phase", cell: (p) => `${p.phase}: ${p.title}` },
+            {
+              label: "Progress",
+              cell: (p) =>
+                el(
+                  "div",
+                  {},
+                  `${p.done}/${p.total}`,
+                  bar(p.progress || 0, `phase ${p.phase} ${fmtPct(p.progress, 0)} done`),
+                ),
+            },
+            { label: "Cost", num: true, cell: (p) => fmtUsd(m.cost_by_phase?.[p.phase] ?? 0) },
+          ],
+          m.phases || [],
+          { caption: "Phases", empty: "No phases." },
+        )
+      : emptyBox("Phase figures need the metrics endpoint."),
+  );
 }
 
 init();

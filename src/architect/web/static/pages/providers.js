@@ -1,8 +1,23 @@
 // Providers & models: per deployment health, circuit state and its history, latency, error kinds,
 // cost per model and vendor, requests routed and failed over. Breaker state refreshes live.
 import {
-  api, app, badge, barChart, currentRange, el, emptyBox, errorBox, fmtAgo, fmtInt, fmtMs, fmtPct, fmtUsd,
-  liveIndicator, rangeSelect, subscribe, table,
+  api,
+  app,
+  badge,
+  barChart,
+  currentRange,
+  el,
+  emptyBox,
+  errorBox,
+  fmtAgo,
+  fmtInt,
+  fmtMs,
+  fmtPct,
+  fmtUsd,
+  liveIndicator,
+  rangeSelect,
+  subscribe,
+  table,
 } from "../common.js";
 
 const root = app();
@@ -10,19 +25,47 @@ const health = el("div", { id: "health" });
 const costs = el("div", { class: "grid", id: "costs" });
 const note = el("div");
 root.replaceChildren(
-  el("div", { class: "toolbar" }, rangeSelect(() => load()), el("p", {}, liveIndicator())),
+  el(
+    "div",
+    { class: "toolbar" },
+    rangeSelect(() => load()),
+    el("p", {}, liveIndicator()),
+  ),
   note,
-  el("section", { class: "card", "aria-labelledby": "dep-h" }, el("h2", { id: "dep-h" }, "Deployments"), health),
+  el(
+    "section",
+    { class: "card", "aria-labelledby": "dep-h" },
+    el("h2", { id: "dep-h" }, "Deployments"),
+    health,
+  ),
   costs,
 );
 
-const kinds = (m) => Object.entries(m || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "—";
+const kinds = (m) =>
+  Object.entries(m || {})
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ") || "—";
 
 function historyCell(d) {
   const h = d.breaker?.history || [];
   if (!h.length) return el("span", { class: "muted" }, "no transitions");
-  return el("details", {}, el("summary", {}, `${h.length} transition${h.length === 1 ? "" : "s"}, last ${fmtAgo(h[h.length - 1].ts)}`),
-    el("ul", {}, h.slice(-8).reverse().map((e) => el("li", {}, `${fmtAgo(e.ts)}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`))));
+  return el(
+    "details",
+    {},
+    el(
+      "summary",
+      {},
+      `${h.length} transition${h.length === 1 ? "" : "s"}, last ${fmtAgo(h[h.length - 1].ts)}`,
+    ),
+    el(
+      "ul",
+      {},
+      h
+        .slice(-8)
+        .reverse()
+        .map((e) => el("li", {}, `${fmtAgo(e.ts)}: ${e.from} → ${e.to}${e.reason ? ` (${e.reason})` : ""}`)),
+    ),
+  );
 }
 
 async function load() {
@@ -30,7 +73,7 @@ async function load() {
   const now = Date.now() / 1000;
   const [prov, sum] = await Promise.allSettled([
     api("/providers"),
-    api(`/metrics/summary?since=${now - range.seconds}&until=${now}&group_by=model_group,deployment`),
+    api(`/metrics/summary?since=${now - range.seconds}&until=${now}&group_by=deployment,provider`),
   ]);
   if (prov.status === "rejected") {
     health.replaceChildren(errorBox(prov.reason, "Providers"));
@@ -39,49 +82,108 @@ async function load() {
   const deps = prov.value.deployments || [];
   const stats = new Map();
   if (sum.status === "fulfilled") for (const r of sum.value.rows || []) stats.set(r.deployment, r);
-  note.replaceChildren(sum.status === "rejected" ? errorBox(sum.reason, "Traffic figures (metrics summary)") : "");
+  note.replaceChildren(
+    sum.status === "rejected" ? errorBox(sum.reason, "Traffic figures (metrics summary)") : "",
+  );
   const s = (d) => stats.get(d.name) || {};
-  health.replaceChildren(table([
-    { label: "Deployment", cell: (d) => el("span", {}, el("strong", {}, d.name), d.simulated ? [" ", badge("simulated", "warn")] : null) },
-    { label: "Group", cell: (d) => d.group },
-    { label: "Provider / model", cell: (d) => `${d.provider} / ${d.model}` },
-    { label: "Circuit", cell: (d) => el("span", {}, badge(d.breaker?.state || "unknown", d.breaker?.state),
-      d.breaker?.state === "open" ? ` retry in ${d.breaker.retry_in_s}s` : "") },
-    { label: "History", cell: historyCell },
-    { label: "In flight", num: true, cell: (d) => fmtInt(d.in_flight) },
-    { label: "EWMA TTFT / total", num: true, cell: (d) => `${fmtMs(d.ewma_ttft_ms)} / ${fmtMs(d.ewma_total_ms)}` },
-    { label: "Requests", num: true, cell: (d) => fmtInt(s(d).requests) },
-    { label: "Error rate", num: true, cell: (d) => fmtPct(s(d).error_rate) },
-    { label: "Error kinds", cell: (d) => kinds(s(d).errors_by_kind) },
-    { label: "p50 / p95", num: true, cell: (d) => `${fmtMs(s(d).p50_ms)} / ${fmtMs(s(d).p95_ms)}` },
-    { label: "Fallbacks", num: true, cell: (d) => fmtInt(s(d).fallbacks) },
-    { label: "Cost", num: true, cell: (d) => fmtUsd(s(d).cost_usd) },
-  ], deps, { caption: "Deployments", empty: "No deployments configured. Add providers and models to the config file." }));
+  health.replaceChildren(
+    table(
+      [
+        {
+          label: "Deployment",
+          cell: (d) =>
+            el("span", {}, el("strong", {}, d.name), d.simulated ? [" ", badge("simulated", "warn")] : null),
+        },
+        { label: "Group", cell: (d) => d.group },
+        { label: "Provider / model", cell: (d) => `${d.provider} / ${d.model}` },
+        {
+          label: "Circuit",
+          cell: (d) =>
+            el(
+              "span",
+              {},
+              badge(d.breaker?.state || "unknown", d.breaker?.state),
+              d.breaker?.state === "open" ? ` retry in ${d.breaker.retry_in_s}s` : "",
+            ),
+        },
+        { label: "History", cell: historyCell },
+        { label: "In flight", num: true, cell: (d) => fmtInt(d.in_flight) },
+        {
+          label: "EWMA TTFT / total",
+          num: true,
+          cell: (d) => `${fmtMs(d.ewma_ttft_ms)} / ${fmtMs(d.ewma_total_ms)}`,
+        },
+        { label: "Requests", num: true, cell: (d) => fmtInt(s(d).requests) },
+        { label: "Error rate", num: true, cell: (d) => fmtPct(s(d).error_rate) },
+        { label: "Error kinds", cell: (d) => kinds(s(d).errors_by_kind) },
+        { label: "p50 / p95", num: true, cell: (d) => `${fmtMs(s(d).p50_ms)} / ${fmtMs(s(d).p95_ms)}` },
+        { label: "Fallbacks", num: true, cell: (d) => fmtInt(s(d).fallbacks) },
+        { label: "Cost", num: true, cell: (d) => fmtUsd(s(d).cost_usd) },
+      ],
+      deps,
+      {
+        caption: "Deployments",
+        empty: "No deployments configured. Add providers and models to the config file.",
+      },
+    ),
+  );
   if (sum.status === "fulfilled") {
+    // one row per deployment and provider; the API counts cache hits under deployment and provider
+    // "cache", and calls no deployment answered (errors, refusals) under none
     const rows = sum.value.rows || [];
-    const providerOf = new Map(deps.map((d) => [d.name, d.provider]));
+    const served = rows.filter((r) => r.deployment);
+    const unanswered = rows.filter((r) => !r.deployment).reduce((a, r) => a + (r.requests || 0), 0);
     const byVendor = new Map();
-    for (const r of rows) {
-      const v = providerOf.get(r.deployment) || r.provider || "unknown";
-      byVendor.set(v, (byVendor.get(v) || 0) + (r.cost_usd || 0));
-    }
-    const routed = rows.map((r) => ({ label: r.deployment || r.model_group, value: r.requests || 0 }));
+    for (const r of served) byVendor.set(r.provider, (byVendor.get(r.provider) || 0) + (r.cost_usd || 0));
+    const desc = (items) => items.sort((a, b) => b.value - a.value);
+    const routed = desc(served.map((r) => ({ label: r.deployment, value: r.requests || 0 })));
+    if (unanswered) routed.push({ label: "no deployment answered (errors)", value: unanswered });
     costs.replaceChildren(
-      el("section", { class: "card" }, barChart(rows.map((r) => ({ label: r.deployment || r.model_group, value: r.cost_usd || 0 }))
-        .sort((a, b) => b.value - a.value), { title: "Cost per model", format: fmtUsd })),
-      el("section", { class: "card" }, barChart([...byVendor].map(([label, value]) => ({ label, value })).sort((a, b) => b.value - a.value),
-        { title: "Cost per vendor", format: fmtUsd })),
-      el("section", { class: "card" }, barChart(routed, { title: "Requests routed per deployment", format: fmtInt }),
-        el("p", { class: "muted" }, `Failed over to another deployment or group: ${fmtInt(rows.reduce((a, r) => a + (r.fallbacks || 0), 0))} calls; upstream attempts: ${fmtInt(rows.reduce((a, r) => a + (r.attempts || 0), 0))}.`)),
+      el(
+        "section",
+        { class: "card" },
+        barChart(desc(served.map((r) => ({ label: r.deployment, value: r.cost_usd || 0 }))), {
+          title: "Cost per deployment",
+          format: fmtUsd,
+        }),
+      ),
+      el(
+        "section",
+        { class: "card" },
+        barChart(desc([...byVendor].map(([label, value]) => ({ label, value }))), {
+          title: "Cost per vendor",
+          format: fmtUsd,
+        }),
+      ),
+      el(
+        "section",
+        { class: "card" },
+        barChart(routed, { title: "Requests per deployment", format: fmtInt }),
+        el(
+          "p",
+          { class: "muted" },
+          `Failed over to another deployment or group: ${fmtInt(rows.reduce((a, r) => a + (r.fallbacks || 0), 0))} calls; upstream attempts: ${fmtInt(rows.reduce((a, r) => a + (r.attempts || 0), 0))}.`,
+        ),
+      ),
     );
   } else {
-    costs.replaceChildren(el("section", { class: "card" }, emptyBox("Cost and routing figures need the metrics API (GET /api/v1/metrics/summary).")));
+    costs.replaceChildren(
+      el(
+        "section",
+        { class: "card" },
+        emptyBox("Cost and routing figures need the metrics API (GET /api/v1/metrics/summary)."),
+      ),
+    );
   }
 }
 
 let pending = null;
 subscribe("call,breaker", () => {
-  if (!pending) pending = setTimeout(() => { pending = null; load(); }, 1000);
+  if (!pending)
+    pending = setTimeout(() => {
+      pending = null;
+      load();
+    }, 1000);
 });
 load();
 setInterval(load, 15000);
