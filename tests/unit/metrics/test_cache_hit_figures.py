@@ -100,7 +100,7 @@ def test_cache_hits_are_the_cache_and_stay_out_of_upstream_latency(compacted: bo
 def test_prometheus_labels_cache_hits_with_the_cache() -> None:
     rt = SimpleNamespace(
         router=SimpleNamespace(deployments=lambda: []),
-        ledger=SimpleNamespace(depth=0, dropped=0, written=0),
+        ledger=SimpleNamespace(depth=0, dropped=0, written=0, quarantined=0),
         events=SimpleNamespace(dropped=0),
     )
     prom = PromMetrics(rt)
