@@ -37,6 +37,9 @@ class KeyCreate(BaseModel):
     tags: dict[str, str] | None = None
     expires_at: float | None = Field(default=None, description="UNIX seconds")
     bodies: Literal["off", "hashed", "full"] | None = None
+    scopes: list[str] | None = Field(
+        default=None, description="granted scopes; `tasks:execute` may write the task fields that run code"
+    )
 
 
 class BudgetSet(BaseModel):

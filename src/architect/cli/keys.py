@@ -83,6 +83,12 @@ def create(
     models: Annotated[str | None, typer.Option(help="allowed model groups, comma-separated")] = None,
     tags: Annotated[str | None, typer.Option(help="default tags: project=shop,team=web")] = None,
     expires_days: Annotated[float | None, typer.Option(help="expire after this many days")] = None,
+    scopes: Annotated[
+        str | None,
+        typer.Option(
+            help="granted scopes, comma-separated: tasks:execute (may write task fields that run code)"
+        ),
+    ] = None,
     server: ServerOpt = None,
     key: KeyOpt = None,
     database_url: DatabaseOpt = None,
@@ -96,6 +102,7 @@ def create(
         "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
         "tags": _tags(tags),
         "expires_at": time.time() + expires_days * 86400 if expires_days else None,
+        "scopes": [x.strip() for x in scopes.split(",") if x.strip()] if scopes else None,
     }
     if budget_usd:
         body["budget_usd"], body["budget_period"] = parse_budget(budget_usd)
@@ -117,7 +124,7 @@ def list_keys(
         print_json({"keys": keys})
         return
     table = Table(title="Architect keys", header_style="bold")
-    for col in ("id", "name", "prefix", "status", "rpm", "tpm", "models", "tags", "budgets"):
+    for col in ("id", "name", "prefix", "status", "rpm", "tpm", "models", "tags", "scopes", "budgets"):
         table.add_column(col)
     for k in keys:
         status = "revoked" if k["revoked"] else "expired" if k.get("expired") else "active"
@@ -130,6 +137,7 @@ def list_keys(
             str(k["tpm"] or "-"),
             ",".join(k["models"] or []) or "all",
             ",".join(f"{a}={b}" for a, b in (k["tags"] or {}).items()) or "-",
+            ",".join(k.get("scopes") or []) or "-",
             "; ".join(f"${b['spent_usd']:.2f}/${b['limit_usd']:.2f} per {b['period']}" for b in k["budgets"])
             or "-",
         )

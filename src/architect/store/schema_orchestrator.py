@@ -2,12 +2,12 @@
 feature items (bugs, decisions, risks, issues, blockers), workers and the shared limiter rows.
 
 Times are UNIX seconds (float) as in the ledger; JSON payloads are stored as text.
-Migration `0002_orchestrator` creates exactly these tables.
+Migration `0002_orchestrator` creates these tables (0006 adds the tasks' exec trust columns).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, false
 
 from architect.store.schema import metadata
 
@@ -86,6 +86,10 @@ tasks = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("updated_at", Float, nullable=False),
+    # who last wrote the task's executable fields (orchestrator.trust) and whether that writer was
+    # allowed to: a worker runs only trusted tasks (tasks older than migration 0006 are untrusted)
+    Column("exec_set_by", String(200)),
+    Column("exec_trusted", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("feature_id", "key", name="uq_tasks_feature_key"),
     Index("ix_tasks_claim", "status", "priority", "ready_at"),
     Index("ix_tasks_lease", "status", "lease_expires"),
