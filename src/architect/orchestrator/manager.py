@@ -119,7 +119,7 @@ class Manager:
             slug = self.repo.get_feature(int(task["feature_id"]))["slug"]
             action = _BLOCK_ACTIONS.get(reason, "task.blocked")
             after = {"feature": slug, "task": task["key"], "reason": reason, **detail}
-            self._audit(f"worker:{worker_id}", action, f"{slug}/{task['key']}", None, after)
+            self._audit(f"worker:{worker_id}"[:200], action, f"{slug}/{task['key']}"[:200], None, after)
         self._emit("blocked", feature_id=task["feature_id"], task=task["key"], reason=reason)
         return True
 

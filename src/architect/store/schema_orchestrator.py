@@ -88,7 +88,7 @@ tasks = Table(
     Column("updated_at", Float, nullable=False),
     # who last wrote the task's executable fields (orchestrator.trust) and whether that writer was
     # allowed to: a worker runs only trusted tasks (tasks older than migration 0006 are untrusted)
-    Column("exec_set_by", String(200)),
+    Column("exec_set_by", Text),
     Column("exec_trusted", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("feature_id", "key", name="uq_tasks_feature_key"),
     Index("ix_tasks_claim", "status", "priority", "ready_at"),

@@ -22,7 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("api_keys") as b:
         b.add_column(sa.Column("scopes", sa.Text))
     with op.batch_alter_table("tasks") as b:
-        b.add_column(sa.Column("exec_set_by", sa.String(200)))
+        b.add_column(sa.Column("exec_set_by", sa.Text))
         b.add_column(sa.Column("exec_trusted", sa.Boolean, nullable=False, server_default=sa.false()))
 
 
