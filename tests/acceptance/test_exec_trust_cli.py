@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import openai
 import orjson
 import pytest
 import sqlalchemy as sa
 
 from architect.store import migrate, open_store
 from architect.store.engine import make_engine
-from tests.helpers import LiveServer, make_config, stub_config
+from tests.acceptance.conftest import start_server
+from tests.helpers import LiveServer, make_config, stub_config, wait_until
 
 ADMIN = "cli-admin-key-0123456789"
 
@@ -156,3 +159,23 @@ def test_the_worker_allow_list(tmp_path: Path, env: dict[str, str]) -> None:
         assert row["after"]["command"] == f"touch {bad}; echo more"
     finally:
         store.close()
+
+
+def test_serve_in_open_mode_says_it_is_single_user_and_refuses_unknown_keys_once_one_exists(
+    home: dict[str, str],
+) -> None:
+    served = start_server(["--example"], home)
+    try:
+        port = served.url.rsplit(":", 1)[1]
+        banner = (Path(home["ARCHITECT_HOME"]) / f"serve-{port}.log").read_text()
+        assert "open mode is single-user: anyone who can reach this loopback port acts as admin" in banner
+        sdk = openai.OpenAI(base_url=served.url + "/v1", api_key="anything", max_retries=0)
+        chat = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+        assert sdk.chat.completions.create(**chat).choices[0].message.content  # the README's example
+        _cli("keys", "create", "--name", "first", env=home)  # on the store directly
+        wait_until(lambda: httpx.get(served.url + "/api/v1/audit", headers={"authorization": "Bearer anything"}).status_code == 401, timeout=5)  # fmt: skip
+        with pytest.raises(openai.AuthenticationError):
+            sdk.chat.completions.create(**chat)
+    finally:
+        served.proc.kill()
+        served.proc.wait(10)
