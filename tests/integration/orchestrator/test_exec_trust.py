@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from architect.orchestrator.executors import CommandExecutor
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
+from architect.orchestrator.report import build_report
 from architect.orchestrator.trust import Writer
 from architect.orchestrator.worker import Worker, WorkerOptions
 from architect.store import Store, migrate, open_store
@@ -195,6 +196,8 @@ def test_a_task_set_by_a_foreign_principal_is_blocked_and_never_runs(
         )
         ev = [e for e in store.tasks.events(bad["T002"]["feature_id"]) if e["kind"] == "blocked"]
         assert ev[0]["task_key"] == "T002" and ev[0]["data"]["reason"] == "untrusted_executable"
+        results = [t for b in build_report(store.tasks, "bad")["batch_log"] for t in b["tasks"]]
+        assert [(t["task"], t["result"]) for t in results] == [("T002", "blocked")]  # the report says so
 
         # approval (audited) puts it back; the worker then runs T002 and T003
         approved = m.approve("bad", ["T002", "T003"], "admin-key")
