@@ -45,6 +45,9 @@ class KeyCreate(BaseModel):
         description='projects the key may put spend on and see: a list of names or "*" for all '
         "(the project of its default tags is always granted)",
     )
+    scopes: list[str] | None = Field(
+        default=None, description="granted scopes; `tasks:execute` may write the task fields that run code"
+    )
 
 
 class BudgetSet(BaseModel):

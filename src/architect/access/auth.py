@@ -17,23 +17,31 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
 from architect.access.sessions import KeyStanding, Session, SessionLimitReached, Sessions
 from architect.errors import AuthenticationFailed
 
 __all__ = [
     "ANONYMOUS",
+    "SCOPES",
     "SESSION_COOKIE",
+    "TASKS_EXECUTE",
     "Authenticator",
     "KeyStanding",
     "Principal",
+    "Scope",
     "Session",
     "SessionLimitReached",
     "Sessions",
 ]
 
 SESSION_COOKIE = "architect_session"
+
+# Scopes a virtual key may be granted on top of its ordinary rights.
+Scope = Literal["tasks:execute"]
+TASKS_EXECUTE: Final[Scope] = "tasks:execute"  # may write the fields of a task that run code
+SCOPES: Final[tuple[Scope, ...]] = (TASKS_EXECUTE,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,7 @@ class Principal:
     models: frozenset[str] | None = None  # allowed model groups; None = all
     tags: Mapping[str, str] = field(default_factory=dict)  # default tags added to every call
     projects: frozenset[str] | None = None  # projects it is granted (may tag and see); None = all
+    scopes: frozenset[str] = frozenset()  # granted scopes (SCOPES); the admin needs none
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,6 +84,10 @@ class Authenticator:
     """Resolves a request's Authorization header to a Principal.
 
     `key_resolver` (set by the access domain) maps a presented secret to a Principal or None.
+    Open mode (no admin key; loopback only) is single-user: a request without a key, or with any
+    token while no virtual key exists, is the local operator (anonymous, with admin rights). Once a
+    virtual key exists, a Bearer token that is not a valid key is refused (401), so a revoked or
+    expired key never falls back to the operator's rights.
     """
 
     def __init__(
@@ -139,6 +152,11 @@ class Authenticator:
             p = await self.key_resolver(token)
             if p is not None:
                 return p  # type: ignore[no-any-return]
-        if self._admin is None:
-            return ANONYMOUS
-        raise AuthenticationFailed("invalid API key")
+        if self._admin is None and not await self._keys_exist():
+            return ANONYMOUS  # open mode before any key exists: any token is the local operator
+        raise AuthenticationFailed("invalid API key (unknown, revoked or expired)")
+
+    async def _keys_exist(self) -> bool:
+        """Whether the key resolver's store holds any virtual key (cached by the resolver)."""
+        check = getattr(self.key_resolver, "keys_exist", None)
+        return bool(await check()) if check is not None else False

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from architect.access.auth import Principal
+from architect.access.auth import SCOPES, Principal
 from architect.errors import InvalidRequest, NotFoundInStore
 from architect.identifiers import check_identifier
 from architect.store.access import PERIODS, AccessRepo
@@ -26,6 +26,7 @@ from architect.store.access import PERIODS, AccessRepo
 __all__ = [
     "KeyResolver",
     "KeyService",
+    "check_scopes",
     "hash_secret",
     "key_view",
     "new_secret",
@@ -91,6 +92,18 @@ def granted_projects(row: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(grants or ()) | ({bound} if bound else frozenset())
 
 
+def check_scopes(scopes: list[str] | None) -> list[str] | None:
+    """The scopes sorted and deduplicated; an unknown one is a 400 naming `scopes`."""
+    if not scopes:
+        return None
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise InvalidRequest(
+            f"scopes: unknown scope {unknown[0]!r}; known scopes: {', '.join(SCOPES)}", param="scopes"
+        )
+    return sorted(set(scopes))
+
+
 def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The public shape of a key: never the secret or its hash."""
     now = time.time()
@@ -109,6 +122,7 @@ def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None
         "models": row.get("models"),
         "tags": row.get("tags") or {},
         "projects": ALL_PROJECTS if (g := granted_projects(row)) is None else sorted(g),
+        "scopes": row.get("scopes") or [],
         "budgets": [
             {
                 "id": b["id"],
@@ -132,6 +146,7 @@ def principal_for(row: Mapping[str, Any]) -> Principal:
         models=frozenset(row["models"]) if row.get("models") else None,
         tags=dict(row.get("tags") or {}),
         projects=granted_projects(row),
+        scopes=frozenset(row.get("scopes") or ()),
         extra={"rpm": row.get("rpm"), "tpm": row.get("tpm"), "bodies": row.get("bodies")},
     )
 
@@ -156,6 +171,7 @@ class KeyService:
         budget_period: str = "month",
         bodies: str | None = None,
         projects: str | list[str] | None = None,
+        scopes: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         if not name.strip():
             raise InvalidRequest("name: must not be empty", param="name")
@@ -168,6 +184,7 @@ class KeyService:
         if budget_period not in PERIODS:
             raise InvalidRequest(f"budget_period: use one of {', '.join(PERIODS)}", param="budget_period")
         granted = parse_projects(projects)
+        scopes = check_scopes(scopes)
         now = time.time()
         if expires_at is not None and not (math.isfinite(expires_at) and expires_at > now):
             raise InvalidRequest(
@@ -191,6 +208,7 @@ class KeyService:
             "tags": dict(tags or {}),
             "bodies": bodies,
             "projects": granted,
+            "scopes": scopes,
         }
         self.repo.create_key(row)
         if budget_usd is not None:
@@ -243,9 +261,29 @@ class KeyResolver:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._cache: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._exist: tuple[float, bool] = (-1e9, False)
+        self._exist_check: asyncio.Future[bool] | None = None
+
+    async def keys_exist(self) -> bool:
+        """Whether the store holds any virtual key (revoked and expired ones count), re-read at most
+        every `ttl_s` while there is none (keys are never deleted, so a yes is kept)."""
+        at, exist = self._exist
+        if exist or time.monotonic() - at < self.ttl_s:
+            return exist
+        if self._exist_check is None:  # one store read for all the requests waiting on it
+            self._exist_check = asyncio.ensure_future(asyncio.to_thread(self.repo.has_keys))
+        check = self._exist_check
+        try:
+            exist = await asyncio.shield(check)
+        finally:
+            if self._exist_check is check and check.done():
+                self._exist_check = None
+        self._exist = (time.monotonic(), exist)
+        return exist
 
     def invalidate(self) -> None:
         self._cache.clear()
+        self._exist = (-1e9, False)
 
     async def __call__(self, token: str) -> Principal | None:
         if not token.startswith(SECRET_PREFIX):

@@ -97,6 +97,12 @@ def create(
             "(the project of --tags is always granted)"
         ),
     ] = None,
+    scopes: Annotated[
+        str | None,
+        typer.Option(
+            help="granted scopes, comma-separated: tasks:execute (may write task fields that run code)"
+        ),
+    ] = None,
     server: ServerOpt = None,
     key: KeyOpt = None,
     database_url: DatabaseOpt = None,
@@ -111,6 +117,7 @@ def create(
         "tags": _tags(tags),
         "expires_at": time.time() + expires_days * 86400 if expires_days else None,
         "projects": _projects(projects),
+        "scopes": [x.strip() for x in scopes.split(",") if x.strip()] if scopes else None,
     }
     if budget_usd:
         body["budget_usd"], body["budget_period"] = parse_budget(budget_usd)
@@ -132,7 +139,19 @@ def list_keys(
         print_json({"keys": keys})
         return
     table = Table(title="Architect keys", header_style="bold")
-    for col in ("id", "name", "prefix", "status", "rpm", "tpm", "models", "projects", "tags", "budgets"):
+    for col in (
+        "id",
+        "name",
+        "prefix",
+        "status",
+        "rpm",
+        "tpm",
+        "models",
+        "projects",
+        "tags",
+        "scopes",
+        "budgets",
+    ):
         table.add_column(col)
     for k in keys:
         status = "revoked" if k["revoked"] else "expired" if k.get("expired") else "active"
@@ -146,6 +165,7 @@ def list_keys(
             ",".join(k["models"] or []) or "all",
             "all" if k.get("projects") == "*" else ",".join(k.get("projects") or []) or "-",
             ",".join(f"{a}={b}" for a, b in (k["tags"] or {}).items()) or "-",
+            ",".join(k.get("scopes") or []) or "-",
             "; ".join(f"${b['spent_usd']:.2f}/${b['limit_usd']:.2f} per {b['period']}" for b in k["budgets"])
             or "-",
         )

@@ -27,6 +27,7 @@ from architect.cli.common import DatabaseOpt, console, err_console, open_cli_sto
 from architect.orchestrator.executors import default_executors
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.report import build_report, render_markdown
+from architect.orchestrator.trust import CommandPolicy
 from architect.orchestrator.worker import Worker, WorkerOptions
 from architect.store.orchestrator import ClaimOptions, TaskRepo
 
@@ -49,6 +50,14 @@ RoleOpt = Annotated[
     list[str] | None, typer.Option("--role-limit", help="per-role concurrency, e.g. backend=2")
 ]
 BackoffOpt = Annotated[float, typer.Option("--backoff", min=0.0, help="retry backoff base seconds (doubles)")]
+AllowOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-command",
+        help="run only commands and validators matching one of these regexes in full (repeatable); "
+        "other tasks are blocked with reason command_not_allowed",
+    ),
+]
 
 
 def parse_rate(text: str | None) -> tuple[int, float] | None:
@@ -59,6 +68,13 @@ def parse_rate(text: str | None) -> tuple[int, float] | None:
     if not m or int(m.group(1)) < 1:
         raise typer.BadParameter(f"expected a rate like 8/s or 30/m, got {text!r}", param_hint="--rate")
     return int(m.group(1)), {"s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+
+
+def _commands(patterns: list[str] | None) -> CommandPolicy:
+    try:
+        return CommandPolicy.of(patterns or [])
+    except re.error as exc:
+        raise typer.BadParameter(f"not a regular expression: {exc}", param_hint="--allow-command") from None
 
 
 def _roles(values: list[str] | None) -> dict[str, int]:
@@ -152,6 +168,7 @@ def _options(
     poll: float,
     *,
     idle: bool,
+    commands: CommandPolicy,
     **claim: Any,
 ) -> WorkerOptions:
     r = parse_rate(rate)
@@ -159,7 +176,9 @@ def _options(
         max_running=max_running, role_limits=_roles(roles), rate=r[0] if r else None,
         rate_period=r[1] if r else 1.0, **claim,
     )  # fmt: skip
-    return WorkerOptions(slots=slots, lease_s=lease, poll_s=poll, claim=copts, exit_when_idle=idle)
+    return WorkerOptions(
+        slots=slots, lease_s=lease, poll_s=poll, claim=copts, exit_when_idle=idle, commands=commands
+    )
 
 
 def run(
@@ -178,6 +197,7 @@ def run(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="default: on a terminal")
     ] = None,
+    allow_command: AllowOpt = None,
     gateway_url: GatewayOpt = None,
     gateway_key: GatewayKeyOpt = None,
     database_url: DatabaseOpt = None,
@@ -185,15 +205,16 @@ def run(
     """Run a feature's ready tasks in parallel until nothing is left to do."""
     parse_rate(rate)  # bad options fail before anything is opened
     _roles(role_limit)
+    commands = _commands(allow_command)
     store = open_cli_store(database_url)
-    manager = Manager(store.tasks, backoff_base_s=backoff)
+    manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.access.add_audit)
     f = manager.feature(feature)
     if f["status"] != "active":
         err_console.print(f"[red]error:[/red] feature {f['slug']} is {f['status']}; resume it first")
         raise typer.Exit(2)
     opts = _options(
-        lease, concurrency, concurrency, rate, role_limit, poll, idle=True, feature_ids=(f["id"],),
-        max_phase=until_phase, run_id=uuid.uuid4().hex[:12],
+        lease, concurrency, concurrency, rate, role_limit, poll, idle=True, commands=commands,
+        feature_ids=(f["id"],), max_phase=until_phase, run_id=uuid.uuid4().hex[:12],
     )  # fmt: skip
     show = console.is_terminal if progress is None else progress
 
@@ -237,17 +258,32 @@ def worker(
     exit_when_idle: Annotated[
         bool, typer.Option("--exit-when-idle", help="stop when nothing is left")
     ] = False,
+    allow_command: AllowOpt = None,
     gateway_url: GatewayOpt = None,
     gateway_key: GatewayKeyOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """A long-running worker: claims ready tasks from the store until stopped (Ctrl-C / SIGTERM)."""
+    """A long-running worker: claims ready tasks from the store until stopped (Ctrl-C / SIGTERM).
+
+    It runs only tasks whose executable fields were written by the admin, a key with scope
+    tasks:execute or the local CLI; others are blocked (untrusted_executable) until approved."""
     parse_rate(rate)
     _roles(role_limit)
+    commands = _commands(allow_command)
     store = open_cli_store(database_url)
-    manager = Manager(store.tasks, backoff_base_s=backoff)
+    manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.access.add_audit)
     ids = tuple(manager.feature(x)["id"] for x in feature) if feature else None
-    opts = _options(lease, slots, concurrency, rate, role_limit, poll, idle=exit_when_idle, feature_ids=ids)
+    opts = _options(
+        lease,
+        slots,
+        concurrency,
+        rate,
+        role_limit,
+        poll,
+        idle=exit_when_idle,
+        commands=commands,
+        feature_ids=ids,
+    )
 
     def status(msg: str) -> None:
         console.print(f"{time.strftime('%H:%M:%S')} {msg}", highlight=False)

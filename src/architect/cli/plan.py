@@ -1,5 +1,8 @@
-"""`architect plan ...`: import/export plans, list and show features, pause/resume/cancel, and
-complete or retry tasks by hand."""
+"""`architect plan ...`: import/export plans, list and show features, pause/resume/cancel, complete
+or retry tasks by hand, and approve tasks whose executable fields were written by someone else.
+
+Working on the store directly is the database holder's privilege: `plan import` here records its
+tasks as trusted (set by "local"), and `plan approve` is audited as the local OS user."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from architect.access.audit import local_actor
 from architect.cli.common import DatabaseOpt, JsonOpt, console, open_cli_store, print_json
+from architect.cli.keys import KeyOpt, ServerOpt, call_server
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import export_markdown, export_yaml, load_plan_file
 
@@ -23,7 +28,8 @@ FeatureArg = Annotated[str, typer.Argument(help="feature slug or id")]
 
 
 def _manager(database_url: str | None) -> Manager:
-    return Manager(open_cli_store(database_url).tasks)
+    store = open_cli_store(database_url)
+    return Manager(store.tasks, audit=store.access.add_audit)
 
 
 @app.command("import")
@@ -168,3 +174,35 @@ def retry(
     """Put a failed, cancelled or blocked task back in the queue (its dependents are unblocked)."""
     t = _manager(database_url).retry_task(feature, task)
     console.print(f"{t['key']}: {t['status']}")
+
+
+@app.command("approve")
+def approve(
+    feature: FeatureArg,
+    tasks: Annotated[
+        list[str] | None, typer.Argument(help="task ids (default: every untrusted task of the feature)")
+    ] = None,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Trust tasks whose executable fields were written by a principal that may not (or before trust
+    was recorded); those a worker blocked as untrusted_executable go back to the queue. Audited."""
+    if server:
+        rows = call_server(server, key, "POST", f"/features/{feature}/approve", {"tasks": tasks or None})
+    else:
+        rows = _manager(database_url).approve(feature, tasks or None, local_actor())
+    if json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"{feature}: nothing to approve (every task is trusted)")
+    for t in rows:
+        runs = {
+            k: v
+            for k, v in (("command", (t["params"] or {}).get("command")), ("validator", t["validator"]))
+            if v
+        }
+        what = "".join(f", {k}: {v!r}" for k, v in runs.items())
+        console.print(f"{t['key']}: approved ({t['status']}; {t['executor']}{what})", highlight=False)

@@ -41,6 +41,13 @@ def _banner(cfg: Config, host: str, port: int, db: str) -> None:
         f"[bold]Architect[/bold] gateway on [cyan]{url}[/cyan]   (store: {db})", highlight=False
     )
     err_console.print(f"  auth: {auth}", highlight=False)
+    if not cfg.auth.admin_key:
+        err_console.print(
+            "  [yellow]open mode is single-user: anyone who can reach this loopback port acts as admin "
+            "(including writing tasks that workers run as shell commands); set ARCHITECT_ADMIN_KEY to "
+            "share it[/yellow]",
+            highlight=False,
+        )
     if sim:
         err_console.print(
             "  providers: includes the SIMULATED fleet (answers are synthetic, labelled simulated)",

@@ -4,6 +4,11 @@ metrics, reports, plan import/export, and an SSE stream of task events.
 Transitions made here are published on the runtime's event bus (topic "task"). The SSE stream
 tails the store's `task_events`, so it carries the events of every worker process, anywhere.
 A key limited to some projects only sees (and changes) those projects' features.
+
+Fields that run code (`trust`) are written only by the admin or a key with scope `tasks:execute`:
+any other key gets a 403 naming the task and the field, checked before anything is written. Every
+write records its principal on the tasks it touches; `POST /features/{ref}/approve` (admin) trusts
+tasks written by others.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from architect.access.audit import actor_of
 from architect.access.auth import Principal
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.errors import NotFoundInStore, PermissionDenied
@@ -24,6 +30,14 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
 from architect.orchestrator.plans import Name, export_markdown, export_yaml, parse_plan_text
 from architect.orchestrator.report import build_report, render_markdown
+from architect.orchestrator.trust import (
+    changed_prompt_fields,
+    feature_patch_fields,
+    plan_task_fields,
+    refuse,
+    task_patch_fields,
+    writer_for,
+)
 from architect.store.orchestrator import Row
 
 __all__ = ["router"]
@@ -57,6 +71,12 @@ class TaskPatch(_In):
     params: dict[str, Any] | None = None
     validator: str | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class ApproveIn(_In):
+    tasks: list[str] | None = Field(
+        default=None, description="task keys to approve; default every untrusted task of the feature"
+    )
 
 
 class CompleteIn(_In):
@@ -93,7 +113,7 @@ def _manager(runtime: Any) -> Manager:
         if bus is not None:
             bus.publish_threadsafe(loop, "task", data)
 
-    return Manager(runtime.store.tasks, publish=publish)
+    return Manager(runtime.store.tasks, publish=publish, audit=runtime.store.access.add_audit)
 
 
 async def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -122,7 +142,28 @@ async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> lis
                 f"project: this key may not write to project(s) {', '.join(bad)}", param="project"
             )
     m = _manager(runtime)
-    return await _call(m.import_plans, plans)
+    writer = writer_for(p)
+    if not writer.trusted:
+        await _call(_check_plans, m, plans)
+    return await _call(m.import_plans, plans, writer)
+
+
+def _check_plans(m: Manager, plans: list[Row]) -> None:
+    """Refuse (403) a plan that writes fields that run code, before anything is written: a task's
+    executable fields, or the prompt fields of an existing feature that has prompt tasks."""
+    for i, plan in enumerate(plans):
+        for t in plan["tasks"]:
+            fields = plan_task_fields(t)
+            if fields:
+                raise refuse(f"task {t['key']}", fields[0], f"features[{i}].tasks.{t['key']}.{fields[0]}")
+        try:
+            old = m.repo.get_feature(plan["slug"])
+        except NotFoundInStore:
+            continue
+        written = changed_prompt_fields(old, plan)
+        fields = feature_patch_fields(written, {t["executor"] for t in m.repo.tasks(old["id"])})
+        if fields:
+            raise refuse(f"feature {plan['slug']}", fields[0], f"features[{i}].{fields[0]}")
 
 
 @router.get("/features/{ref}")
@@ -136,7 +177,14 @@ async def get_feature(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
 async def patch_feature(ref: str, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
-    return await _call(m.repo.update_feature, f["id"], body.model_dump(exclude_unset=True), m.clock())
+    fields = body.model_dump(exclude_unset=True)
+    writer = writer_for(p)
+    if not writer.trusted:
+        executors = {t["executor"] for t in await _call(m.repo.tasks, f["id"])}
+        touched = feature_patch_fields(fields, executors)
+        if touched:
+            raise refuse(f"feature {f['slug']}", touched[0], touched[0])
+    return await _call(m.repo.update_feature, f["id"], fields, m.clock(), writer)
 
 
 @router.delete("/features/{ref}", status_code=204)
@@ -164,7 +212,24 @@ async def get_task(ref: str, key: str, p: PrincipalDep, runtime: RuntimeDep) -> 
 async def patch_task(ref: str, key: str, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
-    return await _call(m.repo.update_task, f["id"], key, body.model_dump(exclude_unset=True), m.clock())
+    fields = body.model_dump(exclude_unset=True)
+    writer = writer_for(p)
+    if not writer.trusted:
+        t = await _call(m.repo.get_task, f["id"], key)
+        touched = task_patch_fields(t["executor"], fields, fields.get("params"))
+        if touched:
+            raise refuse(f"task {key}", touched[0], touched[0])
+    return await _call(m.repo.update_task, f["id"], key, fields, m.clock(), writer)
+
+
+@router.post("/features/{ref}/approve")
+async def approve(ref: str, p: AdminDep, runtime: RuntimeDep, body: ApproveIn | None = None) -> list[Row]:
+    """Trust the executable fields of the feature's tasks (the given ones, default every untrusted
+    one) as set by the admin; tasks a worker blocked as `untrusted_executable` go back to the queue."""
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    keys = body.tasks if body is not None else None
+    return await _call(m.approve, f["id"], keys, actor_of(p))
 
 
 @router.post("/features/{ref}/tasks/{key}/{action}")

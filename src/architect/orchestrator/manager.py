@@ -3,7 +3,8 @@
 Claims take a lease; heartbeats extend it; `reap` requeues tasks whose lease expired; `complete`
 is fenced by the attempt number and decides retries with exponential backoff kept in the store
 (`run_after`). Readiness and blocking propagate inside the store's transactions. Every state change
-is also handed to `publish` (the API wires it to the event bus, topic "task").
+is also handed to `publish` (the API wires it to the event bus, topic "task"); approvals and tasks
+blocked as untrusted are written to the audit log through `audit` (the access store's `add_audit`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from architect.errors import NotFoundInStore, PlanError, StoreError
+from architect.orchestrator.trust import LOCAL, NOT_ALLOWED, UNTRUSTED, Writer
 from architect.store.orchestrator import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 
-__all__ = ["Finished", "Manager"]
+__all__ = ["Audit", "Finished", "Manager"]
 
 Publish = Callable[[dict[str, Any]], None]
+# (actor, action, target, before, after): the signature of the access store's `add_audit`
+Audit = Callable[[str, str, "str | None", Any, Any], None]
+_BLOCK_ACTIONS = {UNTRUSTED: "task.blocked_untrusted", NOT_ALLOWED: "task.blocked_command_not_allowed"}
 # (task, ok, result, validation, reason, duration_s)
 Finished = tuple[Mapping[str, Any], bool, Any, Any, "str | None", "float | None"]
 
@@ -28,12 +33,14 @@ class Manager:
         repo: TaskRepo,
         *,
         publish: Publish | None = None,
+        audit: Audit | None = None,
         clock: Callable[[], float] = time.time,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
     ) -> None:
         self.repo = repo
         self._publish = publish
+        self._audit = audit
         self.clock = clock
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -52,10 +59,12 @@ class Manager:
         self._publish({"kind": kind, "ts": self.clock(), **data})
 
     # ---------------------------------------------------------------- plans and features
-    def import_plans(self, plans: Sequence[Mapping[str, Any]]) -> list[Row]:
+    def import_plans(self, plans: Sequence[Mapping[str, Any]], writer: Writer = LOCAL) -> list[Row]:
+        """Import validated plans written by `writer` (default: the local operator, who holds the
+        database; the API passes the calling principal's writer)."""
         out = []
         for plan in plans:
-            res = self.repo.import_feature(plan, self.clock())
+            res = self.repo.import_feature(plan, self.clock(), writer)
             self._emit(
                 "imported",
                 feature=res["feature"]["slug"],
@@ -97,6 +106,35 @@ class Manager:
         t = self.repo.retry_task(f["id"], key, self.clock())
         self._emit("retry_requested", feature=f["slug"], project=f["project"], task=key)
         return t
+
+    def approve(self, ref: str | int, keys: Sequence[str] | None, actor: str) -> list[Row]:
+        """Trust the executable fields of a feature's tasks (the given ones, default every untrusted
+        one) as set by `actor`; those a worker blocked as untrusted go back to the queue. Audited."""
+        f = self.repo.get_feature(ref)
+        rows = self.repo.approve(f["id"], keys, self.clock(), actor)
+        approved = [t["key"] for t in rows]
+        if self._audit is not None:
+            self._audit(actor, "plan.approve", f["slug"], None, {"feature": f["slug"], "tasks": approved})
+        self._emit("approved", feature=f["slug"], tasks=approved)
+        return rows
+
+    def block_claimed(
+        self, task: Mapping[str, Any], reason: str, worker_id: str, detail: Mapping[str, Any]
+    ) -> bool:
+        """Block a task this worker claimed but will not run; audited with the worker as actor.
+        False when the attempt had already lost its claim."""
+        t = self.repo.block_claimed(
+            int(task["id"]), int(task["attempt"]), reason, self.clock(), worker_id, detail
+        )
+        if t is None:
+            return False
+        if self._audit is not None:
+            slug = self.repo.get_feature(int(task["feature_id"]))["slug"]
+            action = _BLOCK_ACTIONS.get(reason, "task.blocked")
+            after = {"feature": slug, "task": task["key"], "reason": reason, **detail}
+            self._audit(f"worker:{worker_id}"[:200], action, f"{slug}/{task['key']}"[:200], None, after)
+        self._emit("blocked", feature_id=task["feature_id"], task=task["key"], reason=reason)
+        return True
 
     def finish_manual(self, ref: str | int, key: str, *, ok: bool = True, note: str | None = None) -> Row:
         """Complete a task by hand (manual tasks, or overriding one that is ready)."""

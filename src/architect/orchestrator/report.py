@@ -141,7 +141,9 @@ def build_report(repo: TaskRepo, ref: str | int, now: float | None = None) -> Ro
         })  # fmt: skip
     outcome: dict[tuple[str, int], Row] = {}
     for e in events:
-        if e["kind"] in ("succeeded", "failed", "requeued") and e.get("task_key"):
+        # a worker's "blocked" ends a claimed attempt that never ran (trust, allow-list)
+        worker_blocked = e["kind"] == "blocked" and e.get("worker_id")
+        if (e["kind"] in ("succeeded", "failed", "requeued") or worker_blocked) and e.get("task_key"):
             outcome[(e["task_key"], e["attempt"])] = e
     batches: dict[str, list[Row]] = defaultdict(list)
     for e in events:

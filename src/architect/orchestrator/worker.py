@@ -11,6 +11,10 @@ runs them, heartbeats their leases, reaps expired leases, and stops cleanly.
   has that group killed before the task is dispatched again.
 * When a heartbeat finds a lease gone (reaped, or the task cancelled), the attempt is cancelled and
   its process group killed; its late completion would be fenced anyway.
+* A claimed task whose executable fields were not written by an allowed principal (`trust`), or
+  whose command or validator is outside this worker's allow-list, is never run: it is blocked
+  (`untrusted_executable` / `command_not_allowed`, audited) and stays out of the queue until a person
+  acts, so `exit_when_idle` still exits.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 from architect.orchestrator.executors.base import ExecResult, Executor, TaskContext
 from architect.orchestrator.executors.command import kill_group, run_validator
 from architect.orchestrator.manager import Finished, Manager
+from architect.orchestrator.trust import NOT_ALLOWED, UNTRUSTED, CommandPolicy
 from architect.store.orchestrator import ClaimOptions, Row
 
 __all__ = ["Running", "Worker", "WorkerOptions"]
@@ -43,6 +48,7 @@ class WorkerOptions:
     health_s: float = 2.0
     exit_when_idle: bool = False
     claim: ClaimOptions = field(default_factory=ClaimOptions)
+    commands: CommandPolicy = field(default_factory=CommandPolicy)  # allow-list; empty: any command
     worker_id: str | None = None
     host: str = field(default_factory=socket.gethostname)
 
@@ -68,7 +74,9 @@ class Worker:
         self.opts = options or WorkerOptions()
         self.id = self.opts.worker_id or f"{self.opts.host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.running: dict[int, Running] = {}
-        self.stats = {"claimed": 0, "succeeded": 0, "failed": 0, "retried": 0, "lost": 0, "orphans_killed": 0}
+        self.stats = {
+            "claimed": 0, "succeeded": 0, "failed": 0, "retried": 0, "lost": 0, "orphans_killed": 0, "blocked": 0,
+        }  # fmt: skip
         self.waiting: str | None = None
         self._on_status = on_status
         self._stop = asyncio.Event()
@@ -288,7 +296,28 @@ class Worker:
             self.running.pop(t["id"], None)
             self._wake.set()
 
+    def _refusal(self, t: Row) -> tuple[str, dict[str, Any]] | None:
+        """Why this worker must not run `t` (a blocked reason and its details), or None."""
+        if t["executor"] != "manual" and not t.get("exec_trusted"):
+            return UNTRUSTED, {"set_by": t.get("exec_set_by")}
+        command = self.opts.commands.refused(t)
+        if command is not None:
+            return NOT_ALLOWED, {"command": command}
+        return None
+
     async def _attempt(self, t: Row) -> None:
+        refusal = self._refusal(t)
+        if refusal is not None:  # checked before anything of the task runs
+            reason, detail = refusal
+            if await asyncio.to_thread(self.manager.block_claimed, t, reason, self.id, detail):
+                self.stats["blocked"] += 1
+                self._status(
+                    f"{t['key']}: blocked, not run: {reason} (written by {detail['set_by'] or 'unknown'}; "
+                    "an admin may approve it: architect plan approve FEATURE TASK)"
+                    if reason == UNTRUSTED
+                    else f"{t['key']}: blocked, not run: {reason}: {detail['command']!r} matches no --allow-command"
+                )
+            return
         repo = self.manager.repo
         host = self.opts.host
         if t.get("pgid") and t.get("host") == host:

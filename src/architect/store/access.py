@@ -46,7 +46,7 @@ __all__ = [
 
 PERIODS = ("day", "month", "total")
 STALE_RESERVATION_S = 600.0  # a window with no reserve/settle for this long holds no live reservation
-_JSON_KEY_FIELDS = ("models", "tags", "projects")
+_JSON_KEY_FIELDS = ("models", "tags", "projects", "scopes")
 
 BudgetItem = tuple[int, float, float]  # (budget id, window start, limit in USD)
 
@@ -84,6 +84,9 @@ class AccessRepo(Protocol):
     def get_key(self, key_id: str) -> dict[str, Any] | None: ...
     def key_by_hash(self, secret_hash: str) -> dict[str, Any] | None: ...
     def list_keys(self, ids: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def has_keys(self) -> bool:
+        """Whether any virtual key was ever created (revoked and expired ones count)."""
+
     def update_key(self, key_id: str, fields: Mapping[str, Any]) -> dict[str, Any]: ...
 
     # budgets
@@ -216,6 +219,10 @@ class SQLAccessRepo:
             q = q.where(api_keys.c.id.in_(list(ids)))
         with self._engine.connect() as conn:
             return [_key_out(r._mapping) for r in conn.execute(q)]
+
+    def has_keys(self) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(select(api_keys.c.id).limit(1)).first() is not None
 
     def update_key(self, key_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         with self._engine.begin() as conn:

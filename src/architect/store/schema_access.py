@@ -1,7 +1,7 @@
 """Tables of the access and metrics domains: virtual keys, budgets and their spend windows, the audit
 log, alert events and state, and the per-minute/per-hour metric rollups.
 
-Times are UNIX seconds (float), money is USD (float). Migration 0003 creates exactly these."""
+Times are UNIX seconds (float), money is USD (float). Migration 0003 creates these (0006 adds `api_keys.scopes`)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ api_keys = Table(
     Column("tags", Text),  # JSON object of default tags
     Column("bodies", String(16)),  # per-key override of ledger.bodies
     Column("projects", Text),  # JSON list of granted projects, "*" = all, NULL = none beyond tags.project
+    Column("scopes", Text),  # JSON list of granted scopes (access.auth.SCOPES), NULL = none
     UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
 )
 

@@ -2,12 +2,13 @@
 feature items (bugs, decisions, risks, issues, blockers), workers and the shared limiter rows.
 
 Times are UNIX seconds (float) as in the ledger; JSON payloads are stored as text.
-Migration `0002_orchestrator` creates these tables; `0008_rate_gcra` gives `task_limits` its `tat`.
+Migration `0002_orchestrator` creates these tables; `0006_exec_trust` adds the tasks' exec trust
+columns; `0008_rate_gcra` gives `task_limits` its `tat`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, Table, UniqueConstraint, text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, Table, UniqueConstraint, false, text
 
 from architect.store.schema import metadata
 from architect.store.text import String, Text
@@ -87,6 +88,10 @@ tasks = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("updated_at", Float, nullable=False),
+    # who last wrote the task's executable fields (orchestrator.trust) and whether that writer was
+    # allowed to: a worker runs only trusted tasks (tasks older than migration 0006 are untrusted)
+    Column("exec_set_by", Text),
+    Column("exec_trusted", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("feature_id", "key", name="uq_tasks_feature_key"),
     Index("ix_tasks_claim", "status", "priority", "ready_at"),
     Index("ix_tasks_lease", "status", "lease_expires"),

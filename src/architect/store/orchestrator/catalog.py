@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from architect.errors import NotFoundInStore, StoreError
+from architect.orchestrator.trust import (
+    HOLD_REASONS,
+    PROMPT_EXECUTORS,
+    PROMPT_FEATURE_FIELDS,
+    UNTRUSTED,
+    Writer,
+    changed_prompt_fields,
+    task_patch_fields,
+)
 from architect.store.orchestrator.base import (
     FINAL,
     JSON_TASK,
@@ -32,15 +41,24 @@ _ITEM_FIELDS = ("body", "severity", "status", "task_key", "date", "rationale", "
 
 class CatalogMixin(RepoBase):
     # ---------------------------------------------------------------- plan import
-    def import_feature(self, plan: Mapping[str, Any], now: float) -> Row:
-        """Create or update a feature from a validated plan, by slug and task key; idempotent."""
-        with self._write() as conn:
-            return self._apply(conn, plan, now)
+    def import_feature(self, plan: Mapping[str, Any], now: float, writer: Writer) -> Row:
+        """Create or update a feature from a validated plan, by slug and task key; idempotent.
 
-    def _apply(self, conn: Connection, plan: Mapping[str, Any], now: float) -> Row:
+        `writer` is recorded as the writer of the executable fields of every task in the plan (the
+        plan sets them all); a trusted writer also releases the plan's tasks a worker had blocked as
+        untrusted. An untrusted writer that changes the feature's prompt fields makes its other
+        prompt tasks untrusted too."""
+        with self._write() as conn:
+            return self._apply(conn, plan, now, writer)
+
+    def _apply(self, conn: Connection, plan: Mapping[str, Any], now: float, writer: Writer) -> Row:
         head = {k: plan.get(k) for k in ("project", "title", "spec")}
         head["acceptance"] = dumps(list(plan.get("acceptance") or []))
         existing = conn.execute(select(features.c.id).where(features.c.slug == plan["slug"])).scalar()
+        prompt_changed = existing is not None and bool(
+            changed_prompt_fields(self._feature_row(conn, int(existing)), plan)
+        )
+        trust = {"exec_set_by": writer.actor, "exec_trusted": writer.trusted}
         if existing is None:
             fid = int(
                 conn.execute(
@@ -80,6 +98,7 @@ class CatalogMixin(RepoBase):
                     insert(tasks)
                     .values(
                         **vals,
+                        **trust,
                         feature_id=fid,
                         key=spec["key"],
                         pending_deps=len(spec.get("deps") or []),
@@ -110,7 +129,10 @@ class CatalogMixin(RepoBase):
                 counts["updated"] += 1
             else:
                 counts["unchanged"] += 1
+            self._set_trust(conn, old, writer, now, release=not spec.get("done"))
         keys = {s["key"] for s in plan.get("tasks", [])}
+        if prompt_changed and not writer.trusted:
+            self._distrust_prompt_tasks(conn, fid, writer, exclude=keys)
         for key, old in have.items():
             if key not in keys and old["status"] not in (*FINAL, "running"):
                 reason = "removed from the plan"
@@ -138,6 +160,32 @@ class CatalogMixin(RepoBase):
         self._recompute(conn, fid, now)
         conn.execute(insert(task_events).values(ts=now, feature_id=fid, kind="imported", data=dumps(counts)))
         return {"feature": self._feature_row(conn, fid), **counts}
+
+    @staticmethod
+    def _set_trust(conn: Connection, old: Row, writer: Writer, now: float, *, release: bool) -> None:
+        """Record `writer` as the writer of all of a task's executable fields (a plan sets them all);
+        `release`: a trusted writer puts the task back if a worker blocked it as untrusted."""
+        vals: dict[str, Any] = {}
+        if (old.get("exec_set_by"), bool(old.get("exec_trusted"))) != (writer.actor, writer.trusted):
+            vals.update(exec_set_by=writer.actor, exec_trusted=writer.trusted)
+        if release and writer.trusted and old["status"] == "blocked" and old.get("reason") == UNTRUSTED:
+            vals.update(status="pending", reason=None)  # the readiness pass below decides the rest
+        if vals:
+            conn.execute(update(tasks).where(tasks.c.id == old["id"]).values(**vals, updated_at=now))
+
+    @staticmethod
+    def _distrust_prompt_tasks(
+        conn: Connection, fid: int, writer: Writer, exclude: Sequence[str] | set[str] = ()
+    ) -> None:
+        """A feature's prompt fields were written: its prompt tasks keep their trust only if `writer`
+        was allowed to write them (a trusted writer vouches for what it wrote, not for the rest)."""
+        vals: dict[str, Any] = {"exec_set_by": writer.actor}
+        if not writer.trusted:
+            vals["exec_trusted"] = False
+        q = update(tasks).where(tasks.c.feature_id == fid, tasks.c.executor.in_(sorted(PROMPT_EXECUTORS)))
+        if exclude:
+            q = q.where(tasks.c.key.not_in(list(exclude)))
+        conn.execute(q.values(**vals))
 
     @staticmethod
     def _upsert_items(conn: Connection, fid: int, items: list[Mapping[str, Any]], now: float) -> None:
@@ -177,13 +225,16 @@ class CatalogMixin(RepoBase):
         with self._read() as conn:
             return [feature_row(r) for r in conn.execute(q)]
 
-    def update_feature(self, feature_id: int, fields: Mapping[str, Any], now: float) -> Row:
+    def update_feature(self, feature_id: int, fields: Mapping[str, Any], now: float, writer: Writer) -> Row:
+        """Change a feature; writing its prompt fields records `writer` on its prompt tasks."""
         vals = dict(fields)
         if "acceptance" in vals:
             vals["acceptance"] = dumps(vals["acceptance"])
         with self._write() as conn:
             self._feature_row(conn, feature_id)
             conn.execute(update(features).where(features.c.id == feature_id).values(**vals, updated_at=now))
+            if any(k in fields for k in PROMPT_FEATURE_FIELDS):
+                self._distrust_prompt_tasks(conn, feature_id, writer)
             return self._feature_row(conn, feature_id)
 
     def set_feature_status(self, feature_id: int, status: str, now: float, reason: str) -> int:
@@ -237,10 +288,18 @@ class CatalogMixin(RepoBase):
         with self._read() as conn:
             return self._task_row(conn, feature_id, key)
 
-    def update_task(self, feature_id: int, key: str, fields: Mapping[str, Any], now: float) -> Row:
+    def update_task(
+        self, feature_id: int, key: str, fields: Mapping[str, Any], now: float, writer: Writer
+    ) -> Row:
+        """Change a task; writing an executable field records `writer`, and the task stays trusted
+        only if it was and `writer` may write such fields."""
         vals = {k: (dumps(v) if k in JSON_TASK else v) for k, v in fields.items()}
         with self._write() as conn:
-            self._task_row(conn, feature_id, key)
+            old = self._task_row(conn, feature_id, key)
+            if task_patch_fields(old["executor"], fields, fields.get("params")):
+                vals.update(
+                    exec_set_by=writer.actor, exec_trusted=bool(old["exec_trusted"]) and writer.trusted
+                )
             q = update(tasks).where(tasks.c.feature_id == feature_id, tasks.c.key == key)
             conn.execute(q.values(**vals, updated_at=now))
             return self._task_row(conn, feature_id, key)
@@ -277,11 +336,47 @@ class CatalogMixin(RepoBase):
             self._events(conn, [self._ev(t, "retry_requested", now)])
             conn.execute(
                 update(tasks)
-                .where(tasks.c.feature_id == feature_id, tasks.c.status == "blocked")
+                .where(
+                    tasks.c.feature_id == feature_id,
+                    tasks.c.status == "blocked",
+                    or_(tasks.c.reason.is_(None), tasks.c.reason.not_in(sorted(HOLD_REASONS))),
+                )
                 .values(status="pending", reason=None)
             )
             self._recompute(conn, feature_id, now)
             return self._task_row(conn, feature_id, key)
+
+    def approve(self, feature_id: int, keys: Sequence[str] | None, now: float, actor: str) -> list[Row]:
+        """Mark tasks trusted as set by `actor` (the given keys, default every untrusted task of the
+        feature); those blocked as untrusted go back to ready, or pending while dependencies run."""
+        with self._write() as conn:
+            self._feature_row(conn, feature_id)
+            rows = [task_row(r) for r in conn.execute(select(tasks).where(tasks.c.feature_id == feature_id))]
+            by_key = {t["key"]: t for t in rows}
+            if keys:
+                missing = [k for k in keys if k not in by_key]
+                if missing:
+                    raise NotFoundInStore(f"task {missing[0]!r} not found in feature {feature_id}")
+                targets = [by_key[k] for k in dict.fromkeys(keys)]
+            else:
+                targets = [t for t in rows if not t["exec_trusted"]]
+            ids = [t["id"] for t in targets]
+            if not ids:
+                return []
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(ids))
+                .values(exec_trusted=True, exec_set_by=actor, updated_at=now)
+            )
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(ids), tasks.c.status == "blocked", tasks.c.reason == UNTRUSTED)
+                .values(status="pending", reason=None)
+            )
+            self._events(conn, [self._ev(t, "approved", now, by=actor) for t in targets])
+            self._recompute(conn, feature_id, now)
+            got = conn.execute(select(tasks).where(tasks.c.id.in_(ids)).order_by(tasks.c.phase, tasks.c.id))
+            return [task_row(r) for r in got]
 
     def status_counts(self, feature_id: int) -> list[Row]:
         q = (

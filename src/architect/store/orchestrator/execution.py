@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, select, tuple_, update
@@ -168,6 +168,25 @@ class ExecutionMixin(RepoBase):
                 .values(host=host, pgid=pgid)
             )
             return (res.rowcount or 0) == 1
+
+    def block_claimed(
+        self, task_id: int, attempt: int, reason: str, now: float, worker_id: str, detail: Mapping[str, Any]
+    ) -> Row | None:
+        """Block a task this worker claimed but must not run (fenced like completion), and its
+        dependents; it stays blocked until a person acts. None if the attempt lost its claim."""
+        with self._write() as conn:
+            r = conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == "running")
+                .values(status="blocked", reason=reason, lease_expires=None, pgid=None, updated_at=now)
+                .returning(tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt)
+            ).first()
+            if r is None:
+                return None
+            t = {**r._mapping, "status": "blocked", "reason": reason}
+            self._events(conn, [self._ev(t, "blocked", now, worker_id, reason=reason, **detail)])
+            self._block_dependents(conn, [t], now)
+            return t
 
     def complete(self, task_id: int, attempt: int, now: float, outcome: Outcome, worker_id: str) -> bool:
         """Record an attempt's outcome, fenced by attempt and status; False if the attempt lost its claim."""

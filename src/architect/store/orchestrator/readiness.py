@@ -1,13 +1,17 @@
 """Readiness and blocking, computed from a feature's tasks (pure functions, no I/O).
 
 A task is `ready` when every dependency succeeded, `blocked` when a dependency failed, was
-cancelled or is itself blocked (the reason names the whole chain), and `pending` otherwise.
+cancelled or is itself blocked (the reason names the whole chain), and `pending` otherwise. A task a
+worker blocked for a reason of its own (`trust.HOLD_REASONS`: untrusted executable fields, a command
+outside the allow-list) stays blocked until a person acts (`plan approve`, `retry`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from architect.orchestrator.trust import HOLD_REASONS
 
 __all__ = ["blocked_reason", "compute_readiness"]
 
@@ -27,7 +31,9 @@ def compute_readiness(
     """The (task, changed fields) pairs that bring open tasks to their correct state."""
     by_key = {t["key"]: t for t in rows}
     state: dict[str, tuple[str, str | None]] = {
-        t["key"]: (t["status"], t.get("reason")) for t in rows if t["status"] not in _OPEN
+        t["key"]: (t["status"], t.get("reason"))
+        for t in rows
+        if t["status"] not in _OPEN or (t["status"] == "blocked" and t.get("reason") in HOLD_REASONS)
     }
     out: list[tuple[dict[str, Any], dict[str, Any]]] = []
     visiting: set[str] = set()

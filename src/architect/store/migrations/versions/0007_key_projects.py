@@ -4,14 +4,14 @@ NULL grants none beyond the project of the key's default tags; a JSON list names
 string "*" grants every project.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,153 @@
+"""Which task fields run code, who may write them, and how a worker decides whether it may run a task.
+
+Executable fields (this module is their one definition; the API refuses, the store records and the
+worker checks with it):
+
+* of every task: a non-`manual` `executor`, every key of `params` (command, callable, prompt, model,
+  ...) and the `validator` (a shell command);
+* of a task whose text becomes a model's prompt (`PROMPT_EXECUTORS`: `llm`, whose template renders
+  them, and `agent`, reserved for the coding-agent executor): also the task's `title`, `description`
+  and `role`, and its feature's `title`, `spec` and `acceptance`.
+
+A principal may write them iff it is the admin (open mode's anonymous local operator counts: open mode
+is single-user) or a key granted scope `tasks:execute`; the local CLI working on the store directly
+(`LOCAL`) may too, since only the holder of the database can. Each task records who last wrote its
+executable fields (`exec_set_by`) and whether that writer was allowed to (`exec_trusted`); a worker
+runs only trusted tasks and blocks the others (`UNTRUSTED`) until an admin approves them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from architect.access.audit import actor_of
+from architect.access.auth import TASKS_EXECUTE, Principal
+from architect.errors import PermissionDenied
+
+__all__ = [
+    "HOLD_REASONS",
+    "LOCAL",
+    "NOT_ALLOWED",
+    "PROMPT_EXECUTORS",
+    "PROMPT_FEATURE_FIELDS",
+    "PROMPT_TASK_FIELDS",
+    "UNTRUSTED",
+    "CommandPolicy",
+    "Writer",
+    "changed_prompt_fields",
+    "feature_patch_fields",
+    "may_execute",
+    "plan_task_fields",
+    "refuse",
+    "task_patch_fields",
+    "writer_for",
+]
+
+PROMPT_EXECUTORS: Final = frozenset({"llm", "agent"})
+PROMPT_TASK_FIELDS: Final = ("title", "description", "role")
+PROMPT_FEATURE_FIELDS: Final = ("title", "spec", "acceptance")
+UNTRUSTED: Final = "untrusted_executable"  # the blocked reason of a task whose writer was not allowed
+NOT_ALLOWED: Final = "command_not_allowed"  # the blocked reason of a command outside the allow-list
+HOLD_REASONS: Final = frozenset({UNTRUSTED, NOT_ALLOWED})  # blocked until a person acts, not by a dependency
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who writes a task: recorded as its `exec_set_by`; `trusted` when it may write executable fields."""
+
+    actor: str
+    trusted: bool
+
+
+LOCAL: Final = Writer("local", True)  # the CLI on the store directly: whoever holds the database
+
+
+def may_execute(p: Principal) -> bool:
+    """The admin (and open mode's local operator) or a key with scope `tasks:execute`."""
+    return p.is_admin or TASKS_EXECUTE in p.scopes
+
+
+def writer_for(p: Principal) -> Writer:
+    return Writer(actor_of(p), may_execute(p))
+
+
+def plan_task_fields(task: Mapping[str, Any]) -> list[str]:
+    """The executable fields a plan's task (as `plans` builds it) contains, most telling first."""
+    out = [f"params.{k}" for k in task.get("params") or {}]
+    if task.get("validator"):
+        out.append("validator")
+    executor = task.get("executor") or "manual"
+    if executor != "manual":
+        out.append("executor")
+    if executor in PROMPT_EXECUTORS:
+        out += [f for f in PROMPT_TASK_FIELDS if task.get(f)]
+    return out
+
+
+def task_patch_fields(executor: str, fields: Iterable[str], params: Mapping[str, Any] | None) -> list[str]:
+    """The executable fields a change of `fields` on a task with `executor` writes (`params` is the
+    new params object when `params` is among them)."""
+    names = set(fields)
+    out: list[str] = []
+    if "params" in names:
+        out += [f"params.{k}" for k in params or {}] or ["params"]
+    if "validator" in names:
+        out.append("validator")
+    if "executor" in names:
+        out.append("executor")
+    if executor in PROMPT_EXECUTORS:
+        out += [f for f in PROMPT_TASK_FIELDS if f in names]
+    return out
+
+
+def feature_patch_fields(fields: Iterable[str], executors: Iterable[str]) -> list[str]:
+    """The executable fields a change of a feature's `fields` writes, given its tasks' executors."""
+    if not PROMPT_EXECUTORS & set(executors):
+        return []
+    names = set(fields)
+    return [f for f in PROMPT_FEATURE_FIELDS if f in names]
+
+
+def changed_prompt_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The prompt fields of a stored feature (`old`) that a plan's feature (`new`) changes."""
+
+    def norm(name: str, value: Any) -> Any:
+        return list(value or []) if name == "acceptance" else (value or None)
+
+    return [f for f in PROMPT_FEATURE_FIELDS if norm(f, old.get(f)) != norm(f, new.get(f))]
+
+
+def refuse(what: str, field: str, param: str) -> PermissionDenied:
+    """The 403 for a principal that may not write `field` of `what` (e.g. "task T002")."""
+    return PermissionDenied(
+        f"{what} field {field}: setting fields that run code needs the admin key or a key with scope "
+        f"{TASKS_EXECUTE}",
+        param=param,
+        code="tasks_execute_required",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandPolicy:
+    """A worker's allow-list of shell commands: each pattern must match a whole command
+    (`re.fullmatch`). Empty: every command is allowed."""
+
+    patterns: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def of(cls, patterns: Sequence[str]) -> CommandPolicy:
+        return cls(tuple(re.compile(p) for p in patterns))
+
+    def refused(self, task: Mapping[str, Any]) -> str | None:
+        """The first command of `task` (its command, then its validator) that no pattern allows."""
+        if not self.patterns:
+            return None
+        params = task.get("params") or {}
+        commands = [params.get("command")] if task.get("executor") == "command" else []
+        for cmd in [*commands, task.get("validator")]:
+            if cmd and not any(p.fullmatch(str(cmd)) for p in self.patterns):
+                return str(cmd)
+        return None
