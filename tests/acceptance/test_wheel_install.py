@@ -91,6 +91,7 @@ def _build_and_install(tmp: Path) -> tuple[Path, Path]:
             "install",
             "--no-deps",
             "--no-index",
+            "--ignore-installed",  # the dev environment's editable install is visible; never touch it
             "--no-compile",
             "-q",
             str(wheels[0]),

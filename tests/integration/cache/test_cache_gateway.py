@@ -137,7 +137,7 @@ def test_two_virtual_keys_never_share_entries(stub: StubServer) -> None:
     store = Store.memory()
     keys = KeyService(store.access)
     s1, _ = keys.create(name="one", actor="test")
-    s2, _ = keys.create(name="two", actor="test")
+    s2, _ = keys.create(name="two", actor="test", projects=["x"])
     cfg = make_config({**stub_config(stub.url), "auth": {"admin_key": "admin-secret"}})
     with LiveServer(cfg, store=store) as srv, httpx.Client(base_url=srv.url, timeout=20) as c:
         h1, h2 = {"authorization": f"Bearer {s1}"}, {"authorization": f"Bearer {s2}"}
