@@ -18,11 +18,11 @@ from typing import Any
 
 from architect.errors import InvalidRequest
 
-__all__ = ["MAX_TOKENS_LIMIT", "NAME_RULE", "PART_TYPES", "ROLES", "check_chat_body", "check_embeddings_body"]
+__all__ = ["MAX_TOKENS_LIMIT", "PART_TYPES", "ROLES", "check_chat_body", "check_embeddings_body"]
 
-# Function and json_schema names: 1 to 64 letters, digits, underscores and dashes (OpenAI's rule). A search
-# for a character outside the set finds nothing in a good name, and so allocates nothing.
-NAME_RULE = r"^[a-zA-Z0-9_-]{1,64}$"
+# Function and json_schema names: 1 to 64 letters, digits, underscores and dashes (OpenAI's rule,
+# ^[a-zA-Z0-9_-]{1,64}$). A search for a character outside the set finds nothing in a good name, and so
+# allocates nothing.
 _NAME_BAD_CHAR = re.compile(r"[^a-zA-Z0-9_-]").search
 # The largest max_tokens / max_completion_tokens / dimensions taken (a signed 32-bit integer).
 MAX_TOKENS_LIMIT = 2**31 - 1
@@ -69,7 +69,7 @@ def _kind(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = repr(value[:41]) if isinstance(value, str) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

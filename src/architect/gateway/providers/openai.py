@@ -167,7 +167,12 @@ class OpenAIStream:
     def _inspect(self, ev: bytes, data: bytes) -> bytes | None:
         """An event with a usage object or an error: the event to forward (possibly rewritten), or
         None to drop it."""
-        obj = orjson.loads(data)  # valid: checked before
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:  # checked already; orjson alone also refuses invalid UTF-8
+            return ev
+        if not isinstance(obj, dict):
+            return ev
         if isinstance(obj.get("error"), dict):
             msg, code = error_message(data)
             self.error = ProviderError(msg, kind="stream_error", retryable=False, code=code)
