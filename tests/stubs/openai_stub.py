@@ -9,7 +9,9 @@
 Modes: "ok", "500", "503", "400", "401", "context" (400 context_length_exceeded), "429" or "429:SECONDS"
 (Retry-After), "timeout" (sleeps `timeout_s`, default 30 s), "reset" (drops the connection), "truncate"
 (a stream that stops mid-way without [DONE]), "slow:SECONDS" (delay then ok), "after:SECONDS:MODE" (delay
-then MODE, e.g. a late 500), "stream-error" (an error event inside the stream after the first chunk).
+then MODE, e.g. a late 500), "stream-error" (an error event inside the stream after the first chunk),
+"bad-json" (an event that is not valid JSON after the first chunk, then the rest of the stream and
+[DONE], as a buggy upstream sends it), "bad-json-first" (the same event before the first chunk).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-__all__ = ["StubServer"]
+__all__ = ["BAD_EVENT", "StubServer"]
+
+# What the "bad-json" modes send: braces and quotes in place, but a bare word where a value belongs.
+BAD_EVENT = b'data: {"id": "chatcmpl-stub-s", "choices": [{"index": 0, "delta": {"content": oops}}]}\n\n'
 
 
 class StubServer:
@@ -219,6 +224,8 @@ class StubServer:
             for i in range(0, len(words), step)
         ]
         for i, piece in enumerate(pieces):
+            if (mode == "bad-json" and i == 1) or (mode == "bad-json-first" and i == 0):
+                await resp.write(BAD_EVENT)
             if mode == "truncate" and i == len(pieces) // 2 and i > 0:
                 assert request.transport is not None
                 request.transport.abort()

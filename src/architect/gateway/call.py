@@ -1,7 +1,8 @@
 """The per-request state that flows through the pipeline, and request parsing/validation.
 
-Parsing is deliberately lean: the body is parsed once with orjson and only the fields the gateway
-acts on are checked; everything else passes through to the provider untouched."""
+Parsing is deliberately lean: the body is parsed once with orjson, the fields of the OpenAI reference
+are checked in one allocation-free pass (`validation`), and everything else passes through to the
+provider untouched."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import orjson
 from architect.access.auth import Principal
 from architect.errors import InvalidRequest
 from architect.gateway.providers.base import Usage
+from architect.gateway.validation import check_chat_body, check_embeddings_body
 from architect.identifiers import check_identifier
 
 __all__ = ["Call", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
@@ -133,61 +135,17 @@ def _need_model(body: dict[str, Any]) -> None:
     check_identifier(model, "model")
 
 
-def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> None:
-    v = body.get(name)
-    if v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-        raise InvalidRequest(f"'{name}' must be a number between {lo:g} and {hi:g}", param=name)
-
-
-def _positive_int(body: dict[str, Any], name: str) -> None:
-    v = body.get(name)
-    if v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
-
-
 def validate_chat(body: dict[str, Any]) -> None:
+    """Refuse a chat completion body that does not have the OpenAI reference shapes (see
+    `architect.gateway.validation`); unknown fields pass through."""
     _need_model(body)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' is required and must be a non-empty array", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise InvalidRequest(f"'messages[{i}]' must be an object", param=f"messages[{i}]")
-        if not isinstance(m.get("role"), str):
-            raise InvalidRequest(
-                f"'messages[{i}].role' is required and must be a string", param=f"messages[{i}].role"
-            )
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean", param="stream")
-    so = body.get("stream_options")
-    if so is not None and not isinstance(so, dict):
-        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    _positive_int(body, "max_tokens")
-    _positive_int(body, "max_completion_tokens")
-    _positive_int(body, "n")
-    _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise InvalidRequest("'tools' must be an array", param="tools")
-    md = body.get("metadata")
-    if md is not None and not isinstance(md, dict):
-        raise InvalidRequest("'metadata' must be an object", param="metadata")
+    check_chat_body(body)
 
 
 def validate_embeddings(body: dict[str, Any]) -> None:
+    """Refuse an embeddings body that does not have the OpenAI reference shapes."""
     _need_model(body)
-    inp = body.get("input")
-    ok = (isinstance(inp, str) and inp != "") or (
-        isinstance(inp, list) and inp and all(isinstance(x, str | int | list) for x in inp)
-    )
-    if not ok:
-        raise InvalidRequest("'input' is required: a non-empty string or array", param="input")
+    check_embeddings_body(body)
 
 
 def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:

@@ -215,7 +215,8 @@ class Pipeline:
         recorded, and a stream's response ends with its last events instead of an extra empty message
         (one write fewer). An upstream ends its body right after `[DONE]`; one that does not delays that
         last read's events by at most the deployment's read timeout, after which the stream ends with
-        an error event as before."""
+        an error event as before. An error event (the upstream's, or the translator's for an event that
+        is not valid JSON) ends the relay: nothing after it is read, and the call is recorded truncated."""
         tr = start.translator
         parts: list[bytes] | None = [] if call.cache == "miss" else None
         try:
@@ -235,6 +236,8 @@ class Pipeline:
                         held += out
                     else:
                         yield out
+                    if tr.error is not None:
+                        break  # an error event ended the stream for the client: read no further
             except TransportError as exc:
                 err = transport_error(exc, start.deployment)
                 call.truncated, call.status, call.error = True, "error", err

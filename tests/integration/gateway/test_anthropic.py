@@ -51,7 +51,10 @@ class AnthropicStub:
             resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
             await resp.prepare(request)
             name = "stream_tool_use.sse" if body.get("tools") else "stream_text.sse"
-            for event in (FIX / name).read_bytes().split(b"\n\n"):
+            for i, event in enumerate((FIX / name).read_bytes().split(b"\n\n")):
+                if mode == "bad-json" and i == 4:  # after the first text delta, in a later read
+                    await asyncio.sleep(0.05)
+                    await resp.write(b'event: content_block_delta\ndata: {"type": oops}\n\n')
                 if event.strip():
                     await resp.write(event + b"\n\n")
             await resp.write_eof()
@@ -204,3 +207,22 @@ def test_rejected_credentials_are_not_retried(
             c.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}])
     assert ei.value.status_code == 502 and "credentials" in ei.value.message
     assert len(anthropic_stub.requests) == 1
+
+
+def test_invalid_json_mid_stream_is_a_broken_stream(
+    client_for: Callable[[LiveServer], openai.OpenAI], anthropic_stub: AnthropicStub
+) -> None:
+    anthropic_stub.script.append("bad-json")
+    with LiveServer(_config(anthropic_stub)) as srv:
+        seen: list[str] = []
+        with pytest.raises(openai.APIError) as ei:  # an error, not a clean end of the stream
+            for chunk in client_for(srv).chat.completions.create(
+                model="claude", messages=[{"role": "user", "content": "Hi"}], stream=True
+            ):
+                seen.extend(ch.delta.content or "" for ch in chunk.choices)
+        deadline = time.monotonic() + 5
+        while not srv.calls() and time.monotonic() < deadline:  # a stream is recorded just after
+            time.sleep(0.01)
+        (row,) = srv.calls()
+    assert "not valid JSON" in ei.value.message and "".join(seen) == "Hello"
+    assert (row["status"], row["truncated"], row["error_kind"]) == ("error", True, "invalid_stream_event")

@@ -176,6 +176,65 @@ def test_stream_broken_midway_ends_with_an_error_event_and_is_recorded_truncated
     assert all(r["truncated"] and r["status"] == "error" and r["stream"] for r in rows)
 
 
+def test_invalid_json_mid_stream_is_a_broken_stream_for_the_sdk_and_the_ledger(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer
+) -> None:
+    # The upstream sends one event that is not JSON between good ones, then the rest and [DONE]; the
+    # pause between chunks puts the bad event in a later read than the first (which went out already).
+    stub.script.extend(["bad-json", "bad-json"])
+    stub.chunk_delay_s = 0.05
+    cfg = make_config({"providers": _providers(stub), "models": [{"name": "m", "deployments": [_dep("p0")]}]})
+    with LiveServer(cfg) as srv:
+        seen: list[str] = []
+        with pytest.raises(openai.APIError) as ei:  # an error, not a JSONDecodeError or a clean end
+            for chunk in client_for(srv).chat.completions.create(model="m", messages=MSG, stream=True):
+                seen.extend(ch.delta.content or "" for ch in chunk.choices)
+        raw = httpx.post(
+            srv.url + "/v1/chat/completions", timeout=10, json={"model": "m", "messages": MSG, "stream": True}
+        )
+        rows = _calls(srv, 2)
+    assert "not valid JSON" in ei.value.message
+    assert "".join(seen) == "Hello "  # the chunk before the bad one reached the client
+    assert raw.status_code == 200 and b"[DONE]" not in raw.content and b"oops" not in raw.content
+    events = [orjson.loads(e.removeprefix(b"data: ")) for e in raw.content.split(b"\n\n") if e]
+    assert events[-1]["error"]["code"] == "invalid_stream_event"
+    assert all("error" not in e for e in events[:-1])
+    assert len(rows) == 2
+    for row in rows:
+        assert (row["status"], row["truncated"], row["error_kind"]) == ("error", True, "invalid_stream_event")
+        (attempt,) = srv.store.ledger.attempts_for(row["request_id"])
+        assert (attempt["status"], attempt["error_kind"]) == ("error", "truncated")  # a deployment failure
+    assert stub.counts["/v1/chat/completions"] == 2
+
+
+def test_invalid_json_before_the_first_byte_fails_over(
+    client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer, stub2: StubServer
+) -> None:
+    stub.script.append("bad-json-first")
+    cfg = make_config(
+        {
+            "providers": _providers(stub, stub2),
+            "models": [
+                {
+                    "name": "m",
+                    "strategy": "lowest-cost",
+                    "retry": FAST_RETRY,
+                    "deployments": [
+                        _dep("p0", price={"input_per_mtok": 0.1}),
+                        _dep("p1", price={"input_per_mtok": 5.0}),
+                    ],
+                }
+            ],
+        }
+    )
+    with LiveServer(cfg) as srv:
+        chunks = list(client_for(srv).chat.completions.create(model="m", messages=MSG, stream=True))
+        rows = _calls(srv, 1)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the backup."
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and not rows[0]["truncated"]
+    assert rows[0]["attempts"] == 2 and rows[0]["deployment"] == "p1"
+
+
 def test_stream_fails_over_before_the_first_byte(
     client_for: Callable[[LiveServer], openai.OpenAI], stub: StubServer, stub2: StubServer
 ) -> None:

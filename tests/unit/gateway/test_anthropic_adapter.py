@@ -331,3 +331,16 @@ def test_embeddings_are_refused_clearly() -> None:
     with pytest.raises(ProviderError) as ei:
         A.embeddings_request({"input": "x"}, "claude")
     assert ei.value.status == 400 and "embeddings" in ei.value.message
+
+
+@pytest.mark.parametrize("bad", [b'{"type": oops}', b"not json at all", b"[1, 2]"])
+def test_an_event_that_is_not_a_json_object_breaks_the_stream(bad: bytes) -> None:
+    tr = A.stream_translator(include_usage=False, model="claude")
+    whole = (FIX / "stream_text.sse").read_bytes()
+    cut = whole.index(b"event: content_block_delta")  # after message_start and the first block
+    out = tr.feed(whole[:cut] + b"event: content_block_delta\ndata: " + bad + b"\n\n" + whole[cut:])
+    evs = _events(out)
+    assert evs[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert evs[-1]["error"]["code"] == "invalid_stream_event" and "[DONE]" not in evs
+    assert tr.broken and not tr.done and tr.error is not None and tr.error.retryable
+    assert tr.feed(whole[cut:]) == b""  # nothing after the broken event reaches the client

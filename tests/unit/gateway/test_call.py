@@ -14,10 +14,10 @@ from architect.gateway.call import parse_body, parse_tags, validate_chat, valida
         ({"model": "m", "messages": []}, "messages"),
         ({"model": "m", "messages": ["hi"]}, "messages[0]"),
         ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role"),
-        ({"model": "m", "messages": [{"role": "user"}], "stream": "yes"}, "stream"),
-        ({"model": "m", "messages": [{"role": "user"}], "max_tokens": 0}, "max_tokens"),
-        ({"model": "m", "messages": [{"role": "user"}], "temperature": 3}, "temperature"),
-        ({"model": "m", "messages": [{"role": "user"}], "metadata": "x"}, "metadata"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, "temperature"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "metadata": "x"}, "metadata"),
     ],
 )
 def test_invalid_chat_bodies_name_the_field(body: dict[str, object], param: str) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from architect.gateway.providers.openai import OpenAIAdapter, OpenAIStream
 
@@ -131,3 +132,68 @@ def test_only_events_with_a_usage_or_error_key_are_parsed_and_the_rest_pass_byte
     err = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
     assert s.feed(ev("a") + err) == ev("a") + err
     assert s.error is not None and "overloaded" in s.error.message
+
+
+BAD = b'data: {"choices":[{"index":0,"delta":{"content":nope}}]}\n\n'  # balanced braces, not JSON
+
+
+def _error_of(out: bytes) -> dict[str, object]:
+    last = [e for e in out.split(b"\n\n") if e][-1]
+    error = orjson.loads(last.removeprefix(b"data: "))["error"]
+    assert isinstance(error, dict)
+    return error
+
+
+def test_an_event_that_is_not_json_breaks_the_stream_read_by_read() -> None:
+    s = OpenAIStream(include_usage=False)
+    assert s.feed(CONTENT) == CONTENT
+    out = s.feed(BAD)
+    assert _error_of(out)["code"] == "invalid_stream_event" and b"nope" not in out
+    assert s.broken and s.error is not None and s.error.kind == "invalid_stream_event"
+    assert s.feed(CONTENT + USAGE + DONE) == b""  # nothing after the broken event reaches the client
+    assert not s.done and s.usage is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        BAD,
+        b"data: {not json}\n\n",
+        b'data: {"choices":[{"index":0,"delta":{"content":"cut\n\n',  # cut short, then a blank line
+        b"data: <html>502 Bad Gateway</html>\n\n",
+        b"data: [1, 2]\n\n",  # JSON, but not an object
+        b'data: "text"\n\n',
+        b'data: {"a": 1}{"b": 2}\n\n',
+    ],
+)
+@pytest.mark.parametrize("size", [1, 7, 100_000])  # arbitrary network chunking
+def test_a_bad_event_among_good_ones_in_one_read_keeps_what_came_before(bad: bytes, size: int) -> None:
+    whole = CONTENT + CONTENT + bad + CONTENT + USAGE + DONE
+    s = OpenAIStream(include_usage=True)
+    out = b"".join(s.feed(whole[i : i + size]) for i in range(0, len(whole), size))
+    assert out.startswith(CONTENT + CONTENT) and out.count(b"data: ") == 3
+    assert _error_of(out)["code"] == "invalid_stream_event"
+    assert s.broken and not s.done and s.usage is None and b"[DONE]" not in out
+
+
+def test_a_bad_event_among_comments_and_event_lines_is_found_too() -> None:
+    s = OpenAIStream(include_usage=False)
+    named = b"event: chunk\n" + CONTENT
+    out = s.feed(b": keep-alive\n\n" + named + b"event: chunk\ndata: {oops\n\n" + CONTENT + DONE)
+    assert out.startswith(b": keep-alive\n\n" + named) and _error_of(out)["code"] == "invalid_stream_event"
+    assert s.broken and not s.done
+
+
+def test_two_bad_events_that_join_into_valid_json_are_still_refused() -> None:
+    # One decode checks a read's events as a JSON array; halves that complete each other are caught.
+    s = OpenAIStream(include_usage=False)
+    out = s.feed(b'data: {"choices": [1\n\ndata: 2]}\n\n' + DONE)
+    assert out.count(b"data: ") == 1 and s.broken and not s.done
+
+
+def test_events_after_done_are_not_checked_and_multiline_data_is_one_event() -> None:
+    s = OpenAIStream(include_usage=False)
+    multiline = b'data: {"choices":\ndata: [{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    assert s.feed(multiline + DONE) == multiline + DONE
+    assert s.done and not s.broken
+    assert s.feed(b"data: trailing junk\n\n") == b"data: trailing junk\n\n"  # after [DONE]: not read

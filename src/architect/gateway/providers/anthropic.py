@@ -21,8 +21,14 @@ from typing import Any
 
 import orjson
 
-from architect.errors import ProviderError
-from architect.gateway.providers.base import ChatResult, Usage, error_message, upstream_error
+from architect.errors import ProviderError, UpstreamError
+from architect.gateway.providers.base import (
+    ChatResult,
+    Usage,
+    error_message,
+    sse_error_event,
+    upstream_error,
+)
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "AnthropicStream"]
 
@@ -291,7 +297,9 @@ def translate_response(obj: dict[str, Any]) -> tuple[dict[str, Any], Usage | Non
 # -- stream ----------------------------------------------------------------------------------------
 class AnthropicStream:
     """Anthropic stream events → OpenAI `chat.completion.chunk` SSE events, then `[DONE]`. An `error`
-    event becomes an OpenAI-style `data: {"error": ...}` event and sets `error`."""
+    event becomes an OpenAI-style `data: {"error": ...}` event and sets `error`. An event whose data is
+    not a JSON object breaks the stream: an error event follows what was translated before it, never
+    `[DONE]`, and `error` is set."""
 
     __slots__ = (
         "_base",
@@ -301,6 +309,7 @@ class AnthropicStream:
         "_texts",
         "_tool_index",
         "_tools",
+        "broken",
         "done",
         "error",
         "usage",
@@ -321,9 +330,12 @@ class AnthropicStream:
         }
         self.usage: Usage | None = None
         self.done = False
+        self.broken = False
         self.error: ProviderError | None = None
 
     def feed(self, chunk: bytes) -> bytes:
+        if self.broken:
+            return b""  # nothing after a broken event reaches the client
         buf = self._buf + chunk
         if b"\r\n" in buf:
             buf = buf.replace(b"\r\n", b"\n")
@@ -339,9 +351,22 @@ class AnthropicStream:
             try:
                 obj = orjson.loads(data)
             except orjson.JSONDecodeError:
-                continue
+                obj = None
             if isinstance(obj, dict):
                 self._event(obj, out)
+            elif not self.done:
+                return self._broken(out)
+        return b"".join(out)
+
+    def _broken(self, out: list[bytes]) -> bytes:
+        """The chunks translated before an event that is not a JSON object, then an error event; the
+        stream ends there."""
+        self.broken = True
+        self.error = UpstreamError(
+            "the upstream sent a stream event that is not valid JSON; the answer is incomplete",
+            kind="invalid_stream_event",
+        )
+        out.append(sse_error_event(self.error))
         return b"".join(out)
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:

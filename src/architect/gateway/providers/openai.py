@@ -4,13 +4,19 @@ OpenRouter, Groq, ...). Bodies pass through untouched except for the model name,
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+import msgspec
 import orjson
 
-from architect.errors import ProviderError
-from architect.gateway.providers.base import ChatResult, Usage, error_message, upstream_error
+from architect.errors import ProviderError, UpstreamError
+from architect.gateway.providers.base import (
+    ChatResult,
+    Usage,
+    error_message,
+    sse_error_event,
+    upstream_error,
+)
 
 __all__ = ["OpenAIAdapter", "OpenAIStream", "usage_from"]
 
@@ -28,11 +34,32 @@ def usage_from(obj: dict[str, Any] | None) -> Usage | None:
     )
 
 
-class OpenAIStream:
-    """Passes SSE events through byte-for-byte, except usage the client did not ask for. Parses only
-    events that carry usage or an error."""
+class _Keys(msgspec.Struct, gc=False):
+    """The two keys of a stream event the gateway acts on. Decoding an event into it checks that the
+    whole event is valid JSON (an object) while skipping every other key without building it."""
 
-    __slots__ = ("_buf", "_include_usage", "_texts", "done", "error", "usage")
+    usage: Any = None
+    error: Any = None
+
+
+_EVENT = msgspec.json.Decoder(_Keys).decode
+_EVENTS = msgspec.json.Decoder(list[_Keys]).decode
+_SEP = b"\n\ndata: "
+_DONE_TAIL = b"\n\ndata: [DONE]"
+
+
+def _notable(keys: _Keys) -> bool:
+    """An event with a usage object or an error object: it is parsed, and perhaps rewritten."""
+    return type(keys.usage) is dict or type(keys.error) is dict
+
+
+class OpenAIStream:
+    """Passes SSE events through byte-for-byte, except usage the client did not ask for. Every event's
+    data is checked to be a JSON object (with msgspec, which skips what it does not keep); only events
+    that carry usage or an error are parsed. An event that is not valid JSON breaks the stream: the
+    client gets the events before it and then an error event, never `[DONE]`, and `error` is set."""
+
+    __slots__ = ("_buf", "_include_usage", "_texts", "broken", "done", "error", "usage")
 
     def __init__(self, include_usage: bool) -> None:
         self._include_usage = include_usage
@@ -40,12 +67,15 @@ class OpenAIStream:
         self._texts: list[bytes] = []
         self.usage: Usage | None = None
         self.done = False
+        self.broken = False
         self.error: ProviderError | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         """The complete events received so far, to forward; an incomplete one waits for the rest. The
-        bytes pass through as they are (line ends normalised to LF) unless they carry a usage object
-        or an error: only those events are parsed."""
+        bytes pass through as they are (line ends normalised to LF) unless an event carries a usage
+        object or an error, or is not valid JSON."""
+        if self.broken:
+            return b""  # nothing after a broken event reaches the client
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
@@ -55,37 +85,91 @@ class OpenAIStream:
             return b""
         head, self._buf = buf[: end + 2], buf[end + 2 :]
         self._texts.append(head)
-        if b"[DONE]" in head and _has_done(head):
-            self.done = True
-        found = _NOTABLE.search(head)
-        if found is None:
+        if self.done or not head.startswith(b"data: "):  # after [DONE] nothing is checked
+            return head if self.done else self._each(head)
+        if head.find(b"\n") == end:  # one single-line event: the usual read of a token stream
+            data = head[6:end]
+            if data == b"[DONE]":
+                self.done = True
+                return head
+            try:
+                keys = _EVENT(data)
+            except msgspec.DecodeError:
+                return self._each(head)  # the exact path decides (and refuses it)
+            if not _notable(keys):
+                return head
+            kept = self._inspect(head[:end], data)
+            return b"" if kept is None else kept + b"\n\n"
+        # Several events: when each is one `data: ` line, they are checked in one decode as a JSON array
+        # (the separators become commas). Anything else, or a failure, takes the event-by-event path.
+        body = head[6:end]
+        done = body.endswith(_DONE_TAIL)
+        if done:
+            body = body[: -len(_DONE_TAIL)]
+        joined = body.replace(_SEP, b",")
+        count = (len(body) - len(joined)) // (len(_SEP) - 1) + 1
+        try:
+            keys_list = _EVENTS(b"[" + joined + b"]")
+        except msgspec.DecodeError:
+            return self._each(head)
+        if len(keys_list) != count:
+            return self._each(head)
+        events: list[bytes] | None = None
+        for i, keys in enumerate(keys_list):
+            if type(keys.usage) is dict or type(keys.error) is dict:  # rare (the usage chunk): rewritten
+                if events is None:
+                    events = head[:end].split(b"\n\n")
+                ev = events[i]
+                if len(events) != count + done or not ev.startswith(b"data: "):
+                    return self._each(head)
+                kept = self._inspect(ev, ev[6:])
+                events[i] = kept if kept is not None else b""
+        self.done = done
+        if events is None:
             return head
-        # Only the events holding a match are parsed; the bytes around them pass through as they are.
-        out: list[bytes] = []
-        pos = 0
-        while found is not None:
-            start = head.rfind(b"\n\n", pos, found.start())
-            start = start + 2 if start >= 0 else pos
-            end = head.find(b"\n\n", found.end())  # found: `head` ends with a blank line
-            out.append(head[pos:start])
-            kept = self._inspect(head[start:end])
-            if kept is not None:
-                out.append(kept)
-                out.append(b"\n\n")
-            pos = end + 2
-            found = _NOTABLE.search(head, pos)
-        out.append(head[pos:])
-        return b"".join(out)
+        return b"\n\n".join(filter(None, events)) + b"\n\n"
 
-    def _inspect(self, ev: bytes) -> bytes | None:
+    def _each(self, head: bytes) -> bytes:
+        """Event by event (comments, `event:` lines, multi-line data): the exact path."""
+        out: list[bytes] = []
+        changed = False
+        for ev in head[:-2].split(b"\n\n"):
+            data = None if self.done else _data(ev)
+            if data is None:
+                out.append(ev)
+                continue
+            if data == b"[DONE]":
+                self.done = True
+                out.append(ev)
+                continue
+            try:
+                keys = _EVENT(data)
+            except msgspec.DecodeError:
+                return self._broken(b"\n\n".join(out) + b"\n\n" if out else b"")
+            if _notable(keys):
+                kept = self._inspect(ev, data)
+                changed = True
+                if kept is None:
+                    continue
+                ev = kept
+            out.append(ev)
+        return b"\n\n".join(out) + b"\n\n" if changed else head
+
+    def _broken(self, before: bytes) -> bytes:
+        """The events before a broken one, then an error event; the stream ends there."""
+        self.broken = True
+        self.error = UpstreamError(
+            "the upstream sent a stream event that is not valid JSON; the answer is incomplete",
+            kind="invalid_stream_event",
+        )
+        return before + sse_error_event(self.error)
+
+    def _inspect(self, ev: bytes, data: bytes) -> bytes | None:
         """An event with a usage object or an error: the event to forward (possibly rewritten), or
         None to drop it."""
-        data = _data(ev)
-        if data is None or data == b"[DONE]":
-            return ev
         try:
             obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError:  # checked already; orjson alone also refuses invalid UTF-8
             return ev
         if not isinstance(obj, dict):
             return ev
@@ -114,29 +198,14 @@ class OpenAIStream:
         return "".join(parts)
 
 
-# An error object, or a usage object that is not null (some servers send `"usage": null` on every
-# chunk). Inside a JSON string a quote is escaped, so these match keys only.
-_NOTABLE = re.compile(rb'"(?:usage"\s*:\s*\{|error"\s*:)')
-
-
-def _has_done(events: bytes) -> bool:
-    """Whether one of the events is `data: [DONE]` (not merely text that contains it); only the events
-    around each occurrence are looked at."""
-    at = events.find(b"[DONE]")
-    while at >= 0:
-        start = events.rfind(b"\n\n", 0, at)
-        end = events.find(b"\n\n", at)
-        if _data(events[start + 2 if start >= 0 else 0 : end if end >= 0 else len(events)]) == b"[DONE]":
-            return True
-        at = events.find(b"[DONE]", at + 6)
-    return False
-
-
 def _data(ev: bytes) -> bytes | None:
-    ev = ev.strip()
-    if ev.startswith(b"data:"):
-        return ev[5:].lstrip()
-    return None
+    """An event's data (its `data:` lines joined by newlines, as SSE defines), or None without any;
+    surrounding whitespace is stripped."""
+    if b"\n" not in ev.strip():
+        ev = ev.strip()
+        return ev[5:].strip() if ev.startswith(b"data:") else None
+    lines = [line[5:] for line in ev.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(line[1:] if line[:1] == b" " else line for line in lines).strip() if lines else None
 
 
 def _delta_text(data: bytes, parts: list[str]) -> None:
