@@ -4,7 +4,8 @@
     ├── ConfigError                     invalid configuration (names the file and field path)
     ├── StoreError                      storage failures, converted from SQLAlchemy/driver errors
     │   ├── MigrationRequired           the database schema is behind the code
-    │   └── NotFoundInStore             a looked-up row does not exist
+    │   ├── NotFoundInStore             a looked-up row does not exist
+    │   └── StateConflict               a row's state does not allow the change (a finished task, a duplicate)
     ├── PlanError                       an orchestrator plan is invalid (cycle, unknown dependency)
     └── GatewayError                    an error with an HTTP status, rendered in the OpenAI format
         ├── InvalidRequest       400
@@ -44,6 +45,7 @@ __all__ = [
     "PlanError",
     "ProviderError",
     "RateLimited",
+    "StateConflict",
     "StoreError",
     "Unavailable",
     "UpstreamError",
@@ -69,6 +71,11 @@ class MigrationRequired(StoreError):
 
 class NotFoundInStore(StoreError):
     """A row that was asked for does not exist."""
+
+
+class StateConflict(StoreError):
+    """A row's current state does not allow the change (a task that is already finished, a feature that
+    is already paused, a duplicate). The message names the row and its state, never a driver's text."""
 
 
 class PlanError(ArchitectError):

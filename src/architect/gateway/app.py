@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 
 from architect._optional import optional_module
 from architect.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
 from architect.gateway.runtime import Runtime
 
@@ -46,7 +47,7 @@ class GatewayApp:
 
     def __init__(self, runtime: Runtime, other: Any) -> None:
         self.runtime = runtime
-        self.other = other
+        self.other = BodyLimit(other, lambda: runtime.config.server.max_api_body_bytes)
         self.state = other.state  # so tests and the API can reach app.state.runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -327,3 +328,4 @@ def create_app(runtime: Runtime) -> GatewayApp:
     other = Starlette(routes=routes)
     other.state.runtime = runtime
     return GatewayApp(runtime, other)
+

@@ -14,11 +14,22 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import PlainTextResponse
+from pydantic import Field
 
 from architect.access.auth import Principal
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
+from architect.api.params import (
+    INT32_MAX,
+    Body,
+    FeatureRef,
+    Filter,
+    Identifier,
+    RowId,
+    TaskKey,
+    Title,
+)
+from architect.api.spec import EventStream, text_content
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
@@ -32,55 +43,59 @@ router = APIRouter(tags=["orchestrator"])
 T = TypeVar("T")
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+ItemKind = Literal["bug", "decision", "risk", "issue", "blocker"]
+Severity = Literal["low", "medium", "high", "critical"]
+ItemStatus = Annotated[Identifier, Field(max_length=16)]
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The feature or task is not in a state that allows this"}
+}
 
 
-class PlanIn(_In):
+class PlanIn(Body):
     format: Literal["md", "yaml"]
     text: str = Field(min_length=1)
-    project: str | None = None
+    project: Identifier | None = None
 
 
-class FeaturePatch(_In):
-    title: str | None = Field(default=None, min_length=1)
+class FeaturePatch(Body):
+    title: Title | None = None
     spec: str | None = None
-    acceptance: list[str] | None = None
+    acceptance: list[str] | None = Field(default=None, max_length=1000)
 
 
-class TaskPatch(_In):
-    title: str | None = Field(default=None, min_length=1)
+class TaskPatch(Body):
+    title: Title | None = None
     description: str | None = None
     priority: int | None = Field(default=None, ge=0, le=10)
-    estimate_h: float | None = Field(default=None, ge=0)
-    role: str | None = None
+    estimate_h: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    role: Annotated[Identifier, Field(max_length=100)] | None = None
     params: dict[str, Any] | None = None
     validator: str | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=100)
 
 
-class CompleteIn(_In):
+class CompleteIn(Body):
     ok: bool = True
     note: str | None = None
 
 
-class ItemIn(_In):
-    kind: Literal["bug", "decision", "risk", "issue", "blocker"]
-    title: str = Field(min_length=1, max_length=500)
+class ItemIn(Body):
+    kind: ItemKind
+    title: Title
     body: str | None = None
-    severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: str = "open"
-    task_key: str | None = None
-    date: str | None = None
+    severity: Severity | None = None
+    status: ItemStatus = "open"
+    task_key: TaskKey | None = None
+    date: Annotated[Identifier, Field(max_length=32)] | None = None
     rationale: str | None = None
     impact: str | None = None
 
 
-class ItemPatch(_In):
-    title: str | None = Field(default=None, min_length=1, max_length=500)
+class ItemPatch(Body):
+    title: Title | None = None
     body: str | None = None
-    severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: str | None = None
+    severity: Severity | None = None
+    status: ItemStatus | None = None
     rationale: str | None = None
     impact: str | None = None
 
@@ -112,7 +127,7 @@ async def list_features(p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
     return await _call(runtime.store.tasks.list_features, p.projects)
 
 
-@router.post("/plans", status_code=201)
+@router.post("/plans", status_code=201, responses=_CONFLICT)
 async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
     plans = parse_plan_text(body.text, body.format, source="body.text", project=body.project)
     if p.projects is not None:
@@ -126,104 +141,118 @@ async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> lis
 
 
 @router.get("/features/{ref}")
-async def get_feature(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def get_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return {**f, "phases": await _call(m.repo.phases, f["id"])}
 
 
 @router.patch("/features/{ref}")
-async def patch_feature(ref: str, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def patch_feature(ref: FeatureRef, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.update_feature, f["id"], body.model_dump(exclude_unset=True), m.clock())
 
 
 @router.delete("/features/{ref}", status_code=204)
-async def delete_feature(ref: str, p: AdminDep, runtime: RuntimeDep) -> None:
+async def delete_feature(ref: FeatureRef, p: AdminDep, runtime: RuntimeDep) -> None:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     await _call(m.repo.delete_feature, f["id"])
 
 
 @router.get("/features/{ref}/tasks")
-async def list_tasks(ref: str, p: PrincipalDep, runtime: RuntimeDep, status: str | None = None) -> list[Row]:
+async def list_tasks(
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, status: Filter | None = None
+) -> list[Row]:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
-    return await _call(m.repo.tasks, f["id"], status)
+    return await _call(m.repo.tasks, f["id"], status or None)
 
 
 @router.get("/features/{ref}/tasks/{key}")
-async def get_task(ref: str, key: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def get_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.get_task, f["id"], key)
 
 
 @router.patch("/features/{ref}/tasks/{key}")
-async def patch_task(ref: str, key: str, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def patch_task(
+    ref: FeatureRef, key: TaskKey, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep
+) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.update_task, f["id"], key, body.model_dump(exclude_unset=True), m.clock())
 
 
-@router.post("/features/{ref}/tasks/{key}/{action}")
-async def task_action(
-    ref: str,
-    key: str,
-    action: Literal["cancel", "retry", "complete"],
-    p: PrincipalDep,
-    runtime: RuntimeDep,
-    body: CompleteIn | None = None,
-) -> Row:
+@router.post("/features/{ref}/tasks/{key}/cancel", responses=_CONFLICT)
+async def cancel_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
-    if action == "cancel":
-        return await _call(m.cancel_task, f["id"], key)
-    if action == "retry":
-        return await _call(m.retry_task, f["id"], key)
+    return await _call(m.cancel_task, f["id"], key)
+
+
+@router.post("/features/{ref}/tasks/{key}/retry", responses=_CONFLICT)
+async def retry_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.retry_task, f["id"], key)
+
+
+@router.post("/features/{ref}/tasks/{key}/complete", responses=_CONFLICT)
+async def complete_task(
+    ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep, body: CompleteIn | None = None
+) -> Row:
+    """Complete a ready task by hand (`ok: false` records a failure)."""
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
     b = body or CompleteIn()
     return await _call(m.finish_manual, f["id"], key, ok=b.ok, note=b.note)
 
 
 @router.get("/features/{ref}/items")
-async def list_items(ref: str, p: PrincipalDep, runtime: RuntimeDep, kind: str | None = None) -> list[Row]:
+async def list_items(
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, kind: ItemKind | None = None
+) -> list[Row]:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.items, f["id"], kind)
 
 
 @router.post("/features/{ref}/items", status_code=201)
-async def add_item(ref: str, body: ItemIn, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def add_item(ref: FeatureRef, body: ItemIn, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.add_item, f["id"], body.model_dump(), m.clock())
 
 
 @router.patch("/features/{ref}/items/{item_id}")
-async def patch_item(ref: str, item_id: int, body: ItemPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def patch_item(
+    ref: FeatureRef, item_id: RowId, body: ItemPatch, p: PrincipalDep, runtime: RuntimeDep
+) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.update_item, f["id"], item_id, body.model_dump(exclude_unset=True), m.clock())
 
 
 @router.delete("/features/{ref}/items/{item_id}", status_code=204)
-async def delete_item(ref: str, item_id: int, p: PrincipalDep, runtime: RuntimeDep) -> None:
+async def delete_item(ref: FeatureRef, item_id: RowId, p: PrincipalDep, runtime: RuntimeDep) -> None:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     await _call(m.repo.delete_item, f["id"], item_id)
 
 
 @router.get("/features/{ref}/metrics")
-async def metrics(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def metrics(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(feature_metrics, m.repo, f["id"])
 
 
-@router.get("/features/{ref}/report", response_model=None)
+@router.get("/features/{ref}/report", response_model=None, responses=text_content("text/markdown"))
 async def report(
-    ref: str, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "json"] = "json"
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "json"] = "json"
 ) -> Row | PlainTextResponse:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
@@ -231,9 +260,13 @@ async def report(
     return PlainTextResponse(render_markdown(r), media_type="text/markdown") if format == "md" else r
 
 
-@router.get("/features/{ref}/export")
+@router.get(
+    "/features/{ref}/export",
+    response_class=PlainTextResponse,
+    responses=text_content("text/markdown", "application/yaml"),
+)
 async def export(
-    ref: str, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "yaml"] = "md"
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "yaml"] = "md"
 ) -> PlainTextResponse:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
@@ -244,24 +277,26 @@ async def export(
     return PlainTextResponse(export_yaml(f, ph, ts, items), media_type="application/yaml")
 
 
-@router.get("/tasks/events")
+@router.get("/tasks/events", response_class=EventStream, responses=text_content("text/event-stream"))
 async def task_events(
     request: Request,
     p: PrincipalDep,
     runtime: RuntimeDep,
-    feature: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
-    poll: Annotated[float, Query(gt=0, le=10)] = 0.5,
+    feature: FeatureRef | None = None,
+    after: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+    poll: Annotated[float, Query(gt=0, le=10, allow_inf_nan=False)] = 0.5,
     once: bool = False,
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+    last_event_id: Annotated[str | None, Header(description="the id of the last event seen")] = None,
+) -> EventStream:
     """Server-sent events: one `task` event per recorded task event, resumable with Last-Event-ID."""
     m = _manager(runtime)
     fid = (await _feature(m, feature, p))["id"] if feature else None
     allowed: set[int] | None = None
     if p.projects is not None:
         allowed = {f["id"] for f in await _call(m.repo.list_features, p.projects)}
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    resume = last_event_id or ""
+    numeric = resume.isascii() and resume.isdigit() and len(resume) <= 10
+    start = int(resume) if numeric and int(resume) <= INT32_MAX else after
 
     async def stream() -> AsyncIterator[bytes]:
         last = start
@@ -281,14 +316,27 @@ async def task_events(
             if not rows:
                 await asyncio.sleep(poll)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return EventStream(stream(), headers={"cache-control": "no-cache"})
 
 
-# declared last: a literal path such as /features/{ref}/items must match first
-@router.post("/features/{ref}/{action}")
-async def feature_action(
-    ref: str, action: Literal["pause", "resume", "cancel"], p: PrincipalDep, runtime: RuntimeDep
-) -> Row:
+async def _set_status(ref: str, action: str, p: Principal, runtime: Any) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(getattr(m, action), f["id"])
+
+
+@router.post("/features/{ref}/pause", responses=_CONFLICT)
+async def pause_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    """Stop claiming the feature's tasks (running ones finish)."""
+    return await _set_status(ref, "pause", p, runtime)
+
+
+@router.post("/features/{ref}/resume", responses=_CONFLICT)
+async def resume_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    return await _set_status(ref, "resume", p, runtime)
+
+
+@router.post("/features/{ref}/cancel", responses=_CONFLICT)
+async def cancel_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    """Cancel the feature and every task that has not finished."""
+    return await _set_status(ref, "cancel", p, runtime)
