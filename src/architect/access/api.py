@@ -121,7 +121,7 @@ async def revoke_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) ->
     return view
 
 
-@router.post("/keys/{key_id}/rotate")
+@router.post("/keys/{key_id}/rotate", responses={409: {"description": "The key is revoked"}})
 async def rotate_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Replace a key's secret (same id, budgets and limits); the old secret stops working."""
     domain = _domain(runtime)
@@ -138,7 +138,7 @@ async def list_budgets(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str
     return {"budgets": [_budget_out(b) for b in rows if _visible_budget(principal, b)]}
 
 
-@router.post("/budgets", status_code=201)
+@router.post("/budgets", status_code=201, responses={404: {"description": "No key with the target id"}})
 async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Create a budget or change its limit (one per scope, target and period)."""
     repo = runtime.store.access
@@ -170,6 +170,7 @@ async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) 
 async def delete_budget(budget_id: RowId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     repo = runtime.store.access
     row = await asyncio.to_thread(repo.delete_budget, budget_id)
+    row = {str(k): v for k, v in row.items()}  # plain str keys for the audit's JSON
     await asyncio.to_thread(
         repo.add_audit, actor_of(principal), "budget.delete", f"{row['scope']}:{row['target']}", row, None
     )

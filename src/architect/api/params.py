@@ -16,9 +16,10 @@ Validation failures are 422 with the parameter's name as the error's `param`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from architect.identifiers import first_forbidden
@@ -33,6 +34,7 @@ __all__ = [
     "Body",
     "FeatureRef",
     "Filter",
+    "Filters",
     "Identifier",
     "Int32",
     "KeyId",
@@ -48,6 +50,7 @@ __all__ = [
     "Timestamp",
     "Title",
     "Usd",
+    "omitted",
 ]
 
 # What `architect.identifiers.check_identifier` refuses, as a JSON-schema pattern (ECMA-262 and Python
@@ -110,6 +113,7 @@ KeyId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9.
 Tags = Annotated[dict[Identifier, Identifier], Field(max_length=50)]
 Names = Annotated[list[Identifier], Field(max_length=200)]
 
+
 # Integers: a row id of an `Integer` primary key, any value of an `Integer` column, a row offset.
 RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
@@ -125,9 +129,15 @@ Usd = Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)]
 Filter = Annotated[str, Field(max_length=200, json_schema_extra=_ID_SCHEMA), AfterValidator(_no_control)]
 
 
-class LedgerFilters(BaseModel):
-    """Column-equality filters on the ledger's calls, shared by the calls list, metrics and exports.
-    Empty values are no filter."""
+class Filters(BaseModel):
+    """Base of a set of column-equality filters given as query parameters; empty values are no filter."""
+
+    def where(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class LedgerFilters(Filters):
+    """Filters on the ledger's calls, shared by the calls list, metrics and exports."""
 
     model_group: Filter | None = None
     deployment: Filter | None = None
@@ -139,12 +149,42 @@ class LedgerFilters(BaseModel):
     task: Filter | None = None
     cache: Filter | None = None
 
-    def where(self) -> dict[str, str]:
-        return {k: v for k, v in self.model_dump().items() if v}
+
+def _takes_int(annotation: object) -> bool:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_takes_int(a) for a in get_args(annotation))
+    return annotation is int
+
+
+def omitted() -> Any:
+    """The default of a PATCH field that may be left out but never set to null (its column has no
+    null): absent from the request, it is absent from `model_dump(exclude_unset=True)`, and the spec
+    shows no default."""
+    return Field(default=None)
+
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    """Drop `"default": null` where null is not a valid value (the fields made with `omitted()`)."""
+    for prop in schema.get("properties", {}).values():
+        nullable = any(alt.get("type") == "null" for alt in prop.get("anyOf", ()))
+        if "default" in prop and prop["default"] is None and not nullable:
+            del prop["default"]
 
 
 class Body(BaseModel):
     """Base of every JSON request body: unknown fields are refused and values are never coerced from
-    another JSON type (strict mode: a boolean is not an integer, a number is not a boolean)."""
+    another JSON type (strict mode: a boolean is not an integer, a number or a string is not a
+    boolean). An integer field takes 2.0 as 2 (JSON Schema calls it an integer)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_no_null_defaults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        ints = [n for n, f in cls.model_fields.items() if _takes_int(f.annotation)]
+        fix = [n for n in ints if isinstance(data.get(n), float) and data[n].is_integer()]
+        return {**data, **{n: int(data[n]) for n in fix}} if fix else data

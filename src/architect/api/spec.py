@@ -9,7 +9,7 @@ having to list them:
     with a body             413 (larger than `server.max_api_body_bytes`)
     declared on the route   e.g. 409 (`responses={409: {...}}`): the error body is filled in
 
-Query and path strings without a pattern of their own get the identifier pattern (no control
+Operations that need the admin key carry `x-admin-only: true`. Query and path strings without a pattern of their own get the identifier pattern (no control
 characters), which `ParamGuard` enforces for every request.
 """
 
@@ -24,7 +24,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
-from architect.api.deps import get_principal
+from architect.api.deps import admin_only, get_principal
 from architect.api.errors import ErrorResponse
 from architect.api.params import IDENTIFIER_PATTERN
 
@@ -32,6 +32,7 @@ __all__ = [
     "ERROR_DESCRIPTIONS",
     "CsvStream",
     "EventStream",
+    "admin_only_route",
     "build_openapi",
     "error_statuses",
     "text_content",
@@ -50,7 +51,13 @@ class CsvStream(StreamingResponse):
 
 def text_content(*media_types: str) -> dict[int | str, dict[str, Any]]:
     """`responses` for a 200 answered as text in one of `media_types` (besides the route's own)."""
-    return {200: {"content": {m: {"schema": {"type": "string"}} for m in media_types}}}
+    return {
+        200: {
+            "content": {
+                m: {"schema": {"type": "string"}} if m.startswith("text/") else {} for m in media_types
+            }
+        }
+    }
 
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
@@ -88,6 +95,11 @@ def _flat_params(dependant: Dependant) -> tuple[bool, bool]:
         p, b = _flat_params(dep)
         path, body = path or p, body or b
     return path, body
+
+
+def admin_only_route(route: APIRoute) -> bool:
+    """Whether the operation needs the admin key (the spec marks it `x-admin-only`)."""
+    return admin_only in set(_calls(route.dependant))
 
 
 def error_statuses(route: APIRoute) -> set[int]:
@@ -131,6 +143,8 @@ def build_openapi(api: FastAPI, routes: Sequence[APIRoute]) -> dict[str, Any]:
             op = spec["paths"][route.path_format][method.lower()]
             if 401 in statuses:
                 op["security"] = [{"bearer": []}]
+            if admin_only_route(route):
+                op["x-admin-only"] = True
             responses = op.setdefault("responses", {})
             for status in statuses:
                 entry = responses.setdefault(str(status), {})

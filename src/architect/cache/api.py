@@ -33,7 +33,7 @@ _PURGE_RULES: dict[str, Any] = {
 
 
 class PurgeRequest(Body):
-    model_config = ConfigDict(json_schema_extra=_PURGE_RULES)
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(_PURGE_RULES))
 
     namespace: Identifier | None = Field(
         default=None, description='a namespace: "k:<key id>" or "p:<project>"'

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -310,6 +311,20 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 (and other HTTP errors) outside /v1 in the API's error format, with the Allow header."""
+    assert isinstance(exc, HTTPException)
+    body = {
+        "error": {
+            "message": f"no such path: {request.url.path}" if exc.status_code == 404 else str(exc.detail),
+            "type": "not_found" if exc.status_code == 404 else "invalid_request_error",
+            "param": None,
+            "code": "unknown_url" if exc.status_code == 404 else None,
+        }
+    }
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 _ROUTE_MODULES = ("architect.web.routes", "architect.metrics.prometheus")
 
 
@@ -325,7 +340,6 @@ def create_app(runtime: Runtime) -> GatewayApp:
         mod = optional_module(module)
         if mod is not None:
             routes.extend(mod.routes(runtime))
-    other = Starlette(routes=routes)
+    other = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     other.state.runtime = runtime
     return GatewayApp(runtime, other)
-

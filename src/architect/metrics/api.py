@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import enum
 import functools
 import io
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from architect.access.auth import Principal
 from architect.api.deps import PrincipalDep, RuntimeDep
-from architect.api.params import LedgerFilters, Seconds, Timestamp
+from architect.api.params import Filter, Filters, LedgerFilters, Seconds, Timestamp
 from architect.api.spec import CsvStream, text_content
 from architect.errors import InvalidRequest, PermissionDenied
-from architect.metrics.rollups import Rollups
+from architect.metrics.rollups import ALL_DIMS, Rollups
 from architect.store.ledger import CALL_COLUMNS
 
 __all__ = ["csv_safe", "router"]
@@ -33,9 +34,34 @@ _GROUP = f"({'|'.join(GROUPINGS)})"
 GroupBy = Annotated[
     str, Query(pattern=rf"^({_GROUP}(,{_GROUP})*)?$", description=f"comma-separated: {', '.join(GROUPINGS)}")
 ]
-Filters = Annotated[LedgerFilters, Query()]
+CallFilters = Annotated[LedgerFilters, Query()]
+_DIM = f"({'|'.join(ALL_DIMS)})"
+SeriesGroupBy = Annotated[
+    str, Query(pattern=rf"^({_DIM}(,{_DIM})*)?$", description=f"comma-separated: {', '.join(ALL_DIMS)}")
+]
+
+
+class SeriesFilters(Filters):
+    """The filters a time series supports: the dimensions of the rollups."""
+
+    model_group: Filter | None = None
+    deployment: Filter | None = None
+    provider: Filter | None = None
+    key_id: Filter | None = None
+    project: Filter | None = None
+
+
 EXPORT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in ("request_body", "response_body"))
 _PAGE = 5000
+
+
+class Step(enum.IntEnum):
+    """Seconds per point of a time series: the rollups' two resolutions."""
+
+    minute = 60
+    hour = 3600
+
+
 MAX_POINTS = 20_000
 _JSON_ARRAY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}
@@ -61,7 +87,7 @@ def _rollups(runtime: Any) -> Rollups:
     return r
 
 
-def _filters(filters: LedgerFilters, principal: Principal) -> dict[str, Any]:
+def _filters(filters: Filters, principal: Principal) -> dict[str, Any]:
     where: dict[str, Any] = filters.where()
     if not principal.is_admin:
         if where.get("key_id", principal.key_id) != principal.key_id:
@@ -94,7 +120,7 @@ async def _fresh(runtime: Any, rollups: Rollups) -> None:
 async def summary(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    filters: Filters,
+    filters: CallFilters,
     since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
     until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     group_by: GroupBy = "model_group",
@@ -131,17 +157,24 @@ async def summary(
 async def timeseries(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    filters: Filters,
+    request: Request,
+    filters: Annotated[SeriesFilters, Query()],
     since: Annotated[
         Timestamp | None, Query(description="UNIX seconds; default 1 h (step 60) or 7 d ago")
     ] = None,
     until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
-    step: Annotated[Literal[60, 3600], Query(description="seconds per point")] = 60,
-    group_by: GroupBy = "",
+    step: Annotated[Step, Query(description="seconds per point")] = Step.minute,
+    group_by: SeriesGroupBy = "",
 ) -> dict[str, Any]:
     """Points for charts, one per `step` (and group when `group_by` is given), at most 20,000; a
-    longer window is a 400 naming `since`."""
-    lo, hi = _window(since, until, 3600 if step == 60 else 7 * 86400)
+    longer window is a 400 naming `since`. Filters and groups are the rollups' dimensions; a filter on
+    anything else (feature, task, status, cache) is a 400 naming it."""
+    other = sorted(set(FILTERS) - set(ALL_DIMS) & set(request.query_params))
+    if other:
+        raise InvalidRequest(
+            f"{other[0]}: a time series is filtered only by {', '.join(ALL_DIMS)}", param=other[0]
+        )
+    lo, hi = _window(since, until, 3600 if step is Step.minute else 7 * 86400)
     if (hi - lo) / step > MAX_POINTS:
         raise InvalidRequest("since: too many points; use step=3600 or a shorter window", param="since")
     keys = _group_by(group_by)
@@ -150,8 +183,8 @@ async def timeseries(
     if lo < hi:
         rollups = _rollups(runtime)
         await _fresh(runtime, rollups)
-        points = await asyncio.to_thread(rollups.timeseries, lo, hi, step, keys, where)
-    return {"step": step, "group_by": keys, "points": points}
+        points = await asyncio.to_thread(rollups.timeseries, lo, hi, int(step), keys, where)
+    return {"step": int(step), "group_by": keys, "points": points}
 
 
 async def _export_rows(
@@ -180,7 +213,7 @@ async def _export_rows(
 async def export_csv(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    filters: Filters,
+    filters: CallFilters,
     since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
     until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
@@ -209,7 +242,7 @@ async def export_csv(
 async def export_json(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    filters: Filters,
+    filters: CallFilters,
     since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
     until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,

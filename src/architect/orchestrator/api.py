@@ -28,6 +28,7 @@ from architect.api.params import (
     RowId,
     TaskKey,
     Title,
+    omitted,
 )
 from architect.api.spec import EventStream, text_content
 from architect.errors import NotFoundInStore, PermissionDenied
@@ -58,20 +59,20 @@ class PlanIn(Body):
 
 
 class FeaturePatch(Body):
-    title: Title | None = None
+    title: Title = omitted()
     spec: str | None = None
     acceptance: list[str] | None = Field(default=None, max_length=1000)
 
 
 class TaskPatch(Body):
-    title: Title | None = None
+    title: Title = omitted()
     description: str | None = None
-    priority: int | None = Field(default=None, ge=0, le=10)
+    priority: Annotated[int, Field(ge=0, le=10)] = omitted()
     estimate_h: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
     role: Annotated[Identifier, Field(max_length=100)] | None = None
-    params: dict[str, Any] | None = None
+    params: dict[str, Any] = omitted()
     validator: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = omitted()
 
 
 class CompleteIn(Body):
@@ -92,10 +93,10 @@ class ItemIn(Body):
 
 
 class ItemPatch(Body):
-    title: Title | None = None
+    title: Title = omitted()
     body: str | None = None
     severity: Severity | None = None
-    status: ItemStatus | None = None
+    status: ItemStatus = omitted()
     rationale: str | None = None
     impact: str | None = None
 
@@ -277,7 +278,11 @@ async def export(
     return PlainTextResponse(export_yaml(f, ph, ts, items), media_type="application/yaml")
 
 
-@router.get("/tasks/events", response_class=EventStream, responses=text_content("text/event-stream"))
+@router.get(
+    "/tasks/events",
+    response_class=EventStream,
+    responses={**text_content("text/event-stream"), 404: {"description": "No such feature"}},
+)
 async def task_events(
     request: Request,
     p: PrincipalDep,

@@ -115,9 +115,10 @@ def seeded_server(database_url: str, **server: Any) -> Iterator[Seeded]:
         cfg["auth"] = {"admin_key": ADMIN_KEY}
         if server:
             cfg["server"] = server
-        with LiveServer(make_config(cfg), open_store(database_url, migrate="upgrade")) as srv, httpx.Client(
-            base_url=srv.url, timeout=30
-        ) as c:
+        with (
+            LiveServer(make_config(cfg), open_store(database_url, migrate="upgrade")) as srv,
+            httpx.Client(base_url=srv.url, timeout=30) as c,
+        ):
             a, b = Tenant("tenant-a", "alpha"), Tenant("tenant-b", "beta")
             _seed_tenant(c, a)
             _seed_tenant(c, b)
