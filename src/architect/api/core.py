@@ -15,7 +15,7 @@ from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.api.params import LedgerFilters, Offset, RequestId, Timestamp
 from architect.api.spec import EventStream, text_content
 from architect.config import load_config
-from architect.errors import ConfigError, InvalidRequest, NotFoundInStore, StateConflict
+from architect.errors import ConfigError, InvalidRequest, NotFoundInStore, PermissionDenied, StateConflict
 
 __all__ = ["router"]
 
@@ -26,8 +26,10 @@ _TOPICS = rf"^{_TOPIC}(,{_TOPIC})*$"
 
 
 def _scope(principal: Any, where: dict[str, Any]) -> dict[str, Any]:
-    """A virtual key sees only its own calls."""
+    """A virtual key sees only its own calls (asking for another key's is a 403)."""
     if not principal.is_admin:
+        if where.get("key_id", principal.key_id) != principal.key_id:
+            raise PermissionDenied("key_id: a key may only see its own calls", param="key_id")
         where["key_id"] = principal.key_id
     return where
 

@@ -1,5 +1,5 @@
-"""A live server with data to probe: the admin key, two tenants (virtual keys A and B, each bound to
-its own project), a feature with tasks and an item per tenant, budgets, and ledger calls made through
+"""A live server with data to probe: the admin key, two tenants (virtual keys A "alpha" and B "bravo",
+each bound to its own project), a feature with tasks and an item per tenant, budgets, and ledger calls made through
 `/v1` against the stub upstream. Used by the fuzz and the tenant-isolation tests."""
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ _PLAN = """# Feature: {title}
 
 @dataclass
 class Tenant:
-    """One virtual key and what it owns."""
+    """One virtual key and what it owns; every text of it carries `name` (a word no other tenant uses)."""
 
     name: str
     project: str
     key: str = ""
     key_id: str = ""
+    key_prefix: str = ""
     feature_slug: str = ""
     feature_id: int = 0
     item_id: int = 0
@@ -44,6 +45,31 @@ class Tenant:
     @property
     def bearer(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.key}"}
+
+    @property
+    def key_name(self) -> str:
+        return f"{self.name}-key-name"
+
+    @property
+    def feature_title(self) -> str:
+        return f"{self.name.title()} Secret Feature"
+
+    def secrets(self) -> list[str]:
+        """Every text of this tenant that no other key may ever see in a response."""
+        return [
+            self.key,
+            self.key_prefix,
+            self.key_id,
+            self.key_name,
+            self.project,
+            self.feature_slug,
+            self.feature_title,
+            f"Spec of {self.name} only",
+            f"{self.name} task",
+            f"{self.name} private risk",
+            f"{self.name} question",
+            *self.request_ids,
+        ]
 
 
 @dataclass
@@ -67,14 +93,13 @@ def _seed_tenant(c: httpx.Client, t: Tenant) -> None:
     created = _ok(
         c.post(
             "/api/v1/keys",
-            json={"name": t.name, "tags": {"project": t.project}, "budget_usd": 50.0},
+            json={"name": t.key_name, "tags": {"project": t.project}, "budget_usd": 50.0},
             headers=admin,
         ),
         201,
     )
-    t.key, t.key_id = created["key"], created["id"]
-    title = f"{t.name} secret feature"
-    plan = _PLAN.format(title=title, spec=f"Spec of {t.name}.", task=f"{t.name} task")
+    t.key, t.key_id, t.key_prefix = created["key"], created["id"], created["prefix"]
+    plan = _PLAN.format(title=t.feature_title, spec=f"Spec of {t.name} only.", task=f"{t.name} task")
     features = _ok(
         c.post("/api/v1/plans", json={"format": "md", "text": plan, "project": t.project}, headers=admin), 201
     )
@@ -119,7 +144,7 @@ def seeded_server(database_url: str, **server: Any) -> Iterator[Seeded]:
             LiveServer(make_config(cfg), open_store(database_url, migrate="upgrade")) as srv,
             httpx.Client(base_url=srv.url, timeout=30) as c,
         ):
-            a, b = Tenant("tenant-a", "alpha"), Tenant("tenant-b", "beta")
+            a, b = Tenant("alpha", "alpha-project"), Tenant("bravo", "bravo-project")
             _seed_tenant(c, a)
             _seed_tenant(c, b)
             srv.runtime.ledger.flush()
