@@ -116,6 +116,8 @@ async def events(
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
+            except StopAsyncIteration:  # the bus closed (shutdown): end the stream
+                return
             if not principal.is_admin and ev.data.get("key_id") not in (None, principal.key_id):
                 continue
             yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.id, ev.topic.encode(), orjson.dumps(ev.data))

@@ -83,7 +83,7 @@ def install_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        headers = dict(exc.headers or {})
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
         if exc.status_code == 405:
             allow = allowed_methods(request)
             headers["allow"] = ", ".join(allow)
