@@ -19,7 +19,7 @@ import re
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from architect.identifiers import first_forbidden
@@ -110,7 +110,25 @@ TaskKey = Annotated[
 RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 KeyId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
-Tags = Annotated[dict[Identifier, Identifier], Field(max_length=50)]
+_ID_STRING: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": IDENTIFIER_PATTERN,
+}
+# Tag names and values are identifiers (the spec says so of the names with `propertyNames`).
+Tags = Annotated[
+    dict[Identifier, Identifier],
+    Field(max_length=50),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 50,
+            "propertyNames": _ID_STRING,
+            "additionalProperties": _ID_STRING,
+        }
+    ),
+]
 Names = Annotated[list[Identifier], Field(max_length=200)]
 
 
