@@ -69,7 +69,7 @@ def _no_control(value: str) -> str:
     at = first_forbidden(value)
     if at is not None:
         raise PydanticCustomError(
-            "NAME_PATTERN",
+            "identifier",
             "must not contain control characters (found U+{code} at position {at})",
             {"code": f"{ord(value[at]):04X}", "at": at},
         )
