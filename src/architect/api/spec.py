@@ -9,8 +9,9 @@ having to list them:
     with a body             413 (larger than `server.max_api_body_bytes`)
     declared on the route   e.g. 409 (`responses={409: {...}}`): the error body is filled in
 
-Operations that need the admin key carry `x-admin-only: true`. Query and path strings without a pattern of their own get the identifier pattern (no control
-characters), which `ParamGuard` enforces for every request.
+Operations that need the admin key carry `x-admin-only: true`. Query and path strings without a
+pattern of their own get the identifier pattern (no control characters), which `ParamGuard` enforces
+for every request.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "The resource's current state does not allow this",
     413: "The request body is larger than `server.max_api_body_bytes`",
     422: "A parameter or body field is invalid; `param` names it",
-    503: "The store (or a service it needs) is unavailable; nothing was changed",
+    503: "The store (or a service it needs) failed; the details are in the server's log",
 }
 _REF = "#/components/schemas/ErrorResponse"
 _SECURITY = {
