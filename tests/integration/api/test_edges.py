@@ -67,6 +67,35 @@ ADMIN_CASES = [
     ("POST", "/cache/purge", {"all": 0}, 422, "all"),
     ("POST", "/cache/purge", {"all": "true"}, 422, "all"),
     ("GET", "/audit?since=nan", None, 422, "since"),
+    # names inside a plan must fit their columns and hold no control characters
+    (
+        "POST",
+        "/plans",
+        {"format": "md", "text": "# Feature: " + "T" * 501 + "\n## Phase 1: A\n- [ ] T1 a\n"},
+        400,
+        None,
+    ),
+    (
+        "POST",
+        "/plans",
+        {"format": "md", "text": "# Feature: C\n## Phase 1: A\n- [ ] T1 a\u0007b\n"},
+        400,
+        None,
+    ),
+    (
+        "POST",
+        "/plans",
+        {"format": "md", "text": "# Feature: N\n## Phase 99999999999: A\n- [ ] T1 a\n"},
+        400,
+        None,
+    ),
+    (
+        "POST",
+        "/plans",
+        {"format": "md", "text": "# Feature: K\n## Phase 1: A\n- [ ] T" + "1" * 80 + " a\n"},
+        400,
+        None,
+    ),
 ]
 
 
@@ -82,8 +111,9 @@ def test_inputs_that_gave_500s_get_a_4xx_naming_the_parameter(seeded: Seeded) ->
             _error(_send(c, method, path, body, seeded.a.bearer), status, param)
         for method, path, body, status, param in ADMIN_CASES:
             _error(_send(c, method, path, body, ADMIN), status, param)
-        # what was refused was not stored: no key with tpm 1 ("true"), nothing purged by "all": 0
+        # what was refused was not stored: no key with tpm 1 ("true"), no half-imported plan
         assert not [k for k in c.get("/keys", headers=ADMIN).json()["keys"] if k["name"] == "x"]
+        assert len(c.get("/features", headers=ADMIN).json()) == 2
         # the store's own lookup is safe from any caller (the CLI too)
         from architect.errors import NotFoundInStore
 
