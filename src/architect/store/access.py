@@ -356,13 +356,15 @@ class SQLAccessRepo:
         def enc(v: Any) -> str | None:
             return None if v is None else orjson.dumps(v, default=str).decode()
 
+        # the columns' lengths (a target such as "project:<200 characters>:month" is longer; the full
+        # values are in before/after)
         with self._engine.begin() as conn:
             conn.execute(
                 insert(audit_log).values(
                     ts=time.time(),
-                    actor=actor,
-                    action=action,
-                    target=target,
+                    actor=actor[:200],
+                    action=action[:64],
+                    target=None if target is None else target[:200],
                     before=enc(before),
                     after=enc(after),
                 )

@@ -129,6 +129,26 @@ def test_valid_edges_are_accepted(seeded: Seeded) -> None:
         r = c.post("/keys", json={"name": "edge", "rpm": 2147483647, "tpm": 60.0}, headers=ADMIN)
         assert r.status_code == 201, r.text
         assert (r.json()["rpm"], r.json()["tpm"]) == (2147483647, 60)
+        # the longest names each column takes (PostgreSQL refuses longer ones; the audit row keeps up)
+        r = c.post("/budgets", json={"scope": "project", "target": "p" * 200, "limit_usd": 5}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        big = {
+            "name": "n" * 200,
+            "models": ["m" * 200] * 200,
+            "tags": {f"k{i}": "v" * 200 for i in range(50)},
+        }
+        assert c.post("/keys", json=big, headers=ADMIN).status_code == 201
+        item = {
+            "kind": "bug",
+            "title": "t" * 500,
+            "status": "s" * 16,
+            "task_key": "T" + "1" * 63,
+            "date": "d" * 32,
+        }
+        r = c.post(f"/features/{seeded.a.feature_slug}/items", json=item, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        r = c.patch(f"/features/{seeded.a.feature_slug}/tasks/T001", json={"role": "r" * 100}, headers=ADMIN)
+        assert r.status_code == 200, r.text
         r = c.get("/calls", params={"offset": 9223372036854775807}, headers=seeded.a.bearer)
         assert r.status_code == 200 and r.json()["calls"] == [], r.text
         now = time.time()
