@@ -141,6 +141,7 @@ class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8400, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_api_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
 class LoginConfig(_Model):

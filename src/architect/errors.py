@@ -5,7 +5,8 @@
     ├── StoreError                      storage failures, converted from SQLAlchemy/driver errors
     │   ├── StoreDataError              the database refused a row's values (other rows can be written)
     │   ├── MigrationRequired           the database schema is behind the code
-    │   └── NotFoundInStore             a looked-up row does not exist
+    │   ├── NotFoundInStore             a looked-up row does not exist
+    │   └── StateConflict               a row's state does not allow the change (a finished task, a duplicate)
     ├── PlanError                       an orchestrator plan is invalid (cycle, unknown dependency)
     └── GatewayError                    an error with an HTTP status, rendered in the OpenAI format
         ├── InvalidRequest       400
@@ -45,6 +46,7 @@ __all__ = [
     "PlanError",
     "ProviderError",
     "RateLimited",
+    "StateConflict",
     "StoreDataError",
     "StoreError",
     "Unavailable",
@@ -76,6 +78,11 @@ class MigrationRequired(StoreError):
 
 class NotFoundInStore(StoreError):
     """A row that was asked for does not exist."""
+
+
+class StateConflict(StoreError):
+    """A row's current state does not allow the change (a task that is already finished, a feature that
+    is already paused, a duplicate). The message names the row and its state, never a driver's text."""
 
 
 class PlanError(ArchitectError):

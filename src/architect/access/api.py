@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from architect.access.audit import actor_of
 from architect.access.auth import Principal
@@ -19,43 +19,54 @@ from architect.access.hooks import AccessDomain
 from architect.access.keys import KeyService
 from architect.access.visibility import budget_visible
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
-from architect.errors import InvalidRequest, NotFoundInStore, PermissionDenied
-from architect.identifiers import check_identifier
+from architect.api.params import (
+    INT32_MAX,
+    Body,
+    Filter,
+    Identifier,
+    KeyId,
+    Name,
+    Names,
+    RowId,
+    Tags,
+    Timestamp,
+    Usd,
+)
+from architect.errors import NotFound, NotFoundInStore, PermissionDenied
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["access"])
 
-_SPEND_BY = ("project", "key_id", "model_group", "deployment", "provider", "feature", "task")
+SpendBy = Literal["project", "key_id", "model_group", "deployment", "provider", "feature", "task"]
+PerMinute = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    budget_usd: float | None = Field(default=None, gt=0)
+class KeyCreate(Body):
+    name: Name
+    budget_usd: Usd | None = None
     budget_period: Literal["day", "month", "total"] = "month"
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    models: list[str] | None = None
-    tags: dict[str, str] | None = None
-    expires_at: float | None = Field(default=None, description="UNIX seconds")
+    rpm: PerMinute | None = None
+    tpm: PerMinute | None = None
+    models: Names | None = None
+    tags: Tags | None = None
+    expires_at: Timestamp | None = None
     bodies: Literal["off", "hashed", "full"] | None = None
-    projects: Literal["*"] | list[str] | None = Field(
+    projects: Literal["*"] | Names | None = Field(
         default=None,
         description='projects the key may put spend on and see: a list of names or "*" for all '
         "(the project of its default tags is always granted)",
     )
-    scopes: list[str] | None = Field(
+    scopes: Names | None = Field(
         default=None, description="granted scopes; `tasks:execute` may write the task fields that run code"
     )
 
 
-class BudgetSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BudgetSet(Body):
     scope: Literal["key", "project"]
-    target: str = Field(min_length=1, max_length=200)
+    target: Identifier
     period: Literal["day", "month", "total"] = "month"
-    limit_usd: float = Field(gt=0)
+    limit_usd: Usd
 
 
 def _domain(runtime: Any) -> AccessDomain:
@@ -100,14 +111,14 @@ async def create_key(body: KeyCreate, runtime: RuntimeDep, principal: AdminDep) 
 
 
 @router.get("/keys/{key_id}")
-async def get_key(key_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_key(key_id: KeyId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     if not principal.is_admin and principal.key_id != key_id:
         raise NotFoundInStore(f"no key with id {key_id!r}")
     return await asyncio.to_thread(_domain(runtime).keys.view, key_id)
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+async def revoke_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Revoke a key: refused on every process sharing the store within a second."""
     domain = _domain(runtime)
     view = await asyncio.to_thread(domain.keys.revoke, key_id, actor=actor_of(principal))
@@ -116,8 +127,8 @@ async def revoke_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> d
     return view
 
 
-@router.post("/keys/{key_id}/rotate")
-async def rotate_key(key_id: str, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+@router.post("/keys/{key_id}/rotate", responses={409: {"description": "The key is revoked"}})
+async def rotate_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Replace a key's secret (same id, budgets and limits); the old secret stops working."""
     domain = _domain(runtime)
     secret, view = await asyncio.to_thread(domain.keys.rotate, key_id, actor=actor_of(principal))
@@ -133,13 +144,12 @@ async def list_budgets(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str
     return {"budgets": [_budget_out(b) for b in rows if _visible_budget(principal, b)]}
 
 
-@router.post("/budgets", status_code=201)
+@router.post("/budgets", status_code=201, responses={404: {"description": "No key with the target id"}})
 async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Create a budget or change its limit (one per scope, target and period)."""
     repo = runtime.store.access
-    check_identifier(body.target, "target")
     if body.scope == "key" and await asyncio.to_thread(repo.get_key, body.target) is None:
-        raise InvalidRequest(f"target: no key with id {body.target!r}", param="target")
+        raise NotFound(f"target: no key with id {body.target!r}", param="target", code="resource_missing")
     before = next(
         (
             b
@@ -163,7 +173,7 @@ async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) 
 
 
 @router.delete("/budgets/{budget_id}")
-async def delete_budget(budget_id: int, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
+async def delete_budget(budget_id: RowId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Delete a budget and its spend; the deletion and its audit row are one transaction."""
     repo = runtime.store.access
     await asyncio.to_thread(functools.partial(repo.delete_budget, budget_id, actor=actor_of(principal)))
@@ -175,14 +185,14 @@ async def delete_budget(budget_id: int, runtime: RuntimeDep, principal: AdminDep
 async def audit(
     runtime: RuntimeDep,
     principal: AdminDep,
-    since: Annotated[float, Query(description="UNIX seconds")] = 0.0,
-    actor: str | None = None,
-    action: str | None = None,
+    since: Annotated[Timestamp, Query()] = 0.0,
+    actor: Filter | None = None,
+    action: Filter | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The audit log of admin actions, newest first: who, what, when, before and after."""
     rows = await asyncio.to_thread(
-        runtime.store.access.list_audit, since=since, limit=limit, actor=actor, action=action
+        runtime.store.access.list_audit, since=since, limit=limit, actor=actor or None, action=action or None
     )
     return {"audit": rows}
 
@@ -191,24 +201,24 @@ async def audit(
 async def spend(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    by: Annotated[str, Query(description=f"one of {', '.join(_SPEND_BY)}")] = "project",
-    since: Annotated[float | None, Query(description="UNIX seconds; default 7 days ago")] = None,
-    until: Annotated[float | None, Query(description="UNIX seconds; default now")] = None,
-    project: str | None = None,
-    key_id: str | None = None,
+    by: SpendBy = "project",
+    since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 7 days ago")] = None,
+    until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
+    project: Filter | None = None,
+    key_id: Filter | None = None,
 ) -> dict[str, Any]:
     """Cost, requests and tokens grouped by a tag or dimension (exact, from the ledger)."""
-    if by not in _SPEND_BY:
-        raise InvalidRequest(f"by: choose one of {', '.join(_SPEND_BY)}", param="by")
     now = time.time()
     lo = since if since is not None else now - 7 * 86400
     hi = until if until is not None else now + 1
-    where: dict[str, Any] = {k: v for k, v in (("project", project), ("key_id", key_id)) if v is not None}
+    where: dict[str, Any] = {k: v for k, v in (("project", project), ("key_id", key_id)) if v}
     if not principal.is_admin:
-        if key_id is not None and key_id != principal.key_id:
+        if key_id and key_id != principal.key_id:
             raise PermissionDenied("a key may only see its own spend", param="key_id")
         where["key_id"] = principal.key_id
-    if runtime.store.is_memory:
+    if lo >= hi:
+        rows: list[dict[str, Any]] = []
+    elif runtime.store.is_memory:
         rows = _memory_spend(runtime.store.ledger.calls_between(lo, hi, where=where), by)
     else:
         rows = await asyncio.to_thread(runtime.store.access.spend, lo, hi, by, where)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from architect.access.auth import SCOPES, Principal
-from architect.errors import InvalidRequest, NotFoundInStore
+from architect.errors import InvalidRequest, NotFoundInStore, StateConflict
 from architect.identifiers import check_identifier
 from architect.store.access import PERIODS, AccessRepo
 
@@ -238,7 +238,7 @@ class KeyService:
     def rotate(self, key_id: str, *, actor: str) -> tuple[str, dict[str, Any]]:
         before = self.view(key_id)
         if before["revoked"]:
-            raise InvalidRequest(f"key {key_id} is revoked; create a new one instead", param="id")
+            raise StateConflict(f"key {key_id} is revoked; create a new one instead")
         secret = new_secret()
         self.repo.update_key(
             key_id,

@@ -1,19 +1,22 @@
 """The REST API under /api/v1 (FastAPI, OpenAPI spec at /api/v1/openapi.json).
 
 Each domain contributes an `APIRouter`; `create_api` mounts them. Authentication is the
-`principal`/`admin_only` dependencies in `architect.api.deps`.
+`principal`/`admin_only` dependencies in `architect.api.deps`; parameter types shared by every router
+are in `architect.api.params`; errors are rendered by `architect.api.errors` and documented in the
+spec by `architect.api.spec`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from architect._optional import optional_module
-from architect.errors import ArchitectError, GatewayError, NotFoundInStore, PlanError
+from architect.api.errors import install_handlers
+from architect.api.guard import ParamGuard
+from architect.api.spec import build_openapi
 
 __all__ = ["create_api"]
 
@@ -27,12 +30,6 @@ _ROUTERS = (
 )
 
 
-def _error(status: int, message: str, type_: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": type_, "param": param, "code": None}}, status_code=status
-    )
-
-
 def create_api(runtime: Any) -> FastAPI:
     api = FastAPI(
         title="Architect API",
@@ -42,31 +39,15 @@ def create_api(runtime: Any) -> FastAPI:
         redoc_url=None,
     )
     api.state.runtime = runtime
+    routes: list[APIRoute] = []
     for module, attr in _ROUTERS:
         mod = optional_module(module)
         if mod is not None:
-            api.include_router(getattr(mod, attr))
-
-    @api.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
-        return _error(422, f"{loc or 'request'}: {first['msg']}", "invalid_request_error", loc or None)
-
-    @api.exception_handler(GatewayError)
-    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    @api.exception_handler(NotFoundInStore)
-    async def _missing(_: Request, exc: NotFoundInStore) -> JSONResponse:
-        return _error(404, str(exc), "not_found")
-
-    @api.exception_handler(PlanError)
-    async def _plan(_: Request, exc: PlanError) -> JSONResponse:
-        return _error(400, str(exc), "invalid_request_error")
-
-    @api.exception_handler(ArchitectError)
-    async def _other(_: Request, exc: ArchitectError) -> JSONResponse:
-        return _error(400, str(exc), "invalid_request_error")
-
+            router: APIRouter = getattr(mod, attr)
+            api.include_router(router)
+            routes.extend(r for r in router.routes if isinstance(r, APIRoute))
+    api.state.api_routes = routes  # for the Allow header of a 405
+    install_handlers(api)
+    api.add_middleware(ParamGuard)
+    api.openapi = lambda: build_openapi(api, routes)  # type: ignore[method-assign]
     return api

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
 
 from architect.access.visibility import (
     breaker_view,
@@ -21,8 +20,10 @@ from architect.access.visibility import (
     visible,
 )
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
+from architect.api.params import LedgerFilters, Offset, RequestId, Timestamp
+from architect.api.spec import EventStream, text_content
 from architect.config import load_config
-from architect.errors import ConfigError, InvalidRequest, NotFoundInStore
+from architect.errors import ConfigError, InvalidRequest, NotFoundInStore, PermissionDenied, StateConflict
 
 __all__ = ["router"]
 
@@ -30,22 +31,15 @@ router = APIRouter(tags=["core"])
 
 KEEP_ALIVE_S = 15.0  # an event stream sends a comment after this long without an event
 
-_FILTERS = (
-    "model_group",
-    "deployment",
-    "provider",
-    "status",
-    "key_id",
-    "project",
-    "feature",
-    "task",
-    "cache",
-)
+_TOPIC = "(call|task|breaker|alert)"
+_TOPICS = rf"^{_TOPIC}(,{_TOPIC})*$"
 
 
 def _scope(principal: Any, where: dict[str, Any]) -> dict[str, Any]:
-    """A virtual key sees only its own calls."""
+    """A virtual key sees only its own calls (asking for another key's is a 403)."""
     if not principal.is_admin:
+        if where.get("key_id", principal.key_id) != principal.key_id:
+            raise PermissionDenied("key_id: a key may only see its own calls", param="key_id")
         where["key_id"] = principal.key_id
     return where
 
@@ -54,30 +48,26 @@ def _scope(principal: Any, where: dict[str, Any]) -> dict[str, Any]:
 async def list_calls(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    since: Annotated[float | None, Query(description="UNIX seconds; default 24 h ago")] = None,
-    until: Annotated[float | None, Query(description="UNIX seconds; default now")] = None,
-    model_group: str | None = None,
-    deployment: str | None = None,
-    provider: str | None = None,
-    status: str | None = None,
-    key_id: str | None = None,
-    project: str | None = None,
-    feature: str | None = None,
-    task: str | None = None,
-    cache: str | None = None,
+    filters: Annotated[LedgerFilters, Query()],
+    since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
+    until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> dict[str, Any]:
-    """Calls in the ledger, newest first, filtered by column equality."""
+    """Calls in the ledger, newest first, filtered by column equality (an empty window has none)."""
     now = time.time()
     lo, hi = since if since is not None else now - 86400, until if until is not None else now + 1
-    if lo > hi:
-        raise InvalidRequest("since must be before until", param="since")
-    values = locals()
-    where = _scope(principal, {k: values[k] for k in _FILTERS if values[k] is not None})
-    rows = await asyncio.to_thread(
-        runtime.store.ledger.calls_between, lo, hi, where=where, limit=limit, offset=offset, newest_first=True
-    )
+    rows: list[dict[str, Any]] = []
+    if lo < hi:
+        rows = await asyncio.to_thread(
+            runtime.store.ledger.calls_between,
+            lo,
+            hi,
+            where=_scope(principal, filters.where()),
+            limit=limit,
+            offset=offset,
+            newest_first=True,
+        )
     for r in rows:
         r.pop("request_body", None)
         r.pop("response_body", None)
@@ -85,7 +75,7 @@ async def list_calls(
 
 
 @router.get("/calls/{request_id}")
-async def get_call(request_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_call(request_id: RequestId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     """One call with its attempts (timings, tokens, cost, cache)."""
     call = await asyncio.to_thread(runtime.store.ledger.get_call, request_id)
     if call is None or (not principal.is_admin and call.get("key_id") != principal.key_id):
@@ -130,12 +120,14 @@ async def breakers(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, An
     }
 
 
-@router.get("/events")
+@router.get("/events", response_class=EventStream, responses=text_content("text/event-stream"))
 async def events(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    topics: Annotated[str | None, Query(description="comma-separated: call, task, breaker, alert")] = None,
-) -> StreamingResponse:
+    topics: Annotated[
+        str | None, Query(description="comma-separated: call, task, breaker, alert", pattern=_TOPICS)
+    ] = None,
+) -> EventStream:
     """Server-sent events, as they happen (a keep-alive comment after 15 s without one). A virtual key receives only
     events within its scope (`architect.access.visibility.visible`): its own calls, tasks of projects
     it is granted, breakers of model groups it may use, alerts about budgets it may see."""
@@ -160,14 +152,14 @@ async def events(
         finally:
             sub.close()
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return EventStream(stream(), headers={"cache-control": "no-cache"})
 
 
-@router.post("/config/reload")
+@router.post("/config/reload", responses={409: {"description": "The server has no config file"}})
 async def reload_config(runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Re-read the config file and apply it without dropping in-flight calls."""
     if not runtime.config_path:
-        raise InvalidRequest("this server was started without a config file; nothing to reload")
+        raise StateConflict("this server was started without a config file; nothing to reload")
     try:
         cfg = await asyncio.to_thread(load_config, runtime.config_path)
     except ConfigError as exc:

@@ -13,12 +13,14 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from architect._optional import optional_module
 from architect.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
 from architect.gateway.runtime import Runtime
 
@@ -46,7 +48,7 @@ class GatewayApp:
 
     def __init__(self, runtime: Runtime, other: Any) -> None:
         self.runtime = runtime
-        self.other = other
+        self.other = BodyLimit(other, lambda: runtime.config.server.max_api_body_bytes)
         self.state = other.state  # so tests and the API can reach app.state.runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -312,6 +314,20 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 (and other HTTP errors) outside /v1 in the API's error format, with the Allow header."""
+    assert isinstance(exc, HTTPException)
+    body = {
+        "error": {
+            "message": f"no such path: {request.url.path}" if exc.status_code == 404 else str(exc.detail),
+            "type": "not_found" if exc.status_code == 404 else "invalid_request_error",
+            "param": None,
+            "code": "unknown_url" if exc.status_code == 404 else None,
+        }
+    }
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 _ROUTE_MODULES = ("architect.web.routes", "architect.metrics.prometheus")
 
 
@@ -327,6 +343,6 @@ def create_app(runtime: Runtime) -> GatewayApp:
         mod = optional_module(module)
         if mod is not None:
             routes.extend(mod.routes(runtime))
-    other = Starlette(routes=routes)
+    other = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     other.state.runtime = runtime
     return GatewayApp(runtime, other)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import enum
 import functools
 import io
 import time
@@ -18,18 +19,66 @@ from fastapi.responses import StreamingResponse
 from architect.access.auth import Principal
 from architect.access.visibility import alert_visible, breaker_view, fleet_figures, usable_deployments
 from architect.api.deps import PrincipalDep, RuntimeDep
-from architect.errors import InvalidRequest
-from architect.metrics.rollups import Rollups
+from architect.api.params import Filter, Filters, LedgerFilters, Seconds, Timestamp
+from architect.api.spec import CsvStream, text_content
+from architect.errors import InvalidRequest, PermissionDenied
+from architect.metrics.rollups import ALL_DIMS, Rollups
 from architect.store.ledger import CALL_COLUMNS
 
-__all__ = ["router"]
+__all__ = ["csv_safe", "router"]
 
 router = APIRouter(tags=["metrics"])
 
 GROUPINGS = ("model_group", "deployment", "provider", "key_id", "project", "feature", "task")
 FILTERS = (*GROUPINGS, "status", "cache")
+_GROUP = f"({'|'.join(GROUPINGS)})"
+GroupBy = Annotated[
+    str, Query(pattern=rf"^({_GROUP}(,{_GROUP})*)?$", description=f"comma-separated: {', '.join(GROUPINGS)}")
+]
+CallFilters = Annotated[LedgerFilters, Query()]
+_DIM = f"({'|'.join(ALL_DIMS)})"
+SeriesGroupBy = Annotated[
+    str, Query(pattern=rf"^({_DIM}(,{_DIM})*)?$", description=f"comma-separated: {', '.join(ALL_DIMS)}")
+]
+
+
+class SeriesFilters(Filters):
+    """The filters a time series supports: the dimensions of the rollups."""
+
+    model_group: Filter | None = None
+    deployment: Filter | None = None
+    provider: Filter | None = None
+    key_id: Filter | None = None
+    project: Filter | None = None
+
+
 EXPORT_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in ("request_body", "response_body"))
 _PAGE = 5000
+
+
+class Step(enum.IntEnum):
+    """Seconds per point of a time series: the rollups' two resolutions."""
+
+    minute = 60
+    hour = 3600
+
+
+MAX_POINTS = 20_000
+_JSON_ARRAY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}
+}
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every text cell that a spreadsheet would read as a formula (it starts with = + - @, a
+    tab or a carriage return) prefixed with a single quote, as OWASP advises against CSV injection.
+    Numbers are left alone: a negative number is a number, not text."""
+    return {
+        k: ("'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v) for k, v in row.items()
+    }
 
 
 def _rollups(runtime: Any) -> Rollups:
@@ -39,31 +88,24 @@ def _rollups(runtime: Any) -> Rollups:
     return r
 
 
-def _filters(request: Request, principal: Principal) -> dict[str, Any]:
-    where: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in FILTERS and v != ""}
+def _filters(filters: Filters, principal: Principal) -> dict[str, Any]:
+    where: dict[str, Any] = filters.where()
     if not principal.is_admin:
         if where.get("key_id", principal.key_id) != principal.key_id:
-            raise InvalidRequest("key_id: a key may only see its own calls", param="key_id")
+            raise PermissionDenied("key_id: a key may only see its own calls", param="key_id")
         where["key_id"] = principal.key_id
     return where
 
 
 def _group_by(text: str) -> list[str]:
-    keys = [k.strip() for k in text.split(",") if k.strip()]
-    bad = [k for k in keys if k not in GROUPINGS]
-    if bad:
-        raise InvalidRequest(
-            f"group_by: unknown {', '.join(bad)}; use {', '.join(GROUPINGS)}", param="group_by"
-        )
-    return keys
+    return [k for k in text.split(",") if k]  # the pattern of `GroupBy` checked the names
 
 
 def _window(since: float | None, until: float | None, default_s: float) -> tuple[float, float]:
+    """The window asked for; `since >= until` is an empty window (no rows, no points)."""
     now = time.time()
     lo = since if since is not None else now - default_s
     hi = until if until is not None else now
-    if lo >= hi:
-        raise InvalidRequest("since must be before until", param="since")
     return lo, hi
 
 
@@ -77,12 +119,12 @@ async def _fresh(runtime: Any, rollups: Rollups) -> None:
 
 @router.get("/metrics/summary")
 async def summary(
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    since: Annotated[float | None, Query(description="UNIX seconds; default 24 h ago")] = None,
-    until: Annotated[float | None, Query(description="UNIX seconds; default now")] = None,
-    group_by: Annotated[str, Query(description=f"comma-separated: {', '.join(GROUPINGS)}")] = "model_group",
+    filters: CallFilters,
+    since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
+    until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
+    group_by: GroupBy = "model_group",
     percentiles: Annotated[
         bool, Query(description="false: leave latency percentiles out (much faster over long windows)")
     ] = True,
@@ -92,12 +134,16 @@ async def summary(
     hits, attempts and fallbacks per group. Cache hits are grouped under deployment and provider `cache`."""
     lo, hi = _window(since, until, 86400)
     keys = _group_by(group_by)
-    where = _filters(request, principal)
-    rollups = _rollups(runtime)
-    await _fresh(runtime, rollups)
-    rows, (a, b), source = await asyncio.to_thread(
-        functools.partial(rollups.summary, lo, hi, keys, where, percentiles=percentiles)
-    )
+    where = _filters(filters, principal)
+    if lo >= hi:
+        rows: list[dict[str, Any]] = []
+        (a, b), source = (lo, hi), "rollups"
+    else:
+        rollups = _rollups(runtime)
+        await _fresh(runtime, rollups)
+        rows, (a, b), source = await asyncio.to_thread(
+            functools.partial(rollups.summary, lo, hi, keys, where, percentiles=percentiles)
+        )
     return {
         "since": a,
         "until": b,
@@ -111,28 +157,36 @@ async def summary(
 
 @router.get("/metrics/timeseries")
 async def timeseries(
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
+    request: Request,
+    filters: Annotated[SeriesFilters, Query()],
     since: Annotated[
-        float | None, Query(description="UNIX seconds; default 1 h (step 60) or 7 d ago")
+        Timestamp | None, Query(description="UNIX seconds; default 1 h (step 60) or 7 d ago")
     ] = None,
-    until: float | None = None,
-    step: Annotated[int, Query(description="seconds per point: 60 or 3600")] = 60,
-    group_by: str = "",
+    until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
+    step: Annotated[Step, Query(description="seconds per point")] = Step.minute,
+    group_by: SeriesGroupBy = "",
 ) -> dict[str, Any]:
-    """Points for charts, one per `step` (and group when `group_by` is given)."""
-    if step not in (60, 3600):
-        raise InvalidRequest("step must be 60 or 3600", param="step")
-    lo, hi = _window(since, until, 3600 if step == 60 else 7 * 86400)
-    if (hi - lo) / step > 20_000:
+    """Points for charts, one per `step` (and group when `group_by` is given), at most 20,000; a
+    longer window is a 400 naming `since`. Filters and groups are the rollups' dimensions; a filter on
+    anything else (feature, task, status, cache) is a 400 naming it."""
+    other = sorted(set(FILTERS) - set(ALL_DIMS) & set(request.query_params))
+    if other:
+        raise InvalidRequest(
+            f"{other[0]}: a time series is filtered only by {', '.join(ALL_DIMS)}", param=other[0]
+        )
+    lo, hi = _window(since, until, 3600 if step is Step.minute else 7 * 86400)
+    if (hi - lo) / step > MAX_POINTS:
         raise InvalidRequest("since: too many points; use step=3600 or a shorter window", param="since")
     keys = _group_by(group_by)
-    where = _filters(request, principal)
-    rollups = _rollups(runtime)
-    await _fresh(runtime, rollups)
-    points = await asyncio.to_thread(rollups.timeseries, lo, hi, step, keys, where)
-    return {"step": step, "group_by": keys, "points": points}
+    where = _filters(filters, principal)
+    points: list[dict[str, Any]] = []
+    if lo < hi:
+        rollups = _rollups(runtime)
+        await _fresh(runtime, rollups)
+        points = await asyncio.to_thread(rollups.timeseries, lo, hi, int(step), keys, where)
+    return {"step": int(step), "group_by": keys, "points": points}
 
 
 async def _export_rows(
@@ -157,48 +211,47 @@ async def _export_rows(
             return
 
 
-@router.get("/export/calls.csv")
+@router.get("/export/calls.csv", response_class=CsvStream, responses=text_content("text/csv"))
 async def export_csv(
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    since: float | None = None,
-    until: float | None = None,
+    filters: CallFilters,
+    since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
+    until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
-) -> StreamingResponse:
-    """The ledger (without bodies) as CSV, oldest first, filtered like /metrics/summary."""
+) -> CsvStream:
+    """The ledger (without bodies) as CSV, oldest first, filtered like /metrics/summary. Text cells
+    that a spreadsheet would run as a formula are written with a leading `'`."""
     lo, hi = _window(since, until, 86400)
-    where = _filters(request, principal)
+    where = _filters(filters, principal)
 
     async def body() -> AsyncIterator[bytes]:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         w.writeheader()
         async for page in _export_rows(runtime, lo, hi, where, limit):
-            w.writerows(page)
+            w.writerows(csv_safe(r) for r in page)
             yield buf.getvalue().encode()
             buf.seek(0)
             buf.truncate()
         if buf.tell():
             yield buf.getvalue().encode()
 
-    return StreamingResponse(
-        body(), media_type="text/csv", headers={"content-disposition": 'attachment; filename="calls.csv"'}
-    )
+    return CsvStream(body(), headers={"content-disposition": 'attachment; filename="calls.csv"'})
 
 
-@router.get("/export/calls.json")
+@router.get("/export/calls.json", response_class=StreamingResponse, responses=_JSON_ARRAY)
 async def export_json(
-    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    since: float | None = None,
-    until: float | None = None,
+    filters: CallFilters,
+    since: Annotated[Timestamp | None, Query(description="UNIX seconds; default 24 h ago")] = None,
+    until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
 ) -> StreamingResponse:
     """The ledger (without bodies) as a JSON array, oldest first."""
     lo, hi = _window(since, until, 86400)
-    where = _filters(request, principal)
+    where = _filters(filters, principal)
 
     async def body() -> AsyncIterator[bytes]:
         yield b"["
@@ -216,7 +269,7 @@ async def export_json(
 async def deployment_health(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    window_s: Annotated[float, Query(gt=0, le=7 * 86400)] = 900,
+    window_s: Annotated[Seconds, Query(gt=0, le=7 * 86400)] = 900,
 ) -> dict[str, Any]:
     """Per deployment: error rate and latency over the window, breaker state and its history.
 
@@ -267,7 +320,7 @@ async def deployment_health(
 async def alerts(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    since: float = 0.0,
+    since: Annotated[Timestamp, Query()] = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Alert firings and resolutions, newest first. A virtual key sees those about budgets it may see

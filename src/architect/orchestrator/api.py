@@ -19,16 +19,28 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import PlainTextResponse
+from pydantic import Field
 
 from architect.access.audit import actor_of
 from architect.access.auth import Principal
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
+from architect.api.params import (
+    INT32_MAX,
+    Body,
+    FeatureRef,
+    Filter,
+    Identifier,
+    RowId,
+    TaskKey,
+    Title,
+    omitted,
+)
+from architect.api.spec import EventStream, text_content
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
-from architect.orchestrator.plans import Name, export_markdown, export_yaml, parse_plan_text
+from architect.orchestrator.plans import export_markdown, export_yaml, parse_plan_text
 from architect.orchestrator.report import build_report, render_markdown
 from architect.orchestrator.trust import (
     changed_prompt_fields,
@@ -46,61 +58,65 @@ router = APIRouter(tags=["orchestrator"])
 T = TypeVar("T")
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+ItemKind = Literal["bug", "decision", "risk", "issue", "blocker"]
+Severity = Literal["low", "medium", "high", "critical"]
+ItemStatus = Annotated[Identifier, Field(max_length=16)]
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The feature or task is not in a state that allows this"}
+}
 
 
-class PlanIn(_In):
+class PlanIn(Body):
     format: Literal["md", "yaml"]
     text: str = Field(min_length=1)
-    project: Name | None = None
+    project: Identifier | None = None
 
 
-class FeaturePatch(_In):
-    title: Name | None = Field(default=None, min_length=1)
+class FeaturePatch(Body):
+    title: Title = omitted()
     spec: str | None = None
-    acceptance: list[str] | None = None
+    acceptance: list[str] | None = Field(default=None, max_length=1000)
 
 
-class TaskPatch(_In):
-    title: Name | None = Field(default=None, min_length=1)
+class TaskPatch(Body):
+    title: Title = omitted()
     description: str | None = None
-    priority: int | None = Field(default=None, ge=0, le=10)
-    estimate_h: float | None = Field(default=None, ge=0)
-    role: Name | None = None
-    params: dict[str, Any] | None = None
+    priority: Annotated[int, Field(ge=0, le=10)] = omitted()
+    estimate_h: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    role: Annotated[Identifier, Field(max_length=100)] | None = None
+    params: dict[str, Any] = omitted()
     validator: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = omitted()
 
 
-class ApproveIn(_In):
-    tasks: list[str] | None = Field(
+class ApproveIn(Body):
+    tasks: list[TaskKey] | None = Field(
         default=None, description="task keys to approve; default every untrusted task of the feature"
     )
 
 
-class CompleteIn(_In):
+class CompleteIn(Body):
     ok: bool = True
     note: str | None = None
 
 
-class ItemIn(_In):
-    kind: Literal["bug", "decision", "risk", "issue", "blocker"]
-    title: Name = Field(min_length=1, max_length=500)
+class ItemIn(Body):
+    kind: ItemKind
+    title: Title
     body: str | None = None
-    severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: Name = "open"
-    task_key: Name | None = None
-    date: str | None = None
+    severity: Severity | None = None
+    status: ItemStatus = "open"
+    task_key: TaskKey | None = None
+    date: Annotated[Identifier, Field(max_length=32)] | None = None
     rationale: str | None = None
     impact: str | None = None
 
 
-class ItemPatch(_In):
-    title: Name | None = Field(default=None, min_length=1, max_length=500)
+class ItemPatch(Body):
+    title: Title = omitted()
     body: str | None = None
-    severity: Literal["low", "medium", "high", "critical"] | None = None
-    status: Name | None = None
+    severity: Severity | None = None
+    status: ItemStatus = omitted()
     rationale: str | None = None
     impact: str | None = None
 
@@ -132,7 +148,7 @@ async def list_features(p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
     return await _call(runtime.store.tasks.list_features, p.projects)
 
 
-@router.post("/plans", status_code=201)
+@router.post("/plans", status_code=201, responses=_CONFLICT)
 async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
     plans = parse_plan_text(body.text, body.format, source="body.text", project=body.project)
     if p.projects is not None:
@@ -167,14 +183,14 @@ def _check_plans(m: Manager, plans: list[Row]) -> None:
 
 
 @router.get("/features/{ref}")
-async def get_feature(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def get_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return {**f, "phases": await _call(m.repo.phases, f["id"])}
 
 
 @router.patch("/features/{ref}")
-async def patch_feature(ref: str, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def patch_feature(ref: FeatureRef, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     fields = body.model_dump(exclude_unset=True)
@@ -188,28 +204,32 @@ async def patch_feature(ref: str, body: FeaturePatch, p: PrincipalDep, runtime: 
 
 
 @router.delete("/features/{ref}", status_code=204)
-async def delete_feature(ref: str, p: AdminDep, runtime: RuntimeDep) -> None:
+async def delete_feature(ref: FeatureRef, p: AdminDep, runtime: RuntimeDep) -> None:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     await _call(m.repo.delete_feature, f["id"])
 
 
 @router.get("/features/{ref}/tasks")
-async def list_tasks(ref: str, p: PrincipalDep, runtime: RuntimeDep, status: str | None = None) -> list[Row]:
+async def list_tasks(
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, status: Filter | None = None
+) -> list[Row]:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
-    return await _call(m.repo.tasks, f["id"], status)
+    return await _call(m.repo.tasks, f["id"], status or None)
 
 
 @router.get("/features/{ref}/tasks/{key}")
-async def get_task(ref: str, key: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def get_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.get_task, f["id"], key)
 
 
 @router.patch("/features/{ref}/tasks/{key}")
-async def patch_task(ref: str, key: str, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def patch_task(
+    ref: FeatureRef, key: TaskKey, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep
+) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     fields = body.model_dump(exclude_unset=True)
@@ -223,7 +243,9 @@ async def patch_task(ref: str, key: str, body: TaskPatch, p: PrincipalDep, runti
 
 
 @router.post("/features/{ref}/approve")
-async def approve(ref: str, p: AdminDep, runtime: RuntimeDep, body: ApproveIn | None = None) -> list[Row]:
+async def approve(
+    ref: FeatureRef, p: AdminDep, runtime: RuntimeDep, body: ApproveIn | None = None
+) -> list[Row]:
     """Trust the executable fields of the feature's tasks (the given ones, default every untrusted
     one) as set by the admin; tasks a worker blocked as `untrusted_executable` go back to the queue."""
     m = _manager(runtime)
@@ -232,63 +254,73 @@ async def approve(ref: str, p: AdminDep, runtime: RuntimeDep, body: ApproveIn | 
     return await _call(m.approve, f["id"], keys, actor_of(p))
 
 
-@router.post("/features/{ref}/tasks/{key}/{action}")
-async def task_action(
-    ref: str,
-    key: str,
-    action: Literal["cancel", "retry", "complete"],
-    p: PrincipalDep,
-    runtime: RuntimeDep,
-    body: CompleteIn | None = None,
-) -> Row:
+@router.post("/features/{ref}/tasks/{key}/cancel", responses=_CONFLICT)
+async def cancel_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
-    if action == "cancel":
-        return await _call(m.cancel_task, f["id"], key)
-    if action == "retry":
-        return await _call(m.retry_task, f["id"], key)
+    return await _call(m.cancel_task, f["id"], key)
+
+
+@router.post("/features/{ref}/tasks/{key}/retry", responses=_CONFLICT)
+async def retry_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
+    return await _call(m.retry_task, f["id"], key)
+
+
+@router.post("/features/{ref}/tasks/{key}/complete", responses=_CONFLICT)
+async def complete_task(
+    ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep, body: CompleteIn | None = None
+) -> Row:
+    """Complete a ready task by hand (`ok: false` records a failure)."""
+    m = _manager(runtime)
+    f = await _feature(m, ref, p)
     b = body or CompleteIn()
     return await _call(m.finish_manual, f["id"], key, ok=b.ok, note=b.note)
 
 
 @router.get("/features/{ref}/items")
-async def list_items(ref: str, p: PrincipalDep, runtime: RuntimeDep, kind: str | None = None) -> list[Row]:
+async def list_items(
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, kind: ItemKind | None = None
+) -> list[Row]:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.items, f["id"], kind)
 
 
 @router.post("/features/{ref}/items", status_code=201)
-async def add_item(ref: str, body: ItemIn, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def add_item(ref: FeatureRef, body: ItemIn, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.add_item, f["id"], body.model_dump(), m.clock())
 
 
 @router.patch("/features/{ref}/items/{item_id}")
-async def patch_item(ref: str, item_id: int, body: ItemPatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def patch_item(
+    ref: FeatureRef, item_id: RowId, body: ItemPatch, p: PrincipalDep, runtime: RuntimeDep
+) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(m.repo.update_item, f["id"], item_id, body.model_dump(exclude_unset=True), m.clock())
 
 
 @router.delete("/features/{ref}/items/{item_id}", status_code=204)
-async def delete_item(ref: str, item_id: int, p: PrincipalDep, runtime: RuntimeDep) -> None:
+async def delete_item(ref: FeatureRef, item_id: RowId, p: PrincipalDep, runtime: RuntimeDep) -> None:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     await _call(m.repo.delete_item, f["id"], item_id)
 
 
 @router.get("/features/{ref}/metrics")
-async def metrics(ref: str, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+async def metrics(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(feature_metrics, m.repo, f["id"])
 
 
-@router.get("/features/{ref}/report", response_model=None)
+@router.get("/features/{ref}/report", response_model=None, responses=text_content("text/markdown"))
 async def report(
-    ref: str, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "json"] = "json"
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "json"] = "json"
 ) -> Row | PlainTextResponse:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
@@ -296,9 +328,13 @@ async def report(
     return PlainTextResponse(render_markdown(r), media_type="text/markdown") if format == "md" else r
 
 
-@router.get("/features/{ref}/export")
+@router.get(
+    "/features/{ref}/export",
+    response_class=PlainTextResponse,
+    responses=text_content("text/markdown", "application/yaml"),
+)
 async def export(
-    ref: str, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "yaml"] = "md"
+    ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "yaml"] = "md"
 ) -> PlainTextResponse:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
@@ -309,24 +345,30 @@ async def export(
     return PlainTextResponse(export_yaml(f, ph, ts, items), media_type="application/yaml")
 
 
-@router.get("/tasks/events")
+@router.get(
+    "/tasks/events",
+    response_class=EventStream,
+    responses={**text_content("text/event-stream"), 404: {"description": "No such feature"}},
+)
 async def task_events(
     request: Request,
     p: PrincipalDep,
     runtime: RuntimeDep,
-    feature: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
-    poll: Annotated[float, Query(gt=0, le=10)] = 0.5,
+    feature: FeatureRef | None = None,
+    after: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+    poll: Annotated[float, Query(gt=0, le=10, allow_inf_nan=False)] = 0.5,
     once: bool = False,
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+    last_event_id: Annotated[str | None, Header(description="the id of the last event seen")] = None,
+) -> EventStream:
     """Server-sent events: one `task` event per recorded task event, resumable with Last-Event-ID."""
     m = _manager(runtime)
     fid = (await _feature(m, feature, p))["id"] if feature else None
     allowed: set[int] | None = None
     if p.projects is not None:
         allowed = {f["id"] for f in await _call(m.repo.list_features, p.projects)}
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    resume = last_event_id or ""
+    numeric = resume.isascii() and resume.isdigit() and len(resume) <= 10
+    start = int(resume) if numeric and int(resume) <= INT32_MAX else after
 
     async def stream() -> AsyncIterator[bytes]:
         last = start
@@ -346,14 +388,27 @@ async def task_events(
             if not rows:
                 await asyncio.sleep(poll)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return EventStream(stream(), headers={"cache-control": "no-cache"})
 
 
-# declared last: a literal path such as /features/{ref}/items must match first
-@router.post("/features/{ref}/{action}")
-async def feature_action(
-    ref: str, action: Literal["pause", "resume", "cancel"], p: PrincipalDep, runtime: RuntimeDep
-) -> Row:
+async def _set_status(ref: str, action: str, p: Principal, runtime: Any) -> Row:
     m = _manager(runtime)
     f = await _feature(m, ref, p)
     return await _call(getattr(m, action), f["id"])
+
+
+@router.post("/features/{ref}/pause", responses=_CONFLICT)
+async def pause_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    """Stop claiming the feature's tasks (running ones finish)."""
+    return await _set_status(ref, "pause", p, runtime)
+
+
+@router.post("/features/{ref}/resume", responses=_CONFLICT)
+async def resume_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    return await _set_status(ref, "resume", p, runtime)
+
+
+@router.post("/features/{ref}/cancel", responses=_CONFLICT)
+async def cancel_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    """Cancel the feature and every task that has not finished."""
+    return await _set_status(ref, "cancel", p, runtime)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from architect.errors import NotFoundInStore, PlanError, StoreError
+from architect.errors import NotFoundInStore, StateConflict
 from architect.orchestrator.trust import LOCAL, NOT_ALLOWED, UNTRUSTED, Writer
 from architect.store.orchestrator import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 
@@ -90,7 +90,7 @@ class Manager:
     def _set_status(self, ref: str | int, status: str, reason: str, allowed: tuple[str, ...]) -> Row:
         f = self.repo.get_feature(ref)
         if f["status"] not in allowed:
-            raise PlanError(f"feature {f['slug']} is {f['status']}; cannot set it {status}")
+            raise StateConflict(f"feature {f['slug']} is {f['status']}; cannot set it {status}")
         n = self.repo.set_feature_status(f["id"], status, self.clock(), reason)
         self._emit(f"feature_{status}", feature=f["slug"], project=f["project"], tasks_cancelled=n)
         return self.repo.get_feature(f["id"])
@@ -141,11 +141,11 @@ class Manager:
         f = self.repo.get_feature(ref)
         t = self.repo.get_task(f["id"], key)
         if t["status"] != "ready":
-            raise StoreError(f"task {key} is {t['status']}; only a ready task can be completed by hand")
+            raise StateConflict(f"task {key} is {t['status']}; only a ready task can be completed by hand")
         now = self.clock()
         mine = self.repo.claim("manual", 1, now, 3600.0, ClaimOptions(task_ids=(t["id"],)))
         if not mine:
-            raise StoreError(f"task {key} could not be claimed (another worker took it)")
+            raise StateConflict(f"task {key} could not be claimed (another worker took it)")
         status = "succeeded" if ok else "failed"
         self.repo.complete(t["id"], mine[0]["attempt"], now, Outcome(status, result={"note": note}), "manual")
         self._emit(status, feature=f["slug"], project=f["project"], task=key, manual=True)

@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from architect.errors import PlanError
 from architect.identifiers import first_forbidden
+from architect.store.schema import INT32_MAX
 
 __all__ = [
     "EXECUTORS",
@@ -194,8 +195,49 @@ def _to_plan(f: FeatureSpec, project: str) -> dict[str, Any]:
 _REQUIRED = {"command": "command", "python": "callable", "llm": "prompt"}
 
 
+# The longest name each column holds (store/schema_orchestrator.py); names hold no control characters.
+_FEATURE_NAMES = {"project": 200, "slug": 200, "title": 500}
+_PHASE_NAMES = {"title": 500}
+_TASK_NAMES = {"key": 64, "title": 500, "role": 100}
+_ITEM_NAMES = {"title": 500, "status": 16, "task_key": 64, "date": 32}
+
+
+def _check_names(plan: Mapping[str, Any]) -> None:
+    """Refuse a name that is longer than its column or holds a control character, and a phase number
+    that is not a positive 32-bit integer (PlanError naming the feature, row and field)."""
+    feature = str(plan.get("title", "?"))[:80]
+
+    def check(row: Mapping[str, Any], limits: Mapping[str, int], where: str) -> None:
+        for field, longest in limits.items():
+            value = row.get(field)
+            if value is None:
+                continue
+            text = str(value)
+            if len(text) > longest:
+                raise PlanError(f"feature {feature!r}: {where}{field}: longer than {longest} characters")
+            at = first_forbidden(text)
+            if at is not None:
+                raise PlanError(
+                    f"feature {feature!r}: {where}{field}: control character U+{ord(text[at]):04X} at {at}"
+                )
+
+    check(plan, _FEATURE_NAMES, "")
+    for ph in plan.get("phases", ()):
+        if not 0 < ph["number"] <= INT32_MAX:
+            raise PlanError(
+                f"feature {feature!r}: phase number {ph['number']} is not between 1 and {INT32_MAX}"
+            )
+        check(ph, _PHASE_NAMES, f"phase {ph['number']}: ")
+    for t in plan.get("tasks", ()):
+        check(t, _TASK_NAMES, f"task {str(t.get('key'))[:64]}: ")
+    for it in plan.get("items", ()):
+        check(it, _ITEM_NAMES, f"{it.get('kind', 'item')} {str(it.get('title'))[:40]!r}: ")
+
+
 def validate_plan(plan: Mapping[str, Any]) -> None:
-    """Refuse duplicate ids, missing executor parameters, unknown dependencies and cycles."""
+    """Refuse names that do not fit their columns, duplicate ids, missing executor parameters, unknown
+    dependencies and cycles."""
+    _check_names(plan)
     title = plan.get("title", "?")
     seen: dict[str, int] = {}
     for t in plan["tasks"]:

@@ -181,8 +181,15 @@ def _audit_row(actor: str, action: str, target: str | None, before: Any, after: 
     def enc(v: Any) -> str | None:
         return None if v is None else orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
+    # cut to the columns' lengths (a target such as "project:<200 characters>:month" is longer; the
+    # full values are in before/after)
     return insert(audit_log).values(
-        ts=time.time(), actor=actor, action=action, target=target, before=enc(before), after=enc(after)
+        ts=time.time(),
+        actor=actor[:200],
+        action=action[:64],
+        target=None if target is None else target[:200],
+        before=enc(before),
+        after=enc(after),
     )
 
 

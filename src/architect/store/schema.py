@@ -15,9 +15,14 @@ from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, Table
 from architect._optional import optional_module
 from architect.store.text import String, Text
 
-__all__ = ["all_metadata", "calls", "metadata"]
+__all__ = ["INT32_MAX", "INT64_MAX", "all_metadata", "calls", "metadata"]
 
 metadata = MetaData()
+
+# The largest value an `Integer` (ids, counts) and a `BigInteger` column holds on PostgreSQL (SQLite's
+# integers are 64-bit); values from outside are checked against these before they reach a query.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 # One row per client call (chat completion, embedding). Times are UNIX seconds (float) so the same
 # arithmetic works on SQLite and PostgreSQL; durations are milliseconds. The call's upstream attempts

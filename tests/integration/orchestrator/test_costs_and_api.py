@@ -99,7 +99,7 @@ def test_rest_crud_transitions_and_errors(store: Store) -> None:
     assert r.status_code == 201
     assert c.get("/features/api/items", headers=ADMIN).json()[0]["title"] == "Vendor lock-in"
     assert c.post("/features/api/pause", headers=ADMIN).json()["status"] == "paused"
-    assert c.post("/features/api/pause", headers=ADMIN).status_code == 400
+    assert c.post("/features/api/pause", headers=ADMIN).status_code == 409  # already paused
     assert c.post("/features/api/resume", headers=ADMIN).json()["status"] == "active"
     assert (
         c.post("/features/api/tasks/T001/complete", json={"ok": True}, headers=ADMIN).json()["status"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from architect.errors import PlanError, StoreError
+from architect.errors import StateConflict
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
 from architect.store.orchestrator import ClaimOptions, MemoryTaskRepo
@@ -71,7 +71,7 @@ def test_backoff_is_exponential_and_capped() -> None:
 def test_pause_resume_cancel(m: Manager) -> None:
     m.pause("f")
     assert _claim(m) == []
-    with pytest.raises(PlanError, match="paused"):
+    with pytest.raises(StateConflict, match="paused"):
         m.pause("f")
     m.resume("f")
     running = _claim(m, 1)
@@ -84,7 +84,7 @@ def test_manual_completion_and_cancel_task(m: Manager) -> None:
     t = m.finish_manual("f", "T001", note="did it")
     assert t["status"] == "succeeded" and t["result"] == {"note": "did it"}
     assert m.repo.get_task(1, "T002")["status"] == "ready"
-    with pytest.raises(StoreError, match="only a ready task"):
+    with pytest.raises(StateConflict, match="only a ready task"):
         m.finish_manual("f", "T003")
     m.cancel_task("f", "T002")
     assert m.repo.get_task(1, "T003")["reason"] == "blocked by T002 (cancelled)"

@@ -12,10 +12,11 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from architect.errors import NotFoundInStore, StoreError
+from architect.errors import NotFoundInStore, StateConflict, StoreError
 from architect.orchestrator.trust import Writer
 from architect.store.engine import begin_immediate
 from architect.store.orchestrator.readiness import blocked_reason, compute_readiness
+from architect.store.schema import INT32_MAX
 from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
 
 __all__ = ["FINAL", "ClaimOptions", "Claimed", "Outcome", "RepoBase", "Row", "TaskRepo", "dumps", "loads"]
@@ -172,7 +173,7 @@ class RepoBase:
                 with begin_immediate(conn):
                     yield conn
             except IntegrityError as exc:
-                raise StoreError(f"orchestrator store: constraint violated: {exc.orig}") from None
+                raise StateConflict("orchestrator store: the change conflicts with existing rows") from exc
             except SQLAlchemyError as exc:
                 msg = exc.args[0] if exc.args else ""
                 raise StoreError(f"orchestrator store: {exc.__class__.__name__}: {msg}") from exc
@@ -184,7 +185,7 @@ class RepoBase:
             try:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
             except IntegrityError as exc:
-                raise StoreError(f"orchestrator store: constraint violated: {exc.orig}") from None
+                raise StateConflict("orchestrator store: the change conflicts with existing rows") from exc
             except SQLAlchemyError as exc:
                 msg = exc.args[0] if exc.args else ""
                 raise StoreError(f"orchestrator store: {exc.__class__.__name__}: {msg}") from exc
@@ -213,8 +214,12 @@ class RepoBase:
     @staticmethod
     def _feature_row(conn: Connection, ref: str | int) -> Row:
         q = select(features)
-        if isinstance(ref, int) or ref.isdigit():
-            q = q.where(features.c.id == int(ref))
+        digits = isinstance(ref, str) and ref.isascii() and ref.isdigit()
+        fid = ref if isinstance(ref, int) else int(ref) if digits and len(ref) <= 10 else None
+        if fid is not None or digits:
+            if fid is None or not 0 < fid <= INT32_MAX:  # a larger id would overflow PostgreSQL's integer
+                raise NotFoundInStore(f"feature {ref!r} not found")
+            q = q.where(features.c.id == fid)
         else:
             q = q.where(features.c.slug == ref)
         r = conn.execute(q).first()

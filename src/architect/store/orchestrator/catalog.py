@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from architect.errors import NotFoundInStore, StoreError
+from architect.errors import NotFoundInStore, StateConflict
 from architect.orchestrator.trust import (
     HOLD_REASONS,
     PROMPT_EXECUTORS,
@@ -308,7 +308,7 @@ class CatalogMixin(RepoBase):
         with self._write() as conn:
             t = self._task_row(conn, feature_id, key)
             if t["status"] in FINAL:
-                raise StoreError(f"task {key} is already {t['status']}")
+                raise StateConflict(f"task {key} is already {t['status']}")
             conn.execute(
                 update(tasks)
                 .where(tasks.c.id == t["id"])
@@ -325,7 +325,7 @@ class CatalogMixin(RepoBase):
         with self._write() as conn:
             t = self._task_row(conn, feature_id, key)
             if t["status"] not in ("failed", "cancelled", "blocked"):
-                raise StoreError(
+                raise StateConflict(
                     f"task {key} is {t['status']}; only failed, cancelled or blocked tasks can be retried"
                 )
             conn.execute(
