@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from architect.access.audit import actor_of
-from architect.access.auth import Principal
+from architect.access.auth import Principal, Scope
 from architect.access.hooks import AccessDomain
 from architect.access.keys import KeyService
 from architect.access.visibility import budget_visible
@@ -57,7 +57,7 @@ class KeyCreate(Body):
         description='projects the key may put spend on and see: a list of names or "*" for all '
         "(the project of its default tags is always granted)",
     )
-    scopes: Names | None = Field(
+    scopes: list[Scope] | None = Field(
         default=None, description="granted scopes; `tasks:execute` may write the task fields that run code"
     )
 

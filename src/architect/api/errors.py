@@ -5,6 +5,7 @@ client gets a generic 503 and the details go to the log."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +23,14 @@ from architect.errors import (
     StoreError,
 )
 
-__all__ = ["ErrorDetail", "ErrorResponse", "allowed_methods", "error_response", "install_handlers"]
+__all__ = [
+    "ErrorDetail",
+    "ErrorResponse",
+    "allowed_methods",
+    "error_response",
+    "install_handlers",
+    "json_path",
+]
 
 log = logging.getLogger("architect.api")
 
@@ -59,6 +67,31 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_WHERE = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _union_tag(part: str) -> bool:
+    return (part.endswith("]") and "[" in part) or part.startswith("function-")
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as the JSON path a client reads: `models[1]`, `tags.project`. The
+    tags pydantic adds for a union's alternatives (`list[...]`, `literal['*']`) are left out, and an
+    invalid dict key (`[key]`) is named by its dict."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            if parts:
+                parts[-1] += f"[{part}]"
+            continue
+        if part == "[key]":  # the dict key itself is invalid: name the dict
+            parts = parts[:-1]
+        elif not (part in _WHERE and not parts) and not _union_tag(part):
+            parts.append(part)
+    out = ".".join(parts)
+    return out
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method an operation of this API serves at the request's path (a 405's Allow header), from
     the routes `create_api` recorded in `app.state.api_routes`."""
@@ -75,10 +108,12 @@ def install_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path", "header"))
+        errors = exc.errors()
+        # of a union's alternatives, the error that went deepest is about the one the client meant
+        first = max(errors, key=lambda e: len(e["loc"])) if errors else {"loc": (), "msg": "invalid request"}
+        loc = json_path(first["loc"])
         return error_response(
-            422, f"{loc or 'request'}: {first['msg']}", "invalid_request_error", loc or None
+            400, f"{loc or 'request'}: {first['msg']}", "invalid_request_error", loc or None
         )
 
     @api.exception_handler(HTTPException)

@@ -37,7 +37,7 @@ def _bad_param(scope: Scope) -> tuple[str, str, int] | None:
 
 
 class ParamGuard:
-    """Refuses (422, in the API's error format) a request whose path or query holds a control character."""
+    """Refuses (400, in the API's error format) a request whose path or query holds a control character."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -60,5 +60,5 @@ class ParamGuard:
             }
         )
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 422, "headers": headers})
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,7 @@ the server applies, and nothing a client sends can make a query fail in the stor
 - `Body` is the base of request bodies: unknown fields are refused and no value is coerced from another
   JSON type (`"all": 0` is not a boolean, `"rpm": true` or `"rpm": "5"` is not a number).
 
-Validation failures are 422 with the parameter's name as the error's `param`.
+Validation failures are 400 with the parameter's path as the error's `param` (`models[1]`, `tags.project`).
 """
 
 from __future__ import annotations

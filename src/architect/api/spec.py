@@ -2,8 +2,8 @@
 code it can return, each error with the API's error body (`ErrorResponse`), without each endpoint
 having to list them:
 
-    every operation         400 (a rule the schema cannot express), 422 (a parameter or field is
-                            invalid; `param` names it), 503 (the store is unavailable)
+    every operation         400 (a parameter or field is invalid, or a rule the schema cannot express
+                            is broken; `param` names it), 503 (the store is unavailable)
     authenticated           401 (no valid key or session), 403 (the key may not do this)
     with a path parameter   404 (no such resource, or not one this key may see)
     with a body             413 (larger than `server.max_api_body_bytes`)
@@ -62,13 +62,13 @@ def text_content(*media_types: str) -> dict[int | str, dict[str, Any]]:
 
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "Bad request: a rule the schema cannot express was broken (the message says which)",
+    400: "A parameter or body field is invalid (`param` names it), or a rule the schema cannot express "
+    "was broken (the message says which)",
     401: "No valid key or dashboard session",
     403: "The key may not do this (admin only, or another project's data)",
     404: "No such resource, or none this key may see",
     409: "The resource's current state does not allow this",
     413: "The request body is larger than `server.max_api_body_bytes`",
-    422: "A parameter or body field is invalid; `param` names it",
     503: "The store (or a service it needs) failed; the details are in the server's log",
 }
 _REF = "#/components/schemas/ErrorResponse"
@@ -105,7 +105,7 @@ def admin_only_route(route: APIRoute) -> bool:
 
 def error_statuses(route: APIRoute) -> set[int]:
     """The error statuses an operation can return, derived from its dependencies and parameters."""
-    out = {400, 422, 503}  # 422: `ParamGuard` checks every path and query string
+    out = {400, 503}  # 400: `ParamGuard` checks every path and query string
     if get_principal in set(_calls(route.dependant)):
         out |= {401, 403}
     path, body = _flat_params(route.dependant)
@@ -147,6 +147,7 @@ def build_openapi(api: FastAPI, routes: Sequence[APIRoute]) -> dict[str, Any]:
             if admin_only_route(route):
                 op["x-admin-only"] = True
             responses = op.setdefault("responses", {})
+            responses.pop("422", None)  # FastAPI's own validation answer; ours is a 400 (ErrorResponse)
             for status in statuses:
                 entry = responses.setdefault(str(status), {})
                 entry.setdefault("description", ERROR_DESCRIPTIONS.get(status, "Error"))

@@ -175,6 +175,10 @@ def _rollup_window(q: Any, dimset: int, res: int, lo: int, hi: int, where: Mappi
     return q
 
 
+def _cut(value: str | None, n: int) -> str | None:
+    return None if value is None else value[:n]
+
+
 def _audit_row(actor: str, action: str, target: str | None, before: Any, after: Any) -> Any:
     """The INSERT of one audit row; `before` and `after` are stored as JSON."""
 
@@ -185,9 +189,9 @@ def _audit_row(actor: str, action: str, target: str | None, before: Any, after: 
     # full values are in before/after)
     return insert(audit_log).values(
         ts=time.time(),
-        actor=actor[:200],
-        action=action[:64],
-        target=None if target is None else target[:200],
+        actor=_cut(actor, 200),
+        action=_cut(action, 64),
+        target=_cut(target, 200),
         before=enc(before),
         after=enc(after),
     )

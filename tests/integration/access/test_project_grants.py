@@ -243,7 +243,7 @@ def test_key_create_refuses_bad_grants_and_a_past_expiry(stub: StubServer) -> No
     with LiveServer(_config(stub)) as srv, httpx.Client(base_url=srv.url) as c:
         for body, param in [
             ({"expires_at": time.time() - 60}, "expires_at"),
-            ({"projects": ["a\u0000b"]}, "projects"),
+            ({"projects": ["a\u0000b"]}, "projects[0]"),
             ({"projects": ["*", "beta"]}, "projects"),
         ]:
             r = c.post("/api/v1/keys", json={"name": "x", **body}, headers=_ADMIN_H)

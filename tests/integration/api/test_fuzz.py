@@ -38,6 +38,7 @@ ACCEPTS_400 = {
     "phases, known dependencies, no cycle) is checked by the plan parser",
     "GET /metrics/timeseries": "at most 20,000 points: the window's length divided by `step`, which the "
     "schema cannot bound",
+    "POST /keys": "`expires_at` must be in the future: a bound that moves with the clock",
 }
 _POSITIVE = ["2xx", "3xx", 401, 403, 404, 409, 429, "5xx"]
 

@@ -88,12 +88,12 @@ def test_rest_crud_transitions_and_errors(store: Store) -> None:
     assert c.post("/plans", json={"format": "md", "text": "# Feature: X\n## Phase 1: A\n- [ ] T001 a (after T9)"},
                   headers=ADMIN).json()["error"]["message"].endswith("task T001 depends on unknown task T9")  # fmt: skip
     r = c.post("/plans", json={"format": "toml", "text": "x"}, headers=ADMIN)
-    assert r.status_code == 422 and r.json()["error"]["param"] == "format"
+    assert r.status_code == 400 and r.json()["error"]["param"] == "format"
     assert c.get("/features", headers=ADMIN).json()[0]["slug"] == "api"
     assert c.get("/features/nope", headers=ADMIN).status_code == 404
     assert c.get("/features", headers={}).status_code == 401
     r = c.patch("/features/api/tasks/T001", json={"priority": 11}, headers=ADMIN)
-    assert r.status_code == 422 and r.json()["error"]["param"] == "priority"
+    assert r.status_code == 400 and r.json()["error"]["param"] == "priority"
     assert c.patch("/features/api/tasks/T001", json={"priority": 9}, headers=ADMIN).json()["priority"] == 9
     r = c.post("/features/api/items", json={"kind": "risk", "title": "Vendor lock-in"}, headers=ADMIN)
     assert r.status_code == 201
