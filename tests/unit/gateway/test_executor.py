@@ -525,3 +525,17 @@ async def test_a_limit_wait_shorter_than_the_limit_gives_up_with_the_wait_left()
     assert env.clock.sleeps == [pytest.approx(5.0)]
     assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(35.0)
     assert env.up.log == ["p0", "p1"]
+
+
+async def test_a_chain_limited_everywhere_gives_the_shortest_wait_of_all_its_groups() -> None:
+    one_rpm = {"limits": {"rpm": 1}}
+    env = build(group("m", dep("p0", **one_rpm), fallbacks=["b"]), group("b", dep("p1", **one_rpm)))
+    assert await env.run(env.call()) == "from p0"  # t: p0 is full until t+60
+    env.clock.now += 30
+    assert await env.run(env.call("b")) == "from p1"  # t+30: p1 is full until t+90
+    env.clock.now += 10
+    call = env.call()
+    err = await env.fail(call)
+    assert env.up.log == ["p0", "p1"] and call.fallbacks == 1
+    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(20.0)
+    assert err.headers["retry-after"] == "20"
