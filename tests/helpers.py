@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -17,10 +17,12 @@ from architect.gateway.app import GatewayApp, create_app
 from architect.gateway.runtime import Runtime
 from architect.store import Store, open_store
 
-__all__ = ["LiveServer", "free_port", "make_config", "stub_config", "wait_until"]
+__all__ = ["LiveServer", "free_port", "make_config", "stub_config", "wait_until", "wait_until_async"]
+
+T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> object:
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
     """Poll `predicate` until it returns a truthy value (returned) or `timeout` seconds pass
     (AssertionError). Replaces fixed sleeps: a test waits as long as the condition needs, no longer."""
     deadline = time.monotonic() + timeout
@@ -31,6 +33,19 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+async def wait_until_async(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
+    """`wait_until` for async tests: polls without blocking the event loop, so the tasks the
+    condition waits for keep running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        await asyncio.sleep(interval)
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,9 @@ def test_plan_run_kill_worker_and_report(tmp_path: Path, env: dict[str, str]) ->
                                  stdout=out_file, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         _wait_for(lambda: log.exists() and "start T002 1" in log.read_text(), 30)
-        time.sleep(0.3)
+        with closing(open_store(env["ARCHITECT_DATABASE_URL"])) as watch:  # T002's process is recorded
+            fid = watch.tasks.get_feature("checkout-flow")["id"]
+            _wait_for(lambda: watch.tasks.get_task(fid, "T002")["pgid"] is not None, 30)
         killed_at = time.time()
         first.send_signal(signal.SIGKILL)  # the worker dies; T002's `sleep 3` lives on as an orphan
         first.wait(10)

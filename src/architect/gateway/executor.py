@@ -86,14 +86,27 @@ class _Next(Exception):
         self.context = context
 
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
 class Executor:
+    """Runs calls along their group's chain. `clock` (seconds, monotonic) bounds a call's retries and
+    waits and `sleep` does the waiting (backoff, limit waits); tests inject both so no test waits."""
+
     def __init__(
-        self, router: Router, rng: random.Random | None = None, events: EventBus | None = None
+        self,
+        router: Router,
+        rng: random.Random | None = None,
+        events: EventBus | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.router = router
         self.rng = rng or random.Random()
         self.events = events
-        self.clock: Callable[[], float] = time.monotonic
+        self.clock = clock
+        self.sleep = sleep
         if events is not None:
             for d in router.deployments():
                 d.breaker.listener = functools.partial(self._on_transition, d.group)
@@ -164,7 +177,7 @@ class Executor:
                     pause = min(wait, until - clock())
                     if pause <= 0:
                         break
-                    await asyncio.sleep(pause)
+                    await self.sleep(pause)
                     route, probe, wait, skipped = self._pick(routes, start, need, excluded, run)
             if route is None:
                 if wait is not None:
@@ -178,7 +191,7 @@ class Executor:
                 if delay >= remaining:
                     d.breaker.release(probe)
                     break
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
             tries += 1
             reason = route.reason
             if probe:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import LiveServer, make_config, stub_config
+from tests.helpers import LiveServer, make_config, stub_config, wait_until_async
 from tests.stubs.openai_stub import StubServer
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "Plan the release."}], "temperature": 0}
@@ -57,11 +57,11 @@ async def test_an_upstream_error_reaches_every_waiter(stub: StubServer) -> None:
 
 
 async def test_leader_disconnect_hands_over_and_followers_get_answers(stub: StubServer) -> None:
-    stub.delay_s = 0.6
+    stub.delay_s = 1.0  # the leader gives up half-way through (0.5 s: room for a busy machine)
     with LiveServer(_config(stub)) as srv:
-        async with httpx.AsyncClient(base_url=srv.url, timeout=0.2) as impatient:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=0.5) as impatient:
             leader = asyncio.create_task(impatient.post("/v1/chat/completions", json=BODY))
-            await asyncio.sleep(0.05)
+            await wait_until_async(lambda: stub.in_flight)  # the leader's call reached the upstream
             followers = asyncio.create_task(_burst(srv.url, 5))
             try:
                 await leader

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -10,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from tests.helpers import LiveServer, make_config, stub_config
+from tests.helpers import LiveServer, make_config, stub_config, wait_until
 from tests.stubs.openai_stub import StubServer
 
 MSG = [{"role": "user", "content": "Say hello."}]
@@ -194,11 +193,8 @@ def test_client_disconnect_cancels_the_upstream_call_and_is_recorded(stub: StubS
     with LiveServer(make_config(stub_config(stub.url))) as srv:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(srv.url + "/v1/chat/completions", json={"model": "m", "messages": MSG}, timeout=0.5)
-        deadline = time.time() + 5
-        while time.time() < deadline and not stub.cancelled:
-            time.sleep(0.05)
-        time.sleep(0.2)
-        rows = srv.calls()
+        wait_until(lambda: stub.cancelled)
+        rows = wait_until(srv.calls)  # recorded once the cancelled call is settled
     assert stub.cancelled == 1  # the upstream request was aborted, not left running
     assert rows[0]["status"] == "cancelled" and rows[0]["http_status"] == 499
     assert rows[0]["prompt_tokens"] > 0 and rows[0]["tokens_estimated"]  # the partial usage: the prompt sent
@@ -215,10 +211,6 @@ def test_stream_disconnect_records_partial_usage(stub: StubServer) -> None:
             it = r.iter_lines()
             for _ in range(6):
                 next(it)
-        deadline = time.time() + 5
-        rows: list[dict[str, object]] = []
-        while time.time() < deadline and not rows:
-            time.sleep(0.1)
-            rows = srv.calls()
+        rows = wait_until(srv.calls)
     assert rows[0]["status"] == "cancelled" and rows[0]["stream"]
     assert 0 < int(rows[0]["completion_tokens"]) < 40  # type: ignore[call-overload]

@@ -9,6 +9,7 @@ import pytest
 
 from architect.cache.coalesce import Coalescer
 from architect.errors import BudgetExceeded, ClientClosed, UpstreamError
+from tests.helpers import wait_until_async
 
 
 async def test_followers_get_the_leaders_answer() -> None:
@@ -47,7 +48,9 @@ async def test_leader_leaving_hands_over_to_one_follower(error: BaseException | 
     followers = [asyncio.create_task(c.join("k", 5)) for _ in range(5)]
     await asyncio.sleep(0)
     c.fail(flight, error)
-    await asyncio.sleep(0.02)
+    await wait_until_async(lambda: any(f.done() for f in followers))
+    for _ in range(10):  # give any other follower that would wrongly wake the turns to do it
+        await asyncio.sleep(0)
     done = [f for f in followers if f.done()]
     assert len(done) == 1  # exactly one follower took over as the new leader
     new_flight, v = done[0].result()
@@ -76,7 +79,7 @@ async def test_a_follower_disconnecting_does_not_affect_the_others() -> None:
     f2 = asyncio.create_task(c.join("k", 5))
     await asyncio.sleep(0)
     f1.cancel()
-    await asyncio.sleep(0.02)
+    await wait_until_async(lambda: f1.done() and c.waiting() == 1)
     assert c.waiting() == 1 and not flight.future.cancelled()
     c.publish(flight, "v")
     assert await f2 == (None, "v")

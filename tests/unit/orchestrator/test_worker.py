@@ -10,6 +10,7 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_yaml
 from architect.orchestrator.worker import Worker, WorkerOptions
 from architect.store.orchestrator import ClaimOptions, MemoryTaskRepo
+from tests.helpers import wait_until_async
 
 YAML = """
 project: shop
@@ -75,12 +76,13 @@ async def test_a_lost_lease_stops_the_attempt() -> None:
     m.import_plans(
         parse_yaml("title: X\nphases:\n  - tasks:\n      - {id: T001, title: a, command: 'sleep 20'}\n")
     )
-    w = Worker(m, {"command": CommandExecutor()}, WorkerOptions(slots=1, lease_s=0.6, poll_s=0.05))
+    # a lease long enough never to expire on a busy machine; frequent heartbeats to see the cancel
+    opts = WorkerOptions(slots=1, lease_s=30, heartbeat_s=0.05, poll_s=0.05)
+    w = Worker(m, {"command": CommandExecutor()}, opts)
     job = asyncio.create_task(w.run())
-    await asyncio.sleep(0.3)
+    await wait_until_async(lambda: w.running)  # the task is claimed and its command started
     m.cancel("x")
-    await asyncio.sleep(0.5)
-    assert w.stats["lost"] == 1 and not w.running
+    await wait_until_async(lambda: w.stats["lost"] == 1 and not w.running)
     w.stop()
     await asyncio.wait_for(job, 5)
     assert repo.get_task(1, "T001")["status"] == "cancelled"
