@@ -124,7 +124,7 @@ def test_a_key_without_the_scope_cannot_write_fields_that_run_code(
 
         # an unknown scope is a 400 naming the field; scopes show in the key's views and its audit row
         r = c.post("/api/v1/keys", json={"name": "x", "scopes": ["tasks:everything"]}, headers=_h(ADMIN))
-        assert r.status_code == 400 and r.json()["error"]["param"] == "scopes"
+        assert r.status_code == 400 and r.json()["error"]["param"] == "scopes[0]"
         listed = {k["name"]: k["scopes"] for k in c.get("/api/v1/keys", headers=_h(ADMIN)).json()["keys"]}
         assert listed == {"plain": [], "ops": ["tasks:execute"]}
         audit = c.get("/api/v1/audit", params={"action": "key.create"}, headers=_h(ADMIN)).json()["audit"]
@@ -287,3 +287,22 @@ def test_the_admin_approves_through_the_api(server: LiveServer, tmp_path: Path) 
         audit = c.get("/api/v1/audit", params={"action": "plan.approve"}, headers=_h(ADMIN)).json()["audit"]
         assert audit[0]["actor"] == "admin-key" and audit[0]["after"]["tasks"] == ["T001", "T002"]
         assert c.post("/api/v1/features/cart/approve", headers=_h(ADMIN)).json() == []  # nothing left
+
+
+def test_a_plan_cannot_take_over_another_projects_feature_by_its_slug(server: LiveServer) -> None:
+    """Slugs are unique across projects: re-importing another project's slug is refused (409), the
+    feature stays where it is, and the refusal does not name the project that holds it."""
+    with httpx.Client(base_url=server.url, timeout=20) as c:
+        theirs = "# Feature: Billing\nTheir spec.\n## Phase 1: A\n- [ ] T001 Their task\n"
+        r = c.post(
+            "/api/v1/plans", json={"format": "md", "text": theirs, "project": "vault"}, headers=_h(ADMIN)
+        )
+        assert r.status_code == 201, r.text
+        shop = _key(c, "shop-only")
+        mine = "# Feature: Billing\nMine now.\n## Phase 1: A\n- [ ] T001 Cancel it\n"
+        r = _import(c, shop, mine)
+        assert r.status_code == 409, r.text
+        assert "vault" not in r.text and r.json()["error"]["type"] == "conflict"
+        f = c.get("/api/v1/features/billing", headers=_h(ADMIN)).json()
+        assert f["project"] == "vault" and f["spec"] == "Their spec."
+        assert c.get("/api/v1/features/billing", headers=_h(shop)).status_code == 404

@@ -54,7 +54,17 @@ class CatalogMixin(RepoBase):
     def _apply(self, conn: Connection, plan: Mapping[str, Any], now: float, writer: Writer) -> Row:
         head = {k: plan.get(k) for k in ("project", "title", "spec")}
         head["acceptance"] = dumps(list(plan.get("acceptance") or []))
-        existing = conn.execute(select(features.c.id).where(features.c.slug == plan["slug"])).scalar()
+        found = conn.execute(
+            select(features.c.id, features.c.project).where(features.c.slug == plan["slug"])
+        ).first()
+        if found is not None and found.project != plan["project"]:
+            # a slug names one feature across all projects: a plan never moves a feature to another
+            # project (nor learns which project holds it)
+            raise StateConflict(
+                f"feature slug {plan['slug']!r} is already used by a feature outside project "
+                f"{plan['project']!r}; give the plan another slug"
+            )
+        existing = found.id if found is not None else None
         prompt_changed = existing is not None and bool(
             changed_prompt_fields(self._feature_row(conn, int(existing)), plan)
         )
