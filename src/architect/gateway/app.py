@@ -283,6 +283,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 when the store answers, else 503. The admin (and open mode) also get the ledger's queue,
+    written, dropped and quarantined counts and every model group's breaker states; anyone else only
+    the status, since deployments and traffic are fleet-wide facts."""
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, Any] = {}
     ok = True
@@ -297,6 +300,9 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         ok = False
         checks["store"] = {"ok": False, "error": type(exc).__name__}
+    status = {"status": "ok" if ok else "unavailable"}
+    if not await _sees_fleet(runtime, request):  # for a load balancer: up or not, nothing about the fleet
+        return JSONResponse({**status, "checks": {"store": {"ok": ok}}}, status_code=200 if ok else 503)
     checks["ledger"] = {
         "queue_depth": runtime.ledger.depth,
         "dropped": runtime.ledger.dropped,
@@ -309,9 +315,17 @@ async def readyz(request: Request) -> Response:
         available = any(s != "open" for s in states.values())
         groups[name] = {"available": available, "deployments": states}
     checks["models"] = groups
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+    return JSONResponse({**status, "checks": checks}, status_code=200 if ok else 503)
+
+
+async def _sees_fleet(runtime: Runtime, request: Request) -> bool:
+    """Whether the caller may see fleet-wide state (deployments, breakers, the ledger queue): the admin
+    key, or open mode's local operator. Anyone else, authenticated or not, gets only up or down."""
+    try:
+        principal = await runtime.auth.authenticate(request.headers.get("authorization"))
+    except GatewayError:
+        return False
+    return principal.is_admin
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
