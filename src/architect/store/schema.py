@@ -1,9 +1,9 @@
 """Table definitions (SQLAlchemy Core). The migrations in `migrations/versions` create exactly these;
-`tests/integration/test_migrations.py` checks that they agree.
+`tests/integration/store/test_migrations.py` checks that they agree.
 
 Each concern keeps its tables in its own module on this one `metadata`: `schema` (the ledger's
 `calls`), `schema_orchestrator`, `schema_keys`, `schema_budgets`, `schema_audit`, `schema_alerts`,
-`schema_rollups`, `schema_cache`. A repository module imports only its own tables; `all_metadata()`
+`schema_rollups`, `schema_cache`. A repository module imports the tables it uses; `all_metadata()`
 imports them all so the declared schema is complete. Every text column is declared with `store.text`'s
 `String` or `Text`, which escape what a database cannot hold (NUL, lone surrogates) the same way on
 SQLite and PostgreSQL; `tests/integration/store/test_text.py` checks that none is left out.
