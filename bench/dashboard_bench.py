@@ -53,7 +53,7 @@ def build_store(path: Path, n: int) -> None:
         f.unlink(missing_ok=True)
     store = open_store(f"sqlite:///{tmp}", migrate="upgrade")
     try:
-        load(store, Rollups(store.access, store.ledger), n, time.time(), ledger=True)
+        load(store, Rollups(store.rollups, store.ledger), n, time.time(), ledger=True)
     finally:
         store.close()
     tmp.rename(path)

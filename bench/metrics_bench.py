@@ -73,11 +73,11 @@ def main() -> None:
     a = ap.parse_args()
     store = open_store(a.url, migrate="upgrade")
     now = time.time()
-    rollups = Rollups(store.access, store.ledger)
+    rollups = Rollups(store.rollups, store.ledger)
     if not a.query_only:
         load(store, rollups, a.calls, now, ledger=not a.no_ledger)
     else:
-        now = float(store.access.hour_watermark() or now)  # the loaded data ends near here
+        now = float(store.rollups.hour_watermark() or now)  # the loaded data ends near here
     report(store, rollups, a.calls, now)
 
 

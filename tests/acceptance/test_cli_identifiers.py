@@ -28,6 +28,6 @@ def test_keys_create_refuses_control_characters_in_the_name_and_tags(sqlite_url:
     assert r.returncode != 0 and "tags.project: must not contain control characters" in r.stderr + r.stdout
     store = open_store(sqlite_url)
     try:
-        assert store.access.list_keys() == []
+        assert store.keys.list_keys() == []
     finally:
         store.close()

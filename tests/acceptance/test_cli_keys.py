@@ -76,7 +76,7 @@ def test_keys_local_and_remote(sqlite_url: str) -> None:
             )
             assert spend.returncode == 0, spend.stderr
             assert orjson.loads(spend.stdout)["rows"][0]["requests"] >= 1
-        audit = store.access.list_audit()
+        audit = store.audit.list_audit()
         actors = {(a["action"], a["actor"]) for a in audit}
         assert ("key.create", "admin-key") in actors and ("key.rotate", "admin-key") in actors
         assert any(a["actor"].startswith("cli:") for a in audit)
@@ -134,6 +134,6 @@ def test_keys_create_with_project_grants(sqlite_url: str) -> None:
             )
             assert past.returncode != 0 and "400" in past.stderr and "expires_at" in past.stderr
         created = {
-            a["after"]["name"]: a["after"]["projects"] for a in store.access.list_audit(action="key.create")
+            a["after"]["name"]: a["after"]["projects"] for a in store.audit.list_audit(action="key.create")
         }
         assert created == {"two": ["shop", "web"], "every": "*", "remote": ["beta"]}

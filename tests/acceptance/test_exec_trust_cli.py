@@ -54,7 +54,7 @@ def test_keys_create_with_scopes(env: dict[str, str]) -> None:
     )
     store = open_store(env["ARCHITECT_DATABASE_URL"])
     try:
-        (row,) = store.access.list_audit(action="key.create")
+        (row,) = store.audit.list_audit(action="key.create")
         assert row["target"] == created["id"] and row["after"]["scopes"] == ["tasks:execute"]
         with LiveServer(make_config({**stub_config("http://127.0.0.1:9"), "auth": {"admin_key": ADMIN}}),
                         store=store) as srv:  # fmt: skip
@@ -116,10 +116,10 @@ def test_untrusted_tasks_are_blocked_until_plan_approve(tmp_path: Path, env: dic
 
     store = open_store(env["ARCHITECT_DATABASE_URL"])
     try:
-        blocked = store.access.list_audit(action="task.blocked_untrusted")
+        blocked = store.audit.list_audit(action="task.blocked_untrusted")
         assert sorted(a["target"] for a in blocked) == ["old/T001", "old/T002"]
         assert all(a["actor"].startswith("worker:") for a in blocked)
-        (local,) = store.access.list_audit(action="plan.approve")
+        (local,) = store.audit.list_audit(action="plan.approve")
         assert local["actor"].startswith("cli:") and local["after"]["tasks"] == ["T001"]
         with LiveServer(make_config({**stub_config("http://127.0.0.1:9"), "auth": {"admin_key": ADMIN}}),
                         store=store) as srv:  # fmt: skip
@@ -132,7 +132,7 @@ def test_untrusted_tasks_are_blocked_until_plan_approve(tmp_path: Path, env: dic
             ok = _cli("plan", "approve", "old", "--json", "--server", srv.url, "--key", ADMIN, env=env)
             assert [(t["key"], t["status"], t["exec_set_by"]) for t in orjson.loads(ok.stdout)] == [
                 ("T002", "ready", "admin-key")]  # fmt: skip
-        assert store.access.list_audit(action="plan.approve")[0]["actor"] == "admin-key"
+        assert store.audit.list_audit(action="plan.approve")[0]["actor"] == "admin-key"
     finally:
         store.close()
     _cli("worker", "--exit-when-idle", "--poll", "0.05", env=env)
@@ -155,7 +155,7 @@ def test_the_worker_allow_list(tmp_path: Path, env: dict[str, str]) -> None:
     try:
         t = store.tasks.get_task(store.tasks.get_feature("allowed")["id"], "T002")
         assert (t["status"], t["reason"]) == ("blocked", "command_not_allowed")
-        (row,) = store.access.list_audit(action="task.blocked_command_not_allowed")
+        (row,) = store.audit.list_audit(action="task.blocked_command_not_allowed")
         assert row["after"]["command"] == f"touch {bad}; echo more"
     finally:
         store.close()

@@ -75,8 +75,9 @@ def _domain(runtime: Any) -> AccessDomain:
         from architect.access.budgets import BudgetGuard
         from architect.access.keys import KeyResolver
 
-        repo = runtime.store.access
-        domain = AccessDomain(KeyService(repo), BudgetGuard(repo), KeyResolver(repo))
+        store = runtime.store
+        keys = KeyService(store.keys, store.budgets, store.audit)
+        domain = AccessDomain(keys, BudgetGuard(store.budgets), KeyResolver(store.keys))
         runtime.extensions["access"] = domain
     return domain
 
@@ -140,27 +141,29 @@ async def rotate_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) ->
 @router.get("/budgets")
 async def list_budgets(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     """Budgets with the spend of their current window."""
-    rows = await asyncio.to_thread(runtime.store.access.list_budgets)
+    rows = await asyncio.to_thread(runtime.store.budgets.list_budgets)
     return {"budgets": [_budget_out(b) for b in rows if _visible_budget(principal, b)]}
 
 
 @router.post("/budgets", status_code=201, responses={404: {"description": "No key with the target id"}})
 async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Create a budget or change its limit (one per scope, target and period)."""
-    repo = runtime.store.access
-    if body.scope == "key" and await asyncio.to_thread(repo.get_key, body.target) is None:
+    store = runtime.store
+    if body.scope == "key" and await asyncio.to_thread(store.keys.get_key, body.target) is None:
         raise NotFound(f"target: no key with id {body.target!r}", param="target", code="resource_missing")
     before = next(
         (
             b
-            for b in await asyncio.to_thread(repo.list_budgets)
+            for b in await asyncio.to_thread(store.budgets.list_budgets)
             if (b["scope"], b["target"], b["period"]) == (body.scope, body.target, body.period)
         ),
         None,
     )
-    row = await asyncio.to_thread(repo.upsert_budget, body.scope, body.target, body.period, body.limit_usd)
+    row = await asyncio.to_thread(
+        store.budgets.upsert_budget, body.scope, body.target, body.period, body.limit_usd
+    )
     await asyncio.to_thread(
-        repo.add_audit,
+        store.audit.add_audit,
         actor_of(principal),
         "budget.set",
         f"{body.scope}:{body.target}:{body.period}",
@@ -168,15 +171,15 @@ async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) 
         body.model_dump(),
     )
     await _domain(runtime).budgets_changed(runtime)
-    out = next(b for b in await asyncio.to_thread(repo.list_budgets) if b["id"] == row["id"])
+    out = next(b for b in await asyncio.to_thread(store.budgets.list_budgets) if b["id"] == row["id"])
     return _budget_out(out)
 
 
 @router.delete("/budgets/{budget_id}")
 async def delete_budget(budget_id: RowId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Delete a budget and its spend; the deletion and its audit row are one transaction."""
-    repo = runtime.store.access
-    await asyncio.to_thread(functools.partial(repo.delete_budget, budget_id, actor=actor_of(principal)))
+    budgets = runtime.store.budgets
+    await asyncio.to_thread(functools.partial(budgets.delete_budget, budget_id, actor=actor_of(principal)))
     await _domain(runtime).budgets_changed(runtime)
     return {"deleted": budget_id}
 
@@ -192,7 +195,7 @@ async def audit(
 ) -> dict[str, Any]:
     """The audit log of admin actions, newest first: who, what, when, before and after."""
     rows = await asyncio.to_thread(
-        runtime.store.access.list_audit, since=since, limit=limit, actor=actor or None, action=action or None
+        runtime.store.audit.list_audit, since=since, limit=limit, actor=actor or None, action=action or None
     )
     return {"audit": rows}
 
@@ -218,30 +221,6 @@ async def spend(
         where["key_id"] = principal.key_id
     if lo >= hi:
         rows: list[dict[str, Any]] = []
-    elif runtime.store.is_memory:
-        rows = _memory_spend(runtime.store.ledger.calls_between(lo, hi, where=where), by)
     else:
-        rows = await asyncio.to_thread(runtime.store.access.spend, lo, hi, by, where)
+        rows = await asyncio.to_thread(runtime.store.spend.between, lo, hi, by, where)
     return {"by": by, "since": lo, "until": hi, "rows": rows}
-
-
-def _memory_spend(calls: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
-    out: dict[Any, dict[str, Any]] = {}
-    for c in calls:
-        r = out.setdefault(
-            c.get(by),
-            {
-                by: c.get(by),
-                "requests": 0,
-                "cost_usd": 0.0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "cache_saved_usd": 0.0,
-            },
-        )
-        r["requests"] += 1
-        r["cost_usd"] += c["cost_usd"] or 0.0
-        r["prompt_tokens"] += c["prompt_tokens"] or 0
-        r["completion_tokens"] += c["completion_tokens"] or 0
-        r["cache_saved_usd"] += c.get("saved_cost_usd") or 0.0
-    return sorted(out.values(), key=lambda r: -r["cost_usd"])

@@ -1,7 +1,7 @@
 """Budgets per key and per project, per day/month/total, in USD.
 
 Before a call the pipeline reserves its worst-case cost on every budget that applies (the key's and
-the project's); the store does it atomically (see `architect.store.access`), so gateways sharing a
+the project's); the store does it atomically (see `architect.store.budgets`), so gateways sharing a
 store cannot reserve past a limit. The real cost is settled after the call in the background (a held
 reservation is always at least the real cost, so settling late is safe). Crossing 50/80/100% of a
 budget raises an alert once per budget window, across all processes."""
@@ -17,7 +17,7 @@ from typing import Any
 
 from architect.errors import BudgetExceeded
 from architect.gateway.call import Call
-from architect.store.access import AccessRepo, BudgetItem, period_start
+from architect.store.budgets import BudgetItem, BudgetRepo, period_start
 
 __all__ = ["BudgetGuard", "Reservation", "describe_budget"]
 
@@ -45,7 +45,7 @@ def describe_budget(b: dict[str, Any], key_names: dict[str, str] | None = None) 
 class BudgetGuard:
     """The `Budgets` hook of the pipeline."""
 
-    def __init__(self, repo: AccessRepo, *, notify: Notify | None = None, refresh_s: float = 1.0) -> None:
+    def __init__(self, repo: BudgetRepo, *, notify: Notify | None = None, refresh_s: float = 1.0) -> None:
         self.repo = repo
         self.notify = notify
         self.refresh_s = refresh_s

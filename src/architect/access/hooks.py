@@ -38,7 +38,7 @@ async def _notify(runtime: Any, event: dict[str, Any]) -> None:
         await alerter.emit(event)
         return
     row = {"ts": time.time(), **event}
-    row["id"] = await asyncio.to_thread(runtime.store.access.add_alert_event, row)
+    row["id"] = await asyncio.to_thread(runtime.store.alerts.add_alert_event, row)
     log.warning("alert %s %s: %s", event["rule"], event["state"], event["message"])
     runtime.events.publish("alert", row)
 
@@ -56,10 +56,10 @@ def login_guard(runtime: Any) -> LoginGuard:
     """The dashboard login guard of this runtime (made on first use), auditing to the access store."""
     guard: LoginGuard | None = runtime.extensions.get("login")
     if guard is None:
-        repo = runtime.store.access
+        audit = runtime.store.audit
 
         async def write(row: AuditRow) -> None:
-            await asyncio.to_thread(repo.add_audit, row.actor, row.action, row.target, None, row.after)
+            await asyncio.to_thread(audit.add_audit, row.actor, row.action, row.target, None, row.after)
 
         guard = runtime.extensions["login"] = LoginGuard(runtime.config.auth.login, write)
     return guard
@@ -72,12 +72,12 @@ async def _login_audit_loop(guard: LoginGuard) -> None:
 
 
 async def install(runtime: Any) -> None:
-    repo = runtime.store.access
-    resolver = KeyResolver(repo)
-    guard = BudgetGuard(repo, notify=lambda ev: _notify(runtime, ev))
-    domain = AccessDomain(KeyService(repo), guard, resolver)
+    store = runtime.store
+    resolver = KeyResolver(store.keys)
+    guard = BudgetGuard(store.budgets, notify=lambda ev: _notify(runtime, ev))
+    domain = AccessDomain(KeyService(store.keys, store.budgets, store.audit), guard, resolver)
     runtime.auth.key_resolver = resolver
-    runtime.auth.key_states = KeyStates(repo)
+    runtime.auth.key_states = KeyStates(store.keys)
     runtime.spawn(_login_audit_loop(login_guard(runtime)))
     runtime.hooks.key_limits = KeyLimiter()
     runtime.hooks.budgets = guard

@@ -21,7 +21,9 @@ from typing import Any
 from architect.access.auth import SCOPES, Principal
 from architect.errors import InvalidRequest, NotFoundInStore, StateConflict
 from architect.identifiers import check_identifier
-from architect.store.access import PERIODS, AccessRepo
+from architect.store.audit import AuditRepo
+from architect.store.budgets import PERIODS, BudgetRepo
+from architect.store.keys import KeyRepo
 
 __all__ = [
     "KeyResolver",
@@ -154,8 +156,10 @@ def principal_for(row: Mapping[str, Any]) -> Principal:
 class KeyService:
     """Create, revoke and rotate keys; every change is written to the audit log by `actor`."""
 
-    def __init__(self, repo: AccessRepo) -> None:
-        self.repo = repo
+    def __init__(self, keys: KeyRepo, budgets: BudgetRepo, audit: AuditRepo) -> None:
+        self.keys = keys
+        self.budgets = budgets
+        self.audit = audit
 
     def create(
         self,
@@ -210,29 +214,29 @@ class KeyService:
             "projects": granted,
             "scopes": scopes,
         }
-        self.repo.create_key(row)
+        self.keys.create_key(row)
         if budget_usd is not None:
-            self.repo.upsert_budget("key", row["id"], budget_period, budget_usd)
+            self.budgets.upsert_budget("key", row["id"], budget_period, budget_usd)
         view = self.view(row["id"])
-        self.repo.add_audit(actor, "key.create", row["id"], None, view)
+        self.audit.add_audit(actor, "key.create", row["id"], None, view)
         return secret, view
 
     def view(self, key_id: str) -> dict[str, Any]:
-        row = self.repo.get_key(key_id)
+        row = self.keys.get_key(key_id)
         if row is None:
             raise NotFoundInStore(f"no key with id {key_id!r}")
-        return key_view(row, self.repo.list_budgets())
+        return key_view(row, self.budgets.list_budgets())
 
     def list(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
-        budgets = self.repo.list_budgets()
-        return [key_view(r, budgets) for r in self.repo.list_keys(ids)]
+        budgets = self.budgets.list_budgets()
+        return [key_view(r, budgets) for r in self.keys.list_keys(ids)]
 
     def revoke(self, key_id: str, *, actor: str) -> dict[str, Any]:
         before = self.view(key_id)
         now = time.time()
-        self.repo.update_key(key_id, {"revoked_at": before["revoked_at"] or now, "updated_at": now})
+        self.keys.update_key(key_id, {"revoked_at": before["revoked_at"] or now, "updated_at": now})
         after = self.view(key_id)
-        self.repo.add_audit(actor, "key.revoke", key_id, before, after)
+        self.audit.add_audit(actor, "key.revoke", key_id, before, after)
         return after
 
     def rotate(self, key_id: str, *, actor: str) -> tuple[str, dict[str, Any]]:
@@ -240,12 +244,12 @@ class KeyService:
         if before["revoked"]:
             raise StateConflict(f"key {key_id} is revoked; create a new one instead")
         secret = new_secret()
-        self.repo.update_key(
+        self.keys.update_key(
             key_id,
             {"secret_hash": hash_secret(secret), "prefix": secret[:VISIBLE_CHARS], "updated_at": time.time()},
         )
         after = self.view(key_id)
-        self.repo.add_audit(actor, "key.rotate", key_id, before, after)
+        self.audit.add_audit(actor, "key.rotate", key_id, before, after)
         return secret, after
 
 
@@ -256,7 +260,7 @@ class KeyResolver:
     revoked, rotated or expired on any process sharing the store is refused within `ttl_s` plus one
     store round trip everywhere. Expiry is also checked on every use against the cached row."""
 
-    def __init__(self, repo: AccessRepo, *, ttl_s: float = 0.5, max_entries: int = 10_000) -> None:
+    def __init__(self, repo: KeyRepo, *, ttl_s: float = 0.5, max_entries: int = 10_000) -> None:
         self.repo = repo
         self.ttl_s = ttl_s
         self.max_entries = max_entries

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from architect.access.keys import principal_for
 from architect.access.sessions import KeyStanding
-from architect.store.access import AccessRepo
+from architect.store.keys import KeyRepo
 
 __all__ = ["KeyStates"]
 
@@ -28,7 +28,7 @@ class KeyStates:
 
     def __init__(
         self,
-        repo: AccessRepo,
+        repo: KeyRepo,
         *,
         ttl_s: float = 1.0,
         max_entries: int = 10_000,

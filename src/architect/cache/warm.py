@@ -129,7 +129,7 @@ def _principal(runtime: Any, key_id: str | None) -> Principal | None:
     try:
         from architect.access.keys import principal_for
 
-        row = runtime.store.access.get_key(key_id)
+        row = runtime.store.keys.get_key(key_id)
     except ModuleNotFoundError:
         return None
     if row is None or row.get("revoked_at") is not None:

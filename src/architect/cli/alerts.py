@@ -29,7 +29,7 @@ def alerts(
     else:
         store = open_cli_store(database_url)
         try:
-            rows = store.access.list_alert_events(since=start, limit=limit)
+            rows = store.alerts.list_alert_events(since=start, limit=limit)
         finally:
             store.close()
     if json:

@@ -51,7 +51,8 @@ def call_server(server: str, key: str | None, method: str, path: str, body: Any 
 
 
 def _local(database_url: str | None) -> KeyService:
-    return KeyService(open_cli_store(database_url).access)
+    store = open_cli_store(database_url)
+    return KeyService(store.keys, store.budgets, store.audit)
 
 
 def _tags(text: str | None) -> dict[str, str]:

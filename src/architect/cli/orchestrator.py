@@ -207,7 +207,7 @@ def run(
     _roles(role_limit)
     commands = _commands(allow_command)
     store = open_cli_store(database_url)
-    manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.access.add_audit)
+    manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.audit.add_audit)
     f = manager.feature(feature)
     if f["status"] != "active":
         err_console.print(f"[red]error:[/red] feature {f['slug']} is {f['status']}; resume it first")
@@ -271,7 +271,7 @@ def worker(
     _roles(role_limit)
     commands = _commands(allow_command)
     store = open_cli_store(database_url)
-    manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.access.add_audit)
+    manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.audit.add_audit)
     ids = tuple(manager.feature(x)["id"] for x in feature) if feature else None
     opts = _options(
         lease,

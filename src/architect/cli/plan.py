@@ -29,7 +29,7 @@ FeatureArg = Annotated[str, typer.Argument(help="feature slug or id")]
 
 def _manager(database_url: str | None) -> Manager:
     store = open_cli_store(database_url)
-    return Manager(store.tasks, audit=store.access.add_audit)
+    return Manager(store.tasks, audit=store.audit.add_audit)
 
 
 @app.command("import")

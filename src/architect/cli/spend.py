@@ -35,8 +35,8 @@ def spend(
     else:
         store = open_cli_store(database_url)
         try:
-            rows = store.access.spend(start, time.time() + 1, by)
-            budgets = store.access.list_budgets()
+            rows = store.spend.between(start, time.time() + 1, by)
+            budgets = store.budgets.list_budgets()
         finally:
             store.close()
     if json:

@@ -37,7 +37,8 @@ class Alerter:
         webhook_backoff_s: float = 0.5,
     ) -> None:
         self.runtime = runtime
-        self.repo = runtime.store.access
+        self.repo = runtime.store.alerts
+        self.budgets = runtime.store.budgets
         self.interval_s = interval_s
         self.webhook_attempts = webhook_attempts
         self.webhook_backoff_s = webhook_backoff_s
@@ -101,7 +102,7 @@ class Alerter:
 
     async def _eval_budget(self, rule: AlertRule) -> None:
         threshold = rule.threshold / 100.0 if rule.threshold > 1 else rule.threshold
-        for b in await asyncio.to_thread(self.repo.list_budgets):
+        for b in await asyncio.to_thread(self.budgets.list_budgets):
             target = f"{b['scope']}:{b['target']}"
             if rule.target and rule.target not in (target, b["target"]):
                 continue

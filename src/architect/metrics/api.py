@@ -84,7 +84,7 @@ def csv_safe(row: dict[str, Any]) -> dict[str, Any]:
 def _rollups(runtime: Any) -> Rollups:
     r: Rollups | None = runtime.extensions.get("rollups")
     if r is None:
-        r = runtime.extensions["rollups"] = Rollups(runtime.store.access, runtime.store.ledger)
+        r = runtime.extensions["rollups"] = Rollups(runtime.store.rollups, runtime.store.ledger)
     return r
 
 
@@ -325,5 +325,5 @@ async def alerts(
 ) -> dict[str, Any]:
     """Alert firings and resolutions, newest first. A virtual key sees those about budgets it may see
     (its key's and its granted projects')."""
-    rows = await asyncio.to_thread(runtime.store.access.list_alert_events, since=since, limit=limit)
+    rows = await asyncio.to_thread(runtime.store.alerts.list_alert_events, since=since, limit=limit)
     return {"alerts": [r for r in rows if alert_visible(principal, r)]}

@@ -28,7 +28,7 @@ async def _compact_loop(rollups: Rollups, every_s: float = 60.0) -> None:
 
 
 async def install(runtime: Any) -> None:
-    rollups = Rollups(runtime.store.access, runtime.store.ledger)
+    rollups = Rollups(runtime.store.rollups, runtime.store.ledger)
     prom = PromMetrics(runtime)
     previous_submit = runtime.ledger.on_submit
     previous_flushed = runtime.ledger.on_flushed

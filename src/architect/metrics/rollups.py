@@ -31,8 +31,8 @@ import orjson
 
 from architect.metrics.aggregate import CACHE, STATS_COLUMNS, is_cache_hit, metric_dim, summarise
 from architect.metrics.sketch import Sketch
-from architect.store.access import AccessRepo
 from architect.store.ledger import LedgerRepo
+from architect.store.rollups import RollupRepo
 
 __all__ = ["DIMSETS", "Agg", "Rollups", "merge_rows"]
 
@@ -185,7 +185,7 @@ class Rollups:
 
     def __init__(
         self,
-        repo: AccessRepo,
+        repo: RollupRepo,
         ledger: LedgerRepo,
         *,
         flush_s: float = 5.0,

@@ -129,7 +129,7 @@ def _manager(runtime: Any) -> Manager:
         if bus is not None:
             bus.publish_threadsafe(loop, "task", data)
 
-    return Manager(runtime.store.tasks, publish=publish, audit=runtime.store.access.add_audit)
+    return Manager(runtime.store.tasks, publish=publish, audit=runtime.store.audit.add_audit)
 
 
 async def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:

@@ -1,17 +1,24 @@
-"""Storage: one narrow interface per domain, each with a SQL (SQLite/PostgreSQL) and an in-memory
-implementation. No other package writes SQL.
+"""Storage: one narrow interface per concern, each with a SQL (SQLite/PostgreSQL) implementation and
+an in-memory double. No other package writes SQL.
 
     store = open_store(url)            # SQL, migrated or checked
-    store = Store.memory()             # the in-memory double for unit tests
+    store = Store.memory()             # the in-memory doubles, for unit tests
     store.ledger.record(...)           # calls (with their attempts)
-    store.tasks / store.access / store.cache   # the orchestrator, keys/budgets and cache domains
+    store.keys / store.budgets / store.audit       # virtual keys, budgets and their spend, the audit log
+    store.alerts / store.rollups / store.spend     # alert events and state, metric rollups, ledger spend
+    store.tasks / store.cache                      # the orchestrator and the response cache
+
+Each repository is built, and its module imported, when its attribute is first read. On a memory
+store, the repositories whose double is their own SQL (keys, budgets, audit, alerts, rollups, tasks)
+share one in-memory SQLite database (`store.sqlite_memory`); the ledger, its spend and the cache are
+pure Python.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-from typing import TYPE_CHECKING, Any, Literal
+import threading
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Engine
 
@@ -20,28 +27,28 @@ from architect.store.engine import is_sqlite, make_engine, normalise_url, redact
 from architect.store.ledger import LedgerRepo, MemoryLedger, SQLLedger
 
 if TYPE_CHECKING:
-    from architect.store.access import AccessRepo
+    from architect.store.alerts import AlertRepo
+    from architect.store.audit import AuditRepo
+    from architect.store.budgets import BudgetRepo
     from architect.store.cache import CacheRepo
+    from architect.store.keys import KeyRepo
     from architect.store.orchestrator import TaskRepo
+    from architect.store.rollups import RollupRepo
+    from architect.store.spend import SpendRepo
+    from architect.store.sqlite_memory import SQLiteMemory
 
 __all__ = ["Store", "open_store"]
 
-# domain attribute -> (module, SQL class, memory class)
-_DOMAINS: dict[str, tuple[str, str, str]] = {
-    "tasks": ("architect.store.orchestrator", "SQLTaskRepo", "MemoryTaskRepo"),
-    "access": ("architect.store.access", "SQLAccessRepo", "MemoryAccessRepo"),
-    "cache": ("architect.store.cache", "SQLCacheRepo", "MemoryCacheRepo"),
-}
-
 
 class Store:
-    """The storage entry point: `ledger`, `tasks`, `access`, `cache` repositories on one database."""
+    """The storage entry point: one typed repository attribute per concern, all on one database."""
 
     def __init__(self, engine: Engine | None, url: str) -> None:
         self.engine = engine
         self.url = url
         self.ledger: LedgerRepo = SQLLedger(engine) if engine is not None else MemoryLedger()
-        self._repos: dict[str, Any] = {}
+        self._memory_db: SQLiteMemory | None = None
+        self._memory_db_lock = threading.Lock()
 
     @classmethod
     def memory(cls) -> Store:
@@ -55,26 +62,78 @@ class Store:
     def dialect(self) -> str:
         return "memory" if self.engine is None else self.engine.dialect.name
 
-    def _repo(self, name: str) -> Any:
-        if name not in self._repos:
-            module, sql_cls, mem_cls = _DOMAINS[name]
-            mod = importlib.import_module(module)
-            self._repos[name] = (
-                getattr(mod, mem_cls)() if self.engine is None else getattr(mod, sql_cls)(self.engine)
-            )
-        return self._repos[name]
+    def _sqlite_memory(self) -> SQLiteMemory:
+        """The memory store's in-memory SQLite database, made on first use (once, whatever the thread)."""
+        with self._memory_db_lock:
+            if self._memory_db is None:
+                from architect.store.sqlite_memory import SQLiteMemory
 
-    @property
+                self._memory_db = SQLiteMemory()
+            return self._memory_db
+
+    @functools.cached_property
+    def keys(self) -> KeyRepo:
+        from architect.store import keys
+
+        if self.engine is None:
+            return keys.SQLiteMemoryKeyRepo(self._sqlite_memory())
+        return keys.SQLKeyRepo(self.engine)
+
+    @functools.cached_property
+    def budgets(self) -> BudgetRepo:
+        from architect.store import budgets
+
+        if self.engine is None:
+            return budgets.SQLiteMemoryBudgetRepo(self._sqlite_memory())
+        return budgets.SQLBudgetRepo(self.engine)
+
+    @functools.cached_property
+    def audit(self) -> AuditRepo:
+        from architect.store import audit
+
+        if self.engine is None:
+            return audit.SQLiteMemoryAuditRepo(self._sqlite_memory())
+        return audit.SQLAuditRepo(self.engine)
+
+    @functools.cached_property
+    def alerts(self) -> AlertRepo:
+        from architect.store import alerts
+
+        if self.engine is None:
+            return alerts.SQLiteMemoryAlertRepo(self._sqlite_memory())
+        return alerts.SQLAlertRepo(self.engine)
+
+    @functools.cached_property
+    def rollups(self) -> RollupRepo:
+        from architect.store import rollups
+
+        if self.engine is None:
+            return rollups.SQLiteMemoryRollupRepo(self._sqlite_memory())
+        return rollups.SQLRollupRepo(self.engine)
+
+    @functools.cached_property
+    def spend(self) -> SpendRepo:
+        from architect.store import spend
+
+        if self.engine is None:
+            return spend.MemorySpendRepo(self.ledger)
+        return spend.SQLSpendRepo(self.engine)
+
+    @functools.cached_property
     def tasks(self) -> TaskRepo:
-        return self._repo("tasks")  # type: ignore[no-any-return,unused-ignore]
+        from architect.store import orchestrator
 
-    @property
-    def access(self) -> AccessRepo:
-        return self._repo("access")  # type: ignore[no-any-return,unused-ignore]
+        if self.engine is None:
+            return orchestrator.SQLiteMemoryTaskRepo(self._sqlite_memory())
+        return orchestrator.SQLTaskRepo(self.engine)
 
-    @property
+    @functools.cached_property
     def cache(self) -> CacheRepo:
-        return self._repo("cache")  # type: ignore[no-any-return,unused-ignore]
+        from architect.store import cache
+
+        if self.engine is None:
+            return cache.MemoryCacheRepo()
+        return cache.SQLCacheRepo(self.engine)
 
     @functools.cached_property
     def redacted_url(self) -> str:
@@ -84,6 +143,8 @@ class Store:
         self.ledger.close()
         if self.engine is not None:
             self.engine.dispose()
+        if self._memory_db is not None:
+            self._memory_db.engine.dispose()
 
 
 def open_store(url: str, *, migrate: Literal["auto", "check", "upgrade", "none"] = "auto") -> Store:

@@ -1,4 +1,6 @@
-"""Engine creation: URL normalisation, SQLite WAL pragmas, driver selection."""
+"""Engine creation (URL normalisation, SQLite WAL pragmas, driver selection) and the small pieces the
+SQL repositories share: the dialect's INSERT (for ON CONFLICT) and the error a failed statement
+becomes."""
 
 from __future__ import annotations
 
@@ -7,11 +9,20 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from architect.errors import StoreError
 
-__all__ = ["begin_immediate", "is_sqlite", "make_engine", "normalise_url", "redact_url"]
+__all__ = [
+    "begin_immediate",
+    "dialect_insert",
+    "is_sqlite",
+    "make_engine",
+    "normalise_url",
+    "redact_url",
+    "store_error",
+]
 
 
 def normalise_url(url: str) -> str:
@@ -78,3 +89,19 @@ def make_engine(url: str, **kw: Any) -> Engine:
     kw.setdefault("max_overflow", 20)
     kw.setdefault("pool_pre_ping", True)
     return create_engine(url, **kw)
+
+
+def dialect_insert(engine: Engine) -> Any:
+    """The dialect's `insert` construct (it has `on_conflict_do_nothing`) for SQLite or PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
+
+
+def store_error(what: str, exc: SQLAlchemyError) -> StoreError:
+    """The StoreError for a failed statement: what failed and the driver's first line, no parameters."""
+    return StoreError(f"{what} failed: {exc.__class__.__name__}: {str(exc.args[0]) if exc.args else ''}")

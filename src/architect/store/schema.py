@@ -1,9 +1,10 @@
 """Table definitions (SQLAlchemy Core). The migrations in `migrations/versions` create exactly these;
-`tests/integration/test_migrations.py` checks that they agree.
+`tests/integration/store/test_migrations.py` checks that they agree.
 
-Each domain keeps its tables in its own module on this one `metadata`:
-`schema` (ledger), `schema_orchestrator`, `schema_access`, `schema_cache`. `all_metadata()` imports
-them all so the declared schema is complete. Every text column is declared with `store.text`'s
+Each concern keeps its tables in its own module on this one `metadata`: `schema` (the ledger's
+`calls`), `schema_orchestrator`, `schema_keys`, `schema_budgets`, `schema_audit`, `schema_alerts`,
+`schema_rollups`, `schema_cache`. A repository module imports the tables it uses; `all_metadata()`
+imports them all so the declared schema is complete. Every text column is declared with `store.text`'s
 `String` or `Text`, which escape what a database cannot hold (NUL, lone surrogates) the same way on
 SQLite and PostgreSQL; `tests/integration/store/test_text.py` checks that none is left out.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, Table
 
-from architect._optional import optional_module
 from architect.store.text import String, Text
 
 __all__ = ["INT32_MAX", "INT64_MAX", "all_metadata", "calls", "metadata"]
@@ -75,11 +75,18 @@ calls = Table(
     Index("ix_calls_project_ts", "project", "ts"),
 )
 
-_DOMAIN_MODULES = ("schema_orchestrator", "schema_access", "schema_cache")
-
 
 def all_metadata() -> MetaData:
-    """The metadata with every domain's tables registered."""
-    for name in _DOMAIN_MODULES:
-        optional_module(f"architect.store.{name}")
+    """The metadata with every table registered (a schema module registers its tables when imported;
+    they are imported here, not above, because each of them imports this module's `metadata`)."""
+    from architect.store import (  # noqa: F401  (imported for the tables they register)
+        schema_alerts,
+        schema_audit,
+        schema_budgets,
+        schema_cache,
+        schema_keys,
+        schema_orchestrator,
+        schema_rollups,
+    )
+
     return metadata

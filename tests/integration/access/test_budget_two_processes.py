@@ -21,7 +21,7 @@ from architect.config import PriceConfig
 from architect.gateway.costs import worst_case_cost
 from architect.gateway.tokens import count_messages
 from architect.store import open_store
-from architect.store.access import period_start
+from architect.store.budgets import period_start
 
 ADMIN = "two-process-admin-key"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi there"}], "max_tokens": 7}
@@ -83,12 +83,12 @@ def test_two_processes_cannot_overspend(backend: str, tmp_path: Path, request: p
     db = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
     store = open_store(db, migrate="upgrade")
     limit = 1.0
-    secret, key = KeyService(store.access).create(
+    secret, key = KeyService(store.keys, store.budgets, store.audit).create(
         name="nearly-spent", actor="test", budget_usd=limit, budget_period="total"
     )
-    budget = store.access.list_budgets()[0]
+    budget = store.budgets.list_budgets()[0]
     item = (budget["id"], period_start("total", time.time()), limit)
-    store.access.settle([item], 0.0, limit - 0.2, time.time())  # 0.20 USD left
+    store.budgets.settle([item], 0.0, limit - 0.2, time.time())  # 0.20 USD left
     worst = worst_case_cost(PRICE, count_messages(CHAT["messages"], "m"), 7)
 
     with StubServer() as stub:
@@ -112,7 +112,7 @@ def test_two_processes_cannot_overspend(backend: str, tmp_path: Path, request: p
             assert all(r.json()["error"]["code"] == "budget_exceeded" for r in refused)
             deadline = time.time() + 10
             while True:  # settlement happens in the background
-                b = store.access.list_budgets()[0]
+                b = store.budgets.list_budgets()[0]
                 if b["reserved_usd"] < 1e-9 or time.time() > deadline:
                     break
                 time.sleep(0.05)
@@ -121,7 +121,7 @@ def test_two_processes_cannot_overspend(backend: str, tmp_path: Path, request: p
                 proc.terminate()
             for proc in procs:
                 proc.wait(30)
-    b = store.access.list_budgets()[0]
+    b = store.budgets.list_budgets()[0]
     assert b["reserved_usd"] < 1e-9
     assert b["spent_usd"] <= limit + 2 * worst, (b, worst)
     # the budget's spend equals the ledger's cost for this key

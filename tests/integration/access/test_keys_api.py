@@ -181,8 +181,8 @@ def test_project_budget_and_threshold_alerts(stub: StubServer) -> None:
         hdr = {**_admin(), "x-architect-tags": "project=shop"}
         statuses = [c.post("/v1/chat/completions", json=CHAT, headers=hdr).status_code for _ in range(6)]
         assert 429 in statuses and statuses[0] == 200
-        wait_until(lambda: any(a["rule"] == "budget-50pct" for a in srv.store.access.list_alert_events()))
-        alerts = srv.store.access.list_alert_events()
+        wait_until(lambda: any(a["rule"] == "budget-50pct" for a in srv.store.alerts.list_alert_events()))
+        alerts = srv.store.alerts.list_alert_events()
         assert {a["rule"] for a in alerts} >= {"budget-50pct"}
         assert all(a["kind"] == "budget" for a in alerts)
         # other projects are not limited
@@ -228,7 +228,7 @@ def test_no_secret_in_logs_or_responses(stub: StubServer, caplog: pytest.LogCapt
         keep(c.get("/api/v1/keys", headers=_bearer(rotated)))
         srv.runtime.ledger.flush()
         rows = str(srv.store.ledger.calls_between(0, time.time() + 5))
-        audit = str(srv.store.access.list_audit())
+        audit = str(srv.store.audit.list_audit())
     logs = caplog.text + "".join(r.getMessage() for r in caplog.records)
     for secret_text in (secret, rotated, ADMIN, "sk-upstream-secret", secret[12:], rotated[12:]):
         for where, text in (("responses", "".join(seen)), ("logs", logs), ("ledger", rows), ("audit", audit)):

@@ -22,7 +22,7 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_yaml
 from architect.orchestrator.worker import Worker, WorkerOptions
 from architect.store import open_store
-from architect.store.orchestrator import MemoryTaskRepo
+from architect.store.orchestrator import SQLiteMemoryTaskRepo
 
 ADMIN = "admin-grants-key-0123456789"
 MSG = [{"role": "user", "content": "hi there"}]
@@ -180,7 +180,7 @@ phases:
 
 
 async def _run_llm_tasks(gateway: str, secret: str) -> dict[str, dict[str, Any]]:
-    repo = MemoryTaskRepo()
+    repo = SQLiteMemoryTaskRepo()
     m = Manager(repo)
     m.import_plans(parse_yaml(PLAN.format(project="shop")) + parse_yaml(PLAN.format(project="web")))
     w = Worker(
@@ -285,6 +285,6 @@ def test_delete_budget_is_audited_in_one_transaction_and_unknown_is_404(
 
         # the audit row cannot be written (actor is NOT NULL): the budget stays, one transaction
         with pytest.raises(StoreError):
-            store.access.delete_budget(made[1]["id"], actor=None)  # type: ignore[arg-type]
-        assert [b["target"] for b in store.access.list_budgets()] == ["web"]
-        assert [a["action"] for a in store.access.list_audit()].count("budget.delete") == 1
+            store.budgets.delete_budget(made[1]["id"], actor=None)  # type: ignore[arg-type]
+        assert [b["target"] for b in store.budgets.list_budgets()] == ["web"]
+        assert [a["action"] for a in store.audit.list_audit()].count("budget.delete") == 1

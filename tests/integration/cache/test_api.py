@@ -17,7 +17,9 @@ def test_stats_and_purge(stub: StubServer) -> None:
         assert c.get("/api/v1/cache/stats").status_code == 401
         from architect.access.keys import KeyService
 
-        secret, view = KeyService(srv.store.access).create(name="user", actor="test")
+        secret, view = KeyService(srv.store.keys, srv.store.budgets, srv.store.audit).create(
+            name="user", actor="test"
+        )
         user = {"authorization": f"Bearer {secret}"}
         assert c.get("/api/v1/cache/stats", headers=user).status_code == 403
         assert c.post("/api/v1/cache/purge", json={"all": True}, headers=user).status_code == 403

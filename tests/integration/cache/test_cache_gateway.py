@@ -135,7 +135,7 @@ def test_two_virtual_keys_never_share_entries(stub: StubServer) -> None:
     from architect.access.keys import KeyService
 
     store = Store.memory()
-    keys = KeyService(store.access)
+    keys = KeyService(store.keys, store.budgets, store.audit)
     s1, _ = keys.create(name="one", actor="test")
     s2, _ = keys.create(name="two", actor="test", projects=["x"])
     cfg = make_config({**stub_config(stub.url), "auth": {"admin_key": "admin-secret"}})

@@ -13,7 +13,7 @@ ADMIN = "admin-secret-readyz-0123"
 
 def test_readyz_shows_the_fleet_only_to_the_admin() -> None:
     store = Store.memory()
-    secret, _ = KeyService(store.access).create(name="tenant", actor="test")
+    secret, _ = KeyService(store.keys, store.budgets, store.audit).create(name="tenant", actor="test")
     cfg = make_config({**stub_config("http://127.0.0.1:9"), "auth": {"admin_key": ADMIN}})
     with LiveServer(cfg, store=store) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         for headers in ({}, {"authorization": f"Bearer {secret}"}, {"authorization": "Bearer wrong"}):

@@ -60,7 +60,7 @@ def _import(c: httpx.Client, secret: str, text: str) -> httpx.Response:
 
 def _worker(store: Store, *, limited: bool = False, **opts: Any) -> dict[str, int]:
     """Run a real worker (shell commands) until nothing is left; its stats."""
-    m = Manager(store.tasks, audit=store.access.add_audit)
+    m = Manager(store.tasks, audit=store.audit.add_audit)
     claim = ClaimOptions(max_running=4) if limited else ClaimOptions()  # limits: the transactional path
     o = WorkerOptions(slots=2, lease_s=10, poll_s=0.02, exit_when_idle=True, claim=claim, **opts)
     return asyncio.run(asyncio.wait_for(Worker(m, {"command": CommandExecutor()}, o).run(), 60))
@@ -174,7 +174,7 @@ def test_a_task_set_by_a_foreign_principal_is_blocked_and_never_runs(
     store = open_store(db_url, migrate="upgrade")
     try:
         trusted, foreign = tmp_path / "trusted", tmp_path / "foreign"
-        m = Manager(store.tasks, audit=store.access.add_audit)
+        m = Manager(store.tasks, audit=store.audit.add_audit)
         m.import_plans(parse_markdown(_plan("ok", trusted).replace("T001 Write the cart", "T001 a `$ true`")),
                        Writer("admin-key", True))  # fmt: skip
         extra = "- [ ] T003 After it (after T002) `$ true`\n"
@@ -189,7 +189,7 @@ def test_a_task_set_by_a_foreign_principal_is_blocked_and_never_runs(
             and bad["T003"]["reason"] == "blocked by T002 ← untrusted_executable"
         )
         assert stats["blocked"] == 1 and bad["T001"]["status"] == "ready"  # manual: nothing to run
-        (row,) = store.access.list_audit(action="task.blocked_untrusted")
+        (row,) = store.audit.list_audit(action="task.blocked_untrusted")
         assert row["actor"].startswith("worker:") and row["target"] == "bad/T002"
         assert (
             row["after"]["reason"] == "untrusted_executable" and row["after"]["set_by"] == "key:k1 (intruder)"
@@ -203,7 +203,7 @@ def test_a_task_set_by_a_foreign_principal_is_blocked_and_never_runs(
         approved = m.approve("bad", ["T002", "T003"], "admin-key")
         assert [(t["key"], t["status"], t["exec_set_by"]) for t in approved] == [
             ("T002", "ready", "admin-key"), ("T003", "pending", "admin-key")]  # fmt: skip
-        (row,) = store.access.list_audit(action="plan.approve")
+        (row,) = store.audit.list_audit(action="plan.approve")
         assert row["actor"] == "admin-key" and row["after"]["tasks"] == ["T002", "T003"]
         _worker(store, limited=limited)
         assert foreign.exists()
@@ -217,7 +217,7 @@ def test_a_change_by_a_foreign_principal_makes_a_trusted_task_untrusted(db_url: 
     store = open_store(db_url, migrate="upgrade")
     try:
         marker = tmp_path / "changed"
-        m = Manager(store.tasks, audit=store.access.add_audit)
+        m = Manager(store.tasks, audit=store.audit.add_audit)
         fid = m.import_plans(parse_markdown(_plan("cart", tmp_path / "x")))[0]["feature"]["id"]
         assert store.tasks.get_task(fid, "T002")["exec_set_by"] == "local"  # the local CLI: trusted
         t = store.tasks.update_task(fid, "T002", {"params": {"command": f"touch {marker}"}}, 1.0,
@@ -262,7 +262,7 @@ def test_tasks_older_than_the_trust_record_are_untrusted(db_url: str, tmp_path: 
         assert stats["blocked"] == 1 and not marker.exists()
         assert (store.tasks.get_task(1, "T001")["status"], store.tasks.get_task(1, "T001")["reason"]) == (
             "blocked", "untrusted_executable")  # fmt: skip
-        assert store.access.list_audit(action="task.blocked_untrusted")[0]["after"]["set_by"] is None
+        assert store.audit.list_audit(action="task.blocked_untrusted")[0]["after"]["set_by"] is None
         assert [t["key"] for t in Manager(store.tasks).approve("old", None, "cli:ops")] == ["T001"]
         _worker(store)
         assert marker.exists()

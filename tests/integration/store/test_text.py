@@ -78,7 +78,7 @@ def test_ledger_text_with_nul_and_lone_surrogates_is_written_and_read_back_escap
 def test_comparing_a_column_with_a_value_holding_nul_finds_nothing_rather_than_failing(store: Store) -> None:
     store.ledger.record([_call("r1", model_group="g")])
     assert store.ledger.calls_between(0, time.time() + 1, where={"model_group": "a\x00b"}) == []
-    assert store.access.list_audit(actor="admin\x00") == []
+    assert store.audit.list_audit(actor="admin\x00") == []
     assert [
         c["request_id"] for c in store.ledger.calls_between(0, time.time() + 1, where={"model_group": "g"})
     ] == ["r1"]
@@ -86,10 +86,10 @@ def test_comparing_a_column_with_a_value_holding_nul_finds_nothing_rather_than_f
 
 def test_text_columns_written_through_sqlalchemy_hold_nul_escaped(store: Store) -> None:
     now = time.time()
-    store.access.add_alert_event(
+    store.alerts.add_alert_event(
         {"ts": now, "rule": "r", "kind": "error_rate", "state": "firing", "message": "upstream said a\x00b"}
     )
-    assert store.access.list_alert_events()[0]["message"] == "upstream said a\ufffdb"
+    assert store.alerts.list_alert_events()[0]["message"] == "upstream said a\ufffdb"
 
     m = Manager(store.tasks)
     feature = m.import_plans(parse_markdown("# Feature: F\n## Phase 1: P\n- [ ] T1 one\n"))[0]["feature"]
@@ -98,5 +98,5 @@ def test_text_columns_written_through_sqlalchemy_hold_nul_escaped(store: Store) 
 
     # JSON columns: the encoder writes NUL as the escape \u0000, which every database holds, and it
     # reads back exactly
-    store.access.add_audit("admin", "key.create", "k1", {"name": "a\x00b"}, None)
-    assert store.access.list_audit()[0]["before"] == {"name": "a\x00b"}
+    store.audit.add_audit("admin", "key.create", "k1", {"name": "a\x00b"}, None)
+    assert store.audit.list_audit()[0]["before"] == {"name": "a\x00b"}

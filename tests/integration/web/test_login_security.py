@@ -77,7 +77,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def new_key(store: Store, name: str, **kw: Any) -> tuple[str, str]:
-    secret, view = KeyService(store.access).create(name=name, actor="test", **kw)
+    secret, view = KeyService(store.keys, store.budgets, store.audit).create(name=name, actor="test", **kw)
     return secret, str(view["id"])
 
 
@@ -152,16 +152,16 @@ def test_wrong_logins_are_limited_a_correct_key_too_then_it_works_after_the_wind
         assert login(c, ADMIN).status_code == 303
         assert api(c, session_token(c)) == 200
 
-    rows = server.store.access.list_audit(action="login.failed", limit=1000)
+    rows = server.store.audit.list_audit(action="login.failed", limit=1000)
     assert len(rows) == 5  # the first failures of the address one by one ...
     assert {(r["actor"], r["after"]["reason"]) for r in rows} == {("ip:127.0.0.1", "invalid_key")}
     assert {r["target"] for r in rows} == {key[:12] for key in wrong[:5]}
     with httpx.Client(base_url=server.url) as c:
         login(c, "sk-arch-one-more-wrong-key-in-a-new-window-000000000", address="198.51.100.7")
-    (summary,) = server.store.access.list_audit(action="login.failed.summary")
+    (summary,) = server.store.audit.list_audit(action="login.failed.summary")
     assert summary["after"]["failures_not_listed"] == 196  # ... then one row with the count of the rest
     assert summary["after"]["top_addresses"] == {"127.0.0.1": 196}
-    everything = json.dumps(server.store.access.list_audit(limit=10_000))
+    everything = json.dumps(server.store.audit.list_audit(limit=10_000))
     assert ADMIN not in everything and not any(key in everything for key in wrong)
 
 
@@ -201,7 +201,7 @@ def test_10050_logins_with_one_key_leave_another_keys_session_alive(server: Live
         token_b = session_token(b)
         assert login(a, secret_a).status_code == 303
         token_a = session_token(a)
-        principal_a = principal_for(server.store.access.get_key(id_a) or {})
+        principal_a = principal_for(server.store.keys.get_key(id_a) or {})
         for _ in range(10_050):  # the bulk straight through the sessions API, as many logins would
             server.runtime.auth.sessions.create(principal_a)
         with httpx.Client(base_url=server.url) as a2:

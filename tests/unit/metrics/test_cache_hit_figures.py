@@ -68,14 +68,14 @@ def _by(rows: list[dict[str, Any]], key: str | None) -> dict[Any, dict[str, Any]
 @pytest.mark.parametrize("compacted", [False, True])
 def test_cache_hits_are_the_cache_and_stay_out_of_upstream_latency(compacted: bool) -> None:
     store = Store.memory()
-    r = Rollups(store.access, store.ledger, compact_lag_s=0)
+    r = Rollups(store.rollups, store.ledger, compact_lag_s=0)
     r.on_flushed(ROWS)
     r.flush()
     now = T0 + 3600 + 10
     if compacted:
         r.compact(now=now)
         r.compact(now=now)
-        assert store.access.hour_watermark() is not None and store.access.hour_watermark() >= T0 + 3600
+        assert store.rollups.hour_watermark() is not None and store.rollups.hour_watermark() >= T0 + 3600
     window = (T0, T0 + 3600)
     exact = {k: summarise(ROWS, [k] if k else []) for k in (None, "deployment", "provider", "project")}
     for source in ("rollups", "ledger"):

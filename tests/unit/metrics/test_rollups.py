@@ -59,7 +59,7 @@ def test_summary_matches_exact(group_by: list[str]) -> None:
     store = Store.memory()
     rows = _rows(6000, 3 * 3600)
     store.ledger.record(rows)
-    r = Rollups(store.access, store.ledger, compact_lag_s=0)
+    r = Rollups(store.rollups, store.ledger, compact_lag_s=0)
     for i in range(0, len(rows), 500):  # as the ledger writer would, in batches
         r.on_flushed(rows[i : i + 500])
     r.flush()
@@ -99,7 +99,7 @@ def test_filters_timeseries_and_fallback() -> None:
     store = Store.memory()
     rows = _rows(2000, 2 * 3600, seed=5)
     store.ledger.record(rows)
-    r = Rollups(store.access, store.ledger)
+    r = Rollups(store.rollups, store.ledger)
     r.add(rows)
     r.flush()
     got, _, _ = r.summary(T0, T0 + 7200, ["model_group"], {"project": "shop"})
@@ -118,12 +118,12 @@ def test_filters_timeseries_and_fallback() -> None:
 def test_late_minute_after_compaction_goes_to_hour_rows() -> None:
     store = Store.memory()
     rows = _rows(300, 3600, seed=9)
-    r = Rollups(store.access, store.ledger, compact_lag_s=0)
+    r = Rollups(store.rollups, store.ledger, compact_lag_s=0)
     r.add(rows[:200])
     r.flush()
     r.compact(now=T0 + 3 * 3600)  # initialises the watermark
     r.compact(now=T0 + 3 * 3600)
-    assert store.access.hour_watermark() is not None and store.access.hour_watermark() >= T0 + 3600
+    assert store.rollups.hour_watermark() is not None and store.rollups.hour_watermark() >= T0 + 3600
     r.add(rows[200:])  # arrive late, for an hour already compacted
     r.flush()
     got, _, _ = r.summary(T0, T0 + 3600, ["model_group"], {})

@@ -8,7 +8,7 @@ from architect.store import Store
 
 def test_summary_without_percentiles_keeps_the_sums_and_leaves_percentiles_out() -> None:
     store = Store.memory()
-    rollups = Rollups(store.access, store.ledger)
+    rollups = Rollups(store.rollups, store.ledger)
     now = time.time()
     rows = [
         {

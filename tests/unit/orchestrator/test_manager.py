@@ -5,7 +5,7 @@ import pytest
 from architect.errors import StateConflict
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
-from architect.store.orchestrator import ClaimOptions, MemoryTaskRepo
+from architect.store.orchestrator import ClaimOptions, SQLiteMemoryTaskRepo
 
 PLAN = """# Feature: F
 ## Phase 1: A
@@ -26,7 +26,7 @@ class Clock:
 
 @pytest.fixture
 def m() -> Manager:
-    mgr = Manager(MemoryTaskRepo(), clock=Clock(), backoff_base_s=10)
+    mgr = Manager(SQLiteMemoryTaskRepo(), clock=Clock(), backoff_base_s=10)
     mgr.import_plans(parse_markdown(PLAN))
     return mgr
 
@@ -64,7 +64,7 @@ def test_failure_retries_with_backoff_then_blocks_the_chain(m: Manager) -> None:
 
 
 def test_backoff_is_exponential_and_capped() -> None:
-    m = Manager(MemoryTaskRepo(), backoff_base_s=2, backoff_max_s=10)
+    m = Manager(SQLiteMemoryTaskRepo(), backoff_base_s=2, backoff_max_s=10)
     assert [m.backoff(n) for n in (1, 2, 3, 4)] == [2, 4, 8, 10]
 
 

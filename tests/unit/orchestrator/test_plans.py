@@ -5,7 +5,7 @@ import pytest
 from architect.errors import PlanError
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import export_markdown, export_yaml, parse_markdown, parse_yaml
-from architect.store.orchestrator import MemoryTaskRepo
+from architect.store.orchestrator import SQLiteMemoryTaskRepo
 
 MD = """# Feature: Checkout flow
 Let people pay.
@@ -55,7 +55,7 @@ def test_yaml_errors_name_the_field() -> None:
 
 
 def test_reimport_updates_by_id_and_keeps_finished_state() -> None:
-    repo = MemoryTaskRepo()
+    repo = SQLiteMemoryTaskRepo()
     m = Manager(repo)
     first = m.import_plans(parse_markdown(MD))[0]
     assert first["created"] == 4
@@ -70,7 +70,7 @@ def test_reimport_updates_by_id_and_keeps_finished_state() -> None:
 
 
 def test_markdown_and_yaml_round_trip() -> None:
-    repo = MemoryTaskRepo()
+    repo = SQLiteMemoryTaskRepo()
     fid = Manager(repo).import_plans(parse_markdown(MD))[0]["feature"]["id"]
     f, ph, ts = repo.get_feature(fid), repo.phases(fid), repo.tasks(fid)
     md = export_markdown(f, ph, ts)

@@ -9,7 +9,7 @@ from architect.orchestrator.executors.base import ExecResult, TaskContext
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_yaml
 from architect.orchestrator.worker import Worker, WorkerOptions
-from architect.store.orchestrator import ClaimOptions, MemoryTaskRepo
+from architect.store.orchestrator import ClaimOptions, SQLiteMemoryTaskRepo
 from tests.helpers import wait_until_async
 
 YAML = """
@@ -51,7 +51,7 @@ class FlakyGateway:
 
 
 async def test_worker_runs_executors_validates_and_waits_for_health() -> None:
-    repo = MemoryTaskRepo()
+    repo = SQLiteMemoryTaskRepo()
     m = Manager(repo)
     m.import_plans(parse_yaml(YAML))
     llm = FlakyGateway(healthy_after=0.4)
@@ -71,7 +71,7 @@ async def test_worker_runs_executors_validates_and_waits_for_health() -> None:
 
 
 async def test_a_lost_lease_stops_the_attempt() -> None:
-    repo = MemoryTaskRepo()
+    repo = SQLiteMemoryTaskRepo()
     m = Manager(repo)
     m.import_plans(
         parse_yaml("title: X\nphases:\n  - tasks:\n      - {id: T001, title: a, command: 'sleep 20'}\n")
@@ -106,7 +106,7 @@ def test_test_summary_parsing(tmp_path: object) -> None:
 
 
 async def test_a_worker_held_back_by_the_rate_sleeps_until_the_next_start_not_its_next_poll() -> None:
-    repo = MemoryTaskRepo()
+    repo = SQLiteMemoryTaskRepo()
     m = Manager(repo)
     call = "executor: python, params: {callable: 'tests.unit.orchestrator.test_worker:double', n: 1}"
     tasks = ", ".join(f"{{id: T{i:03d}, title: t, {call}}}" for i in range(1, 11))

@@ -2,8 +2,9 @@
 package (`catalog`: plans, features, items, events; `execution`: claims, leases, completion, reaper).
 
 `TaskRepo` is the narrow interface the manager and worker use; `SQLTaskRepo` implements it on
-SQLite and PostgreSQL; `MemoryTaskRepo` is the double for unit tests: the same code on a private
-in-memory SQLite database (serialised by a lock), so the double cannot drift from the real semantics.
+SQLite and PostgreSQL; `SQLiteMemoryTaskRepo` is the double for unit tests: the same code on an
+in-memory SQLite database (`store.sqlite_memory`, serialised by its lock), so the double cannot drift
+from the real semantics.
 
 Concurrency design:
   * claims: PostgreSQL `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`;
@@ -20,16 +21,14 @@ Concurrency design:
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import Engine
 
-from architect.store.engine import make_engine
 from architect.store.orchestrator.base import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 from architect.store.orchestrator.catalog import CatalogMixin
 from architect.store.orchestrator.execution import ExecutionMixin
+from architect.store.sqlite_memory import SQLiteMemory
 
-__all__ = ["ClaimOptions", "Claimed", "MemoryTaskRepo", "Outcome", "Row", "SQLTaskRepo", "TaskRepo"]
+__all__ = ["ClaimOptions", "Claimed", "Outcome", "Row", "SQLTaskRepo", "SQLiteMemoryTaskRepo", "TaskRepo"]
 
 
 class SQLTaskRepo(CatalogMixin, ExecutionMixin):
@@ -39,12 +38,10 @@ class SQLTaskRepo(CatalogMixin, ExecutionMixin):
         super().__init__(engine)
 
 
-class MemoryTaskRepo(CatalogMixin, ExecutionMixin):
-    """The unit-test double: the same implementation on a private in-memory SQLite database."""
+class SQLiteMemoryTaskRepo(CatalogMixin, ExecutionMixin):
+    """The unit-test double: the same implementation on an in-memory SQLite database (a private one by
+    default), each use of its connection holding the database's lock."""
 
-    def __init__(self) -> None:
-        from architect.store.schema import all_metadata
-
-        engine = make_engine("sqlite://")
-        all_metadata().create_all(engine)
-        super().__init__(engine, threading.RLock())
+    def __init__(self, db: SQLiteMemory | None = None) -> None:
+        db = db or SQLiteMemory()
+        super().__init__(db.engine, db.lock)
