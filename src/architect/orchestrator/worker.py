@@ -58,6 +58,7 @@ class Running:
     task: Row
     started: float
     job: asyncio.Task[None] | None = None
+    lost: bool = False  # its lease is gone and the attempt is being stopped
 
 
 class Worker:
@@ -232,7 +233,15 @@ class Worker:
                 continue
             for tid in ids:
                 r = self.running.get(tid)
-                if tid not in owned and r is not None and r.job is not None and not r.job.done():
+                if (
+                    tid not in owned
+                    and r is not None
+                    and r.job is not None
+                    and not r.job.done()
+                    and not r.lost
+                ):
+                    # once: stopping an attempt (killing its process group) can outlast a heartbeat
+                    r.lost = True
                     self._status(f"{r.task['key']}: lease lost (reaped or cancelled); stopping this attempt")
                     self.stats["lost"] += 1
                     r.job.cancel()

@@ -88,6 +88,40 @@ async def test_a_lost_lease_stops_the_attempt() -> None:
     assert repo.get_task(1, "T001")["status"] == "cancelled"
 
 
+class SlowToStop:
+    """A command executor whose attempt takes 0.3 s to stop once cancelled (a process group that
+    is slow to die), many heartbeats long."""
+
+    name = "command"
+
+    async def health(self) -> str | None:
+        return None
+
+    async def run(self, ctx: TaskContext) -> ExecResult:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(0.3))
+            raise
+        return ExecResult(True)
+
+
+async def test_a_lost_lease_is_counted_once_however_long_the_attempt_takes_to_stop() -> None:
+    repo = SQLiteMemoryTaskRepo()
+    m = Manager(repo)
+    m.import_plans(parse_yaml("title: X\nphases:\n  - tasks:\n      - {id: T001, title: a, command: 'x'}\n"))
+    w = Worker(
+        m, {"command": SlowToStop()}, WorkerOptions(slots=1, lease_s=30, heartbeat_s=0.01, poll_s=0.05)
+    )
+    job = asyncio.create_task(w.run())
+    await wait_until_async(lambda: w.running)
+    m.cancel("x")
+    await wait_until_async(lambda: w.stats["lost"] >= 1 and not w.running)
+    w.stop()
+    await asyncio.wait_for(job, 5)
+    assert w.stats["lost"] == 1
+
+
 def test_test_summary_parsing(tmp_path: object) -> None:
     assert parse_test_summary("...\n==== 12 passed, 2 failed, 1 error in 3.2s ====\n") == {
         "source": "pytest", "passed": 12, "failed": 2, "errors": 1, "skipped": 0}  # fmt: skip
