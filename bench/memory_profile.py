@@ -3,9 +3,12 @@ serving (in the order `architect serve` takes them), and the Python heap by pack
 when idle and after load.
 
     python bench/memory_profile.py imports
+    python bench/memory_profile.py stages [--config bench/gateway/architect-bench.yaml]
     python bench/memory_profile.py heap [--seconds 20] [--conc 32] [--config bench/gateway/architect-bench.yaml]
 
-`imports` runs in a fresh interpreter and prints VmRSS after each step. `heap` runs the gateway in
+`imports` runs in a fresh interpreter and prints VmRSS after each step. `stages` follows `architect
+serve`'s start-up in a fresh interpreter (CLI import, config, store, runtime, app, start; the store
+is the config's or ARCHITECT_HOME's) and prints VmRSS after each. `heap` runs the gateway in
 this process under tracemalloc (which slows it down), sends non-streaming load with wrk from a thread
 against the shared mock upstream, and prints the traced heap grouped by package before and after;
 native memory (shared libraries, tiktoken's Rust tables, SQLite's page cache) is in RSS, not in the
@@ -66,6 +69,38 @@ def imports() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+STAGES = """
+import asyncio, sys
+def rss():
+    return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1]) / 1024
+prev = rss()
+print(f"| interpreter + asyncio | {prev:.1f} | |")
+def step(name):
+    global prev
+    now = rss(); print(f"| {name} | {now:.1f} | +{now - prev:.1f} |"); prev = now
+import architect.cli.main; step("import architect.cli.main (the command line)")
+from architect.cli.common import open_cli_store
+from architect.config import load_config
+cfg = load_config(sys.argv[1]); step("load the config")
+store = open_cli_store(None, cfg); step("open the store (migrated or checked)")
+from architect.gateway.app import create_app
+from architect.gateway.runtime import Runtime
+runtime = Runtime(cfg, store); step("build the runtime")
+app = create_app(runtime); step("build the app")
+async def main():
+    await runtime.start(); step("start the runtime")
+    await asyncio.sleep(3); step("3 s later (background start-up work)")
+    await runtime.stop()
+asyncio.run(main())
+"""
+
+
+def stages(config: Path) -> None:
+    print("| stage | VmRSS MiB | added |\n|---|---:|---:|")
+    env = {**os.environ, "BENCH_UPSTREAM_PORT": os.environ.get("BENCH_UPSTREAM_PORT", "18080")}
+    subprocess.run([sys.executable, "-c", STAGES, str(config)], check=True, env=env)
+
+
 def _package(filename: str) -> str:
     parts = Path(filename).parts
     if "architect" in parts:
@@ -97,7 +132,11 @@ def heap(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="memprof-"))
     os.environ["BENCH_UPSTREAM_PORT"] = str(up)
     mock = subprocess.Popen([sys.executable, str(shared_mock()), str(up)], stdout=subprocess.DEVNULL)
-    store = open_store(f"sqlite:///{tmp / 'a.db'}")
+    url = f"sqlite:///{tmp / 'a.db'}"
+    # migrated by another process, as for a server restarting on its database (no Alembic here)
+    subprocess.run([sys.executable, "-m", "architect", "db", "upgrade", "--database-url", url], check=True,
+                   capture_output=True)  # fmt: skip
+    store = open_store(url)
     runtime = Runtime(load_config(str(args.config)), store)
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host="127.0.0.1", port=gw, log_level="warning", lifespan="on")
@@ -142,12 +181,17 @@ def heap(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["imports", "heap"])
+    ap.add_argument("what", choices=["imports", "stages", "heap"])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--conc", type=int, default=32)
     ap.add_argument("--config", type=Path, default=HERE / "gateway" / "architect-bench.yaml")
     args = ap.parse_args()
-    imports() if args.what == "imports" else heap(args)
+    if args.what == "imports":
+        imports()
+    elif args.what == "stages":
+        stages(args.config)
+    else:
+        heap(args)
 
 
 if __name__ == "__main__":
