@@ -22,7 +22,7 @@
         │   └── UpstreamTimeout  504
         └── ClientClosed         the client went away (499, never sent)
 
-Third-party exceptions (aiohttp, SQLAlchemy, pydantic, yaml) are converted at the module
+Third-party exceptions (SQLAlchemy, pydantic, yaml) are converted at the module
 boundary that calls the library; nothing outside that module sees them.
 """
 

@@ -14,22 +14,22 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from architect.cli.common import DatabaseOpt, console, err_console, open_cli_store
-from architect.orchestrator.executors import default_executors
-from architect.orchestrator.manager import Manager
-from architect.orchestrator.report import build_report, render_markdown
-from architect.orchestrator.trust import CommandPolicy
-from architect.orchestrator.worker import Worker, WorkerOptions
-from architect.store.orchestrator import ClaimOptions, TaskRepo
+
+# The orchestrator and rich's live display are imported by the commands that use them, so that
+# `architect serve` and the other commands do not load them (~5 MiB).
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.progress import TaskID
+
+    from architect.orchestrator.trust import CommandPolicy
+    from architect.orchestrator.worker import Worker, WorkerOptions
+    from architect.store.orchestrator import TaskRepo
 
 __all__ = ["parse_rate", "register"]
 
@@ -71,6 +71,8 @@ def parse_rate(text: str | None) -> tuple[int, float] | None:
 
 
 def _commands(patterns: list[str] | None) -> CommandPolicy:
+    from architect.orchestrator.trust import CommandPolicy
+
     try:
         return CommandPolicy.of(patterns or [])
     except re.error as exc:
@@ -93,6 +95,8 @@ class _Display:
     def __init__(
         self, repo: TaskRepo, feature: dict[str, Any], worker: Worker, max_phase: int | None
     ) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.repo, self.feature, self.worker, self.max_phase = repo, feature, worker, max_phase
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
@@ -107,6 +111,9 @@ class _Display:
         self.bars["all"] = self.progress.add_task("[bold]Overall", extra="")
 
     def refresh(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+
         counts = self.repo.status_counts(self.feature["id"])
         overall = {"done": 0, "total": 0, "failed": 0, "blocked": 0}
         for key, bar in self.bars.items():
@@ -152,6 +159,8 @@ async def _run_worker(worker: Worker, display: _Display | None) -> dict[str, int
     job = asyncio.create_task(worker.run())
     if display is None:
         return await job
+    from rich.live import Live
+
     with Live(await asyncio.to_thread(display.refresh), console=console, refresh_per_second=4) as live:
         while not job.done():
             await asyncio.wait([job], timeout=0.5)
@@ -171,6 +180,9 @@ def _options(
     commands: CommandPolicy,
     **claim: Any,
 ) -> WorkerOptions:
+    from architect.orchestrator.worker import WorkerOptions
+    from architect.store.orchestrator import ClaimOptions
+
     r = parse_rate(rate)
     copts = ClaimOptions(
         max_running=max_running, role_limits=_roles(roles), rate=r[0] if r else None,
@@ -206,6 +218,10 @@ def run(
     parse_rate(rate)  # bad options fail before anything is opened
     _roles(role_limit)
     commands = _commands(allow_command)
+    from architect.orchestrator.executors import default_executors
+    from architect.orchestrator.manager import Manager
+    from architect.orchestrator.worker import Worker
+
     store = open_cli_store(database_url)
     manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.audit.add_audit)
     f = manager.feature(feature)
@@ -270,6 +286,10 @@ def worker(
     parse_rate(rate)
     _roles(role_limit)
     commands = _commands(allow_command)
+    from architect.orchestrator.executors import default_executors
+    from architect.orchestrator.manager import Manager
+    from architect.orchestrator.worker import Worker
+
     store = open_cli_store(database_url)
     manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.audit.add_audit)
     ids = tuple(manager.feature(x)["id"] for x in feature) if feature else None
@@ -303,6 +323,8 @@ def report(
     """The feature status report, written from the store's records."""
     if fmt not in ("md", "json"):
         raise typer.BadParameter(f"expected md or json, got {fmt!r}", param_hint="--format")
+    from architect.orchestrator.report import build_report, render_markdown
+
     store = open_cli_store(database_url)
     r = build_report(store.tasks, feature)
     text = render_markdown(r) if fmt == "md" else orjson.dumps(r, option=orjson.OPT_INDENT_2).decode() + "\n"

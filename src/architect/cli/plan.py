@@ -7,7 +7,7 @@ tasks as trusted (set by "local"), and `plan approve` is audited as the local OS
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,8 +15,11 @@ from rich.table import Table
 from architect.access.audit import local_actor
 from architect.cli.common import DatabaseOpt, JsonOpt, console, open_cli_store, print_json
 from architect.cli.keys import KeyOpt, ServerOpt, call_server
-from architect.orchestrator.manager import Manager
-from architect.orchestrator.plans import export_markdown, export_yaml, load_plan_file
+
+# The orchestrator is imported by the commands that use it, so that other commands (`serve`) do not
+# load it.
+if TYPE_CHECKING:
+    from architect.orchestrator.manager import Manager
 
 __all__ = ["app"]
 
@@ -28,6 +31,8 @@ FeatureArg = Annotated[str, typer.Argument(help="feature slug or id")]
 
 
 def _manager(database_url: str | None) -> Manager:
+    from architect.orchestrator.manager import Manager
+
     store = open_cli_store(database_url)
     return Manager(store.tasks, audit=store.audit.add_audit)
 
@@ -45,6 +50,8 @@ def import_(
     json: JsonOpt = False,
 ) -> None:
     """Create or update features from a plan; re-importing updates by task id and keeps finished tasks."""
+    from architect.orchestrator.plans import load_plan_file
+
     plans = load_plan_file(file, project=project, fmt=fmt)
     results = _manager(database_url).import_plans(plans)
     if json:
@@ -67,6 +74,8 @@ def export(
     """Write the plan back (Markdown with [x] for finished tasks, or the full YAML)."""
     if fmt not in ("md", "yaml"):
         raise typer.BadParameter(f"expected md or yaml, got {fmt!r}", param_hint="--format")
+    from architect.orchestrator.plans import export_markdown, export_yaml
+
     repo = _manager(database_url).repo
     f = repo.get_feature(feature)
     ph, ts = repo.phases(f["id"]), repo.tasks(f["id"])

@@ -345,13 +345,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 _ROUTE_MODULES = ("architect.web.routes", "architect.metrics.prometheus")
 
 
-def create_app(runtime: Runtime) -> GatewayApp:
+class _BuiltOnFirstUse:
+    """An ASGI app built on its first request, in a worker thread (the event loop keeps serving /v1
+    meanwhile). For the /api/v1 app: FastAPI and every domain's router take ~10 MiB, which a gateway
+    that never serves the API or the dashboard does not need."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._app: Any = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            async with self._lock:
+                if self._app is None:
+                    self._app = await asyncio.to_thread(self._build)
+        await self._app(scope, receive, send)
+
+
+def _api(runtime: Runtime) -> Any:
     from architect.api import create_api
 
+    return create_api(runtime)
+
+
+def create_app(runtime: Runtime) -> GatewayApp:
     routes: list[Any] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Mount("/api/v1", app=create_api(runtime)),
+        Mount("/api/v1", app=_BuiltOnFirstUse(lambda: _api(runtime))),
     ]
     for module in _ROUTE_MODULES:  # optional domains contribute `routes(runtime)`
         mod = optional_module(module)

@@ -15,6 +15,7 @@ import orjson
 
 from architect.access.auth import Principal
 from architect.errors import InvalidRequest
+from architect.gateway.estimate import PromptSize
 from architect.gateway.providers.base import Usage
 from architect.gateway.validation import check_chat_body, check_embeddings_body
 from architect.identifiers import check_identifier
@@ -50,6 +51,7 @@ class Call:
         "max_tokens",
         "model",
         "principal",
+        "prompt_size",
         "raw_body",
         "request_id",
         "response_body",
@@ -90,7 +92,8 @@ class Call:
         self.include_usage = bool(so.get("include_usage")) if isinstance(so, dict) else False
         mt = body.get("max_completion_tokens") or body.get("max_tokens")
         self.max_tokens: int = int(mt) if mt else 0
-        self.est_prompt_tokens: int | None = None
+        self.est_prompt_tokens: int | None = None  # prompt_size.estimate
+        self.prompt_size: PromptSize | None = None
         self.group: Any = None
         self.deployment: Any = None
         self.attempt_rows: list[dict[str, Any]] = []

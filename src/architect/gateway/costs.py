@@ -25,4 +25,7 @@ def cost_usd(price: PriceConfig, usage: Usage) -> float:
 
 
 def worst_case_cost(price: PriceConfig, prompt_tokens: int, max_tokens: int) -> float:
-    return (prompt_tokens * price.input_per_mtok + max_tokens * price.output_per_mtok) / 1_000_000
+    """The most `prompt_tokens` in and `max_tokens` out can cost: every prompt token at the dearer of
+    the input and cache-write prices."""
+    write = price.cache_write_per_mtok if price.cache_write_per_mtok is not None else 0.0
+    return (prompt_tokens * max(price.input_per_mtok, write) + max_tokens * price.output_per_mtok) / 1_000_000

@@ -143,7 +143,8 @@ class Executor:
             gi += 1
             if g is not group:
                 call.fallbacks += 1
-            routes = self.router.order(g, call.est_prompt_tokens or 0, call.max_tokens)
+            low = call.prompt_size.low if call.prompt_size is not None else None
+            routes = self.router.order(g, call.est_prompt_tokens or 0, call.max_tokens, fit_tokens=low)
             if not routes:
                 run.too_large = True
                 run.failures.append(f"{g.name}: the request exceeds every deployment's context window")
@@ -348,9 +349,10 @@ class Executor:
                     headers={"retry-after": str(max(1, round(retry_in + 0.499)))},
                 )
             if run.too_large:
+                low = call.prompt_size.low if call.prompt_size is not None else call.est_prompt_tokens or 0
                 err = ProviderError(
                     f"{group}: the request is larger than the context window of every deployment "
-                    f"({call.est_prompt_tokens or 0} prompt + {call.max_tokens} completion tokens)",
+                    f"(at least about {low} prompt + {call.max_tokens} completion tokens)",
                     kind="context_window",
                     retryable=False,
                     code="context_length_exceeded",

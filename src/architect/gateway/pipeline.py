@@ -23,13 +23,13 @@ from architect.errors import ClientClosed, GatewayError, NotFound, PermissionDen
 from architect.events import EventBus
 from architect.gateway.call import Call, parse_tags, tag_columns
 from architect.gateway.costs import cost_usd, worst_case_cost
+from architect.gateway.estimate import chat_prompt_size, text_prompt_size
 from architect.gateway.executor import STREAM_DONE, Executor, transport_error
 from architect.gateway.hooks import Hooks
 from architect.gateway.ledger import LedgerWriter
 from architect.gateway.providers.base import StreamTranslator, Usage, sse_error_event
 from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, TransportError
 from architect.gateway.routing import Deployment, Router
-from architect.gateway.tokens import count_messages, count_text
 
 __all__ = ["Pipeline", "StreamStart"]
 
@@ -92,28 +92,24 @@ class Pipeline:
             )
         call.group = group
         _apply_key_tags(call)
-        if self._needs_estimate(group):
-            messages = call.body.get("messages") or []
-            call.est_prompt_tokens = (
-                count_messages(messages, call.model)
-                if call.endpoint == "chat"
-                else (max(1, len(call.raw_body) // 4))
-            )
+        size = (
+            chat_prompt_size(call.body.get("messages") or (), call.body)
+            if call.endpoint == "chat"
+            else text_prompt_size(call.raw_body)
+        )
+        call.prompt_size, call.est_prompt_tokens = size, size.estimate
         await self.hooks.key_limits.admit(call)
 
-    def _needs_estimate(self, group: Any) -> bool:
-        return self.hooks.budgets_active or group.needs_estimate
-
     async def _reserve(self, call: Call) -> None:
+        """Reserve the call's worst case on its budgets: the prompt's upper bound (never below its
+        real token count) and the completion's limit, at the dearest deployment it may reach."""
         if not self.hooks.budgets_active:
             return
+        bound = call.prompt_size.bound if call.prompt_size is not None else 0
         worst = 0.0
         for g in self.executor.chain(call.group):
             for d in g.deployments:
-                worst = max(
-                    worst,
-                    worst_case_cost(d.config.price, call.est_prompt_tokens or 0, call.max_tokens or 4096),
-                )
+                worst = max(worst, worst_case_cost(d.config.price, bound, call.max_tokens or 4096))
         await self.hooks.budgets.reserve(call, worst)
 
     # -- chat, non-streaming ---------------------------------------------------------------------
@@ -289,7 +285,9 @@ class Pipeline:
             if call.status == "ok" and not tr.done and not call.truncated:
                 self._failed(call, asyncio.CancelledError())  # never relayed to the end: the client left
             if call.usage is None:
-                call.usage = tr.usage or Usage(completion_tokens=count_text(tr.completion_text(), call.model))
+                call.usage = tr.usage or Usage(
+                    completion_tokens=_count_text(tr.completion_text(), call.model)
+                )
                 if tr.usage is None:
                     call.tokens_estimated = True
             done = call.extra.pop(STREAM_DONE, None)
@@ -346,7 +344,7 @@ class Pipeline:
             # the client went away mid-call: the prompt was sent, so count it
             usage = Usage(
                 prompt_tokens=call.est_prompt_tokens
-                or count_messages(call.body.get("messages") or [], call.model)
+                or _count_messages(call.body.get("messages") or [], call.model)
             )
             call.tokens_estimated = True
         if usage is None and call.status == "ok" and call.response_body is not None and d is not None:
@@ -490,6 +488,19 @@ def _estimate_from_body(call: Call) -> Usage | None:
         return None
     call.tokens_estimated = True
     return Usage(
-        prompt_tokens=count_messages(call.body.get("messages") or [], call.model),
-        completion_tokens=count_text(text, call.model),
+        prompt_tokens=_count_messages(call.body.get("messages") or [], call.model),
+        completion_tokens=_count_text(text, call.model),
     )
+
+
+# tiktoken is loaded only when an upstream reports no usage (rare): its tables take ~80 MiB.
+def _count_text(text: str, model: str) -> int:
+    from architect.gateway.tokens import count_text
+
+    return count_text(text, model)
+
+
+def _count_messages(messages: list[Any], model: str) -> int:
+    from architect.gateway.tokens import count_messages
+
+    return count_messages(messages, model)

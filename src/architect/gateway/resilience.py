@@ -6,7 +6,10 @@ failures; after a cooldown, half-open with a bounded number of concurrent probes
 closes it, a failure opens it again. Transitions are kept (bounded) for /readyz and the API, and are
 reported to an optional listener (the executor publishes them on the event bus).
 
-Every operation is O(1) amortised: the window keeps running counts instead of rescanning."""
+Every operation is O(1) amortised: the window keeps running counts instead of rescanning. The window is
+held as `_BUCKETS` time buckets of calls and failures, so its memory does not grow with the call rate
+(a log of every outcome held ~90 bytes per call: ~5 MiB at 2,000 calls/s over the default 30 s); a
+bucket leaves the window once all of it is older than `window_s`."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker", "backoff_delay"]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 _HISTORY = 50
+_BUCKETS = 32
 
 Listener = Callable[["CircuitBreaker", dict[str, Any]], None]
 
@@ -35,7 +39,8 @@ class CircuitBreaker:
     opened_at: float = 0.0
     consecutive_failures: int = 0
     probes_in_flight: int = 0
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    outcomes: deque[list[float]] = field(default_factory=deque)  # [bucket start, calls, failures]
+    window_calls: int = 0
     window_failures: int = 0
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_HISTORY))
     clock: Callable[[], float] = time.monotonic
@@ -58,7 +63,7 @@ class CircuitBreaker:
             self.opened_count += 1
         elif to == CLOSED:
             self.outcomes.clear()
-            self.window_failures = 0
+            self.window_calls = self.window_failures = 0
             self.consecutive_failures = 0
             self.probes_in_flight = 0
         if self.listener is not None:
@@ -104,14 +109,22 @@ class CircuitBreaker:
             return  # a call admitted before the breaker opened
         now = self.clock()
         window = self.outcomes
-        window.append((now, ok))
+        width = self.config.window_s / _BUCKETS
+        if window and window[-1][0] <= now < window[-1][0] + width:
+            bucket = window[-1]
+        else:
+            bucket = [now - now % width, 0, 0]
+            window.append(bucket)
+        bucket[1] += 1
+        self.window_calls += 1
         if not ok:
+            bucket[2] += 1
             self.window_failures += 1
         horizon = now - self.config.window_s
-        while window and window[0][0] < horizon:
-            _, good = window.popleft()
-            if not good:
-                self.window_failures -= 1
+        while window and window[0][0] + width <= horizon:
+            _, calls, failures = window.popleft()
+            self.window_calls -= int(calls)
+            self.window_failures -= int(failures)
         if ok:
             self.consecutive_failures = 0
             return
@@ -119,7 +132,7 @@ class CircuitBreaker:
         if self.consecutive_failures >= self.config.consecutive_failures:
             self._transition(OPEN, f"{self.consecutive_failures} consecutive failures")
             return
-        n = len(window)
+        n = self.window_calls
         if n >= self.config.min_calls:
             rate = self.window_failures / n
             if rate >= self.config.failure_rate:
@@ -130,7 +143,7 @@ class CircuitBreaker:
             "name": self.name,
             "state": self.state,
             "consecutive_failures": self.consecutive_failures,
-            "window_calls": len(self.outcomes),
+            "window_calls": self.window_calls,
             "window_failures": self.window_failures,
             "probes_in_flight": self.probes_in_flight,
             "retry_in_s": round(self.retry_in(), 3),

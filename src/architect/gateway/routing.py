@@ -97,13 +97,6 @@ class Group:
     name: str
     config: ModelGroupConfig
     deployments: list[Deployment]
-    # whether routing needs the prompt's token count (cost strategy, tpm limits, context windows)
-    needs_estimate: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.needs_estimate = self.config.strategy == "lowest-cost" or any(
-            d.config.limits.tpm or d.config.context_window for d in self.deployments
-        )
 
 
 @dataclass(slots=True)
@@ -211,12 +204,16 @@ class Router:
         for g in self.groups.values():
             yield from g.deployments
 
-    def order(self, group: Group, est_prompt_tokens: int, max_tokens: int) -> list[Route]:
+    def order(
+        self, group: Group, est_prompt_tokens: int, max_tokens: int, *, fit_tokens: int | None = None
+    ) -> list[Route]:
         """The group's deployments whose context window fits the request, best first by the group's
         strategy, each with the reason it is at its place. (Breakers and limits are checked by the
-        executor when it picks, so a deployment that frees up meanwhile is still used.)"""
+        executor when it picks, so a deployment that frees up meanwhile is still used.) A deployment is
+        left out when `fit_tokens` (the prompt's low estimate; default `est_prompt_tokens`) plus
+        `max_tokens` exceeds its window."""
         usable: list[Deployment] = []
-        need = est_prompt_tokens + max_tokens
+        need = (est_prompt_tokens if fit_tokens is None else fit_tokens) + max_tokens
         for d in group.deployments:
             window = d.config.context_window
             if window is not None and need > window:

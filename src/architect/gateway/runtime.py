@@ -70,9 +70,6 @@ class Runtime:
                 continue
             await mod.install(self)
             self._installed.append(mod)
-        # tiktoken's tables take ~0.4 s to load: do it now, off the event loop, rather than in the middle
-        # of the first request that needs a token count.
-        self.spawn(asyncio.to_thread(_warm_token_counter))
         if self.config.ledger.retention_days:
             self.spawn(self._retention_loop(self.config.ledger.retention_days))
 
@@ -116,13 +113,6 @@ class Runtime:
             if transport not in router.transports.values():
                 self.spawn(_close_later(transport))
         log.info("configuration reloaded: %d model groups", len(router.groups))
-
-
-def _warm_token_counter() -> None:
-    from architect.gateway.tokens import encoding
-
-    encoding("o200k_base")
-    encoding("cl100k_base")
 
 
 async def _close_later(transport: Transport, delay: float = 120.0) -> None:

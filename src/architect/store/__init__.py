@@ -158,8 +158,10 @@ def open_store(url: str, *, migrate: Literal["auto", "check", "upgrade", "none"]
     url = normalise_url(url)
     engine = make_engine(url)
     try:
-        if migrate == "upgrade" or (migrate == "auto" and is_sqlite(url)):
+        if migrate == "upgrade":
             m.upgrade(engine)
+        elif migrate == "auto" and is_sqlite(url):
+            m.upgrade_if_behind(engine)  # imports Alembic only when there is something to do
         elif migrate in ("check", "auto"):
             m.check_current(engine)
     except MigrationRequired:

@@ -17,6 +17,28 @@ def test_there_is_a_single_head() -> None:
     assert len(migrate.heads()) == 1
 
 
+def test_the_heads_read_from_the_revision_files_are_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(migrate._alembic_config())
+    assert migrate.heads() == tuple(sorted(scripts.get_heads()))
+
+
+def test_the_revision_read_without_alembic_is_alembics(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert migrate.current_revision(engine) is None
+        migrate.upgrade(engine, "0004")
+        with engine.connect() as conn:
+            assert migrate.current_revision(engine) == MigrationContext.configure(conn).get_current_revision()
+        assert migrate.current_revision(engine) == "0004"
+        assert migrate.upgrade_if_behind(engine) is True
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert migrate.upgrade_if_behind(engine) is False
+    finally:
+        engine.dispose()
+
+
 def test_migrating_an_empty_database_yields_the_declared_schema(db_url: str) -> None:
     engine = make_engine(db_url)
     try:

@@ -51,6 +51,18 @@ def test_breaker_opens_on_consecutive_failures_and_probes_after_cooldown() -> No
     assert [h["to"] for h in b.snapshot()["history"]] == seen
 
 
+def test_the_breaker_window_holds_counts_not_one_entry_per_call() -> None:
+    clock = Clock()
+    b = _breaker(clock, failure_rate=0.5, window_s=30, min_calls=10, consecutive_failures=100)
+    for i in range(120_000):  # 2,000 calls/s for 60 s, one in ten failing
+        clock.t += 0.0005
+        b.record(i % 10 != 0)
+    assert b.state == CLOSED
+    assert len(b.outcomes) <= 33  # time buckets, whatever the call rate
+    assert 60_000 <= b.snapshot()["window_calls"] <= 62_000  # the last 30 s (and at most one bucket more)
+    assert b.snapshot()["window_failures"] == pytest.approx(b.snapshot()["window_calls"] / 10, rel=0.01)
+
+
 def test_breaker_opens_on_failure_rate_over_the_window_with_a_minimum_of_calls() -> None:
     clock = Clock()
     b = _breaker(clock, failure_rate=0.5, window_s=30, min_calls=10, consecutive_failures=100)

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from architect.config import SimulationConfig
+from architect.gateway.estimate import chat_prompt_size
 from architect.gateway.providers.transport import (
     ConnectError,
     HTTPRequest,
@@ -147,11 +148,9 @@ class SimulatedTransport:
         failed = await self._failure(request, cfg, rng)
         if failed is not None:
             return failed
-        from architect.gateway.tokens import count_messages
-
         raw_messages = body.get("messages")
         messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
-        prompt_tokens = count_messages(messages, "")
+        prompt_tokens = chat_prompt_size(messages, body).estimate  # a simulation: no tokenizer needed
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or cfg.completion_tokens
         n = max(1, min(int(max_tokens), cfg.completion_tokens))
         words = [_WORDS[(i + prompt_tokens) % len(_WORDS)] for i in range(n)]

@@ -1,6 +1,7 @@
 """`llm` executor: a prompt template filled from the task, sent through the gateway's
 OpenAI-compatible endpoint with the task's tags (`x-architect-tags: project=..,feature=..,task=..`)
-so that its cost lands on the task in the ledger. Health: the gateway's `/readyz`.
+so that its cost lands on the task in the ledger. Health: the gateway's `/readyz`. The client is the
+gateway's own `HTTP1Transport` (TLS with the system's trusted CAs), one per call or health check.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
+import orjson
 
+from architect.gateway.providers.http1 import HTTP1Transport
+from architect.gateway.providers.transport import HTTPRequest, TransportError
 from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
 
 __all__ = ["LLMExecutor", "render_prompt"]
@@ -60,15 +63,10 @@ class LLMExecutor:
 
     async def health(self) -> str | None:
         try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
-                s.get(self.readyz_url, headers=self._headers()) as r,
-            ):
-                if r.status == 200:
-                    return None
-                return f"gateway {self.readyz_url} answered {r.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, _ = await _exchange(HTTPRequest("GET", self.readyz_url, self._headers(), timeout_s=5.0))
+        except TransportError as exc:
             return f"gateway {self.readyz_url} unreachable: {exc.__class__.__name__}: {exc}"
+        return None if status == 200 else f"gateway {self.readyz_url} answered {status}"
 
     async def run(self, ctx: TaskContext) -> ExecResult:
         p = ctx.params
@@ -83,23 +81,21 @@ class LLMExecutor:
         for k in ("max_tokens", "temperature"):
             if k in p:
                 body[k] = p[k]
+        request = HTTPRequest(
+            "POST",
+            f"{self.base_url}/chat/completions",
+            self._headers(ctx.tags()),
+            orjson.dumps(body),
+            timeout_s=float(p.get("timeout", self.timeout_s)),
+        )
         try:
-            async with (
-                aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=float(p.get("timeout", self.timeout_s)))
-                ) as s,
-                s.post(
-                    f"{self.base_url}/chat/completions", json=body, headers=self._headers(ctx.tags())
-                ) as r,
-            ):
-                data = await r.json(content_type=None)
-                if r.status != 200:
-                    msg = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
-                    return ExecResult(
-                        False, {"status": r.status}, f"gateway answered {r.status}: {msg or ''}".strip()
-                    )
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            status, raw = await _exchange(request)
+            data = orjson.loads(raw)
+        except (TransportError, ValueError) as exc:
             return ExecResult(False, None, f"gateway call failed: {exc.__class__.__name__}: {exc}")
+        if status != 200:
+            msg = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
+            return ExecResult(False, {"status": status}, f"gateway answered {status}: {msg or ''}".strip())
         try:
             content = data["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
@@ -109,3 +105,13 @@ class LLMExecutor:
         return ExecResult(
             True, {"model": data.get("model"), "output": tail(content, 20_000), "usage": data.get("usage")}
         )
+
+
+async def _exchange(request: HTTPRequest) -> tuple[int, bytes]:
+    """One request on a connection of its own: (status, body). `request.timeout_s` bounds it whole."""
+    client = HTTP1Transport(max_connections=1)
+    try:
+        resp = await client.send(request)
+        return resp.status, await resp.read()
+    finally:
+        await client.aclose()
