@@ -443,7 +443,7 @@ async def test_a_prompt_over_every_window_everywhere_is_a_400() -> None:
     assert (err.status, err.type, err.code) == (400, "invalid_request_error", "context_length_exceeded")
     assert err.message == (
         "model 'small': the request is larger than the context window of every deployment "
-        "(5000 prompt + 0 completion tokens)"
+        "(at least about 5000 prompt + 0 completion tokens)"
     )
 
 
