@@ -60,7 +60,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 def _alerter(**kw: float) -> Alerter:
-    runtime = SimpleNamespace(store=SimpleNamespace(access=None))
+    runtime = SimpleNamespace(store=SimpleNamespace(alerts=None, budgets=None))
     return Alerter(runtime, webhook_backoff_s=0.01, **kw)  # type: ignore[arg-type]
 
 
