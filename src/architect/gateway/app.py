@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from architect._optional import optional_module
-from architect.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from architect.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
 from architect.gateway.runtime import Runtime
@@ -85,7 +85,7 @@ class GatewayApp:
             path, method = scope["path"], scope["method"]
             if path == "/v1/models":
                 if method != "GET":
-                    raise _method_not_allowed("GET")
+                    raise MethodNotAllowed("GET")
                 principal = await self.runtime.auth.authenticate(headers.get("authorization"))
                 await _send_json(send, 200, self._models(principal.models), [])
                 return
@@ -93,7 +93,7 @@ class GatewayApp:
             if endpoint is None:
                 raise NotFound(f"unknown path {path}", code="unknown_url")
             if method != "POST":
-                raise _method_not_allowed("POST")
+                raise MethodNotAllowed("POST")
             principal = await self.runtime.auth.authenticate(headers.get("authorization"))
             raw = await self._read_body(headers, receive)
             body = parse_body(raw)
@@ -193,13 +193,6 @@ class GatewayApp:
 
 
 _ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
-
-
-def _method_not_allowed(allowed: str) -> GatewayError:
-    err = InvalidRequest(f"method not allowed; use {allowed}", code="method_not_allowed")
-    err.status = 405
-    err.headers["allow"] = allowed
-    return err
 
 
 class _DisconnectWatch:

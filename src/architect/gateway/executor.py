@@ -31,6 +31,8 @@ from architect.errors import (
     RateLimited,
     Unavailable,
     UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRefused,
     UpstreamTimeout,
 )
 from architect.events import EventBus
@@ -348,15 +350,12 @@ class Executor:
                     headers={"retry-after": str(max(1, round(retry_in + 0.499)))},
                 )
             if run.too_large:
-                err = ProviderError(
+                return UpstreamRefused(
                     f"{group}: the request is larger than the context window of every deployment "
                     f"({call.est_prompt_tokens or 0} prompt + {call.max_tokens} completion tokens)",
                     kind="context_window",
-                    retryable=False,
                     code="context_length_exceeded",
                 )
-                err.status, err.type = 400, "invalid_request_error"
-                return err
             return Unavailable(
                 f"{group}: no deployment could take the request ({tried})",
                 kind="no_deployment",
@@ -366,15 +365,13 @@ class Executor:
         if not last.retryable:
             return last
         if last.status == 429:
-            err = ProviderError(
+            return UpstreamRateLimited(
                 f"{group}: upstream rate limited; tried: {tried}",
                 kind=last.kind,
                 retry_after=last.retry_after,
                 code="rate_limit_exceeded",
+                headers={"retry-after": str(max(1, round((last.retry_after or 1.0) + 0.499)))},
             )
-            err.status, err.type = 429, "rate_limit_error"
-            err.headers["retry-after"] = str(max(1, round((last.retry_after or 1.0) + 0.499)))
-            return err
         cls: type[ProviderError] = UpstreamTimeout if last.kind == "timeout" else UpstreamError
         headers: dict[str, str] = {}
         if still_open:
