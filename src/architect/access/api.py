@@ -13,8 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from architect.access.audit import actor_of
-from architect.access.auth import Principal, Scope
 from architect.access.hooks import AccessDomain
 from architect.access.keys import KeyService
 from architect.access.visibility import budget_visible
@@ -33,6 +31,7 @@ from architect.api.params import (
     Usd,
 )
 from architect.errors import NotFound, NotFoundInStore, PermissionDenied
+from architect.principal import Principal, Scope, actor_of
 
 __all__ = ["router"]
 

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from architect.access.auth import Principal
 from architect.errors import PermissionDenied
+from architect.principal import Principal
 
 __all__ = ["AdminDep", "PrincipalDep", "RuntimeDep", "admin_only", "get_principal", "get_runtime"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from architect.access.auth import ADMIN, ANONYMOUS, Principal
 from architect.cache.keys import is_deterministic
 from architect.errors import GatewayError
 from architect.gateway.call import Call, parse_tags
+from architect.principal import ADMIN, ANONYMOUS, Principal
 
 __all__ = ["Candidate", "WarmReport", "candidates", "warm"]
 

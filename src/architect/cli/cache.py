@@ -254,10 +254,10 @@ def eval_(
     from pathlib import Path
     from types import SimpleNamespace
 
-    from architect.access.auth import ADMIN
     from architect.cache.embedders import load_embedder
     from architect.cache.eval import evaluate, load_pairs
     from architect.cache.semantic import DEFAULT_THRESHOLD, load_verifier
+    from architect.principal import ADMIN
 
     t = DEFAULT_THRESHOLD if threshold is None else threshold
     if not 0 < t <= 1:

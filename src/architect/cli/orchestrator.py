@@ -27,9 +27,9 @@ from architect.cli.common import DatabaseOpt, console, err_console, open_cli_sto
 from architect.orchestrator.executors import default_executors
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.report import build_report, render_markdown
-from architect.orchestrator.trust import CommandPolicy
 from architect.orchestrator.worker import Worker, WorkerOptions
 from architect.store.orchestrator import ClaimOptions, TaskRepo
+from architect.trust import CommandPolicy
 
 __all__ = ["parse_rate", "register"]
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import orjson
 
-from architect.access.auth import Principal
 from architect.errors import InvalidRequest
 from architect.gateway.providers.base import Usage
 from architect.gateway.validation import check_chat_body, check_embeddings_body
 from architect.identifiers import check_identifier
+from architect.principal import Principal
 
 __all__ = ["Call", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
 

@@ -16,13 +16,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from architect.access.auth import Principal
 from architect.access.visibility import alert_visible, breaker_view, fleet_figures, usable_deployments
 from architect.api.deps import PrincipalDep, RuntimeDep
 from architect.api.params import Filter, Filters, LedgerFilters, Seconds, Timestamp
 from architect.api.spec import CsvStream, text_content
 from architect.errors import InvalidRequest, PermissionDenied
 from architect.metrics.rollups import ALL_DIMS, Rollups
+from architect.principal import Principal
 from architect.store.ledger import CALL_COLUMNS
 
 __all__ = ["csv_safe", "router"]

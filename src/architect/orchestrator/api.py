@@ -22,8 +22,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from architect.access.audit import actor_of
-from architect.access.auth import Principal
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.api.params import (
     INT32_MAX,
@@ -42,7 +40,9 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
 from architect.orchestrator.plans import export_markdown, export_yaml, parse_plan_text
 from architect.orchestrator.report import build_report, render_markdown
-from architect.orchestrator.trust import (
+from architect.principal import Principal, actor_of
+from architect.store.orchestrator import Row
+from architect.trust import (
     changed_prompt_fields,
     feature_patch_fields,
     plan_task_fields,
@@ -50,7 +50,6 @@ from architect.orchestrator.trust import (
     task_patch_fields,
     writer_for,
 )
-from architect.store.orchestrator import Row
 
 __all__ = ["router"]
 

@@ -23,11 +23,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from architect.access.auth import SESSION_COOKIE, Principal, Session, SessionLimitReached
+from architect.access.auth import SESSION_COOKIE, Session, SessionLimitReached
 from architect.access.hooks import login_guard
 from architect.access.keys import hash_secret
 from architect.access.login import key_prefix
 from architect.errors import AuthenticationFailed
+from architect.principal import Principal
 
 __all__ = ["PAGES", "routes"]
 

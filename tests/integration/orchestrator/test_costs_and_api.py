@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from architect.access.auth import Authenticator, Principal
+from architect.access.auth import Authenticator
 from architect.api import create_api
 from architect.events import EventBus
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
 from architect.orchestrator.plans import parse_markdown
+from architect.principal import Principal
 from architect.store import Store, open_store
 
 MD = "# Feature: Api\n## Phase 1: A\n- [ ] T001 a `$ true`\n- [ ] T002 b (after T001)\n"

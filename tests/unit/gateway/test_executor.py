@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from architect.access.auth import ANONYMOUS
 from architect.errors import GatewayError, ProviderError, RateLimited, Unavailable, UpstreamTimeout
 from architect.gateway.call import Call
 from architect.gateway.executor import Executor
@@ -26,6 +25,7 @@ from architect.gateway.providers.transport import (
 )
 from architect.gateway.resilience import CLOSED, HALF_OPEN, OPEN
 from architect.gateway.routing import Deployment, Router
+from architect.principal import ANONYMOUS
 from tests.helpers import make_config
 
 MSG = [{"role": "user", "content": "Say hello."}]
