@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from architect.app import create_app
 from architect.config import Config, parse_config
-from architect.gateway.app import GatewayApp, create_app
-from architect.gateway.runtime import Runtime
+from architect.gateway.app import GatewayApp
+from architect.runtime import Runtime
 from architect.store import Store, open_store
 
 __all__ = ["LiveServer", "free_port", "make_config", "stub_config", "wait_until", "wait_until_async"]

@@ -22,6 +22,7 @@ import importlib
 import inspect
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from architect._optional import optional_module
 from architect.cache.embedders import Embedder, load_embedder
 from architect.cache.keys import sampling_params, system_prompt
 from architect.errors import ConfigError, GatewayError
@@ -153,6 +155,9 @@ class VectorIndex:
         return [(int(key), 1.0 - float(dist)) for key, dist in zip(m.keys, m.distances, strict=False)]
 
 
+Chat = Callable[[Call], Awaitable[bytes]]  # runs a chat call through the gateway (`Pipeline.chat`)
+
+
 class Verifier(Protocol):
     async def verify(self, query: str, cached: str, call: Call) -> bool:
         """True if the cached answer to `cached` also answers `query`."""
@@ -162,8 +167,8 @@ class GatewayVerifier:
     """Asks a (cheap) model through the gateway itself, as the caller's key, at temperature 0; the
     call is recorded in the ledger tagged `cache_overhead=semantic-verifier`."""
 
-    def __init__(self, runtime: Any, model: str) -> None:
-        self.runtime = runtime
+    def __init__(self, chat: Chat, model: str) -> None:
+        self.chat = chat
         self.model = model
         self.calls = 0
         self.cost_usd = 0.0
@@ -186,7 +191,7 @@ class GatewayVerifier:
         vcall.extra["semantic_off"] = True
         self.calls += 1
         try:
-            out = await self.runtime.pipeline.chat(vcall)
+            out = await self.chat(vcall)
             answer = orjson.loads(out)["choices"][0]["message"]["content"] or ""
         except (GatewayError, KeyError, IndexError, TypeError, orjson.JSONDecodeError):
             log.warning("semantic verifier call failed; not serving the candidate", exc_info=True)
@@ -209,12 +214,15 @@ class CallableVerifier:
         return bool(out)
 
 
-def load_verifier(spec: str | None, runtime: Any) -> Verifier | None:
+def load_verifier(spec: str | None, chat: Chat | None) -> Verifier | None:
+    """The verifier `spec` names; `chat` runs a gateway verifier's calls (the gateway's pipeline)."""
     if not spec:
         return None
     kind, _, target = spec.partition(":")
     if kind == "gateway" and target:
-        return GatewayVerifier(runtime, target)
+        if chat is None:
+            raise ConfigError(f"cache.semantic.verifier: {spec!r} needs a running gateway")
+        return GatewayVerifier(chat, target)
     if kind == "python" and ":" in target:
         mod, _, attr = target.partition(":")
         try:
@@ -389,12 +397,12 @@ class SemanticCache:
         }
 
 
-def build_semantic(data: dict[str, Any], runtime: Any) -> SemanticCache:
+def build_semantic(data: dict[str, Any], chat: Chat | None) -> SemanticCache:
+    """The semantic tier from `cache.semantic` (its verifier's calls go through `chat`). This is the
+    seam of the `semantic` extra: without it installed the config is refused here, by name."""
     cfg = parse_semantic(data)
-    try:
-        import usearch.index  # noqa: F401
-    except ModuleNotFoundError:
+    if optional_module("usearch.index") is None:
         raise ConfigError(
             "cache.semantic.enabled needs the semantic extra: pip install 'architect-llm[semantic]' (usearch)"
-        ) from None
-    return SemanticCache(cfg, load_embedder(cfg.model), load_verifier(cfg.verifier, runtime))
+        )
+    return SemanticCache(cfg, load_embedder(cfg.model), load_verifier(cfg.verifier, chat))

@@ -119,14 +119,19 @@ class CacheService:
         self._config = config
         self.tiers = tiers
         self.clock = clock
-        self.semantic = semantic
+        self.semantic: SemanticCache | None = None
         if semantic is not None:
-            semantic.tiers = tiers  # candidates are fetched from the tiers by their exact key
+            self.attach_semantic(semantic)
         self.coalescer: Coalescer[Entry] = Coalescer()
         self.counts: dict[str, int] = {t: 0 for t in (*TIERS, "miss", "bypass", "stores", "coalesced")}
         self.saved_cost_usd = 0.0
         self.saved_ms = 0.0
         self._writes: set[asyncio.Task[None]] = set()
+
+    def attach_semantic(self, semantic: SemanticCache) -> None:
+        """Serve misses of the exact and normalised tiers from `semantic` too."""
+        semantic.tiers = self.tiers  # candidates are fetched from the tiers by their exact key
+        self.semantic = semantic
 
     # -- the hook ----------------------------------------------------------------------------------
     async def lookup(self, call: Call) -> CachedAnswer | None:

@@ -8,12 +8,15 @@ The access domain provides `KeyLimits` and `Budgets`; the cache domain provides 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from architect.gateway.call import Call
+from architect.principal import Principal
 
 __all__ = [
+    "Authenticate",
     "Budgets",
     "CachedAnswer",
     "Hooks",
@@ -23,6 +26,15 @@ __all__ = [
     "NullKeyLimits",
     "ResponseCache",
 ]
+
+
+class Authenticate(Protocol):
+    """Resolves a request's Authorization header (and the dashboard's cookies) to a Principal, or
+    raises AuthenticationFailed (the access domain's `Authenticator`)."""
+
+    async def authenticate(
+        self, authorization: str | None, cookies: Mapping[str, str] | None = None
+    ) -> Principal: ...
 
 
 class KeyLimits(Protocol):

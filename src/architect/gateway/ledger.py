@@ -7,7 +7,9 @@ its whole batch at once, a 1-3 ms stall of every request in flight (most of the 
 under load). With a lower weight it is preempted more often, though not always (bench/RESULTS.md),
 and the short GIL switch interval that `serve` sets bounds how long the loop then waits for the GIL. Per-call
 aggregation (`on_submit`) runs on the event loop, spread evenly over the requests, so the thread does
-little Python work that would compete with the loop for the GIL. When the queue is full the row is
+little Python work that would compete with the loop for the GIL. What else is fed from the
+ledger (rollups, Prometheus counters) is a `LedgerObserver`: `on_submit` per call on the event loop,
+`on_flushed` per written batch on the writer's thread. When the queue is full the row is
 dropped and counted (`dropped`, exported as a metric and in /readyz), and the gateway keeps serving.
 `close()` drains everything (graceful shutdown loses nothing).
 
@@ -26,16 +28,26 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from architect.errors import StoreDataError, StoreError
 from architect.store.ledger import LedgerRepo
 
-__all__ = ["LedgerWriter"]
+__all__ = ["LedgerObserver", "LedgerWriter"]
 
 log = logging.getLogger("architect.ledger")
+
+
+class LedgerObserver(Protocol):
+    """Fed with every call the ledger takes. Both must be cheap and must not raise."""
+
+    def on_submit(self, row: Mapping[str, Any]) -> None:
+        """One call queued for the ledger, on the event loop (per-call aggregation goes here)."""
+
+    def on_flushed(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """A batch the writer wrote, on its thread (periodic writes of aggregates go here)."""
 
 
 class LedgerWriter:
@@ -46,10 +58,9 @@ class LedgerWriter:
         queue_size: int = 100_000,
         flush_interval_ms: int = 25,
         batch_size: int = 2000,
-        on_flushed: Callable[[list[Mapping[str, Any]]], None] | None = None,
-        on_submit: Callable[[Mapping[str, Any]], None] | None = None,
         thread_nice: int = 0,
         quarantine_path: Path | None = None,
+        observers: Sequence[LedgerObserver] = (),
     ) -> None:
         self._repo = repo
         self.quarantine_path = quarantine_path  # None: refused rows are counted, not kept
@@ -62,8 +73,7 @@ class LedgerWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one flush at a time
-        self.on_flushed = on_flushed
-        self.on_submit = on_submit
+        self.observers: list[LedgerObserver] = list(observers)
         self.dropped = 0
         self.written = 0
         self.failed_batches = 0
@@ -76,8 +86,8 @@ class LedgerWriter:
 
     def submit(self, call: Mapping[str, Any]) -> bool:
         """Queue one call (its attempts in `attempt_log`). Never blocks; False if the queue was full.
-        Runs on the event loop: `on_submit` (cheap per-call aggregation) runs here, so the writer
-        thread does little Python work that would compete with the loop for the GIL."""
+        Runs on the event loop: the observers' `on_submit` (cheap per-call aggregation) runs here, so
+        the writer thread does little Python work that would compete with the loop for the GIL."""
         if len(self._queue) >= self._max:
             self.dropped += 1
             now = time.monotonic()
@@ -86,8 +96,8 @@ class LedgerWriter:
                 log.warning("ledger queue full (%d rows): %d calls dropped so far", self._max, self.dropped)
             return False
         self._queue.append(call)
-        if self.on_submit is not None:
-            self.on_submit(call)
+        for o in self.observers:
+            o.on_submit(call)
         return True
 
     def start(self) -> None:
@@ -131,8 +141,8 @@ class LedgerWriter:
 
     def _written(self, calls: list[Mapping[str, Any]]) -> None:
         self.written += len(calls)
-        if self.on_flushed is not None:
-            self.on_flushed(calls)
+        for o in self.observers:
+            o.on_flushed(calls)
 
     def _keep(self, calls: list[Mapping[str, Any]]) -> None:
         """Put rows a failed write left back at the head of the queue, for the next flush; give up
