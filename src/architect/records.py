@@ -6,8 +6,10 @@ its observers (rollups, Prometheus counters) read them and the store turns them 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
+
+import orjson
 
 __all__ = ["ATTEMPT_FIELDS", "CALL_FIELDS", "AttemptRecord", "CallRecord"]
 
@@ -96,15 +98,25 @@ class CallRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CallRecord:
-        """A record from a `calls` row as a mapping (tests, benchmarks, loading rows back): known
-        columns are taken, attempts given as dicts become `AttemptRecord`s."""
-        data = {k: v for k, v in row.items() if k in _CALL_FIELD_SET}
+        """A record from a `calls` row given as a mapping (loading rows back, tests, benchmarks):
+        its columns are taken, a missing one or a null one that has a default gets it, attempts given as
+        dicts become `AttemptRecord`s and tags given as JSON text a dict."""
+        data = {k: v for k, v in row.items() if k in _CALL_FIELD_SET and (v is not None or k not in _DEFAULTED)}
+        for k, v in _REQUIRED.items():
+            data.setdefault(k, v)
         log = data.get("attempt_log")
+        if isinstance(log, str):
+            log = orjson.loads(log)
         if log is not None:
             data["attempt_log"] = [a if isinstance(a, AttemptRecord) else AttemptRecord(**a) for a in log]
+        if isinstance(data.get("tags"), str):
+            data["tags"] = orjson.loads(data["tags"])
         return cls(**data)
 
 
 CALL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
 ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))
 _CALL_FIELD_SET = frozenset(CALL_FIELDS)
+# fields whose default is a value (a null in a row means that value)
+_DEFAULTED = frozenset(f.name for f in fields(CallRecord) if f.default is not None and f.default is not MISSING)
+_REQUIRED: dict[str, Any] = {"request_id": "", "ts": 0.0, "endpoint": "", "model": ""}  # a partial row may lack

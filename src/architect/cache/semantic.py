@@ -158,6 +158,16 @@ class VectorIndex:
 Chat = Callable[[Call], Awaitable[bytes]]  # runs a chat call through the gateway (`Pipeline.chat`)
 
 
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """A call's query as the lookup embedded it (kept on the call, so storing its answer does not
+    embed it again)."""
+
+    pkey: str
+    text: str
+    vec: Any  # the embedder's vector (a numpy array: the optional extra's type)
+
+
 class Verifier(Protocol):
     async def verify(self, query: str, cached: str, call: Call) -> bool:
         """True if the cached answer to `cached` also answers `query`."""
@@ -187,8 +197,7 @@ class GatewayVerifier:
         vcall = Call(
             "chat", body, orjson.dumps(body), call.principal, {**tags, "cache_overhead": "semantic-verifier"}
         )
-        vcall.extra["headers"] = {}
-        vcall.extra["semantic_off"] = True
+        vcall.semantic_off = True
         self.calls += 1
         try:
             out = await self.chat(vcall)
@@ -291,7 +300,7 @@ class SemanticCache:
         return vec[0]
 
     def _prepare(self, call: Call, namespace: str) -> tuple[str, str] | None:
-        if call.extra.get("semantic_off") or not semantic_allowed(call.body, self.cfg):
+        if call.semantic_off or call.group is None or not semantic_allowed(call.body, self.cfg):
             return None
         text = last_user_text(call.body)
         if not text or len(text) > self.cfg.max_text_chars:
@@ -305,7 +314,7 @@ class SemanticCache:
         pkey, text = prep
         self.counts["lookups"] += 1
         vec = await self.embed(text)
-        call.extra["semantic_vec"] = (pkey, text, vec)
+        call.semantic_probe = _Probe(pkey, text, vec)
         part = self._parts.get(pkey)
         if part is None or self.tiers is None:
             return None
@@ -334,8 +343,8 @@ class SemanticCache:
         return None
 
     def add(self, call: Call, namespace: str, entry: Entry) -> None:
-        stash = call.extra.get("semantic_vec")
-        if stash is None:
+        probe = call.semantic_probe
+        if not isinstance(probe, _Probe):
             prep = self._prepare(call, namespace)
             if prep is None:
                 return
@@ -345,8 +354,7 @@ class SemanticCache:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return
-        pkey, text, vec = stash
-        self._insert(pkey, text, vec, namespace, entry)
+        self._insert(probe.pkey, probe.text, probe.vec, namespace, entry)
 
     async def _embed_and_add(self, pkey: str, text: str, namespace: str, entry: Entry) -> None:
         try:

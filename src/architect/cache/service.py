@@ -138,7 +138,7 @@ class CacheService:
         cfg = self._config()
         if not cfg.enabled or call.endpoint != "chat" or call.group is None:
             return self._bypass(call)
-        ctl = request_controls(call.extra.get("headers") or {}, call.tags)
+        ctl = request_controls(call.headers, call.tags)
         if ctl.mode == "no-store":
             return self._bypass(call)
         if cfg.only_deterministic and ctl.mode != "force" and not is_deterministic(call.body):
@@ -147,8 +147,8 @@ class CacheService:
         group = call.group.name
         key, norm = request_keys(call.body, group, ns, normalised=cfg.normalised, casefold=cfg.casefold)
         plan = _Plan(key, norm, ns, group, ctl.ttl_s or cfg.ttl_s)
-        call.cache_key = plan
-        call.cache = "miss"
+        call.cache_plan = plan
+        call.cache_tier = "miss"
         if ctl.mode == "no-cache":
             self.counts["miss"] += 1
             return None
@@ -175,7 +175,7 @@ class CacheService:
         return None
 
     async def store(self, call: Call, body: bytes) -> None:
-        plan = call.cache_key
+        plan = call.cache_plan
         if not isinstance(plan, _Plan):
             return
         cfg = self._config()
@@ -211,7 +211,7 @@ class CacheService:
             task.add_done_callback(self._writes.discard)
 
     def abandon(self, call: Call, error: BaseException | None) -> None:
-        plan = call.cache_key
+        plan = call.cache_plan
         if isinstance(plan, _Plan):
             self._end_flight(plan, error)
 
@@ -222,7 +222,7 @@ class CacheService:
             plan.flight = None
 
     def _bypass(self, call: Call) -> CachedAnswer | None:
-        call.cache = "bypass"
+        call.cache_tier = "bypass"
         self.counts["bypass"] += 1
         return None
 

@@ -110,10 +110,9 @@ async def warm(
             report.results["skipped-key-gone"] = report.results.get("skipped-key-gone", 0) + 1
             continue
         call = Call("chat", cand.body, cand.raw, principal, {**cand.tags, "cache_warm": "1"})
-        call.extra["headers"] = {}
         try:
             await chat(call)
-            outcome = call.cache or "bypass"
+            outcome = call.cache_tier or "bypass"
             report.cost_usd += call.cost_usd
         except GatewayError as exc:
             outcome = "error"

@@ -121,8 +121,7 @@ class GatewayApp:
             body = parse_body(raw)
             (validate_chat if endpoint == "chat" else validate_embeddings)(body)
             tags = parse_tags(headers.get("x-architect-tags"), body.pop("metadata", None))
-            call = Call(endpoint, body, raw, principal, tags, request_id)
-            call.extra["headers"] = headers
+            call = Call(endpoint, body, raw, principal, tags, request_id, headers)
             if endpoint == "chat" and call.stream:
                 await self._stream(call, receive, send)
             else:
@@ -170,9 +169,8 @@ class GatewayApp:
 
     async def _stream(self, call: Call, receive: Receive, send: Send) -> None:
         watch = _DisconnectWatch(receive)
-        pipeline = self.runtime.pipeline
         try:
-            start, events = await pipeline.chat_stream(call)  # an error here: the finally stops the watch
+            stream = await self.runtime.pipeline.chat_stream(call)  # an error here: the finally stops the watch
             try:
                 await send(
                     {
@@ -182,8 +180,8 @@ class GatewayApp:
                     }
                 )
                 closed = False
-                async for chunk in events:
-                    if call.extra.get("stream_ended"):  # recorded: the relay's last chunk ends the response
+                async for chunk in stream.events:
+                    if stream.ended:  # recorded: the relay's last chunk ends the response
                         watch.stop()  # everything is sent: from here on a disconnect changes nothing
                         await send({"type": "http.response.body", "body": chunk, "more_body": False})
                         closed = True
@@ -193,8 +191,7 @@ class GatewayApp:
                     watch.stop()
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
-                await events.aclose()  # type: ignore[attr-defined]
-                await pipeline.end_stream(call, start)  # no-op unless the relay never ran
+                await stream.aclose()  # ends the call unless its events already did
         except asyncio.CancelledError:
             if watch.disconnected:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
@@ -261,8 +258,8 @@ class _DisconnectWatch:
 def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:
     out = [
         (b"x-request-id", call.request_id.encode()),
-        (b"x-architect-attempts", str(len(call.attempt_rows)).encode()),
-        (b"x-architect-cache", (call.cache or "bypass").encode()),
+        (b"x-architect-attempts", str(len(call.attempts)).encode()),
+        (b"x-architect-cache", (call.cache_tier or "bypass").encode()),
     ]
     if call.deployment is not None:
         out.append((b"x-architect-deployment", call.deployment.name.encode()))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from architect.gateway.call import Call
+from architect.gateway.providers.base import Usage
 from architect.principal import Principal
 
 __all__ = [
@@ -50,12 +51,12 @@ class CachedAnswer:
     tier: str  # "hit-l1" | "hit-l2" | "hit-normalised" | "hit-semantic"
     cost_usd: float  # what the original call cost (the saving)
     latency_ms: float  # what the original call took (the latency saved)
-    usage: Any = None
+    usage: Usage | None = None
 
 
 class ResponseCache(Protocol):
     async def lookup(self, call: Call) -> CachedAnswer | None:
-        """A cached answer, or None (and sets call.cache to 'miss' or 'bypass'). May coalesce:
+        """A cached answer, or None (and sets call.cache_tier to 'miss' or 'bypass'). May coalesce:
         wait for an identical in-flight request and return its answer."""
 
     async def store(self, call: Call, body: bytes) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from architect.errors import StoreDataError, StoreError
+from architect.records import CallRecord
 from architect.store.ledger import LedgerRepo
 
 __all__ = ["LedgerObserver", "LedgerWriter"]
@@ -43,10 +44,10 @@ log = logging.getLogger("architect.ledger")
 class LedgerObserver(Protocol):
     """Fed with every call the ledger takes. Both must be cheap and must not raise."""
 
-    def on_submit(self, row: Mapping[str, Any]) -> None:
+    def on_submit(self, record: CallRecord) -> None:
         """One call queued for the ledger, on the event loop (per-call aggregation goes here)."""
 
-    def on_flushed(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def on_flushed(self, records: Sequence[CallRecord]) -> None:
         """A batch the writer wrote, on its thread (periodic writes of aggregates go here)."""
 
 
@@ -64,7 +65,7 @@ class LedgerWriter:
     ) -> None:
         self._repo = repo
         self.quarantine_path = quarantine_path  # None: refused rows are counted, not kept
-        self._queue: deque[Mapping[str, Any]] = deque()
+        self._queue: deque[CallRecord] = deque()
         self._max = queue_size
         self._interval = flush_interval_ms / 1000.0
         self._batch = batch_size
@@ -84,7 +85,7 @@ class LedgerWriter:
     def depth(self) -> int:
         return len(self._queue)
 
-    def submit(self, call: Mapping[str, Any]) -> bool:
+    def submit(self, call: CallRecord) -> bool:
         """Queue one call (its attempts in `attempt_log`). Never blocks; False if the queue was full.
         Runs on the event loop: the observers' `on_submit` (cheap per-call aggregation) runs here, so
         the writer thread does little Python work that would compete with the loop for the GIL."""
@@ -139,12 +140,12 @@ class LedgerWriter:
                 self._written(calls)
         return written
 
-    def _written(self, calls: list[Mapping[str, Any]]) -> None:
+    def _written(self, calls: list[CallRecord]) -> None:
         self.written += len(calls)
         for o in self.observers:
             o.on_flushed(calls)
 
-    def _keep(self, calls: list[Mapping[str, Any]]) -> None:
+    def _keep(self, calls: list[CallRecord]) -> None:
         """Put rows a failed write left back at the head of the queue, for the next flush; give up
         (count them dropped) only when the queue would overflow."""
         self.failed_batches += 1
@@ -154,15 +155,15 @@ class LedgerWriter:
         self._queue.extendleft(reversed(keep))
 
     def _isolate(
-        self, calls: list[Mapping[str, Any]], refused: StoreDataError
-    ) -> tuple[int, list[Mapping[str, Any]]]:
+        self, calls: list[CallRecord], refused: StoreDataError
+    ) -> tuple[int, list[CallRecord]]:
         """Write a batch the database refused in halves, down to the single rows it refuses, which
         are quarantined. Returns (rows written, rows left for the next flush): when a write fails for
         another reason (the database went away meanwhile), that part and the rest are left."""
         written = 0
         # a stack of parts, the next one to write last (rows keep their order), each with the error
         # the database gave for it if it was already tried
-        parts: list[tuple[list[Mapping[str, Any]], StoreDataError | None]] = [(calls, refused)]
+        parts: list[tuple[list[CallRecord], StoreDataError | None]] = [(calls, refused)]
         while parts:
             part, error = parts.pop()
             if error is None:
@@ -185,7 +186,7 @@ class LedgerWriter:
                 parts += ((part[mid:], None), (part[:mid], None))
         return written, []
 
-    def _quarantine(self, row: Mapping[str, Any], error: StoreDataError) -> None:
+    def _quarantine(self, row: CallRecord, error: StoreDataError) -> None:
         """Count a row the database refuses and append it to the quarantine file. The row's contents
         go to the file only, never to the log."""
         self.quarantined += 1
@@ -193,14 +194,14 @@ class LedgerWriter:
         where = str(path) if path is not None else "nowhere (no quarantine file configured)"
         log.error(
             "ledger: the database refused call %.64r (%s); quarantined in %s",
-            row.get("request_id"),
+            row.request_id,
             type(error.__cause__ or error).__name__,
             where,
         )
         if path is None:
             return
         line = json.dumps(
-            {"ts": time.time(), "error": str(error), "row": _plain(row)}, ensure_ascii=True, allow_nan=False
+            {"ts": time.time(), "error": str(error), "row": _plain(row.as_dict())}, ensure_ascii=True, allow_nan=False
         )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

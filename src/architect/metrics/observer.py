@@ -5,11 +5,11 @@ writer's thread every `Rollups.flush_s`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from architect.metrics.prometheus import PromMetrics
 from architect.metrics.rollups import Rollups
+from architect.records import CallRecord
 
 __all__ = ["LedgerMetrics"]
 
@@ -25,14 +25,14 @@ class LedgerMetrics:
         self.rollups = rollups
         self.prometheus = prometheus
 
-    def on_submit(self, row: Mapping[str, Any]) -> None:  # on the event loop, once per call
+    def on_submit(self, record: CallRecord) -> None:  # on the event loop, once per call
         try:
-            self.prometheus.observe_one(row)
-            self.rollups.add_one(row)
+            self.prometheus.observe_one(record)
+            self.rollups.add_one(record)
         except Exception:  # never break the request path
             log.exception("metrics: aggregating a ledger row failed")
 
-    def on_flushed(self, rows: Sequence[Mapping[str, Any]]) -> None:  # the ledger writer's thread
+    def on_flushed(self, records: Sequence[CallRecord]) -> None:  # the ledger writer's thread
         if self.rollups.due():
             try:
                 self.rollups.flush()

@@ -26,7 +26,8 @@ from architect.events import EventBus
 from architect.gateway.hooks import Authenticate
 from architect.gateway.ledger import LedgerWriter
 from architect.gateway.routing import Router
-from architect.metrics.aggregate import metric_dim
+from architect.metrics.aggregate import CACHE
+from architect.records import CallRecord
 
 __all__ = ["Fleet", "PromMetrics", "routes"]
 
@@ -133,25 +134,27 @@ class PromMetrics:
         self.registry.register(_RuntimeCollector(runtime))
 
     def observe(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Fold in calls given as ledger rows."""
         for r in rows:
-            self.observe_one(r)
+            self.observe_one(CallRecord.from_row(r))
 
-    def observe_one(self, r: Mapping[str, Any]) -> None:
-        key = (r.get("model_group") or "", metric_dim(r, "deployment") or "")
-        status = r.get("status") or ""
+    def observe_one(self, r: CallRecord) -> None:
+        hit = r.cache_hit
+        key = (r.model_group or "", (CACHE if hit else r.deployment) or "")
+        status = r.status or ""
         with self._lock:
             s = self._series.get(key)
             if s is None:
                 s = self._series[key] = _Series()
             s.by_status[status] = s.by_status.get(status, 0) + 1
-            if (total := r.get("total_ms")) is not None:
+            if (total := r.total_ms) is not None:
                 s.latency.observe(total / 1000.0)
-            if (ttft := r.get("ttft_ms")) is not None:
+            if (ttft := r.ttft_ms) is not None:
                 s.ttft.observe(ttft / 1000.0)
-            s.prompt += r.get("prompt_tokens") or 0
-            s.completion += r.get("completion_tokens") or 0
-            s.cost += r.get("cost_usd") or 0.0
-            if (r.get("cache") or "").startswith("hit"):
+            s.prompt += r.prompt_tokens or 0
+            s.completion += r.completion_tokens or 0
+            s.cost += r.cost_usd or 0.0
+            if hit:
                 s.cache_hits += 1
 
     def snapshot(self) -> list[tuple[tuple[str, str], _Series]]:

@@ -16,7 +16,7 @@ from architect.orchestrator.plans import parse_markdown
 from architect.principal import Principal
 from architect.runtime import Runtime
 from architect.store import Store, open_store
-from tests.helpers import make_config
+from tests.helpers import make_config, record_rows
 
 MD = "# Feature: Api\n## Phase 1: A\n- [ ] T001 a `$ true`\n- [ ] T002 b (after T001)\n"
 
@@ -38,7 +38,8 @@ def test_cost_per_task_comes_from_the_ledger_tags(store: Store) -> None:
         "http_status": 200,
         "total_ms": 1.0,
     }
-    store.ledger.record(
+    record_rows(
+        store.ledger,
         [
             {
                 **base,

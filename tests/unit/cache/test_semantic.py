@@ -39,7 +39,6 @@ def _call(text: str, key: str = "k1", **body: Any) -> Call:
     b = {"model": "m", "messages": [{"role": "user", "content": text}], "temperature": 0, **body}
     c = Call("chat", b, b"{}", Principal(kind="key", key_id=key), {})
     c.group = SimpleNamespace(name="m")
-    c.extra["headers"] = {}
     return c
 
 
