@@ -101,7 +101,9 @@ class CallRecord:
         """A record from a `calls` row given as a mapping (loading rows back, tests, benchmarks):
         its columns are taken, a missing one or a null one that has a default gets it, attempts given as
         dicts become `AttemptRecord`s and tags given as JSON text a dict."""
-        data = {k: v for k, v in row.items() if k in _CALL_FIELD_SET and (v is not None or k not in _DEFAULTED)}
+        data = {
+            k: v for k, v in row.items() if k in _CALL_FIELD_SET and (v is not None or k not in _DEFAULTED)
+        }
         for k, v in _REQUIRED.items():
             data.setdefault(k, v)
         log = data.get("attempt_log")
@@ -118,5 +120,12 @@ CALL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
 ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AttemptRecord))
 _CALL_FIELD_SET = frozenset(CALL_FIELDS)
 # fields whose default is a value (a null in a row means that value)
-_DEFAULTED = frozenset(f.name for f in fields(CallRecord) if f.default is not None and f.default is not MISSING)
-_REQUIRED: dict[str, Any] = {"request_id": "", "ts": 0.0, "endpoint": "", "model": ""}  # a partial row may lack
+_DEFAULTED = frozenset(
+    f.name for f in fields(CallRecord) if f.default is not None and f.default is not MISSING
+)
+_REQUIRED: dict[str, Any] = {
+    "request_id": "",
+    "ts": 0.0,
+    "endpoint": "",
+    "model": "",
+}  # a partial row may lack

@@ -170,7 +170,9 @@ class GatewayApp:
     async def _stream(self, call: Call, receive: Receive, send: Send) -> None:
         watch = _DisconnectWatch(receive)
         try:
-            stream = await self.runtime.pipeline.chat_stream(call)  # an error here: the finally stops the watch
+            stream = await self.runtime.pipeline.chat_stream(
+                call
+            )  # an error here: the finally stops the watch
             try:
                 await send(
                     {

@@ -154,9 +154,7 @@ class LedgerWriter:
         self.dropped += len(calls) - len(keep)
         self._queue.extendleft(reversed(keep))
 
-    def _isolate(
-        self, calls: list[CallRecord], refused: StoreDataError
-    ) -> tuple[int, list[CallRecord]]:
+    def _isolate(self, calls: list[CallRecord], refused: StoreDataError) -> tuple[int, list[CallRecord]]:
         """Write a batch the database refused in halves, down to the single rows it refuses, which
         are quarantined. Returns (rows written, rows left for the next flush): when a write fails for
         another reason (the database went away meanwhile), that part and the rest are left."""
@@ -201,7 +199,9 @@ class LedgerWriter:
         if path is None:
             return
         line = json.dumps(
-            {"ts": time.time(), "error": str(error), "row": _plain(row.as_dict())}, ensure_ascii=True, allow_nan=False
+            {"ts": time.time(), "error": str(error), "row": _plain(row.as_dict())},
+            ensure_ascii=True,
+            allow_nan=False,
         )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
