@@ -19,7 +19,7 @@ from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.pool import StaticPool
 
 from architect.errors import StoreDataError, StoreError
-from architect.records import CallRecord
+from architect.records import CallRecord, encode_attempts
 from architect.store.schema import calls
 from architect.store.text import String, Text, TextPositions, storable
 
@@ -119,8 +119,8 @@ def _insert_sql(columns: Sequence[str], paramstyle: str) -> str:
 
 
 def _log_text(log_: Any) -> str | None:
-    """A record's `attempt_log` as stored: its attempts' set fields as a JSON array."""
-    return None if not log_ else orjson.dumps([a.stored() for a in log_]).decode()
+    """A record's `attempt_log` as stored (None when it has none)."""
+    return encode_attempts(log_) if log_ else None
 
 
 def _tags_text(tags: Any) -> str | None:

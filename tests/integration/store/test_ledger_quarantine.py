@@ -94,8 +94,8 @@ def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(
     rows = [_row(f"r{i:03d}") for i in range(120)]
     rows[3] = _row("dup")  # a duplicate request id
     rows[60] = _row("no-model", model=None)  # a missing required value
-    unjsonable = AttemptRecord(
-        attempt=1, ts=0.0, model_group="g", deployment="d", provider="p", route_reason={1, 2}
+    unjsonable = AttemptRecord(  # a value that is not JSON
+        attempt=1, ts=0.0, model_group="g", deployment="d", provider="p", route_reason=object()
     )  # type: ignore[arg-type]
     rows[61] = _row("bad-log", attempt_log=[unjsonable])  # cannot become a parameter
     rows[119] = _row("neg", prompt_tokens=-(2**70))
