@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,7 @@ class Runtime:
 
     def principal_of(self, key_id: str | None) -> Principal | None:
         """The principal a ledger row's key id stands for now (None: the key is gone, revoked or
-        expired). Reads the store: call it off the event loop."""
+        expired). Reads the store."""
         if key_id is None:
             return ANONYMOUS
         if key_id == "admin":
@@ -223,7 +223,7 @@ def _l2(config: Config, store: Store) -> L2Tier | None:
     return None
 
 
-async def _every(seconds: float, job: Any, what: str) -> None:
+async def _every(seconds: float, job: Callable[[], Awaitable[None]], what: str) -> None:
     """Run `job()` every `seconds`; a failure is logged and the next pass retries."""
     while True:
         await asyncio.sleep(seconds)
