@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint lint-js format-js typecheck unit integration acceptance lock bench-gateway clean
+.PHONY: run test install lint lint-js format-js typecheck imports unit integration acceptance lock bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# The layering rule of docs/architecture.md (import-linter contracts in pyproject.toml).
+imports: install
+	$(BIN)/lint-imports
 
 # Browser tests drive Debian's chromium (/usr/bin/chromium) with Playwright and check accessibility
 # with axe-core from npm; eslint and prettier check the dashboard's JavaScript and CSS. All test-only,
@@ -55,6 +59,7 @@ format-js: $(BROWSER_STAMP)
 test: install $(BROWSER_STAMP) lint-js
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: install

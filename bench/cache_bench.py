@@ -110,9 +110,9 @@ async def _phase(driver: Driver, bodies: list[bytes], conc: int, expect: str) ->
 
 
 async def hit_vs_miss(n: int, conc: int) -> dict[str, Any]:
+    from architect.app import create_app
     from architect.config import parse_config
-    from architect.gateway.app import create_app
-    from architect.gateway.runtime import Runtime
+    from architect.runtime import Runtime
     from architect.store import Store
 
     proc, url = start_stub()

@@ -30,10 +30,10 @@ import httpx
 import uvicorn
 from metrics_bench import load  # bench/ is on sys.path when run as a script
 
+from architect.app import create_app
 from architect.config import parse_config
-from architect.gateway.app import create_app
-from architect.gateway.runtime import Runtime
 from architect.metrics.rollups import Rollups
+from architect.runtime import Runtime
 from architect.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ import itertools
 import os
 import tempfile
 import time
-from typing import Any
 
+from architect.records import AttemptRecord, CallRecord
 from architect.store import open_store
 
 # Request ids as the gateway makes them (a random per-process prefix and a counter), so the unique
@@ -22,28 +22,30 @@ _PREFIX = os.urandom(6).hex()
 _IDS = itertools.count(1)
 
 
-def call_row(ts: float) -> dict[str, Any]:
-    attempt = {"attempt": 1, "ts": ts, "model_group": "mock-model", "deployment": "mock/mock-model"}
-    attempt |= {"provider": "mock", "status": "ok", "http_status": 200, "ttft_ms": 1.2, "total_ms": 1.5}
-    return {
-        "request_id": f"{_PREFIX}{next(_IDS):010x}",
-        "ts": ts,
-        "endpoint": "chat",
-        "model": "mock-model",
-        "model_group": "mock-model",
-        "deployment": "mock/mock-model",
-        "provider": "mock",
-        "attempts": 1,
-        "status": "ok",
-        "http_status": 200,
-        "ttft_ms": 1.2,
-        "total_ms": 1.5,
-        "prompt_tokens": 9,
-        "completion_tokens": 16,
-        "cost_usd": 2.85e-5,
-        "route_reason": "only deployment",
-        "attempt_log": [attempt],
-    }
+def call_row(ts: float) -> CallRecord:
+    attempt = AttemptRecord(
+        attempt=1, ts=ts, model_group="mock-model", deployment="mock/mock-model", provider="mock"
+    )
+    attempt.status, attempt.http_status, attempt.ttft_ms, attempt.total_ms = "ok", 200, 1.2, 1.5
+    return CallRecord(
+        request_id=f"{_PREFIX}{next(_IDS):010x}",
+        ts=ts,
+        endpoint="chat",
+        model="mock-model",
+        model_group="mock-model",
+        deployment="mock/mock-model",
+        provider="mock",
+        attempts=1,
+        status="ok",
+        http_status=200,
+        ttft_ms=1.2,
+        total_ms=1.5,
+        prompt_tokens=9,
+        completion_tokens=16,
+        cost_usd=2.85e-5,
+        route_reason="only deployment",
+        attempt_log=[attempt],
+    )
 
 
 def measure(calls: int, batch: int) -> float:

@@ -42,9 +42,9 @@ STEPS = [
     ("sqlalchemy + architect.store", "import architect.store"),
     ("starlette + architect.gateway.app", "import architect.gateway.app"),
     ("architect.cli.main (every command group)", "import architect.cli.main"),
-    ("domain hooks (access, cache, metrics)", "import architect.access.hooks, architect.cache.hooks, architect.metrics.hooks"),
+    ("the composition root (access, cache, metrics services)", "import architect.runtime"),
     ("web routes, prometheus", "import architect.web.routes, architect.metrics.prometheus"),
-    ("the /api/v1 app (fastapi + routers)", "import architect.api, architect.api.core, architect.access.api, architect.metrics.api, architect.orchestrator.api, architect.cache.api"),
+    ("the /api/v1 app (fastapi + routers)", "import architect.api, architect.api.core, architect.api.access, architect.api.metrics, architect.api.orchestrator, architect.api.cache"),
     ("alembic (only to migrate)", "import alembic.command, alembic.script"),
     ("aiohttp (no longer used)", "import aiohttp"),
     ("psycopg (PostgreSQL only)", "import psycopg"),
@@ -83,8 +83,8 @@ from architect.cli.common import open_cli_store
 from architect.config import load_config
 cfg = load_config(sys.argv[1]); step("load the config")
 store = open_cli_store(None, cfg); step("open the store (migrated or checked)")
-from architect.gateway.app import create_app
-from architect.gateway.runtime import Runtime
+from architect.app import create_app
+from architect.runtime import Runtime
 runtime = Runtime(cfg, store); step("build the runtime")
 app = create_app(runtime); step("build the app")
 async def main():
@@ -124,8 +124,8 @@ def heap(args: argparse.Namespace) -> None:
     import uvicorn
 
     from architect.config import load_config
-    from architect.gateway.app import create_app
-    from architect.gateway.runtime import Runtime
+    from architect.app import create_app
+    from architect.runtime import Runtime
     from architect.store import open_store
 
     up, gw = free_port(), free_port()

@@ -16,6 +16,7 @@ import statistics
 import time
 
 from architect.metrics.rollups import Rollups
+from architect.records import CallRecord
 from architect.store import Store, open_store
 
 GROUPS = {"fast": ["fast-a", "fast-b"], "strong": ["strong-a", "strong-b"], "cheap": ["cheap-a", "cheap-b"]}
@@ -89,7 +90,7 @@ def load(store: Store, rollups: Rollups, calls: int, now: float, *, ledger: bool
     for i in range(0, len(rows), 20_000):
         batch = rows[i : i + 20_000]
         if ledger:
-            store.ledger.record(batch)
+            store.ledger.record([CallRecord.from_row(r) for r in batch])
         rollups.add(batch)
         if (i // 20_000) % 10 == 9:
             rollups.flush()

@@ -7,15 +7,18 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import uvicorn
 
+from architect.app import create_app
 from architect.config import Config, parse_config
-from architect.gateway.app import GatewayApp, create_app
-from architect.gateway.runtime import Runtime
+from architect.gateway.app import GatewayApp
+from architect.records import CallRecord
+from architect.runtime import Runtime
 from architect.store import Store, open_store
+from architect.store.ledger import LedgerRepo
 
 __all__ = ["LiveServer", "free_port", "make_config", "stub_config", "wait_until", "wait_until_async"]
 
@@ -124,3 +127,8 @@ class LiveServer:
 def live(config: Config, **kw: Any) -> Iterator[LiveServer]:
     with LiveServer(config, **kw) as server:
         yield server
+
+
+def record_rows(ledger: LedgerRepo, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write calls given as `calls` rows (dicts) to a ledger repository."""
+    ledger.record([CallRecord.from_row(r) for r in rows])

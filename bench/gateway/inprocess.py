@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 import uvloop
 
+from architect.app import create_app
 from architect.config import load_config
-from architect.gateway.app import create_app
 from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, MockTransport
-from architect.gateway.runtime import Runtime
+from architect.runtime import Runtime
 from architect.store import open_store
 
 CONFIG = Path(__file__).with_name("architect-bench.yaml")

@@ -13,14 +13,20 @@
         ├── AuthenticationFailed 401
         ├── PermissionDenied     403
         ├── NotFound             404
+        │   └── MethodNotAllowed 405  (the Allow header lists the methods)
         ├── PayloadTooLarge      413
         ├── RateLimited          429  (retry_after seconds)
         ├── BudgetExceeded       429  (code budget_exceeded, never retried by SDKs)
         ├── ProviderError        upstream failures, carrying a retryable flag and the kind
         │   ├── UpstreamError    502
+        │   ├── UpstreamRefused  400  (the request, not the deployment, was at fault; never retried)
+        │   ├── UpstreamRateLimited 429
         │   ├── Unavailable      503
         │   └── UpstreamTimeout  504
         └── ClientClosed         the client went away (499, never sent)
+
+An error is whole when it is made: its status, type, code and headers are given to the constructor
+(or are its class's), never changed afterwards.
 
 Third-party exceptions (SQLAlchemy, pydantic, yaml) are converted at the module
 boundary that calls the library; nothing outside that module sees them.
@@ -38,6 +44,7 @@ __all__ = [
     "ConfigError",
     "GatewayError",
     "InvalidRequest",
+    "MethodNotAllowed",
     "MigrationRequired",
     "NotFound",
     "NotFoundInStore",
@@ -51,6 +58,8 @@ __all__ = [
     "StoreError",
     "Unavailable",
     "UpstreamError",
+    "UpstreamRateLimited",
+    "UpstreamRefused",
     "UpstreamTimeout",
 ]
 
@@ -90,7 +99,8 @@ class PlanError(ArchitectError):
 
 
 class GatewayError(ArchitectError):
-    """An error with an HTTP status, rendered as an OpenAI-style error body."""
+    """An error with an HTTP status, rendered as an OpenAI-style error body. The class gives the
+    status, type and code; a `status` given here overrides the class's for this error."""
 
     status = 500
     type = "server_error"
@@ -103,12 +113,15 @@ class GatewayError(ArchitectError):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if status is not None:
+            self.status = status
         self.headers: dict[str, str] = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
@@ -118,6 +131,17 @@ class GatewayError(ArchitectError):
 class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
+
+
+class MethodNotAllowed(InvalidRequest):
+    """The path exists but not with this method; `allow` lists the methods it takes."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, allow: str, **kw: Any) -> None:
+        super().__init__(f"method not allowed; use {allow}", **kw)
+        self.headers["allow"] = allow
 
 
 class AuthenticationFailed(GatewayError):
@@ -189,6 +213,27 @@ class ProviderError(GatewayError):
 
 class UpstreamError(ProviderError):
     status = 502
+
+
+class UpstreamRefused(ProviderError):
+    """The upstream refused the request itself (a bad request, a context window, content policy) or
+    the provider cannot take it: the client's request is at fault, so it is a 400 (a 404 stays a
+    404) and it is never retried."""
+
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(
+        self, message: str, *, kind: str = "bad_request", retryable: bool = False, **kw: Any
+    ) -> None:
+        super().__init__(message, kind=kind, retryable=retryable, **kw)
+
+
+class UpstreamRateLimited(ProviderError):
+    """The upstream rate limited the call (retried elsewhere; the client sees it when all are)."""
+
+    status = 429
+    type = "rate_limit_error"
 
 
 class Unavailable(ProviderError):

@@ -25,6 +25,7 @@ class EventBus:
         self._subs: set[asyncio.Queue[Event]] = set()
         self._ids = itertools.count(1)
         self._queue_size = queue_size
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the subscribers wait on
         self.dropped = 0
 
     def publish(self, topic: str, data: dict[str, Any]) -> None:
@@ -41,9 +42,21 @@ class EventBus:
     def publish_threadsafe(self, loop: asyncio.AbstractEventLoop, topic: str, data: dict[str, Any]) -> None:
         loop.call_soon_threadsafe(self.publish, topic, data)
 
+    def publish_from_thread(self, topic: str, data: dict[str, Any]) -> None:
+        """`publish` from any thread: handed to the loop the subscribers wait on (nothing to do while
+        there is no subscriber)."""
+        loop = self._loop
+        if not self._subs or loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self.publish, topic, data)
+        except RuntimeError:  # the loop closed meanwhile: its subscribers are gone
+            pass
+
     def subscription(self, topics: set[str] | None = None) -> Subscription:
         """A new subscriber, receiving every event published from now on (of `topics`, or all) until
         it is closed."""
+        self._loop = asyncio.get_running_loop()
         sub = Subscription(self, topics, asyncio.Queue(self._queue_size))
         self._subs.add(sub.queue)
         return sub

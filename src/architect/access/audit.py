@@ -1,20 +1,11 @@
-"""Who did an admin action: the name recorded in the audit log for a principal or a local CLI user."""
+"""Who did an admin action from the command line: the name recorded in the audit log for a local CLI
+user (a principal's is `architect.principal.actor_of`)."""
 
 from __future__ import annotations
 
 import getpass
 
-from architect.access.auth import Principal
-
-__all__ = ["actor_of", "local_actor"]
-
-
-def actor_of(principal: Principal) -> str:
-    if principal.kind == "admin":
-        return "admin-key"
-    if principal.kind == "anonymous":
-        return "anonymous (loopback, no admin key configured)"
-    return f"key:{principal.key_id}" + (f" ({principal.name})" if principal.name else "")
+__all__ = ["local_actor"]
 
 
 def local_actor() -> str:

@@ -16,52 +16,22 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any
 
 from architect.access.sessions import KeyStanding, Session, SessionLimitReached, Sessions
 from architect.errors import AuthenticationFailed
+from architect.principal import ADMIN, ANONYMOUS, Principal
 
 __all__ = [
-    "ANONYMOUS",
-    "SCOPES",
     "SESSION_COOKIE",
-    "TASKS_EXECUTE",
     "Authenticator",
     "KeyStanding",
-    "Principal",
-    "Scope",
     "Session",
     "SessionLimitReached",
     "Sessions",
 ]
 
 SESSION_COOKIE = "architect_session"
-
-# Scopes a virtual key may be granted on top of its ordinary rights.
-Scope = Literal["tasks:execute"]
-TASKS_EXECUTE: Final[Scope] = "tasks:execute"  # may write the fields of a task that run code
-SCOPES: Final[tuple[Scope, ...]] = (TASKS_EXECUTE,)
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    kind: str  # "admin" | "key" | "anonymous"
-    key_id: str | None = None
-    name: str | None = None
-    models: frozenset[str] | None = None  # allowed model groups; None = all
-    tags: Mapping[str, str] = field(default_factory=dict)  # default tags added to every call
-    projects: frozenset[str] | None = None  # projects it is granted (may tag and see); None = all
-    scopes: frozenset[str] = frozenset()  # granted scopes (SCOPES); the admin needs none
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.kind in ("admin", "anonymous")
-
-
-ANONYMOUS = Principal(kind="anonymous")
-ADMIN = Principal(kind="admin", key_id="admin", name="admin")
 
 
 def bearer(header: str | None) -> str | None:

@@ -24,7 +24,7 @@ __all__ = ["BudgetGuard", "Reservation", "describe_budget"]
 log = logging.getLogger("architect.access")
 
 THRESHOLDS = (50, 80, 100)
-Notify = Callable[[dict[str, Any]], Awaitable[None]]
+Notify = Callable[[dict[str, Any]], Awaitable[object]]  # the alerter's `emit`
 
 
 @dataclass(frozen=True, slots=True)

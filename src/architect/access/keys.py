@@ -18,9 +18,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from architect.access.auth import SCOPES, Principal
 from architect.errors import InvalidRequest, NotFoundInStore, StateConflict
 from architect.identifiers import check_identifier
+from architect.principal import SCOPES, Principal
 from architect.store.audit import AuditRepo
 from architect.store.budgets import PERIODS, BudgetRepo
 from architect.store.keys import KeyRepo

@@ -7,7 +7,7 @@ from __future__ import annotations
 from architect.config import LimitsConfig
 from architect.errors import RateLimited
 from architect.gateway.call import Call
-from architect.gateway.limits import DeploymentLimiter, Ticket
+from architect.gateway.limits import DeploymentLimiter
 
 __all__ = ["KeyLimiter"]
 
@@ -47,10 +47,10 @@ class KeyLimiter:
                 retry_after=wait,
                 code="key_rate_limited",
             )
-        call.extra["key_ticket"] = lim.acquire(est)
+        call.key_ticket = lim.acquire(est)
 
     def release(self, call: Call, actual_tokens: int | None) -> None:
-        ticket: Ticket | None = call.extra.pop("key_ticket", None)
+        ticket, call.key_ticket = call.key_ticket, None
         if ticket is None or call.principal.key_id is None:
             return
         lim = self._limiters.get(call.principal.key_id)

@@ -15,8 +15,8 @@
   the form; a login is accepted only when both match and the server made the token and it has not
   expired, so a value chosen by a client is refused.
 
-`LoginGuard` holds the three for one process (installed by the access domain as
-`runtime.extensions["login"]`) and writes the audit rows through the access store, off the event loop."""
+`LoginGuard` holds the three for one process (the runtime's `login`) and writes the audit rows
+through the access store, off the event loop."""
 
 from __future__ import annotations
 

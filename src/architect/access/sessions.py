@@ -21,7 +21,7 @@ from architect.config import SessionsConfig
 from architect.errors import GatewayError
 
 if TYPE_CHECKING:
-    from architect.access.auth import Principal
+    from architect.principal import Principal
 
 __all__ = ["KeyStanding", "Session", "SessionLimitReached", "Sessions", "owner_of"]
 

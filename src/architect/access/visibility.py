@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from architect.access.auth import Principal
 from architect.events import Event
+from architect.principal import Principal
 
 if TYPE_CHECKING:
     from architect.gateway.resilience import CircuitBreaker

@@ -1,6 +1,6 @@
 """The REST API under /api/v1 (FastAPI, OpenAPI spec at /api/v1/openapi.json).
 
-Each domain contributes an `APIRouter`; `create_api` mounts them. Authentication is the
+One router per domain (`core`, `orchestrator`, `access`, `metrics`, `cache`); `create_api` mounts them. Authentication is the
 `principal`/`admin_only` dependencies in `architect.api.deps`; parameter types shared by every router
 are in `architect.api.params`; errors are rendered by `architect.api.errors` and documented in the
 spec by `architect.api.spec`.
@@ -8,29 +8,21 @@ spec by `architect.api.spec`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from architect._optional import optional_module
+from architect.api import access, cache, core, metrics, orchestrator
 from architect.api.errors import install_handlers
 from architect.api.guard import ParamGuard
 from architect.api.spec import build_openapi
+from architect.runtime import Runtime
 
 __all__ = ["create_api"]
 
-# Routers mounted when their module exists: (module, attribute).
-_ROUTERS = (
-    ("architect.api.core", "router"),
-    ("architect.orchestrator.api", "router"),
-    ("architect.access.api", "router"),
-    ("architect.metrics.api", "router"),
-    ("architect.cache.api", "router"),
-)
+_ROUTERS = (core.router, orchestrator.router, access.router, metrics.router, cache.router)
 
 
-def create_api(runtime: Any) -> FastAPI:
+def create_api(runtime: Runtime) -> FastAPI:
     api = FastAPI(
         title="Architect API",
         version="1",
@@ -40,12 +32,9 @@ def create_api(runtime: Any) -> FastAPI:
     )
     api.state.runtime = runtime
     routes: list[APIRoute] = []
-    for module, attr in _ROUTERS:
-        mod = optional_module(module)
-        if mod is not None:
-            router: APIRouter = getattr(mod, attr)
-            api.include_router(router)
-            routes.extend(r for r in router.routes if isinstance(r, APIRoute))
+    for router in _ROUTERS:
+        api.include_router(router)
+        routes.extend(r for r in router.routes if isinstance(r, APIRoute))
     api.state.api_routes = routes  # for the Allow header of a 405
     install_handlers(api)
     api.add_middleware(ParamGuard)

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-from architect.access.auth import Principal
 from architect.errors import PermissionDenied
+from architect.principal import Principal
+from architect.runtime import Runtime
 
 __all__ = ["AdminDep", "PrincipalDep", "RuntimeDep", "admin_only", "get_principal", "get_runtime"]
 
 
-def get_runtime(request: Request) -> Any:
-    return request.app.state.runtime
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 async def get_principal(request: Request) -> Principal:
-    runtime = request.app.state.runtime
-    principal: Principal = await runtime.auth.authenticate(
-        request.headers.get("authorization"), request.cookies
-    )
-    return principal
+    return await get_runtime(request).auth.authenticate(request.headers.get("authorization"), request.cookies)
 
 
 async def admin_only(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -30,6 +28,6 @@ async def admin_only(principal: Annotated[Principal, Depends(get_principal)]) ->
     return principal
 
 
-RuntimeDep = Annotated[Any, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AdminDep = Annotated[Principal, Depends(admin_only)]

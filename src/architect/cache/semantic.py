@@ -22,6 +22,7 @@ import importlib
 import inspect
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from architect._optional import optional_module
 from architect.cache.embedders import Embedder, load_embedder
 from architect.cache.keys import sampling_params, system_prompt
 from architect.errors import ConfigError, GatewayError
@@ -153,6 +155,19 @@ class VectorIndex:
         return [(int(key), 1.0 - float(dist)) for key, dist in zip(m.keys, m.distances, strict=False)]
 
 
+Chat = Callable[[Call], Awaitable[bytes]]  # runs a chat call through the gateway (`Pipeline.chat`)
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """A call's query as the lookup embedded it (kept on the call, so storing its answer does not
+    embed it again)."""
+
+    pkey: str
+    text: str
+    vec: Any  # the embedder's vector (a numpy array: the optional extra's type)
+
+
 class Verifier(Protocol):
     async def verify(self, query: str, cached: str, call: Call) -> bool:
         """True if the cached answer to `cached` also answers `query`."""
@@ -162,8 +177,8 @@ class GatewayVerifier:
     """Asks a (cheap) model through the gateway itself, as the caller's key, at temperature 0; the
     call is recorded in the ledger tagged `cache_overhead=semantic-verifier`."""
 
-    def __init__(self, runtime: Any, model: str) -> None:
-        self.runtime = runtime
+    def __init__(self, chat: Chat, model: str) -> None:
+        self.chat = chat
         self.model = model
         self.calls = 0
         self.cost_usd = 0.0
@@ -182,11 +197,10 @@ class GatewayVerifier:
         vcall = Call(
             "chat", body, orjson.dumps(body), call.principal, {**tags, "cache_overhead": "semantic-verifier"}
         )
-        vcall.extra["headers"] = {}
-        vcall.extra["semantic_off"] = True
+        vcall.semantic_off = True
         self.calls += 1
         try:
-            out = await self.runtime.pipeline.chat(vcall)
+            out = await self.chat(vcall)
             answer = orjson.loads(out)["choices"][0]["message"]["content"] or ""
         except (GatewayError, KeyError, IndexError, TypeError, orjson.JSONDecodeError):
             log.warning("semantic verifier call failed; not serving the candidate", exc_info=True)
@@ -209,12 +223,15 @@ class CallableVerifier:
         return bool(out)
 
 
-def load_verifier(spec: str | None, runtime: Any) -> Verifier | None:
+def load_verifier(spec: str | None, chat: Chat | None) -> Verifier | None:
+    """The verifier `spec` names; `chat` runs a gateway verifier's calls (the gateway's pipeline)."""
     if not spec:
         return None
     kind, _, target = spec.partition(":")
     if kind == "gateway" and target:
-        return GatewayVerifier(runtime, target)
+        if chat is None:
+            raise ConfigError(f"cache.semantic.verifier: {spec!r} needs a running gateway")
+        return GatewayVerifier(chat, target)
     if kind == "python" and ":" in target:
         mod, _, attr = target.partition(":")
         try:
@@ -283,7 +300,7 @@ class SemanticCache:
         return vec[0]
 
     def _prepare(self, call: Call, namespace: str) -> tuple[str, str] | None:
-        if call.extra.get("semantic_off") or not semantic_allowed(call.body, self.cfg):
+        if call.semantic_off or call.group is None or not semantic_allowed(call.body, self.cfg):
             return None
         text = last_user_text(call.body)
         if not text or len(text) > self.cfg.max_text_chars:
@@ -297,7 +314,7 @@ class SemanticCache:
         pkey, text = prep
         self.counts["lookups"] += 1
         vec = await self.embed(text)
-        call.extra["semantic_vec"] = (pkey, text, vec)
+        call.semantic_probe = _Probe(pkey, text, vec)
         part = self._parts.get(pkey)
         if part is None or self.tiers is None:
             return None
@@ -326,8 +343,8 @@ class SemanticCache:
         return None
 
     def add(self, call: Call, namespace: str, entry: Entry) -> None:
-        stash = call.extra.get("semantic_vec")
-        if stash is None:
+        probe = call.semantic_probe
+        if not isinstance(probe, _Probe):
             prep = self._prepare(call, namespace)
             if prep is None:
                 return
@@ -337,8 +354,7 @@ class SemanticCache:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return
-        pkey, text, vec = stash
-        self._insert(pkey, text, vec, namespace, entry)
+        self._insert(probe.pkey, probe.text, probe.vec, namespace, entry)
 
     async def _embed_and_add(self, pkey: str, text: str, namespace: str, entry: Entry) -> None:
         try:
@@ -389,12 +405,12 @@ class SemanticCache:
         }
 
 
-def build_semantic(data: dict[str, Any], runtime: Any) -> SemanticCache:
+def build_semantic(data: dict[str, Any], chat: Chat | None) -> SemanticCache:
+    """The semantic tier from `cache.semantic` (its verifier's calls go through `chat`). This is the
+    seam of the `semantic` extra: without it installed the config is refused here, by name."""
     cfg = parse_semantic(data)
-    try:
-        import usearch.index  # noqa: F401
-    except ModuleNotFoundError:
+    if optional_module("usearch.index") is None:
         raise ConfigError(
             "cache.semantic.enabled needs the semantic extra: pip install 'architect-llm[semantic]' (usearch)"
-        ) from None
-    return SemanticCache(cfg, load_embedder(cfg.model), load_verifier(cfg.verifier, runtime))
+        )
+    return SemanticCache(cfg, load_embedder(cfg.model), load_verifier(cfg.verifier, chat))

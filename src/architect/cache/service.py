@@ -119,21 +119,26 @@ class CacheService:
         self._config = config
         self.tiers = tiers
         self.clock = clock
-        self.semantic = semantic
+        self.semantic: SemanticCache | None = None
         if semantic is not None:
-            semantic.tiers = tiers  # candidates are fetched from the tiers by their exact key
+            self.attach_semantic(semantic)
         self.coalescer: Coalescer[Entry] = Coalescer()
         self.counts: dict[str, int] = {t: 0 for t in (*TIERS, "miss", "bypass", "stores", "coalesced")}
         self.saved_cost_usd = 0.0
         self.saved_ms = 0.0
         self._writes: set[asyncio.Task[None]] = set()
 
+    def attach_semantic(self, semantic: SemanticCache) -> None:
+        """Serve misses of the exact and normalised tiers from `semantic` too."""
+        semantic.tiers = self.tiers  # candidates are fetched from the tiers by their exact key
+        self.semantic = semantic
+
     # -- the hook ----------------------------------------------------------------------------------
     async def lookup(self, call: Call) -> CachedAnswer | None:
         cfg = self._config()
         if not cfg.enabled or call.endpoint != "chat" or call.group is None:
             return self._bypass(call)
-        ctl = request_controls(call.extra.get("headers") or {}, call.tags)
+        ctl = request_controls(call.headers, call.tags)
         if ctl.mode == "no-store":
             return self._bypass(call)
         if cfg.only_deterministic and ctl.mode != "force" and not is_deterministic(call.body):
@@ -142,8 +147,8 @@ class CacheService:
         group = call.group.name
         key, norm = request_keys(call.body, group, ns, normalised=cfg.normalised, casefold=cfg.casefold)
         plan = _Plan(key, norm, ns, group, ctl.ttl_s or cfg.ttl_s)
-        call.cache_key = plan
-        call.cache = "miss"
+        call.cache_plan = plan
+        call.cache_tier = "miss"
         if ctl.mode == "no-cache":
             self.counts["miss"] += 1
             return None
@@ -170,7 +175,7 @@ class CacheService:
         return None
 
     async def store(self, call: Call, body: bytes) -> None:
-        plan = call.cache_key
+        plan = call.cache_plan
         if not isinstance(plan, _Plan):
             return
         cfg = self._config()
@@ -206,7 +211,7 @@ class CacheService:
             task.add_done_callback(self._writes.discard)
 
     def abandon(self, call: Call, error: BaseException | None) -> None:
-        plan = call.cache_key
+        plan = call.cache_plan
         if isinstance(plan, _Plan):
             self._end_flight(plan, error)
 
@@ -217,7 +222,7 @@ class CacheService:
             plan.flight = None
 
     def _bypass(self, call: Call) -> CachedAnswer | None:
-        call.cache = "bypass"
+        call.cache_tier = "bypass"
         self.counts["bypass"] += 1
         return None
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from architect.access.auth import ADMIN, ANONYMOUS, Principal
 from architect.cache.keys import is_deterministic
 from architect.errors import GatewayError
 from architect.gateway.call import Call, parse_tags
+from architect.principal import Principal
+from architect.store.ledger import LedgerRepo
 
 __all__ = ["Candidate", "WarmReport", "candidates", "warm"]
 
@@ -84,56 +85,37 @@ def candidates(rows: list[dict[str, Any]], top: int, report: WarmReport) -> list
 
 
 async def warm(
-    runtime: Any,
+    ledger: LedgerRepo,
+    chat: Callable[[Call], Awaitable[bytes]],
+    principal_of: Callable[[str | None], Principal | None],
     *,
     top: int,
     since: float,
-    principal_of: Callable[[str | None], Principal | None] | None = None,
 ) -> WarmReport:
-    """Replay the top requests through `runtime.pipeline` (the runtime must be started)."""
+    """Replay the top requests of `ledger` through `chat` (a started gateway's `Pipeline.chat`), each
+    as the principal its key id stands for now (`principal_of`; None: skipped)."""
     import asyncio
 
     report = WarmReport()
     rows = await asyncio.to_thread(
-        runtime.store.ledger.calls_between,
+        ledger.calls_between,
         since,
         time.time() + 1,
         columns=_COLUMNS,
         where={"endpoint": "chat", "status": "ok"},
     )
-    resolve = principal_of or (lambda key_id: _principal(runtime, key_id))
     for cand in candidates(rows, top, report):
-        principal = resolve(cand.key_id)
+        principal = principal_of(cand.key_id)
         if principal is None:
             report.results["skipped-key-gone"] = report.results.get("skipped-key-gone", 0) + 1
             continue
         call = Call("chat", cand.body, cand.raw, principal, {**cand.tags, "cache_warm": "1"})
-        call.extra["headers"] = {}
         try:
-            await runtime.pipeline.chat(call)
-            outcome = call.cache or "bypass"
+            await chat(call)
+            outcome = call.cache_tier or "bypass"
             report.cost_usd += call.cost_usd
         except GatewayError as exc:
             outcome = "error"
             report.errors.append(f"{cand.body.get('model')}: {exc.message}")
         report.results[outcome] = report.results.get(outcome, 0) + 1
-    runtime.ledger.flush()
     return report
-
-
-def _principal(runtime: Any, key_id: str | None) -> Principal | None:
-    if key_id is None:
-        return ANONYMOUS
-    if key_id == "admin":
-        return ADMIN
-    try:
-        from architect.access.keys import principal_for
-
-        row = runtime.store.keys.get_key(key_id)
-    except ModuleNotFoundError:
-        return None
-    if row is None or row.get("revoked_at") is not None:
-        return None
-    if row.get("expires_at") is not None and row["expires_at"] <= time.time():
-        return None
-    return principal_for(row)

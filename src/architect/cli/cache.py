@@ -179,7 +179,7 @@ def warm(
     (as the key that made them, within its limits and budgets) so their answers are in the L2.
     Needs request bodies in the ledger: `ledger.bodies: full`."""
     from architect.cache.warm import warm as run_warm
-    from architect.gateway.runtime import Runtime
+    from architect.runtime import Runtime
 
     cfg = resolve_config(config)
     if cfg.cache.l2 == "none":
@@ -190,7 +190,11 @@ def warm(
         runtime = Runtime(cfg, store, config_path=config)
         await runtime.start()
         try:
-            return await run_warm(runtime, top=top, since=parse_since(since))
+            report = await run_warm(
+                store.ledger, runtime.pipeline.chat, runtime.principal_of, top=top, since=parse_since(since)
+            )
+            runtime.ledger.flush()
+            return report
         finally:
             await runtime.stop()
 
@@ -254,10 +258,10 @@ def eval_(
     from pathlib import Path
     from types import SimpleNamespace
 
-    from architect.access.auth import ADMIN
     from architect.cache.embedders import load_embedder
     from architect.cache.eval import evaluate, load_pairs
     from architect.cache.semantic import DEFAULT_THRESHOLD, load_verifier
+    from architect.principal import ADMIN
 
     t = DEFAULT_THRESHOLD if threshold is None else threshold
     if not 0 < t <= 1:
@@ -271,12 +275,12 @@ def eval_(
         verify = None
         if verifier:
             if verifier.startswith("gateway:"):
-                from architect.gateway.runtime import Runtime
+                from architect.runtime import Runtime
 
                 cfg = resolve_config(config)
                 runtime = Runtime(cfg, open_cli_store(database_url, cfg), config_path=config)
                 await runtime.start()
-            v = load_verifier(verifier, runtime)
+            v = load_verifier(verifier, runtime.pipeline.chat if runtime is not None else None)
             assert v is not None
             who = SimpleNamespace(principal=ADMIN, tags={"feature": "cache-eval"})
 

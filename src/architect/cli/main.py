@@ -1,5 +1,5 @@
-"""Entry point: assembles the command groups. Each group lives in its own module and exposes
-either `register(app)` (top-level commands) or `app` (a sub-command group)."""
+"""Entry point: assembles the command groups. Each group lives in its own module and exposes either
+`register(app)` (top-level commands) or `app` (a sub-command group)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from architect._optional import optional_module
+from architect.cli import alerts, cache, config_cmd, db, keys, orchestrator, plan, serve, spend, stats
 from architect.errors import ArchitectError
 
 __all__ = ["app", "main"]
@@ -21,33 +21,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# (module, sub-command name or None for top-level commands)
-_GROUPS: tuple[tuple[str, str | None], ...] = (
-    ("architect.cli.serve", None),
-    ("architect.cli.config_cmd", "config"),
-    ("architect.cli.db", "db"),
-    ("architect.cli.stats", None),
-    ("architect.cli.orchestrator", None),
-    ("architect.cli.plan", "plan"),
-    ("architect.cli.keys", "keys"),
-    ("architect.cli.spend", None),
-    ("architect.cli.cache", "cache"),
-    ("architect.cli.alerts", None),
-)
-
-
-def _assemble() -> None:
-    for module, name in _GROUPS:
-        mod = optional_module(module)
-        if mod is None:
-            continue
-        if name is None:
-            mod.register(app)
-        else:
-            app.add_typer(mod.app, name=name)
-
-
-_assemble()
+# top-level commands, in the order of `architect --help`, then the sub-command groups
+serve.register(app)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db.app, name="db")
+stats.register(app)
+orchestrator.register(app)
+app.add_typer(plan.app, name="plan")
+app.add_typer(keys.app, name="keys")
+spend.register(app)
+app.add_typer(cache.app, name="cache")
+alerts.register(app)
 
 
 def main() -> None:

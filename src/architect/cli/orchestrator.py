@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from rich.console import Group
     from rich.progress import TaskID
 
-    from architect.orchestrator.trust import CommandPolicy
     from architect.orchestrator.worker import Worker, WorkerOptions
     from architect.store.orchestrator import TaskRepo
+    from architect.trust import CommandPolicy
 
 __all__ = ["parse_rate", "register"]
 
@@ -71,7 +71,7 @@ def parse_rate(text: str | None) -> tuple[int, float] | None:
 
 
 def _commands(patterns: list[str] | None) -> CommandPolicy:
-    from architect.orchestrator.trust import CommandPolicy
+    from architect.trust import CommandPolicy
 
     try:
         return CommandPolicy.of(patterns or [])

@@ -92,8 +92,8 @@ def serve(
     """Start the gateway."""
     import uvicorn
 
-    from architect.gateway.app import create_app
-    from architect.gateway.runtime import Runtime
+    from architect.app import create_app
+    from architect.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = str(EXAMPLE) if example and not config else config

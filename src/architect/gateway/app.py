@@ -1,30 +1,28 @@
-"""HTTP: the OpenAI-compatible `/v1` routes as a lean ASGI handler (the hot path), everything else
-(health, readiness, /api/v1, /ui, /metrics) through Starlette. Errors are rendered in the OpenAI
-format; a client's mistake is never a 500 and no response carries a stack trace."""
+"""HTTP: the OpenAI-compatible `/v1` routes as a lean ASGI handler (the hot path); everything else
+(health, readiness, /api/v1, /ui, /metrics) goes to the Starlette app the composition root builds
+(`architect.app.create_app`). Errors are rendered in the OpenAI format; a client's mistake is never a
+500 and no response carries a stack trace."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
-from architect._optional import optional_module
-from architect.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
+from architect.config import Config
+from architect.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
-from architect.gateway.runtime import Runtime
+from architect.gateway.hooks import Authenticate
+from architect.gateway.pipeline import Pipeline
+from architect.gateway.routing import Router
 
-__all__ = ["GatewayApp", "create_app"]
+__all__ = ["GatewayApp", "Host"]
 
 log = logging.getLogger("architect.gateway")
 
@@ -43,13 +41,37 @@ _SSE_HEADERS = [
 ]
 
 
-class GatewayApp:
-    """The ASGI application: `/v1/*` handled here directly, the rest by a Starlette app."""
+class Host(Protocol):
+    """What the `/v1` handler reads from the runtime that serves it (`architect.runtime.Runtime`; its
+    config and router change on a reload)."""
 
-    def __init__(self, runtime: Runtime, other: Any) -> None:
+    started_at: float
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    @property
+    def auth(self) -> Authenticate: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class GatewayApp:
+    """The ASGI application: `/v1/*` handled here directly, the rest by `starlette` (behind the API's
+    body limit); the lifespan starts and stops the runtime."""
+
+    def __init__(self, runtime: Host, starlette: Starlette) -> None:
         self.runtime = runtime
-        self.other = BodyLimit(other, lambda: runtime.config.server.max_api_body_bytes)
-        self.state = other.state  # so tests and the API can reach app.state.runtime
+        self.starlette = BodyLimit(starlette, lambda: runtime.config.server.max_api_body_bytes)
+        self.state = starlette.state  # so tests and the API can reach app.state.runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
@@ -57,7 +79,7 @@ class GatewayApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:
-            await self.other(scope, receive, send)
+            await self.starlette(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -85,7 +107,7 @@ class GatewayApp:
             path, method = scope["path"], scope["method"]
             if path == "/v1/models":
                 if method != "GET":
-                    raise _method_not_allowed("GET")
+                    raise MethodNotAllowed("GET")
                 principal = await self.runtime.auth.authenticate(headers.get("authorization"))
                 await _send_json(send, 200, self._models(principal.models), [])
                 return
@@ -93,14 +115,13 @@ class GatewayApp:
             if endpoint is None:
                 raise NotFound(f"unknown path {path}", code="unknown_url")
             if method != "POST":
-                raise _method_not_allowed("POST")
+                raise MethodNotAllowed("POST")
             principal = await self.runtime.auth.authenticate(headers.get("authorization"))
             raw = await self._read_body(headers, receive)
             body = parse_body(raw)
             (validate_chat if endpoint == "chat" else validate_embeddings)(body)
             tags = parse_tags(headers.get("x-architect-tags"), body.pop("metadata", None))
-            call = Call(endpoint, body, raw, principal, tags, request_id)
-            call.extra["headers"] = headers
+            call = Call(endpoint, body, raw, principal, tags, request_id, headers)
             if endpoint == "chat" and call.stream:
                 await self._stream(call, receive, send)
             else:
@@ -148,9 +169,10 @@ class GatewayApp:
 
     async def _stream(self, call: Call, receive: Receive, send: Send) -> None:
         watch = _DisconnectWatch(receive)
-        pipeline = self.runtime.pipeline
         try:
-            start, events = await pipeline.chat_stream(call)  # an error here: the finally stops the watch
+            stream = await self.runtime.pipeline.chat_stream(
+                call
+            )  # an error here: the finally stops the watch
             try:
                 await send(
                     {
@@ -160,8 +182,8 @@ class GatewayApp:
                     }
                 )
                 closed = False
-                async for chunk in events:
-                    if call.extra.get("stream_ended"):  # recorded: the relay's last chunk ends the response
+                async for chunk in stream.events:
+                    if stream.ended:  # recorded: the relay's last chunk ends the response
                         watch.stop()  # everything is sent: from here on a disconnect changes nothing
                         await send({"type": "http.response.body", "body": chunk, "more_body": False})
                         closed = True
@@ -171,8 +193,7 @@ class GatewayApp:
                     watch.stop()
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
-                await events.aclose()  # type: ignore[attr-defined]
-                await pipeline.end_stream(call, start)  # no-op unless the relay never ran
+                await stream.aclose()  # ends the call unless its events already did
         except asyncio.CancelledError:
             if watch.disconnected:
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
@@ -193,13 +214,6 @@ class GatewayApp:
 
 
 _ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
-
-
-def _method_not_allowed(allowed: str) -> GatewayError:
-    err = InvalidRequest(f"method not allowed; use {allowed}", code="method_not_allowed")
-    err.status = 405
-    err.headers["allow"] = allowed
-    return err
 
 
 class _DisconnectWatch:
@@ -246,8 +260,8 @@ class _DisconnectWatch:
 def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:
     out = [
         (b"x-request-id", call.request_id.encode()),
-        (b"x-architect-attempts", str(len(call.attempt_rows)).encode()),
-        (b"x-architect-cache", (call.cache or "bypass").encode()),
+        (b"x-architect-attempts", str(len(call.attempts)).encode()),
+        (b"x-architect-cache", (call.cache_tier or "bypass").encode()),
     ]
     if call.deployment is not None:
         out.append((b"x-architect-deployment", call.deployment.name.encode()))
@@ -275,110 +289,3 @@ async def _send_error(send: Send, exc: GatewayError, request_id: str | None) -> 
         await _send_json(send, exc.status, orjson.dumps(exc.body()), headers)
     except Exception:  # the response had already started or the client is gone
         log.debug("could not send error response", exc_info=True)
-
-
-# -- the rest: health, readiness, API ---------------------------------------------------------------
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    """200 when the store answers, else 503. The admin (and open mode) also get the ledger's queue,
-    written, dropped and quarantined counts and every model group's breaker states; anyone else only
-    the status, since deployments and traffic are fleet-wide facts."""
-    runtime: Runtime = request.app.state.runtime
-    checks: dict[str, Any] = {}
-    ok = True
-    try:
-        t0 = time.perf_counter()
-        await asyncio.to_thread(runtime.store.ledger.calls_between, 0, 0, limit=1)
-        checks["store"] = {
-            "ok": True,
-            "ms": round((time.perf_counter() - t0) * 1000, 2),
-            "dialect": runtime.store.dialect,
-        }
-    except Exception as exc:
-        ok = False
-        checks["store"] = {"ok": False, "error": type(exc).__name__}
-    status = {"status": "ok" if ok else "unavailable"}
-    if not await _sees_fleet(runtime, request):  # for a load balancer: up or not, nothing about the fleet
-        return JSONResponse({**status, "checks": {"store": {"ok": ok}}}, status_code=200 if ok else 503)
-    checks["ledger"] = {
-        "queue_depth": runtime.ledger.depth,
-        "dropped": runtime.ledger.dropped,
-        "written": runtime.ledger.written,
-        "quarantined": runtime.ledger.quarantined,
-    }
-    groups = {}
-    for name, g in runtime.router.groups.items():
-        states = {d.name: d.breaker.state for d in g.deployments}
-        available = any(s != "open" for s in states.values())
-        groups[name] = {"available": available, "deployments": states}
-    checks["models"] = groups
-    return JSONResponse({**status, "checks": checks}, status_code=200 if ok else 503)
-
-
-async def _sees_fleet(runtime: Runtime, request: Request) -> bool:
-    """Whether the caller may see fleet-wide state (deployments, breakers, the ledger queue): the admin
-    key, or open mode's local operator. Anyone else, authenticated or not, gets only up or down."""
-    try:
-        principal = await runtime.auth.authenticate(request.headers.get("authorization"))
-    except GatewayError:
-        return False
-    return principal.is_admin
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """404/405 (and other HTTP errors) outside /v1 in the API's error format, with the Allow header."""
-    assert isinstance(exc, HTTPException)
-    body = {
-        "error": {
-            "message": f"no such path: {request.url.path}" if exc.status_code == 404 else str(exc.detail),
-            "type": "not_found" if exc.status_code == 404 else "invalid_request_error",
-            "param": None,
-            "code": "unknown_url" if exc.status_code == 404 else None,
-        }
-    }
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-
-_ROUTE_MODULES = ("architect.web.routes", "architect.metrics.prometheus")
-
-
-class _BuiltOnFirstUse:
-    """An ASGI app built on its first request, in a worker thread (the event loop keeps serving /v1
-    meanwhile). For the /api/v1 app: FastAPI and every domain's router take ~10 MiB, which a gateway
-    that never serves the API or the dashboard does not need."""
-
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self._build = build
-        self._app: Any = None
-        self._lock = asyncio.Lock()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._app is None:
-            async with self._lock:
-                if self._app is None:
-                    self._app = await asyncio.to_thread(self._build)
-        await self._app(scope, receive, send)
-
-
-def _api(runtime: Runtime) -> Any:
-    from architect.api import create_api
-
-    return create_api(runtime)
-
-
-def create_app(runtime: Runtime) -> GatewayApp:
-    routes: list[Any] = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Mount("/api/v1", app=_BuiltOnFirstUse(lambda: _api(runtime))),
-    ]
-    for module in _ROUTE_MODULES:  # optional domains contribute `routes(runtime)`
-        mod = optional_module(module)
-        if mod is not None:
-            routes.extend(mod.routes(runtime))
-    other = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    other.state.runtime = runtime
-    return GatewayApp(runtime, other)

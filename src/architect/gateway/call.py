@@ -9,18 +9,22 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from architect.access.auth import Principal
 from architect.errors import InvalidRequest
 from architect.gateway.estimate import PromptSize
+from architect.gateway.limits import Ticket
 from architect.gateway.providers.base import Usage
+from architect.gateway.routing import Deployment, Group
 from architect.gateway.validation import check_chat_body, check_embeddings_body
 from architect.identifiers import check_identifier
+from architect.principal import Principal
+from architect.records import AttemptRecord
 
-__all__ = ["Call", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
+__all__ = ["Call", "StreamSettle", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
 
 _TAG_KEYS = ("project", "feature", "task")
 
@@ -29,25 +33,37 @@ _ID_PREFIX = os.urandom(6).hex()
 _ids = itertools.count(1)
 
 
+StreamSettle = Callable[["bool | None", "Usage | None"], None]  # (healthy?, usage) of a streamed attempt
+
+
 class Call:
-    """One client request and what happened to it."""
+    """One client request and what happened to it, as the pipeline, its hooks and the executor see it.
+
+    Set by the hooks: `key_ticket` (per-key limits), `cache_tier`, `cache_plan`, `semantic_probe`
+    (the response cache; `semantic_off` turns its semantic tier off for this call) and
+    `budget_reservation` (budgets). Set by the executor: `attempts`, `route_reason`, `fallbacks`,
+    `attempt_ttft_ms` (the current attempt's time to first token, set by its send) and, for a stream
+    whose first bytes arrived, `settle_stream` (settles the deployment's slot and breaker when the
+    stream ends)."""
 
     __slots__ = (
-        "attempt_rows",
+        "attempt_ttft_ms",
+        "attempts",
         "body",
         "budget_reservation",
-        "cache",
-        "cache_key",
+        "cache_plan",
+        "cache_tier",
         "cost_usd",
         "deployment",
         "endpoint",
         "error",
         "est_prompt_tokens",
-        "extra",
         "fallbacks",
         "group",
+        "headers",
         "http_status",
         "include_usage",
+        "key_ticket",
         "max_tokens",
         "model",
         "principal",
@@ -58,6 +74,9 @@ class Call:
         "route_reason",
         "saved_cost_usd",
         "saved_ms",
+        "semantic_off",
+        "semantic_probe",
+        "settle_stream",
         "status",
         "stream",
         "t0",
@@ -77,7 +96,9 @@ class Call:
         principal: Principal,
         tags: dict[str, str],
         request_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """`headers`: the request's headers, names in lower case (cache controls and tags read them)."""
         self.request_id = request_id or f"{_ID_PREFIX}{next(_ids):010x}"
         self.t0 = time.perf_counter()
         self.ts = time.time()
@@ -86,6 +107,7 @@ class Call:
         self.raw_body = raw_body
         self.principal = principal
         self.tags = tags
+        self.headers: dict[str, str] = headers if headers is not None else {}
         self.model: str = body["model"]
         self.stream = bool(body.get("stream"))
         so = body.get("stream_options")
@@ -94,26 +116,30 @@ class Call:
         self.max_tokens: int = int(mt) if mt else 0
         self.est_prompt_tokens: int | None = None  # prompt_size.estimate
         self.prompt_size: PromptSize | None = None
-        self.group: Any = None
-        self.deployment: Any = None
-        self.attempt_rows: list[dict[str, Any]] = []
+        self.group: Group | None = None
+        self.deployment: Deployment | None = None
+        self.attempts: list[AttemptRecord] = []
+        self.attempt_ttft_ms: float | None = None
+        self.settle_stream: StreamSettle | None = None
         self.fallbacks = 0
         self.usage: Usage | None = None
         self.tokens_estimated = False
         self.ttft_ms: float | None = None
         self.status = "ok"
         self.http_status = 200
-        self.error: Any = None
+        self.error: BaseException | None = None
         self.truncated = False
-        self.cache: str | None = None
-        self.cache_key: Any = None
+        self.cache_tier: str | None = None  # "miss", "bypass" or the tier that answered ("hit-l1", ...)
+        self.cache_plan: object | None = None  # the cache's keys for this call (its own type)
+        self.semantic_probe: object | None = None  # the semantic tier's query vector (its own type)
+        self.semantic_off = False
         self.saved_cost_usd = 0.0
         self.saved_ms = 0.0
         self.route_reason: str | None = None
-        self.budget_reservation: Any = None
+        self.key_ticket: Ticket | None = None
+        self.budget_reservation: object | None = None  # the budgets' hold (their own type)
         self.response_body: bytes | None = None
         self.cost_usd = 0.0
-        self.extra: dict[str, Any] = {}
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0

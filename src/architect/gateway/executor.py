@@ -12,7 +12,7 @@ group's fallback chain.
   to the group's `context_window_fallbacks`.
 - Streams: `send` returns once the first bytes arrived, so failover happens only before them. The
   deployment's slot, in-flight count and breaker outcome are settled when the stream ends, through
-  the `stream_done` callback left in `call.extra` (a stream broken mid-way counts as a failure).
+  `call.settle_stream` (a stream broken mid-way counts as a failure).
 
 Every attempt is recorded on the call for the ledger."""
 
@@ -31,22 +31,23 @@ from architect.errors import (
     RateLimited,
     Unavailable,
     UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRefused,
     UpstreamTimeout,
 )
 from architect.events import EventBus
-from architect.gateway.call import Call
+from architect.gateway.call import Call, StreamSettle
 from architect.gateway.limits import Ticket
 from architect.gateway.providers.base import Usage
 from architect.gateway.providers.transport import ConnectError, ReadError, TransportError, TransportTimeout
 from architect.gateway.resilience import HALF_OPEN, OPEN, CircuitBreaker, backoff_delay
 from architect.gateway.routing import Deployment, Group, Route, Router
+from architect.records import AttemptRecord
 
-__all__ = ["STREAM_DONE", "Executor", "StreamDone", "transport_error"]
+__all__ = ["Executor", "transport_error"]
 
 T = TypeVar("T")
 Send = Callable[[Deployment], Awaitable[T]]
-StreamDone = Callable[[bool | None, Usage | None], None]
-STREAM_DONE = "stream_done"  # call.extra key: settle a streamed attempt (healthy?, usage) when it ends
 _REASON_MAX = 200
 
 
@@ -133,7 +134,8 @@ class Executor:
         chain[at:] = extra + [x for x in chain[at:] if x not in extra]
 
     async def run(self, call: Call, send: Send[T]) -> T:
-        group: Group = call.group
+        group = call.group
+        assert group is not None, "the pipeline resolves the group before routing"
         deadline = self.clock() + group.config.retry.max_time_s
         run = _Run()
         chain = self.chain(group)
@@ -248,16 +250,16 @@ class Executor:
         ticket = d.limiter.acquire(tokens)
         d.in_flight += 1
         t0 = time.perf_counter()
-        row: dict[str, Any] = {
-            "attempt": len(call.attempt_rows) + 1,
-            "ts": time.time(),
-            "model_group": d.group,
-            "deployment": d.name,
-            "provider": d.provider,
-            "route_reason": call.route_reason,
-        }
-        call.attempt_rows.append(row)
-        call.extra.pop("attempt_ttft_ms", None)
+        row = AttemptRecord(
+            attempt=len(call.attempts) + 1,
+            ts=time.time(),
+            model_group=d.group,
+            deployment=d.name,
+            provider=d.provider,
+            route_reason=call.route_reason,
+        )
+        call.attempts.append(row)
+        call.attempt_ttft_ms = None
         health: bool | None = None
         deferred = False
         try:
@@ -269,33 +271,32 @@ class Executor:
                 raise UpstreamTimeout(
                     f"{d.name} timed out after {d.config.timeout_s:g}s", kind="timeout"
                 ) from None
-            row.update(status="ok", http_status=200)
-            row["ttft_ms"] = call.extra.get("attempt_ttft_ms")
+            row.status, row.http_status, row.ttft_ms = "ok", 200, call.attempt_ttft_ms
             if call.stream:
-                call.extra[STREAM_DONE] = self._stream_done(call, d, ticket, probe, row, t0)
+                call.settle_stream = self._stream_done(d, ticket, probe, row, t0)
                 deferred = True
             else:
                 health = True
             return result
         except ProviderError as exc:
-            row.update(status="error", http_status=exc.upstream_status, error_kind=exc.kind)
+            row.status, row.http_status, row.error_kind = "error", exc.upstream_status, exc.kind
             health = _health(exc)
             raise
         except asyncio.CancelledError:
-            row.update(status="cancelled", error_kind="client_closed")
+            row.status, row.error_kind = "cancelled", "client_closed"
             raise
         except Exception:
-            row.update(status="error", error_kind="internal")
+            row.status, row.error_kind = "error", "internal"
             health = False
             raise
         finally:
             if not deferred:
                 total = (time.perf_counter() - t0) * 1000.0
-                row["total_ms"] = total
+                row.total_ms = total
                 usage = call.usage if health is True else None
                 self._settle(d, ticket, probe, health, usage)
-                if health is True and row.get("status") == "ok":
-                    d.observe_latency(row.get("ttft_ms"), total)
+                if health is True and row.status == "ok":
+                    d.observe_latency(row.ttft_ms, total)
 
     @staticmethod
     def _settle(d: Deployment, ticket: Ticket, probe: bool, health: bool | None, usage: Usage | None) -> None:
@@ -307,8 +308,8 @@ class Executor:
             d.breaker.record(health, probe=probe)
 
     def _stream_done(
-        self, call: Call, d: Deployment, ticket: Ticket, probe: bool, row: dict[str, Any], t0: float
-    ) -> StreamDone:
+        self, d: Deployment, ticket: Ticket, probe: bool, row: AttemptRecord, t0: float
+    ) -> StreamSettle:
         settled = False
 
         def done(healthy: bool | None, usage: Usage | None) -> None:
@@ -317,12 +318,12 @@ class Executor:
                 return
             settled = True
             total = (time.perf_counter() - t0) * 1000.0
-            row["total_ms"] = total
+            row.total_ms = total
             if healthy is False:
-                row.update(status="error", error_kind="truncated")
+                row.status, row.error_kind = "error", "truncated"
             self._settle(d, ticket, probe, healthy, usage)
             if healthy:
-                d.observe_latency(row.get("ttft_ms"), total)
+                d.observe_latency(row.ttft_ms, total)
 
         return done
 
@@ -350,15 +351,12 @@ class Executor:
                 )
             if run.too_large:
                 low = call.prompt_size.low if call.prompt_size is not None else call.est_prompt_tokens or 0
-                err = ProviderError(
+                return UpstreamRefused(
                     f"{group}: the request is larger than the context window of every deployment "
                     f"(at least about {low} prompt + {call.max_tokens} completion tokens)",
                     kind="context_window",
-                    retryable=False,
                     code="context_length_exceeded",
                 )
-                err.status, err.type = 400, "invalid_request_error"
-                return err
             return Unavailable(
                 f"{group}: no deployment could take the request ({tried})",
                 kind="no_deployment",
@@ -368,15 +366,13 @@ class Executor:
         if not last.retryable:
             return last
         if last.status == 429:
-            err = ProviderError(
+            return UpstreamRateLimited(
                 f"{group}: upstream rate limited; tried: {tried}",
                 kind=last.kind,
                 retry_after=last.retry_after,
                 code="rate_limit_exceeded",
+                headers={"retry-after": str(max(1, round((last.retry_after or 1.0) + 0.499)))},
             )
-            err.status, err.type = 429, "rate_limit_error"
-            err.headers["retry-after"] = str(max(1, round((last.retry_after or 1.0) + 0.499)))
-            return err
         cls: type[ProviderError] = UpstreamTimeout if last.kind == "timeout" else UpstreamError
         headers: dict[str, str] = {}
         if still_open:

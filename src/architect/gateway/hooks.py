@@ -8,12 +8,16 @@ The access domain provides `KeyLimits` and `Budgets`; the cache domain provides 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from architect.gateway.call import Call
+from architect.gateway.providers.base import Usage
+from architect.principal import Principal
 
 __all__ = [
+    "Authenticate",
     "Budgets",
     "CachedAnswer",
     "Hooks",
@@ -23,6 +27,15 @@ __all__ = [
     "NullKeyLimits",
     "ResponseCache",
 ]
+
+
+class Authenticate(Protocol):
+    """Resolves a request's Authorization header (and the dashboard's cookies) to a Principal, or
+    raises AuthenticationFailed (the access domain's `Authenticator`)."""
+
+    async def authenticate(
+        self, authorization: str | None, cookies: Mapping[str, str] | None = None
+    ) -> Principal: ...
 
 
 class KeyLimits(Protocol):
@@ -38,12 +51,12 @@ class CachedAnswer:
     tier: str  # "hit-l1" | "hit-l2" | "hit-normalised" | "hit-semantic"
     cost_usd: float  # what the original call cost (the saving)
     latency_ms: float  # what the original call took (the latency saved)
-    usage: Any = None
+    usage: Usage | None = None
 
 
 class ResponseCache(Protocol):
     async def lookup(self, call: Call) -> CachedAnswer | None:
-        """A cached answer, or None (and sets call.cache to 'miss' or 'bypass'). May coalesce:
+        """A cached answer, or None (and sets call.cache_tier to 'miss' or 'bypass'). May coalesce:
         wait for an identical in-flight request and return its answer."""
 
     async def store(self, call: Call, body: bytes) -> None:

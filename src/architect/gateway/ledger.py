@@ -7,7 +7,9 @@ its whole batch at once, a 1-3 ms stall of every request in flight (most of the 
 under load). With a lower weight it is preempted more often, though not always (bench/RESULTS.md),
 and the short GIL switch interval that `serve` sets bounds how long the loop then waits for the GIL. Per-call
 aggregation (`on_submit`) runs on the event loop, spread evenly over the requests, so the thread does
-little Python work that would compete with the loop for the GIL. When the queue is full the row is
+little Python work that would compete with the loop for the GIL. What else is fed from the
+ledger (rollups, Prometheus counters) is a `LedgerObserver`: `on_submit` per call on the event loop,
+`on_flushed` per written batch on the writer's thread. When the queue is full the row is
 dropped and counted (`dropped`, exported as a metric and in /readyz), and the gateway keeps serving.
 `close()` drains everything (graceful shutdown loses nothing).
 
@@ -26,16 +28,27 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from architect.errors import StoreDataError, StoreError
+from architect.records import CallRecord
 from architect.store.ledger import LedgerRepo
 
-__all__ = ["LedgerWriter"]
+__all__ = ["LedgerObserver", "LedgerWriter"]
 
 log = logging.getLogger("architect.ledger")
+
+
+class LedgerObserver(Protocol):
+    """Fed with every call the ledger takes. Both must be cheap and must not raise."""
+
+    def on_submit(self, record: CallRecord) -> None:
+        """One call queued for the ledger, on the event loop (per-call aggregation goes here)."""
+
+    def on_flushed(self, records: Sequence[CallRecord]) -> None:
+        """A batch the writer wrote, on its thread (periodic writes of aggregates go here)."""
 
 
 class LedgerWriter:
@@ -46,14 +59,13 @@ class LedgerWriter:
         queue_size: int = 100_000,
         flush_interval_ms: int = 25,
         batch_size: int = 2000,
-        on_flushed: Callable[[list[Mapping[str, Any]]], None] | None = None,
-        on_submit: Callable[[Mapping[str, Any]], None] | None = None,
         thread_nice: int = 0,
         quarantine_path: Path | None = None,
+        observers: Sequence[LedgerObserver] = (),
     ) -> None:
         self._repo = repo
         self.quarantine_path = quarantine_path  # None: refused rows are counted, not kept
-        self._queue: deque[Mapping[str, Any]] = deque()
+        self._queue: deque[CallRecord] = deque()
         self._max = queue_size
         self._interval = flush_interval_ms / 1000.0
         self._batch = batch_size
@@ -62,8 +74,7 @@ class LedgerWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one flush at a time
-        self.on_flushed = on_flushed
-        self.on_submit = on_submit
+        self.observers: list[LedgerObserver] = list(observers)
         self.dropped = 0
         self.written = 0
         self.failed_batches = 0
@@ -74,10 +85,10 @@ class LedgerWriter:
     def depth(self) -> int:
         return len(self._queue)
 
-    def submit(self, call: Mapping[str, Any]) -> bool:
+    def submit(self, call: CallRecord) -> bool:
         """Queue one call (its attempts in `attempt_log`). Never blocks; False if the queue was full.
-        Runs on the event loop: `on_submit` (cheap per-call aggregation) runs here, so the writer
-        thread does little Python work that would compete with the loop for the GIL."""
+        Runs on the event loop: the observers' `on_submit` (cheap per-call aggregation) runs here, so
+        the writer thread does little Python work that would compete with the loop for the GIL."""
         if len(self._queue) >= self._max:
             self.dropped += 1
             now = time.monotonic()
@@ -86,8 +97,8 @@ class LedgerWriter:
                 log.warning("ledger queue full (%d rows): %d calls dropped so far", self._max, self.dropped)
             return False
         self._queue.append(call)
-        if self.on_submit is not None:
-            self.on_submit(call)
+        for o in self.observers:
+            o.on_submit(call)
         return True
 
     def start(self) -> None:
@@ -129,12 +140,12 @@ class LedgerWriter:
                 self._written(calls)
         return written
 
-    def _written(self, calls: list[Mapping[str, Any]]) -> None:
+    def _written(self, calls: list[CallRecord]) -> None:
         self.written += len(calls)
-        if self.on_flushed is not None:
-            self.on_flushed(calls)
+        for o in self.observers:
+            o.on_flushed(calls)
 
-    def _keep(self, calls: list[Mapping[str, Any]]) -> None:
+    def _keep(self, calls: list[CallRecord]) -> None:
         """Put rows a failed write left back at the head of the queue, for the next flush; give up
         (count them dropped) only when the queue would overflow."""
         self.failed_batches += 1
@@ -143,16 +154,14 @@ class LedgerWriter:
         self.dropped += len(calls) - len(keep)
         self._queue.extendleft(reversed(keep))
 
-    def _isolate(
-        self, calls: list[Mapping[str, Any]], refused: StoreDataError
-    ) -> tuple[int, list[Mapping[str, Any]]]:
+    def _isolate(self, calls: list[CallRecord], refused: StoreDataError) -> tuple[int, list[CallRecord]]:
         """Write a batch the database refused in halves, down to the single rows it refuses, which
         are quarantined. Returns (rows written, rows left for the next flush): when a write fails for
         another reason (the database went away meanwhile), that part and the rest are left."""
         written = 0
         # a stack of parts, the next one to write last (rows keep their order), each with the error
         # the database gave for it if it was already tried
-        parts: list[tuple[list[Mapping[str, Any]], StoreDataError | None]] = [(calls, refused)]
+        parts: list[tuple[list[CallRecord], StoreDataError | None]] = [(calls, refused)]
         while parts:
             part, error = parts.pop()
             if error is None:
@@ -175,7 +184,7 @@ class LedgerWriter:
                 parts += ((part[mid:], None), (part[:mid], None))
         return written, []
 
-    def _quarantine(self, row: Mapping[str, Any], error: StoreDataError) -> None:
+    def _quarantine(self, row: CallRecord, error: StoreDataError) -> None:
         """Count a row the database refuses and append it to the quarantine file. The row's contents
         go to the file only, never to the log."""
         self.quarantined += 1
@@ -183,14 +192,16 @@ class LedgerWriter:
         where = str(path) if path is not None else "nowhere (no quarantine file configured)"
         log.error(
             "ledger: the database refused call %.64r (%s); quarantined in %s",
-            row.get("request_id"),
+            row.request_id,
             type(error.__cause__ or error).__name__,
             where,
         )
         if path is None:
             return
         line = json.dumps(
-            {"ts": time.time(), "error": str(error), "row": _plain(row)}, ensure_ascii=True, allow_nan=False
+            {"ts": time.time(), "error": str(error), "row": _plain(row.as_dict())},
+            ensure_ascii=True,
+            allow_nan=False,
         )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

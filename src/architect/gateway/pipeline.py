@@ -4,8 +4,9 @@
       → route and attempt(s) (executor) → settle cost → ledger
 
 `Pipeline.chat` / `chat_stream` / `embeddings` run one call through it; `finish` settles and records
-it (always, also on errors and client disconnects). A cache hit reserves no budget and is recorded
-as a zero-cost call with the cost and latency it saved."""
+it (always, also on errors and client disconnects: a non-stream call when it returns or raises, a
+stream when its `ChatStream` ends). A cache hit reserves no budget and is recorded as a zero-cost
+call with the cost and latency it saved. The record is one `CallRecord` with its `AttemptRecord`s."""
 
 from __future__ import annotations
 
@@ -13,39 +14,25 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 
 from architect.config import Config, PriceConfig
-from architect.errors import ClientClosed, GatewayError, NotFound, PermissionDenied, ProviderError
+from architect.errors import NotFound, PermissionDenied, ProviderError
 from architect.events import EventBus
-from architect.gateway.call import Call, parse_tags, tag_columns
+from architect.gateway.call import Call, parse_tags
 from architect.gateway.costs import cost_usd, worst_case_cost
 from architect.gateway.estimate import chat_prompt_size, text_prompt_size
-from architect.gateway.executor import STREAM_DONE, Executor, transport_error
+from architect.gateway.executor import Executor
 from architect.gateway.hooks import Hooks
 from architect.gateway.ledger import LedgerWriter
-from architect.gateway.providers.base import StreamTranslator, Usage, sse_error_event
-from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, TransportError
+from architect.gateway.providers.base import Usage
+from architect.gateway.providers.transport import HTTPRequest
 from architect.gateway.routing import Deployment, Router
+from architect.gateway.stream import ChatStream, StreamStart, failed
+from architect.records import CallRecord
 
-__all__ = ["Pipeline", "StreamStart"]
-
-
-class StreamStart:
-    """An upstream stream that has produced its first bytes: headers can be sent."""
-
-    __slots__ = ("deployment", "first", "response", "translator")
-
-    def __init__(
-        self, deployment: Deployment, response: HTTPResponse, translator: StreamTranslator, first: bytes
-    ) -> None:
-        self.deployment = deployment
-        self.response = response
-        self.translator = translator
-        self.first = first
+__all__ = ["Pipeline"]
 
 
 class Pipeline:
@@ -105,6 +92,7 @@ class Pipeline:
         real token count) and the completion's limit, at the dearest deployment it may reach."""
         if not self.hooks.budgets_active:
             return
+        assert call.group is not None, "_prepare resolves the group"
         bound = call.prompt_size.bound if call.prompt_size is not None else 0
         worst = 0.0
         for g in self.executor.chain(call.group):
@@ -118,17 +106,17 @@ class Pipeline:
             await self._prepare(call)
             hit = await self.hooks.cache.lookup(call)
             if hit is not None:
-                call.cache, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
+                call.cache_tier, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
                 call.usage = hit.usage  # a non-stream answer has no first token: ttft_ms stays None
                 return hit.body
             await self._reserve(call)
             body = await self.executor.run(call, lambda d: self._send_chat(call, d))
             call.response_body = body
-            if call.cache == "miss":
+            if call.cache_tier == "miss":
                 await self.hooks.cache.store(call, body)
             return body
         except BaseException as exc:
-            self._failed(call, exc)
+            failed(call, exc)
             raise
         finally:
             await self.finish(call)
@@ -147,32 +135,33 @@ class Pipeline:
         t0 = time.perf_counter()
         data = await self._post(d, d.adapter.chat_request(dict(call.body), d.model, stream=False))
         result = d.adapter.chat_response(data)
-        call.extra["attempt_ttft_ms"] = (time.perf_counter() - t0) * 1000.0
+        call.attempt_ttft_ms = (time.perf_counter() - t0) * 1000.0
         call.deployment = d
         call.usage = result.usage
         return result.body
 
     # -- chat, streaming -------------------------------------------------------------------------
-    async def chat_stream(self, call: Call) -> tuple[StreamStart | None, AsyncIterator[bytes]]:
-        """Returns the started upstream (None for a cache hit) and the client's byte stream. Errors before
-        the first byte raise (so the app can answer with a status); the call is recorded when the
-        stream ends."""
+    async def chat_stream(self, call: Call) -> ChatStream:
+        """The call's stream once its first bytes are there (from the upstream, or the cache). Errors
+        before the first byte raise, so the app can answer with a status; the call is then recorded
+        here. Otherwise it is recorded when the stream ends (`ChatStream.end`)."""
         try:
             await self._prepare(call)
             hit = await self.hooks.cache.lookup(call)
             if hit is not None:
-                call.cache, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
+                call.cache_tier, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
                 call.usage = hit.usage
                 from architect.gateway.sse import completion_to_sse
 
-                return None, self._replay(call, completion_to_sse(hit.body, call.include_usage))
+                replay = completion_to_sse(hit.body, call.include_usage)
+                return ChatStream(call, self.finish, self.hooks.cache, None, replay)
             await self._reserve(call)
             start = await self.executor.run(call, lambda d: self._open_stream(call, d))
         except BaseException as exc:
-            self._failed(call, exc)
+            failed(call, exc)
             await self.finish(call)
             raise
-        return start, self._relay(call, start)
+        return ChatStream(call, self.finish, self.hooks.cache, start)
 
     async def _open_stream(self, call: Call, d: Deployment) -> StreamStart:
         request = d.adapter.chat_request(dict(call.body), d.model, stream=True)
@@ -198,110 +187,10 @@ class Pipeline:
         if translator.error is not None:
             resp.close()
             raise translator.error
-        call.extra["attempt_ttft_ms"] = (time.perf_counter() - t0) * 1000.0
+        call.attempt_ttft_ms = (time.perf_counter() - t0) * 1000.0
         call.ttft_ms = call.elapsed_ms()
         call.deployment = d
         return StreamStart(d, resp, translator, first)
-
-    async def _relay(self, call: Call, start: StreamStart) -> AsyncIterator[bytes]:
-        """The client's bytes, passed on as they arrive, except that the events from the read that
-        completes the stream (`[DONE]`) on are held until the upstream body ends; then the call is
-        settled and recorded, and they are yielded last with `call.extra["stream_ended"]` set, for the
-        app to send as the end of the response. So a client that has seen its stream end finds the call
-        recorded, and a stream's response ends with its last events instead of an extra empty message
-        (one write fewer). An upstream ends its body right after `[DONE]`; one that does not delays that
-        last read's events by at most the deployment's read timeout, after which the stream ends with
-        an error event as before. An error event (the upstream's, or the translator's for an event that
-        is not valid JSON) ends the relay: nothing after it is read, and the call is recorded truncated."""
-        tr = start.translator
-        parts: list[bytes] | None = [] if call.cache == "miss" else None
-        try:
-            if parts is not None:
-                parts.append(start.first)
-            held = start.first if tr.done else b""
-            if not held:
-                yield start.first
-            try:
-                async for chunk in start.response.iter_chunks():
-                    out = tr.feed(chunk)
-                    if not out:
-                        continue
-                    if parts is not None:
-                        parts.append(out)
-                    if tr.done:  # from the read that completes the stream on, held
-                        held += out
-                    else:
-                        yield out
-                    if tr.error is not None:
-                        break  # an error event ended the stream for the client: read no further
-            except TransportError as exc:
-                err = transport_error(exc, start.deployment)
-                call.truncated, call.status, call.error = True, "error", err
-                if held:
-                    yield held
-                yield sse_error_event(
-                    f"the upstream stream broke after it started ({err.kind}); the answer is incomplete"
-                )
-                return
-            if tr.error is not None:
-                call.status, call.error, call.truncated = "error", tr.error, True
-                if held:
-                    yield held
-                return
-            if not tr.done:
-                call.truncated, call.status = True, "error"
-                call.error = ProviderError("stream ended without [DONE]", kind="truncated")
-                yield sse_error_event(
-                    "the upstream stream ended before it was complete; the answer is incomplete"
-                )
-                return
-            call.usage = tr.usage
-            if parts is not None and call.cache == "miss":
-                from architect.gateway.sse import sse_to_completion
-
-                body = sse_to_completion(b"".join(parts))
-                if body is not None:
-                    await self.hooks.cache.store(call, body)
-                else:  # nothing to store: wake any coalesced waiters
-                    self.hooks.cache.abandon(call, None)
-            await self.end_stream(call, start)
-            yield held
-        except BaseException as exc:  # client disconnect (GeneratorExit/CancelledError) or other
-            if call.status == "ok" and not call.extra.get("stream_ended"):
-                self._failed(call, exc)
-            raise
-        finally:
-            await self.end_stream(call, start)
-
-    async def end_stream(self, call: Call, start: StreamStart | None) -> None:
-        """Settle and record a stream. Idempotent; the app also calls it, because a stream whose relay
-        never started (the client left before the first byte was sent) runs no `finally` of its own."""
-        if call.extra.get("stream_ended"):
-            return
-        call.extra["stream_ended"] = True
-        if start is not None:
-            tr = start.translator
-            start.response.close()
-            if call.status == "ok" and not tr.done and not call.truncated:
-                self._failed(call, asyncio.CancelledError())  # never relayed to the end: the client left
-            if call.usage is None:
-                call.usage = tr.usage or Usage(
-                    completion_tokens=_count_text(tr.completion_text(), call.model)
-                )
-                if tr.usage is None:
-                    call.tokens_estimated = True
-            done = call.extra.pop(STREAM_DONE, None)
-            if done is not None:  # settle the deployment's slot and breaker outcome
-                healthy = None if call.status == "cancelled" else (call.status == "ok" and not call.truncated)
-                done(healthy, call.usage)
-        await self.finish(call)
-
-    async def _replay(self, call: Call, events: list[bytes]) -> AsyncIterator[bytes]:
-        try:
-            for ev in events:
-                yield ev
-        finally:
-            await self.finish(call)
 
     # -- embeddings ------------------------------------------------------------------------------
     async def embeddings(self, call: Call) -> bytes:
@@ -310,7 +199,7 @@ class Pipeline:
             await self._reserve(call)
             return await self.executor.run(call, lambda d: self._send_embeddings(call, d))
         except BaseException as exc:
-            self._failed(call, exc)
+            failed(call, exc)
             raise
         finally:
             await self.finish(call)
@@ -322,25 +211,13 @@ class Pipeline:
         return result.body
 
     # -- settle and record -----------------------------------------------------------------------
-    @staticmethod
-    def _failed(call: Call, exc: BaseException) -> None:
-        if isinstance(exc, GatewayError):
-            call.status, call.http_status, call.error = "error", exc.status, exc
-        elif isinstance(exc, asyncio.CancelledError | GeneratorExit | ClientClosed):
-            call.status, call.http_status = "cancelled", 499
-            call.error = ClientClosed("the client disconnected")
-        else:
-            call.status, call.http_status = "error", 500
-            call.error = exc
-
     async def finish(self, call: Call) -> None:
-        """Settle the cost and queue the ledger row. Idempotent."""
-        if call.extra.get("finished"):
-            return
-        call.extra["finished"] = True
-        d: Deployment | None = call.deployment
+        """Settle the cost, the budget, the cache's coalesced waiters and the key's limit, then queue
+        the ledger record (and publish the call's event). Runs once per call: a non-stream call's
+        when it returns or raises, a stream's from `ChatStream.end`."""
+        d = call.deployment
         usage = call.usage
-        if usage is None and call.status == "cancelled" and call.attempt_rows and call.endpoint == "chat":
+        if usage is None and call.status == "cancelled" and call.attempts and call.endpoint == "chat":
             # the client went away mid-call: the prompt was sent, so count it
             usage = Usage(
                 prompt_tokens=call.est_prompt_tokens
@@ -350,7 +227,8 @@ class Pipeline:
         if usage is None and call.status == "ok" and call.response_body is not None and d is not None:
             usage = _estimate_from_body(call)
         call.usage = usage
-        if d is not None and usage is not None and call.cache in (None, "miss", "bypass"):
+        tier = call.cache_tier
+        if d is not None and usage is not None and tier in (None, "miss", "bypass"):
             call.cost_usd = cost_usd(d.config.price, usage)
         baseline = cost_usd(self.baseline_price, usage) if self.baseline_price and usage else None
         if call.budget_reservation is not None:
@@ -358,80 +236,92 @@ class Pipeline:
                 await asyncio.shield(self.hooks.budgets.settle(call, call.cost_usd))
             except asyncio.CancelledError:
                 pass
-        if call.cache == "miss" and call.status != "ok":
+        if tier == "miss" and call.status != "ok":
             self.hooks.cache.abandon(call, call.error)
         self.hooks.key_limits.release(
             call, (usage.prompt_tokens + usage.completion_tokens) if usage else None
         )
-        row = self._row(call, d, usage, baseline)
-        for a in call.attempt_rows:
-            a.setdefault("status", "cancelled")
-            a.setdefault("total_ms", row["total_ms"])
-            if d is not None and a["deployment"] == d.name and a["status"] == "ok" and usage is not None:
-                a["prompt_tokens"], a["completion_tokens"] = usage.prompt_tokens, usage.completion_tokens
-                a["cost_usd"] = call.cost_usd
-        row["attempt_log"] = call.attempt_rows or None
-        self.ledger.submit(row)
+        record = self._record(call, d, usage, baseline)
+        self.ledger.submit(record)
         if self.events.subscribers:
-            self.events.publish("call", {k: row[k] for k in _EVENT_FIELDS})
+            self.events.publish("call", {k: getattr(record, k) for k in _EVENT_FIELDS})
 
-    def _row(
+    def _record(
         self, call: Call, d: Deployment | None, usage: Usage | None, baseline: float | None
-    ) -> dict[str, Any]:
+    ) -> CallRecord:
+        total_ms = call.elapsed_ms()
+        attempts = call.attempts
+        for a in attempts:
+            if a.status is None:  # never ended: the client left
+                a.status = "cancelled"
+            if a.total_ms is None:
+                a.total_ms = total_ms
+        if d is not None and usage is not None:
+            for a in attempts:
+                if a.deployment == d.name and a.status == "ok":
+                    a.prompt_tokens, a.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+                    a.cost_usd = call.cost_usd
         err = call.error
-        row: dict[str, Any] = {
-            "request_id": call.request_id,
-            "ts": call.ts,
-            "endpoint": call.endpoint,
-            "key_id": call.principal.key_id,
-            "tags": orjson.dumps(call.tags).decode() if call.tags else None,
-            "model": call.model,
-            "model_group": call.group.name if call.group is not None else None,
-            "deployment": d.name if d else None,
-            "provider": d.provider if d else None,
-            "simulated": bool(d and d.simulated),
-            "stream": call.stream,
-            "attempts": len(call.attempt_rows),
-            "fallbacks": call.fallbacks,
-            "status": call.status,
-            "http_status": call.http_status,
-            "error_kind": getattr(err, "kind", None)
-            or (getattr(err, "code", None) if err is not None else None),
-            "error_message": (getattr(err, "message", None) or str(err))[:500] if err is not None else None,
-            "truncated": call.truncated,
-            "ttft_ms": call.ttft_ms,
-            "total_ms": call.elapsed_ms(),
-            "prompt_tokens": usage.prompt_tokens if usage else 0,
-            "completion_tokens": usage.completion_tokens if usage else 0,
-            "cached_tokens": usage.cached_tokens if usage else 0,
-            "tokens_estimated": call.tokens_estimated,
-            "cost_usd": call.cost_usd,
-            "baseline_cost_usd": baseline,
-            "cache": call.cache,
-            "saved_cost_usd": call.saved_cost_usd,
-            "saved_ms": call.saved_ms,
-            "route_reason": call.route_reason,
-        }
-        if row["error_kind"] is None and call.status == "error" and err is not None:
-            row["error_kind"] = type(err).__name__
-        row.update(tag_columns(call.tags))
-        self._bodies(call, row)
-        return row
+        error_kind = error_message = None
+        if err is not None:
+            error_kind = getattr(err, "kind", None) or getattr(err, "code", None)
+            if error_kind is None and call.status == "error":
+                error_kind = type(err).__name__
+            error_message = (getattr(err, "message", None) or str(err))[:500]
+        tags = call.tags
+        group = call.group
+        record = CallRecord(
+            request_id=call.request_id,
+            ts=call.ts,
+            endpoint=call.endpoint,
+            key_id=call.principal.key_id,
+            project=tags.get("project"),
+            feature=tags.get("feature"),
+            task=tags.get("task"),
+            tags=tags or None,
+            model=call.model,
+            model_group=group.name if group is not None else None,
+            deployment=d.name if d is not None else None,
+            provider=d.provider if d is not None else None,
+            simulated=d is not None and d.simulated,
+            stream=call.stream,
+            attempts=len(attempts),
+            fallbacks=call.fallbacks,
+            status=call.status,
+            http_status=call.http_status,
+            error_kind=error_kind,
+            error_message=error_message,
+            truncated=call.truncated,
+            ttft_ms=call.ttft_ms,
+            total_ms=total_ms,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=usage.cached_tokens if usage else 0,
+            tokens_estimated=call.tokens_estimated,
+            cost_usd=call.cost_usd,
+            baseline_cost_usd=baseline,
+            cache=call.cache_tier,
+            saved_cost_usd=call.saved_cost_usd,
+            saved_ms=call.saved_ms,
+            route_reason=call.route_reason,
+            attempt_log=attempts or None,
+        )
+        self._bodies(call, record)
+        return record
 
-    def _bodies(self, call: Call, row: dict[str, Any]) -> None:
+    def _bodies(self, call: Call, record: CallRecord) -> None:
         mode = call.principal.extra.get("bodies") or self.config.ledger.bodies
         if mode == "off":
             return
+        record.body_hash = hashlib.sha256(call.raw_body).hexdigest()
         if mode == "hashed":
-            row["body_hash"] = hashlib.sha256(call.raw_body).hexdigest()
             return
         req = call.raw_body.decode("utf-8", "replace")
         resp = (call.response_body or b"").decode("utf-8", "replace") or None
         for rx in self._redact:
             req = rx.sub("[REDACTED]", req)
             resp = rx.sub("[REDACTED]", resp) if resp else resp
-        row["body_hash"] = hashlib.sha256(call.raw_body).hexdigest()
-        row["request_body"], row["response_body"] = req, resp
+        record.request_body, record.response_body = req, resp
 
 
 _EVENT_FIELDS = (
@@ -463,7 +353,7 @@ def _apply_key_tags(call: Call) -> None:
     project = call.tags.get("project")
     if project is None or p.projects is None or project in p.projects:
         return
-    header = call.extra.get("headers", {}).get("x-architect-tags")
+    header = call.headers.get("x-architect-tags")
     source = "x-architect-tags" if parse_tags(header, None).get("project") == project else "metadata.project"
     raise PermissionDenied(
         f"{source}: this key may not tag calls with project '{project}' (it is not granted that project)",
@@ -500,7 +390,7 @@ def _count_text(text: str, model: str) -> int:
     return count_text(text, model)
 
 
-def _count_messages(messages: list[Any], model: str) -> int:
+def _count_messages(messages: list[object], model: str) -> int:
     from architect.gateway.tokens import count_messages
 
     return count_messages(messages, model)

@@ -17,23 +17,42 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from architect.config import AlertRule
+from architect.config import AlertRule, Config
+from architect.events import EventBus
 from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.transport import HTTPRequest, TransportError
+from architect.gateway.routing import Router
+from architect.store import Store
 
-__all__ = ["Alerter"]
+__all__ = ["AlertHost", "Alerter"]
 
 log = logging.getLogger("architect.alerts")
+
+
+class AlertHost(Protocol):
+    """What the alerter reads (the runtime: its config and router change on a reload)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+    @property
+    def router(self) -> Router: ...
 
 
 class Alerter:
     def __init__(
         self,
-        runtime: Any,
+        runtime: AlertHost,
         *,
         interval_s: float = 10.0,
         webhook_attempts: int = 5,
@@ -185,6 +204,8 @@ class Alerter:
     # -- webhook -------------------------------------------------------------------------------------
     async def deliver(self) -> None:
         url = self.runtime.config.alert_webhook
+        if not url:
+            return
         client = HTTP1Transport(max_connections=1)
         try:
             while True:

@@ -11,7 +11,7 @@ import copy
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -22,16 +22,34 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from architect.errors import GatewayError
-from architect.metrics.aggregate import metric_dim
+from architect.events import EventBus
+from architect.gateway.hooks import Authenticate
+from architect.gateway.ledger import LedgerWriter
+from architect.gateway.routing import Router
+from architect.metrics.aggregate import CACHE
+from architect.records import CallRecord
 
-__all__ = ["PromMetrics", "routes"]
+__all__ = ["Fleet", "PromMetrics", "routes"]
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
 _BREAKER = {"closed": 0, "half_open": 1, "open": 2}
 
 
+class Fleet(Protocol):
+    """What the gauges read at scrape time (the runtime; the router changes on a config reload)."""
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def ledger(self) -> LedgerWriter: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+
 class _RuntimeCollector:
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Fleet) -> None:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Any]:
@@ -108,7 +126,7 @@ class PromMetrics:
     """A per-runtime registry (no global state). Every call is folded into plain counters here (a few
     dict updates, on the event loop); the Prometheus families are built at scrape time."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Fleet) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._series: dict[tuple[str, str], _Series] = {}
         self._lock = threading.Lock()
@@ -116,25 +134,27 @@ class PromMetrics:
         self.registry.register(_RuntimeCollector(runtime))
 
     def observe(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Fold in calls given as ledger rows."""
         for r in rows:
-            self.observe_one(r)
+            self.observe_one(CallRecord.from_row(r))
 
-    def observe_one(self, r: Mapping[str, Any]) -> None:
-        key = (r.get("model_group") or "", metric_dim(r, "deployment") or "")
-        status = r.get("status") or ""
+    def observe_one(self, r: CallRecord) -> None:
+        hit = r.cache_hit
+        key = (r.model_group or "", (CACHE if hit else r.deployment) or "")
+        status = r.status or ""
         with self._lock:
             s = self._series.get(key)
             if s is None:
                 s = self._series[key] = _Series()
             s.by_status[status] = s.by_status.get(status, 0) + 1
-            if (total := r.get("total_ms")) is not None:
+            if (total := r.total_ms) is not None:
                 s.latency.observe(total / 1000.0)
-            if (ttft := r.get("ttft_ms")) is not None:
+            if (ttft := r.ttft_ms) is not None:
                 s.ttft.observe(ttft / 1000.0)
-            s.prompt += r.get("prompt_tokens") or 0
-            s.completion += r.get("completion_tokens") or 0
-            s.cost += r.get("cost_usd") or 0.0
-            if (r.get("cache") or "").startswith("hit"):
+            s.prompt += r.prompt_tokens or 0
+            s.completion += r.completion_tokens or 0
+            s.cost += r.cost_usd or 0.0
+            if hit:
                 s.cache_hits += 1
 
     def snapshot(self) -> list[tuple[tuple[str, str], _Series]]:
@@ -181,10 +201,12 @@ class _LedgerCollector:
         yield from (requests, latency, ttft, tokens, cost, cache_hits)
 
 
-def routes(runtime: Any) -> list[Route]:
+def routes(auth: Authenticate, prom: PromMetrics) -> list[Route]:
+    """`/metrics` for the admin (the counters of `prom`)."""
+
     async def metrics(request: Request) -> Response:
         try:
-            principal = await runtime.auth.authenticate(request.headers.get("authorization"))
+            principal = await auth.authenticate(request.headers.get("authorization"))
         except GatewayError as exc:
             return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
         if not principal.is_admin:
@@ -199,9 +221,6 @@ def routes(runtime: Any) -> list[Route]:
                 },
                 status_code=403,
             )
-        prom: PromMetrics | None = runtime.extensions.get("prometheus")
-        if prom is None:
-            prom = runtime.extensions["prometheus"] = PromMetrics(runtime)
         body = await asyncio.to_thread(prom.render)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

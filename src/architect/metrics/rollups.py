@@ -29,8 +29,9 @@ from typing import Any
 
 import orjson
 
-from architect.metrics.aggregate import CACHE, STATS_COLUMNS, is_cache_hit, metric_dim, summarise
+from architect.metrics.aggregate import CACHE, STATS_COLUMNS, summarise
 from architect.metrics.sketch import Sketch
+from architect.records import CallRecord
 from architect.store.ledger import LedgerRepo
 from architect.store.rollups import RollupRepo
 
@@ -43,6 +44,7 @@ DIMSETS: tuple[tuple[str, ...], ...] = (
     ("model_group", "key_id"),
 )
 ALL_DIMS = DIMSETS[1]
+assert ALL_DIMS == ("model_group", "deployment", "provider", "key_id", "project")  # Rollups._add's key
 _PREFERENCE = (2, 3, 0, 1)  # smallest (fewest rows) first
 _SUMS = (
     "requests",
@@ -69,34 +71,34 @@ class Agg:
     ttft: Sketch = field(default_factory=Sketch)
     cache_latency: Sketch = field(default_factory=Sketch)  # cache hits
 
-    def add_call(self, r: Mapping[str, Any]) -> None:
+    def add_call(self, r: CallRecord) -> None:
         s = self.sums
         s["requests"] += 1
-        if r.get("status") != "ok":
+        if r.status != "ok":
             s["errors"] += 1
-            kind = r.get("error_kind") or r.get("status") or "unknown"
+            kind = r.error_kind or r.status or "unknown"
             self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
-        s["prompt_tokens"] += r.get("prompt_tokens") or 0
-        s["completion_tokens"] += r.get("completion_tokens") or 0
-        s["cached_tokens"] += r.get("cached_tokens") or 0
-        cost = r.get("cost_usd") or 0.0
+        s["prompt_tokens"] += r.prompt_tokens or 0
+        s["completion_tokens"] += r.completion_tokens or 0
+        s["cached_tokens"] += r.cached_tokens or 0
+        cost = r.cost_usd or 0.0
         s["cost_usd"] += cost
-        if r.get("baseline_cost_usd") is not None:
-            s["baseline_cost_usd"] += r["baseline_cost_usd"]
+        if r.baseline_cost_usd is not None:
+            s["baseline_cost_usd"] += r.baseline_cost_usd
             s["baselined"] += 1
             s["cost_baselined_usd"] += cost
-        s["cache_saved_usd"] += r.get("saved_cost_usd") or 0.0
-        s["attempts"] += r.get("attempts") or 0
-        s["fallbacks"] += r.get("fallbacks") or 0
-        if is_cache_hit(r):
+        s["cache_saved_usd"] += r.saved_cost_usd or 0.0
+        s["attempts"] += r.attempts or 0
+        s["fallbacks"] += r.fallbacks or 0
+        if r.cache_hit:
             s["cache_hits"] += 1
-            if r.get("total_ms") is not None:
-                self.cache_latency.add(r["total_ms"])
+            if r.total_ms is not None:
+                self.cache_latency.add(r.total_ms)
             return
-        if r.get("total_ms") is not None:
-            self.latency.add(r["total_ms"])
-        if r.get("ttft_ms") is not None:
-            self.ttft.add(r["ttft_ms"])
+        if r.total_ms is not None:
+            self.latency.add(r.total_ms)
+        if r.ttft_ms is not None:
+            self.ttft.add(r.ttft_ms)
 
     def merge(self, other: Agg) -> None:
         s = self.sums
@@ -203,20 +205,30 @@ class Rollups:
 
     # -- feeding -------------------------------------------------------------------------------------
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Fold in calls given as ledger rows (loading a ledger's rows; the gateway uses `add_one`)."""
         # Each call is added once, at the finest key (minute + every dimension); the coarser
         # dimension sets are merged from those few aggregates when they are written (`drain`).
+        records = [CallRecord.from_row(r) for r in rows]
         with self._lock:
-            for r in rows:
+            for r in records:
                 self._add(r)
 
-    def add_one(self, r: Mapping[str, Any]) -> None:
-        """`add` for one call (the gateway calls this for every call it queues for the ledger)."""
+    def add_one(self, r: CallRecord) -> None:
+        """One call (the ledger's observer calls this for every call queued for the ledger)."""
         with self._lock:
             self._add(r)
 
-    def _add(self, r: Mapping[str, Any]) -> None:  # holding the lock
-        ts = int(r["ts"])
-        key = (ts - ts % 60, *(metric_dim(r, d) for d in ALL_DIMS))
+    def _add(self, r: CallRecord) -> None:  # holding the lock
+        ts = int(r.ts)
+        hit = r.cache_hit
+        key = (
+            ts - ts % 60,
+            r.model_group,
+            CACHE if hit else r.deployment,
+            CACHE if hit else r.provider,
+            r.key_id,
+            r.project,
+        )  # the minute and ALL_DIMS (a cache hit's deployment and provider are CACHE)
         agg = self._acc.get(key)
         if agg is None:
             agg = self._acc[key] = Agg()

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from architect.errors import NotFoundInStore, StateConflict
-from architect.orchestrator.trust import LOCAL, NOT_ALLOWED, UNTRUSTED, Writer
 from architect.store.orchestrator import Claimed, ClaimOptions, Outcome, Row, TaskRepo
+from architect.trust import LOCAL, NOT_ALLOWED, UNTRUSTED, Writer
 
 __all__ = ["Audit", "Finished", "Manager"]
 

@@ -32,8 +32,8 @@ from typing import Any
 from architect.orchestrator.executors.base import ExecResult, Executor, TaskContext
 from architect.orchestrator.executors.command import kill_group, run_validator
 from architect.orchestrator.manager import Finished, Manager
-from architect.orchestrator.trust import NOT_ALLOWED, UNTRUSTED, CommandPolicy
 from architect.store.orchestrator import ClaimOptions, Row
+from architect.trust import NOT_ALLOWED, UNTRUSTED, CommandPolicy
 
 __all__ = ["Running", "Worker", "WorkerOptions"]
 

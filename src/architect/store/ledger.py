@@ -1,5 +1,6 @@
 """Ledger storage: one row per call, its upstream attempts kept with it (`attempt_log`, a JSON array).
-SQL and in-memory implementations of one interface.
+SQL and in-memory implementations of one interface. Writes take `CallRecord`s (`architect.records`);
+reads return rows as dicts.
 
 Text values are written through `store.text.storable` (NUL and lone surrogates become U+FFFD) on
 every implementation. A write the database refuses because of a row's values raises
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from itertools import compress
-from operator import is_not
+from operator import attrgetter, is_not
 from typing import Any, Protocol
 
 import orjson
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, case, delete, func, or_, select
 from sqlalchemy.pool import StaticPool
 
 from architect.errors import StoreDataError, StoreError
+from architect.records import CallRecord, encode_attempts
 from architect.store.schema import calls
 from architect.store.text import String, Text, TextPositions, storable
 
@@ -56,9 +58,8 @@ _ATTEMPT_DEFAULTS: dict[str, Any] = {
 
 
 class LedgerRepo(Protocol):
-    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert calls (one batched insert, one transaction). A row's `attempt_log` is the list of
-        its attempts (dicts with `ATTEMPT_FIELDS`), in order."""
+    def record(self, records: Sequence[CallRecord]) -> None:
+        """Insert calls (one batched insert, one transaction), each with its attempts in order."""
 
     def calls_between(
         self,
@@ -118,29 +119,35 @@ def _insert_sql(columns: Sequence[str], paramstyle: str) -> str:
 
 
 def _log_text(log_: Any) -> str | None:
-    """A row's `attempt_log` as stored: the list of attempts as JSON text (text passes as it is)."""
-    return log_ if log_ is None or isinstance(log_, str) else orjson.dumps(log_).decode()
+    """A record's `attempt_log` as stored (None when it has none)."""
+    return encode_attempts(log_) if log_ else None
+
+
+def _tags_text(tags: Any) -> str | None:
+    return orjson.dumps(tags).decode() if tags else None
 
 
 _COLUMNS = tuple(_CALL_DEFAULTS)
-_ITEMS = tuple(_CALL_DEFAULTS.items())
 _LOG_AT = _COLUMNS.index("attempt_log")
+_TAGS_AT = _COLUMNS.index("tags")
+_VALUES = attrgetter(*_COLUMNS)  # a record's values in column order, as a tuple
 _NONES = tuple([None] * len(_COLUMNS))
 # The text columns: the raw insert path escapes them as the schema's types do for SQLAlchemy.
 _TEXT = TextPositions([i for i, c in enumerate(_COLUMNS) if isinstance(calls.c[c].type, String | Text)])
 
 
-def _runs(rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
-    """Rows as parameter tuples, in runs of consecutive rows that set the same columns: a column whose
-    value is None is left out of the INSERT (it is NULL either way, and binding a NULL costs the
-    database about as much as binding a value; a call row leaves about a third of its columns empty).
-    Runs keep the rows in their order."""
+def _runs(records: Sequence[CallRecord]) -> list[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
+    """Records as parameter tuples, in runs of consecutive records that set the same columns: a
+    column whose value is None is left out of the INSERT (it is NULL either way, and binding a NULL
+    costs the database about as much as binding a value; a call leaves about a third of its columns
+    empty). Runs keep the records in their order."""
     runs: list[tuple[tuple[bool, ...], list[tuple[Any, ...]]]] = []
     last: tuple[bool, ...] | None = None
     params: list[tuple[Any, ...]] = []
-    for r in rows:
-        vals = [r.get(k, d) for k, d in _ITEMS]
+    for r in records:
+        vals = list(_VALUES(r))
         vals[_LOG_AT] = _log_text(vals[_LOG_AT])
+        vals[_TAGS_AT] = _tags_text(vals[_TAGS_AT])
         _TEXT.apply(vals)
         mask = tuple(map(is_not, vals, _NONES))
         if mask != last:
@@ -164,11 +171,11 @@ class SQLLedger:
         self._keep = not isinstance(engine.pool, StaticPool)
         self._conn: Any = None
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
-        if not call_rows:
+    def record(self, records: Sequence[CallRecord]) -> None:
+        if not records:
             return
         try:
-            runs = _runs(call_rows)
+            runs = _runs(records)
         except Exception as exc:  # a value that cannot become a parameter (e.g. attempts not JSON)
             raise StoreDataError(f"ledger write failed: {_describe(exc)}") from exc
         try:
@@ -310,15 +317,16 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(self, records: Sequence[CallRecord]) -> None:
         ids = {c["request_id"] for c in self.calls}
         new: list[dict[str, Any]] = []
-        for r in call_rows:
-            if r["request_id"] in ids:
-                raise StoreDataError(f"ledger write failed: duplicate request_id {r['request_id']}")
-            ids.add(r["request_id"])
-            row = {**_CALL_DEFAULTS, **r}
+        for r in records:
+            if r.request_id in ids:
+                raise StoreDataError(f"ledger write failed: duplicate request_id {r.request_id}")
+            ids.add(r.request_id)
+            row = dict(zip(_COLUMNS, _VALUES(r), strict=True))
             row["attempt_log"] = _log_text(row["attempt_log"])
+            row["tags"] = _tags_text(row["tags"])
             new.append({k: storable(v) if isinstance(v, str) else v for k, v in row.items()})
         self.calls.extend(new)
 

@@ -88,7 +88,7 @@ tasks = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("updated_at", Float, nullable=False),
-    # who last wrote the task's executable fields (orchestrator.trust) and whether that writer was
+    # who last wrote the task's executable fields (architect.trust) and whether that writer was
     # allowed to: a worker runs only trusted tasks (tasks older than migration 0006 are untrusted)
     Column("exec_set_by", Text),
     Column("exec_trusted", Boolean, nullable=False, server_default=false()),

@@ -15,7 +15,6 @@ import math
 import time
 from html import escape
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
@@ -23,11 +22,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from architect.access.auth import SESSION_COOKIE, Principal, Session, SessionLimitReached
-from architect.access.hooks import login_guard
+from architect.access.auth import SESSION_COOKIE, Session, SessionLimitReached
 from architect.access.keys import hash_secret
 from architect.access.login import key_prefix
 from architect.errors import AuthenticationFailed
+from architect.principal import Principal
+from architect.runtime import Runtime
 
 __all__ = ["PAGES", "routes"]
 
@@ -165,7 +165,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items() if v}
 
 
-def routes(runtime: Any) -> list[BaseRoute]:
+def routes(runtime: Runtime) -> list[BaseRoute]:
     auth = runtime.auth
 
     async def session_of(request: Request) -> Session | None:
@@ -184,7 +184,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
     async def login_get(
         request: Request, error: str | None = None, status: int = 200, headers: dict[str, str] | None = None
     ) -> Response:
-        token = login_guard(runtime).tokens.issue()
+        token = runtime.login.tokens.issue()
         next_url = _safe_next(request.query_params.get("next"))
         resp = _html(_login_page(next_url, token, error, auth.open_mode), status)
         resp.headers.update(headers or {})
@@ -197,7 +197,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
     async def login(request: Request) -> Response:
         if request.method == "GET":
             return await login_get(request)
-        guard = login_guard(runtime)
+        guard = runtime.login
         form = await _form(request)
         if not guard.tokens.valid(form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE) or ""):
             return await login_get(request, "The form expired; please try again.", 403)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import record_rows
 from tests.integration.api.seed import ADMIN_KEY, Seeded, seeded_server
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
@@ -181,7 +182,8 @@ def test_405_and_options_list_the_methods_the_spec_has_for_the_path(sqlite_url: 
 def test_csv_export_neutralises_formulas_and_keeps_numbers(seeded: Seeded) -> None:
     now = time.time()
     texts = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR", "plain"]
-    seeded.server.store.ledger.record(
+    record_rows(
+        seeded.server.store.ledger,
         [
             {
                 "request_id": f"formula-{i}",
@@ -197,7 +199,7 @@ def test_csv_export_neutralises_formulas_and_keeps_numbers(seeded: Seeded) -> No
                 "prompt_tokens": -3,
             }
             for i, text in enumerate(texts)
-        ]
+        ],
     )
     with httpx.Client(base_url=seeded.url + "/api/v1", timeout=30) as c:
         r = c.get("/export/calls.csv", params={"since": now - 60}, headers=ADMIN)

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from architect.gateway.app import create_app
-from architect.gateway.runtime import Runtime
+from architect.app import create_app
+from architect.runtime import Runtime
 from architect.store import Store
 from tests.helpers import LiveServer, make_config, stub_config
 from tests.stubs.openai_stub import StubServer

@@ -56,7 +56,7 @@ def test_metrics_endpoints(webhook: str) -> None:
         cfg["alert_webhook"] = webhook
         cfg["alert_interval_s"] = 0.3
         with LiveServer(make_config(cfg)) as srv, httpx.Client(base_url=srv.url) as c:
-            srv.runtime.extensions["alerter"].webhook_backoff_s = 0.05
+            srv.runtime.alerter.webhook_backoff_s = 0.05
             for i in range(8):
                 hdr = {**H, "x-architect-tags": f"project={'shop' if i % 2 else 'blog'}"}
                 assert c.post("/v1/chat/completions", json=CHAT, headers=hdr).status_code == 200

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import time
-import types
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from architect.access.auth import Authenticator, Principal
 from architect.api import create_api
 from architect.events import EventBus
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
 from architect.orchestrator.plans import parse_markdown
+from architect.principal import Principal
+from architect.runtime import Runtime
 from architect.store import Store, open_store
+from tests.helpers import make_config, record_rows
 
 MD = "# Feature: Api\n## Phase 1: A\n- [ ] T001 a `$ true`\n- [ ] T002 b (after T001)\n"
 
@@ -37,7 +38,8 @@ def test_cost_per_task_comes_from_the_ledger_tags(store: Store) -> None:
         "http_status": 200,
         "total_ms": 1.0,
     }
-    store.ledger.record(
+    record_rows(
+        store.ledger,
         [
             {
                 **base,
@@ -71,11 +73,10 @@ def test_cost_per_task_comes_from_the_ledger_tags(store: Store) -> None:
 
 
 def _client(store: Store, key_resolver: object = None) -> tuple[TestClient, EventBus]:
-    bus = EventBus()
-    rt = types.SimpleNamespace(
-        store=store, events=bus, config=None, auth=Authenticator("admin-secret", key_resolver)
-    )
-    return TestClient(create_api(rt)), bus
+    rt = Runtime(make_config({"auth": {"admin_key": "admin-secret"}}), store)
+    if key_resolver is not None:
+        rt.auth.key_resolver = key_resolver
+    return TestClient(create_api(rt)), rt.events
 
 
 ADMIN = {"authorization": "Bearer admin-secret"}

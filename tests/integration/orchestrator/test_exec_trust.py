@@ -18,11 +18,11 @@ from architect.orchestrator.executors import CommandExecutor
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
 from architect.orchestrator.report import build_report
-from architect.orchestrator.trust import Writer
 from architect.orchestrator.worker import Worker, WorkerOptions
 from architect.store import Store, migrate, open_store
 from architect.store.engine import make_engine
 from architect.store.orchestrator import ClaimOptions
+from architect.trust import Writer
 from tests.helpers import LiveServer, make_config, stub_config
 
 ADMIN = "admin-secret-key-0123456789"

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from architect.gateway.ledger import LedgerWriter
+from architect.records import AttemptRecord, CallRecord
 from architect.store import Store, open_store
+from tests.helpers import record_rows
 
 
 @pytest.fixture
@@ -60,9 +62,9 @@ def test_one_poison_row_among_1000_loses_no_good_row_and_is_quarantined(
     secret_prompt = "the poison row's own prompt, never logged"
     for i in range(1001):
         if i == 437:  # larger than any integer column holds, on both databases
-            w.submit(_row("poison", http_status=2**70, request_body=secret_prompt))
+            w.submit(CallRecord.from_row(_row("poison", http_status=2**70, request_body=secret_prompt)))
         else:
-            w.submit(_row(f"good-{i:04d}"))
+            w.submit(CallRecord.from_row(_row(f"good-{i:04d}")))
     with caplog.at_level(logging.DEBUG, logger="architect"):
         assert w.flush() == 1000
     assert w.depth == 0 and w.written == 1000 and w.quarantined == 1 and w.dropped == 0
@@ -79,7 +81,7 @@ def test_one_poison_row_among_1000_loses_no_good_row_and_is_quarantined(
     assert any("poison" in m and str(qfile) in m for m in errors)
     assert not any(secret_prompt in m for m in errors)
     # the writer goes on: later rows are written
-    w.submit(_row("later"))
+    w.submit(CallRecord.from_row(_row("later")))
     assert w.flush() == 1 and store.ledger.get_call("later") is not None
 
 
@@ -88,14 +90,17 @@ def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(
 ) -> None:
     qfile = tmp_path / "q.jsonl"
     w = LedgerWriter(store.ledger, quarantine_path=qfile, batch_size=50)
-    store.ledger.record([_row("dup")])
+    record_rows(store.ledger, [_row("dup")])
     rows = [_row(f"r{i:03d}") for i in range(120)]
     rows[3] = _row("dup")  # a duplicate request id
     rows[60] = _row("no-model", model=None)  # a missing required value
-    rows[61] = _row("bad-log", attempt_log=[{"not json": {1, 2}}])  # cannot become a parameter
+    unjsonable = AttemptRecord(  # a value that is not JSON
+        attempt=1, ts=0.0, model_group="g", deployment="d", provider="p", route_reason=object()
+    )  # type: ignore[arg-type]
+    rows[61] = _row("bad-log", attempt_log=[unjsonable])  # cannot become a parameter
     rows[119] = _row("neg", prompt_tokens=-(2**70))
     for r in rows:
-        w.submit(r)
+        w.submit(CallRecord.from_row(r))
     with caplog.at_level(logging.DEBUG, logger="architect"):
         assert w.flush() == 116
     # PostgreSQL's own message quotes the failing row ("Failing row contains ..."): never in the log
@@ -114,7 +119,7 @@ def test_on_postgresql_a_value_longer_than_its_column_is_quarantined_not_blockin
         qfile = tmp_path / "q.jsonl"
         w = LedgerWriter(store.ledger, quarantine_path=qfile)
         for i in range(10):
-            w.submit(_row(f"r{i}", model="x" * 201 if i == 5 else "m"))
+            w.submit(CallRecord.from_row(_row(f"r{i}", model="x" * 201 if i == 5 else "m")))
         assert w.flush() == 9 and w.quarantined == 1
         assert "StringDataRightTruncation" in _quarantined(qfile)[0]["error"]
     finally:
@@ -124,7 +129,7 @@ def test_on_postgresql_a_value_longer_than_its_column_is_quarantined_not_blockin
 def test_without_a_quarantine_file_refused_rows_are_still_counted(store: Store) -> None:
     w = LedgerWriter(store.ledger)
     for r in (_row("a"), _row("b", http_status=2**70), _row("c")):
-        w.submit(r)
+        w.submit(CallRecord.from_row(r))
     assert w.flush() == 2 and w.quarantined == 1 and w.depth == 0
 
 
@@ -158,11 +163,11 @@ def test_a_database_that_is_down_quarantines_nothing_and_gets_every_row_when_bac
     try:
         qfile = tmp_path / "q.jsonl"
         w = LedgerWriter(store.ledger, quarantine_path=qfile, batch_size=100)
-        w.submit(_row("first"))
+        w.submit(CallRecord.from_row(_row("first")))
         assert w.flush() == 1  # the writer now holds a connection
         pg_admin(False)
         for i in range(250):
-            w.submit(_row(f"r{i:03d}"))
+            w.submit(CallRecord.from_row(_row(f"r{i:03d}")))
         for _ in range(3):
             assert w.flush() == 0
         assert w.depth == 250 and w.quarantined == 0 and w.dropped == 0

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from architect.store import Store, open_store
+from tests.helpers import record_rows
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -51,7 +52,7 @@ def test_record_query_and_purge(store: Store) -> None:
         }
         for a in (1, 2)
     ]
-    store.ledger.record(calls)
+    record_rows(store.ledger, calls)
     rows = store.ledger.calls_between(1002.0, 1006.0, columns=["request_id", "cost_usd", "simulated"])
     assert [r["request_id"] for r in rows] == ["r2", "r3", "r4", "r5"]
     assert rows[0]["cost_usd"] == pytest.approx(0.001) and rows[0]["simulated"] is False
@@ -74,7 +75,7 @@ def test_window_stats_count_errors_and_quantile_in_the_store(store: Store) -> No
     calls += [_call("e1", 2003.5, status="error", http_status=502, total_ms=999.0)]
     calls += [_call("o1", 2004.5, model_group="other", deployment="other/x", total_ms=5000.0)]
     calls += [_call("late", 2100.0, total_ms=1.0)]
-    store.ledger.record(calls)
+    record_rows(store.ledger, calls)
     all_ = store.ledger.window_stats(2000.0, 2050.0, None, 0.95)
     assert all_["calls"] == 12 and all_["errors"] == 1
     # ok calls: 10..100 and 5000; rank 0.95 * 10 = 9.5 lies between 100 and 5000
@@ -100,7 +101,7 @@ def test_rows_setting_different_columns_keep_their_order_and_values(store: Store
         _call("c", 3000.0, project="p", key_id="k1", cached_tokens=4),
         _call("d", 3000.0),
     ]
-    store.ledger.record(calls)
+    record_rows(store.ledger, calls)
     rows = store.ledger.calls_between(2999.0, 3001.0)
     assert [r["request_id"] for r in rows] == ["a", "b", "c", "d"]
     by_id = {r["request_id"]: r for r in rows}

@@ -12,6 +12,7 @@ import pytest
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
 from architect.store import Store, open_store
+from tests.helpers import record_rows
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -49,7 +50,8 @@ def test_ledger_text_with_nul_and_lone_surrogates_is_written_and_read_back_escap
     ledger_store: Store,
 ) -> None:
     ledger = ledger_store.ledger
-    ledger.record(
+    record_rows(
+        ledger,
         [
             _call("before"),
             _call(
@@ -60,7 +62,7 @@ def test_ledger_text_with_nul_and_lone_surrogates_is_written_and_read_back_escap
                 error_kind="bad\x00kind",
             ),
             _call("after"),
-        ]
+        ],
     )
     row = ledger.get_call("poisoned")
     assert row is not None
@@ -76,7 +78,7 @@ def test_ledger_text_with_nul_and_lone_surrogates_is_written_and_read_back_escap
 
 
 def test_comparing_a_column_with_a_value_holding_nul_finds_nothing_rather_than_failing(store: Store) -> None:
-    store.ledger.record([_call("r1", model_group="g")])
+    record_rows(store.ledger, [_call("r1", model_group="g")])
     assert store.ledger.calls_between(0, time.time() + 1, where={"model_group": "a\x00b"}) == []
     assert store.audit.list_audit(actor="admin\x00") == []
     assert [

@@ -131,9 +131,7 @@ def test_a_session_ends_when_its_key_expires(server: LiveServer) -> None:
 def test_wrong_logins_are_limited_a_correct_key_too_then_it_works_after_the_window(
     server: LiveServer,
 ) -> None:
-    from architect.access.hooks import login_guard
-
-    guard = login_guard(server.runtime)
+    guard = server.runtime.login
     clock = Clock()
     guard.throttle.clock = guard.audit.clock = clock  # the window passes without waiting for it
     wrong = [f"sk-arch-{secrets.token_urlsafe(32)}" for _ in range(200)]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from architect.access.auth import ANONYMOUS, Principal
 from architect.cache.keys import is_deterministic, namespace_of, request_keys
 from architect.cache.normalise import normalise_messages, normalise_text
+from architect.principal import ANONYMOUS, Principal
 
 
 def _body(content: str = "hi", **kw: object) -> dict[str, object]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from architect.access.auth import Principal
 from architect.cache.semantic import SemanticCache, SemanticConfig, last_user_text, semantic_allowed
 from architect.cache.tiers import Entry, L1Cache, Tiers
 from architect.gateway.call import Call
+from architect.principal import Principal
 
 if os.environ.get("CI", "").lower() != "true":
     pytest.importorskip("usearch", reason="the semantic extra (usearch) is not installed")
@@ -39,7 +39,6 @@ def _call(text: str, key: str = "k1", **body: Any) -> Call:
     b = {"model": "m", "messages": [{"role": "user", "content": text}], "temperature": 0, **body}
     c = Call("chat", b, b"{}", Principal(kind="key", key_id=key), {})
     c.group = SimpleNamespace(name="m")
-    c.extra["headers"] = {}
     return c
 
 

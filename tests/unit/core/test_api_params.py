@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from architect.access.auth import Authenticator
 from architect.api import create_api
+from architect.api.metrics import csv_safe
 from architect.api.params import IDENTIFIER_PATTERN, NAME_PATTERN, Body, Name, Timestamp
 from architect.identifiers import first_forbidden
-from architect.metrics.api import csv_safe
 
 
 def test_the_identifier_pattern_in_the_spec_is_exactly_check_identifier() -> None:

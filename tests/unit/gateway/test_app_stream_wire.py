@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from architect.gateway.app import create_app
+from architect.app import create_app
 from architect.gateway.providers.transport import HTTPRequest, HTTPResponse, MockTransport, TransportTimeout
-from architect.gateway.runtime import Runtime
+from architect.runtime import Runtime
 from architect.store import Store
 from tests.helpers import make_config
 

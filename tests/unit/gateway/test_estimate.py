@@ -132,7 +132,7 @@ def test_a_chat_call_with_a_budget_and_limits_reserves_the_bound_without_loading
     script = textwrap.dedent(
         """
         import asyncio, sys
-        from architect.access.auth import Principal
+        from architect.principal import Principal
         from architect.config import parse_config
         from architect.gateway.call import Call
         from architect.gateway.ledger import LedgerWriter

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from architect.access.auth import ANONYMOUS
 from architect.errors import GatewayError, ProviderError, RateLimited, Unavailable, UpstreamTimeout
 from architect.gateway.call import Call
 from architect.gateway.executor import Executor
@@ -26,6 +25,7 @@ from architect.gateway.providers.transport import (
 )
 from architect.gateway.resilience import CLOSED, HALF_OPEN, OPEN
 from architect.gateway.routing import Deployment, Router
+from architect.principal import ANONYMOUS
 from tests.helpers import make_config
 
 MSG = [{"role": "user", "content": "Say hello."}]
@@ -163,7 +163,7 @@ def build(*groups: dict[str, Any], seed: int = SEED) -> Env:
 
 
 def attempts(call: Call) -> list[tuple[str, str, str | None]]:
-    return [(r["deployment"], r["status"], r.get("error_kind")) for r in call.attempt_rows]
+    return [(r.deployment, r.status, r.error_kind) for r in call.attempts]
 
 
 # -- retry order and backoff ------------------------------------------------------------------------
@@ -300,7 +300,7 @@ async def test_fallbacks_are_tried_in_their_order_after_the_group_s_own_attempts
     assert await env.run(call) == "from p2"
     assert env.up.log == ["p0", "p0", "p1", "p2"]
     assert call.fallbacks == 2 and call.deployment is env.dep("p2")
-    assert [r["model_group"] for r in call.attempt_rows] == ["m", "m", "b", "c"]
+    assert [r.model_group for r in call.attempts] == ["m", "m", "b", "c"]
 
 
 async def test_a_chain_that_fails_everywhere_names_every_attempt_in_order() -> None:
@@ -385,7 +385,7 @@ async def test_every_breaker_open_answers_503_at_once_naming_them() -> None:
     env.clock.now += 1.0
     call = env.call()
     err = await env.fail(call)
-    assert env.up.log == ["p0", "p1"] and call.attempt_rows == [] and env.clock.sleeps == []
+    assert env.up.log == ["p0", "p1"] and call.attempts == [] and env.clock.sleeps == []
     assert isinstance(err, Unavailable)
     assert (err.status, err.type, err.code, err.kind) == (
         503,
@@ -439,7 +439,7 @@ async def test_a_prompt_over_every_window_everywhere_is_a_400() -> None:
     env = _windows()
     call = env.call("small", est_prompt_tokens=5000)
     err = await env.fail(call)
-    assert env.up.log == [] and call.attempt_rows == []
+    assert env.up.log == [] and call.attempts == []
     assert (err.status, err.type, err.code) == (400, "invalid_request_error", "context_length_exceeded")
     assert err.message == (
         "model 'small': the request is larger than the context window of every deployment "
@@ -503,7 +503,7 @@ async def test_every_deployment_at_its_limit_gives_429_with_the_shortest_wait() 
     await _use_both(env)
     call = env.call()
     err = await env.fail(call)
-    assert env.up.log == ["p0", "p1"] and call.attempt_rows == [] and env.clock.sleeps == []
+    assert env.up.log == ["p0", "p1"] and call.attempts == [] and env.clock.sleeps == []
     assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(40.0)
     assert (err.status, err.type, err.code, err.headers["retry-after"]) == (
         429, "rate_limit_error", "rate_limit_exceeded", "40")  # fmt: skip

@@ -19,8 +19,8 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys
     from architect.config import parse_config
-    from architect.gateway.app import create_app
-    from architect.gateway.runtime import Runtime
+    from architect.app import create_app
+    from architect.runtime import Runtime
     from architect.store import open_store
 
     cfg = parse_config({

@@ -5,7 +5,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 
 from architect.errors import StoreDataError, StoreError
 from architect.gateway.ledger import LedgerWriter
+from architect.records import CallRecord
 from architect.store.ledger import MemoryLedger
 
 
@@ -35,7 +36,9 @@ def test_batches_are_written_and_close_flushes_everything() -> None:
     w.start()
     for i in range(250):
         attempt = {"attempt": 1, "ts": 0.0, "model_group": "g", "deployment": "d", "provider": "p"}
-        w.submit({**_row(i), "attempt_log": [{**attempt, "status": "ok", "total_ms": 1.0}]})
+        w.submit(
+            CallRecord.from_row({**_row(i), "attempt_log": [{**attempt, "status": "ok", "total_ms": 1.0}]})
+        )
     w.close()
     assert len(repo.calls) == 250 and repo.attempts_for("r249")[0]["deployment"] == "d"
     assert w.written == 250 and w.dropped == 0
@@ -43,7 +46,7 @@ def test_batches_are_written_and_close_flushes_everything() -> None:
 
 def test_full_queue_drops_and_counts_without_blocking() -> None:
     w = LedgerWriter(MemoryLedger(), queue_size=3)
-    results = [w.submit(_row(i)) for i in range(5)]
+    results = [w.submit(CallRecord.from_row(_row(i))) for i in range(5)]
     assert results == [True, True, True, False, False]
     assert w.dropped == 2
 
@@ -53,7 +56,7 @@ class FlakyRepo(MemoryLedger):
         super().__init__()
         self.fail = 1
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(self, call_rows: Sequence[CallRecord]) -> None:
         if self.fail:
             self.fail -= 1
             raise StoreError("database is locked")
@@ -63,7 +66,7 @@ class FlakyRepo(MemoryLedger):
 def test_a_failed_flush_keeps_rows_for_the_next_one() -> None:
     repo = FlakyRepo()
     w = LedgerWriter(repo)
-    w.submit(_row(1))
+    w.submit(CallRecord.from_row(_row(1)))
     assert w.flush() == 0 and w.failed_batches == 1 and w.depth == 1
     assert w.flush() == 1 and [c["request_id"] for c in repo.calls] == ["r1"]
 
@@ -73,14 +76,14 @@ def test_the_writer_thread_runs_at_a_lower_priority_than_the_gateway() -> None:
     seen: list[int] = []
 
     class Probe(MemoryLedger):
-        def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+        def record(self, call_rows: Sequence[CallRecord]) -> None:
             seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
             super().record(call_rows)
 
     base = os.getpriority(os.PRIO_PROCESS, 0)
     w = LedgerWriter(Probe(), flush_interval_ms=1, thread_nice=5)
     w.start()
-    w.submit(_row(1))
+    w.submit(CallRecord.from_row(_row(1)))
     deadline = time.monotonic() + 5
     while not seen and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -98,11 +101,11 @@ class RefusingRepo(MemoryLedger):
         self.writes = 0
         self.down_after = down_after
 
-    def record(self, call_rows: Sequence[Mapping[str, Any]]) -> None:
+    def record(self, call_rows: Sequence[CallRecord]) -> None:
         self.writes += 1
         if self.down_after is not None and self.writes > self.down_after:
             raise StoreError("ledger write failed: cannot connect: OperationalError")
-        if any(str(r["request_id"]).startswith("bad") for r in call_rows):
+        if any(r.request_id.startswith("bad") for r in call_rows):
             raise StoreDataError("ledger write failed: IntegrityError: refused")
         super().record(call_rows)
 
@@ -112,7 +115,7 @@ def test_refused_rows_are_found_in_halves_and_the_rest_written_in_order(tmp_path
     w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
     ids = [f"bad{i}" if i in (0, 17, 18, 63) else f"r{i}" for i in range(64)]
     for rid in ids:
-        w.submit({**_row(0), "request_id": rid})
+        w.submit(CallRecord.from_row({**_row(0), "request_id": rid}))
     assert w.flush() == 60 and w.quarantined == 4
     assert [c["request_id"] for c in repo.calls] == [i for i in ids if not i.startswith("bad")]
     lines = (tmp_path / "q.jsonl").read_text().splitlines()
@@ -125,7 +128,7 @@ def test_a_database_that_goes_away_while_rows_are_isolated_keeps_the_rest_queued
     w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
     ids = [f"r{i}" for i in range(8)] + ["bad"] + [f"s{i}" for i in range(7)]
     for rid in ids:
-        w.submit({**_row(0), "request_id": rid})
+        w.submit(CallRecord.from_row({**_row(0), "request_id": rid}))
     assert w.flush() == 8
     assert w.quarantined == 0 and w.depth == 8 and not (tmp_path / "q.jsonl").exists()
     repo.down_after = None  # back up: the rest is written, the refused row quarantined
@@ -136,7 +139,11 @@ def test_a_database_that_goes_away_while_rows_are_isolated_keeps_the_rest_queued
 def test_quarantined_rows_are_valid_json_whatever_they_hold(tmp_path: Path) -> None:
     repo = RefusingRepo()
     w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
-    w.submit({**_row(0), "request_id": "bad", "total_ms": float("nan"), "tags": b"\x00", "cost_usd": 2**80})
+    w.submit(
+        CallRecord.from_row(
+            {**_row(0), "request_id": "bad", "total_ms": float("nan"), "tags": b"\x00", "cost_usd": 2**80}
+        )
+    )
     w.flush()
     (entry,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
     assert entry["row"]["total_ms"] == "nan" and entry["row"]["tags"] == "b'\\x00'"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from tests.helpers import record_rows
 
 from architect.metrics.aggregate import is_cache_hit, metric_dim, summarise
 from architect.metrics.rollups import Rollups
@@ -58,7 +59,7 @@ def _rows(n: int, span_s: int, seed: int = 3) -> list[dict[str, object]]:
 def test_summary_matches_exact(group_by: list[str]) -> None:
     store = Store.memory()
     rows = _rows(6000, 3 * 3600)
-    store.ledger.record(rows)
+    record_rows(store.ledger, rows)
     r = Rollups(store.rollups, store.ledger, compact_lag_s=0)
     for i in range(0, len(rows), 500):  # as the ledger writer would, in batches
         r.on_flushed(rows[i : i + 500])
@@ -98,7 +99,7 @@ def test_summary_matches_exact(group_by: list[str]) -> None:
 def test_filters_timeseries_and_fallback() -> None:
     store = Store.memory()
     rows = _rows(2000, 2 * 3600, seed=5)
-    store.ledger.record(rows)
+    record_rows(store.ledger, rows)
     r = Rollups(store.rollups, store.ledger)
     r.add(rows)
     r.flush()

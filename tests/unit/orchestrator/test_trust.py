@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from architect.access.auth import ANONYMOUS, Principal
 from architect.orchestrator.plans import parse_yaml
-from architect.orchestrator.trust import (
+from architect.principal import ANONYMOUS, Principal
+from architect.trust import (
     CommandPolicy,
     changed_prompt_fields,
     feature_patch_fields,

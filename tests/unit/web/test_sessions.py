@@ -8,18 +8,10 @@ from typing import Any
 
 import pytest
 
-from architect.access.auth import (
-    ADMIN,
-    ANONYMOUS,
-    SESSION_COOKIE,
-    Authenticator,
-    KeyStanding,
-    Principal,
-    SessionLimitReached,
-    Sessions,
-)
+from architect.access.auth import SESSION_COOKIE, Authenticator, KeyStanding, SessionLimitReached, Sessions
 from architect.access.keystate import KeyStates
 from architect.errors import AuthenticationFailed
+from architect.principal import ADMIN, ANONYMOUS, Principal
 
 KEY = Principal(kind="key", key_id="k1", name="team")
 OTHER = Principal(kind="key", key_id="k2", name="other")

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from architect.errors import ProviderError, UpstreamError
+from architect.errors import ProviderError, UpstreamError, UpstreamRefused
 from architect.gateway.providers.base import (
     ChatResult,
     Usage,
@@ -49,11 +49,7 @@ _RETRYABLE_STREAM_ERRORS = ("overloaded_error", "api_error", "rate_limit_error")
 
 def _bad(message: str, param: str | None = None) -> ProviderError:
     """A request this provider cannot take: a 400 for the client, never retried, not a health issue."""
-    err = ProviderError(
-        message, kind="bad_request", retryable=False, param=param, code="unsupported_for_provider"
-    )
-    err.status, err.type = 400, "invalid_request_error"
-    return err
+    return UpstreamRefused(message, param=param, code="unsupported_for_provider")
 
 
 # -- request ---------------------------------------------------------------------------------------

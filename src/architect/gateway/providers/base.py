@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from architect.errors import ProviderError, UpstreamError
+from architect.errors import ProviderError, UpstreamError, UpstreamRateLimited, UpstreamRefused
 
 __all__ = [
     "Adapter",
@@ -93,12 +93,9 @@ def upstream_error(
     """The common status → (kind, retryable, client status) mapping."""
     retry_after = parse_retry_after(headers)
     if status == 429:
-        err = ProviderError(
+        return UpstreamRateLimited(
             message, kind="rate_limited", retryable=True, upstream_status=status, retry_after=retry_after
         )
-        err.status = 429
-        err.type = "rate_limit_error"
-        return err
     if status in (408, 409) or status >= 500:
         kind = "timeout" if status in (408, 504) else "server_error"
         return UpstreamError(
@@ -121,10 +118,9 @@ def upstream_error(
             else "bad_request"
         )
     )
-    err = ProviderError(message, kind=kind, retryable=False, upstream_status=status, code=code)
-    err.status = 400 if status < 500 and status != 404 else status
-    err.type = "invalid_request_error"
-    return err
+    return UpstreamRefused(
+        message, kind=kind, upstream_status=status, code=code, status=404 if status == 404 else None
+    )
 
 
 def error_message(data: bytes) -> tuple[str, str | None]:

@@ -13,11 +13,11 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from architect.errors import NotFoundInStore, StateConflict, StoreError
-from architect.orchestrator.trust import Writer
 from architect.store.engine import begin_immediate
 from architect.store.orchestrator.readiness import blocked_reason, compute_readiness
 from architect.store.schema import INT32_MAX
 from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
+from architect.trust import Writer
 
 __all__ = ["FINAL", "ClaimOptions", "Claimed", "Outcome", "RepoBase", "Row", "TaskRepo", "dumps", "loads"]
 

@@ -8,15 +8,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from architect.errors import NotFoundInStore, StateConflict
-from architect.orchestrator.trust import (
-    HOLD_REASONS,
-    PROMPT_EXECUTORS,
-    PROMPT_FEATURE_FIELDS,
-    UNTRUSTED,
-    Writer,
-    changed_prompt_fields,
-    task_patch_fields,
-)
 from architect.store.orchestrator.base import (
     FINAL,
     JSON_TASK,
@@ -29,6 +20,15 @@ from architect.store.orchestrator.base import (
 )
 from architect.store.schema import calls
 from architect.store.schema_orchestrator import feature_items, features, phases, task_deps, task_events, tasks
+from architect.trust import (
+    HOLD_REASONS,
+    PROMPT_EXECUTORS,
+    PROMPT_FEATURE_FIELDS,
+    UNTRUSTED,
+    Writer,
+    changed_prompt_fields,
+    task_patch_fields,
+)
 
 __all__ = ["CatalogMixin"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from architect.orchestrator.trust import HOLD_REASONS
+from architect.trust import HOLD_REASONS
 
 __all__ = ["blocked_reason", "compute_readiness"]
 

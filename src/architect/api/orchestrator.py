@@ -22,8 +22,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from architect.access.audit import actor_of
-from architect.access.auth import Principal
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.api.params import (
     INT32_MAX,
@@ -42,7 +40,10 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
 from architect.orchestrator.plans import export_markdown, export_yaml, parse_plan_text
 from architect.orchestrator.report import build_report, render_markdown
-from architect.orchestrator.trust import (
+from architect.principal import Principal, actor_of
+from architect.runtime import Runtime
+from architect.store.orchestrator import Row
+from architect.trust import (
     changed_prompt_fields,
     feature_patch_fields,
     plan_task_fields,
@@ -50,7 +51,6 @@ from architect.orchestrator.trust import (
     task_patch_fields,
     writer_for,
 )
-from architect.store.orchestrator import Row
 
 __all__ = ["router"]
 
@@ -121,17 +121,6 @@ class ItemPatch(Body):
     impact: str | None = None
 
 
-def _manager(runtime: Any) -> Manager:
-    bus = getattr(runtime, "events", None)
-    loop = asyncio.get_running_loop()
-
-    def publish(data: dict[str, Any]) -> None:
-        if bus is not None:
-            bus.publish_threadsafe(loop, "task", data)
-
-    return Manager(runtime.store.tasks, publish=publish, audit=runtime.store.audit.add_audit)
-
-
 async def _call(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kw)
 
@@ -157,7 +146,7 @@ async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> lis
             raise PermissionDenied(
                 f"project: this key may not write to project(s) {', '.join(bad)}", param="project"
             )
-    m = _manager(runtime)
+    m = runtime.tasks
     writer = writer_for(p)
     if not writer.trusted:
         await _call(_check_plans, m, plans)
@@ -184,14 +173,14 @@ def _check_plans(m: Manager, plans: list[Row]) -> None:
 
 @router.get("/features/{ref}")
 async def get_feature(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return {**f, "phases": await _call(m.repo.phases, f["id"])}
 
 
 @router.patch("/features/{ref}")
 async def patch_feature(ref: FeatureRef, body: FeaturePatch, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     fields = body.model_dump(exclude_unset=True)
     writer = writer_for(p)
@@ -205,7 +194,7 @@ async def patch_feature(ref: FeatureRef, body: FeaturePatch, p: PrincipalDep, ru
 
 @router.delete("/features/{ref}", status_code=204)
 async def delete_feature(ref: FeatureRef, p: AdminDep, runtime: RuntimeDep) -> None:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     await _call(m.repo.delete_feature, f["id"])
 
@@ -214,14 +203,14 @@ async def delete_feature(ref: FeatureRef, p: AdminDep, runtime: RuntimeDep) -> N
 async def list_tasks(
     ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, status: Filter | None = None
 ) -> list[Row]:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.repo.tasks, f["id"], status or None)
 
 
 @router.get("/features/{ref}/tasks/{key}")
 async def get_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.repo.get_task, f["id"], key)
 
@@ -230,7 +219,7 @@ async def get_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: Runt
 async def patch_task(
     ref: FeatureRef, key: TaskKey, body: TaskPatch, p: PrincipalDep, runtime: RuntimeDep
 ) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     fields = body.model_dump(exclude_unset=True)
     writer = writer_for(p)
@@ -248,7 +237,7 @@ async def approve(
 ) -> list[Row]:
     """Trust the executable fields of the feature's tasks (the given ones, default every untrusted
     one) as set by the admin; tasks a worker blocked as `untrusted_executable` go back to the queue."""
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     keys = body.tasks if body is not None else None
     return await _call(m.approve, f["id"], keys, actor_of(p))
@@ -256,14 +245,14 @@ async def approve(
 
 @router.post("/features/{ref}/tasks/{key}/cancel", responses=_CONFLICT)
 async def cancel_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.cancel_task, f["id"], key)
 
 
 @router.post("/features/{ref}/tasks/{key}/retry", responses=_CONFLICT)
 async def retry_task(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.retry_task, f["id"], key)
 
@@ -273,7 +262,7 @@ async def complete_task(
     ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep, body: CompleteIn | None = None
 ) -> Row:
     """Complete a ready task by hand (`ok: false` records a failure)."""
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     b = body or CompleteIn()
     return await _call(m.finish_manual, f["id"], key, ok=b.ok, note=b.note)
@@ -283,14 +272,14 @@ async def complete_task(
 async def list_items(
     ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, kind: ItemKind | None = None
 ) -> list[Row]:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.repo.items, f["id"], kind)
 
 
 @router.post("/features/{ref}/items", status_code=201)
 async def add_item(ref: FeatureRef, body: ItemIn, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.repo.add_item, f["id"], body.model_dump(), m.clock())
 
@@ -299,21 +288,21 @@ async def add_item(ref: FeatureRef, body: ItemIn, p: PrincipalDep, runtime: Runt
 async def patch_item(
     ref: FeatureRef, item_id: RowId, body: ItemPatch, p: PrincipalDep, runtime: RuntimeDep
 ) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(m.repo.update_item, f["id"], item_id, body.model_dump(exclude_unset=True), m.clock())
 
 
 @router.delete("/features/{ref}/items/{item_id}", status_code=204)
 async def delete_item(ref: FeatureRef, item_id: RowId, p: PrincipalDep, runtime: RuntimeDep) -> None:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     await _call(m.repo.delete_item, f["id"], item_id)
 
 
 @router.get("/features/{ref}/metrics")
 async def metrics(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(feature_metrics, m.repo, f["id"])
 
@@ -322,7 +311,7 @@ async def metrics(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
 async def report(
     ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "json"] = "json"
 ) -> Row | PlainTextResponse:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     r = await _call(build_report, m.repo, f["id"])
     return PlainTextResponse(render_markdown(r), media_type="text/markdown") if format == "md" else r
@@ -336,7 +325,7 @@ async def report(
 async def export(
     ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep, format: Literal["md", "yaml"] = "md"
 ) -> PlainTextResponse:
-    m = _manager(runtime)
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     ph, ts = await _call(m.repo.phases, f["id"]), await _call(m.repo.tasks, f["id"])
     if format == "md":
@@ -361,7 +350,7 @@ async def task_events(
     last_event_id: Annotated[str | None, Header(description="the id of the last event seen")] = None,
 ) -> EventStream:
     """Server-sent events: one `task` event per recorded task event, resumable with Last-Event-ID."""
-    m = _manager(runtime)
+    m = runtime.tasks
     fid = (await _feature(m, feature, p))["id"] if feature else None
     allowed: set[int] | None = None
     if p.projects is not None:
@@ -391,8 +380,8 @@ async def task_events(
     return EventStream(stream(), headers={"cache-control": "no-cache"})
 
 
-async def _set_status(ref: str, action: str, p: Principal, runtime: Any) -> Row:
-    m = _manager(runtime)
+async def _set_status(ref: str, action: str, p: Principal, runtime: Runtime) -> Row:
+    m = runtime.tasks
     f = await _feature(m, ref, p)
     return await _call(getattr(m, action), f["id"])
 

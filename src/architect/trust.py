@@ -23,9 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from architect.access.audit import actor_of
-from architect.access.auth import TASKS_EXECUTE, Principal
 from architect.errors import PermissionDenied
+from architect.principal import TASKS_EXECUTE, Principal, actor_of
 
 __all__ = [
     "HOLD_REASONS",

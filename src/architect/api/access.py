@@ -13,10 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from architect.access.audit import actor_of
-from architect.access.auth import Principal, Scope
-from architect.access.hooks import AccessDomain
-from architect.access.keys import KeyService
 from architect.access.visibility import budget_visible
 from architect.api.deps import AdminDep, PrincipalDep, RuntimeDep
 from architect.api.params import (
@@ -33,6 +29,7 @@ from architect.api.params import (
     Usd,
 )
 from architect.errors import NotFound, NotFoundInStore, PermissionDenied
+from architect.principal import Principal, Scope, actor_of
 
 __all__ = ["router"]
 
@@ -69,19 +66,6 @@ class BudgetSet(Body):
     limit_usd: Usd
 
 
-def _domain(runtime: Any) -> AccessDomain:
-    domain: AccessDomain | None = runtime.extensions.get("access")
-    if domain is None:  # the API used without a started runtime (tests, tools)
-        from architect.access.budgets import BudgetGuard
-        from architect.access.keys import KeyResolver
-
-        store = runtime.store
-        keys = KeyService(store.keys, store.budgets, store.audit)
-        domain = AccessDomain(keys, BudgetGuard(store.budgets), KeyResolver(store.keys))
-        runtime.extensions["access"] = domain
-    return domain
-
-
 def _visible_budget(p: Principal, b: dict[str, Any]) -> bool:
     return budget_visible(p, b["scope"], b["target"])
 
@@ -94,7 +78,7 @@ def _budget_out(b: dict[str, Any]) -> dict[str, Any]:
 @router.get("/keys")
 async def list_keys(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     """Virtual keys (never their secrets). A virtual key sees only itself."""
-    svc = _domain(runtime).keys
+    svc = runtime.keys
     ids = None if principal.is_admin else [principal.key_id or ""]
     return {"keys": await asyncio.to_thread(svc.list, ids)}
 
@@ -102,12 +86,11 @@ async def list_keys(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, A
 @router.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Create a key; the response holds the secret, shown only this once."""
-    domain = _domain(runtime)
     secret, view = await asyncio.to_thread(
-        lambda: domain.keys.create(actor=actor_of(principal), **body.model_dump())
+        lambda: runtime.keys.create(actor=actor_of(principal), **body.model_dump())
     )
     if body.budget_usd is not None:
-        await domain.budgets_changed(runtime)
+        await runtime.budgets_changed()
     return {"key": secret, **view}
 
 
@@ -115,15 +98,14 @@ async def create_key(body: KeyCreate, runtime: RuntimeDep, principal: AdminDep) 
 async def get_key(key_id: KeyId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     if not principal.is_admin and principal.key_id != key_id:
         raise NotFoundInStore(f"no key with id {key_id!r}")
-    return await asyncio.to_thread(_domain(runtime).keys.view, key_id)
+    return await asyncio.to_thread(runtime.keys.view, key_id)
 
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Revoke a key: refused on every process sharing the store within a second."""
-    domain = _domain(runtime)
-    view = await asyncio.to_thread(domain.keys.revoke, key_id, actor=actor_of(principal))
-    domain.resolver.invalidate()
+    view = await asyncio.to_thread(runtime.keys.revoke, key_id, actor=actor_of(principal))
+    runtime.key_resolver.invalidate()
     runtime.auth.sessions.drop_key(key_id)  # dashboard sessions opened with it end too
     return view
 
@@ -131,9 +113,8 @@ async def revoke_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) ->
 @router.post("/keys/{key_id}/rotate", responses={409: {"description": "The key is revoked"}})
 async def rotate_key(key_id: KeyId, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Replace a key's secret (same id, budgets and limits); the old secret stops working."""
-    domain = _domain(runtime)
-    secret, view = await asyncio.to_thread(domain.keys.rotate, key_id, actor=actor_of(principal))
-    domain.resolver.invalidate()
+    secret, view = await asyncio.to_thread(runtime.keys.rotate, key_id, actor=actor_of(principal))
+    runtime.key_resolver.invalidate()
     runtime.auth.sessions.drop_key(key_id)
     return {"key": secret, **view}
 
@@ -170,7 +151,7 @@ async def set_budget(body: BudgetSet, runtime: RuntimeDep, principal: AdminDep) 
         before and {"limit_usd": before["limit_usd"]},
         body.model_dump(),
     )
-    await _domain(runtime).budgets_changed(runtime)
+    await runtime.budgets_changed()
     out = next(b for b in await asyncio.to_thread(store.budgets.list_budgets) if b["id"] == row["id"])
     return _budget_out(out)
 
@@ -180,7 +161,7 @@ async def delete_budget(budget_id: RowId, runtime: RuntimeDep, principal: AdminD
     """Delete a budget and its spend; the deletion and its audit row are one transaction."""
     budgets = runtime.store.budgets
     await asyncio.to_thread(functools.partial(budgets.delete_budget, budget_id, actor=actor_of(principal)))
-    await _domain(runtime).budgets_changed(runtime)
+    await runtime.budgets_changed()
     return {"deleted": budget_id}
 
 

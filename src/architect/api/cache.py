@@ -11,8 +11,7 @@ from pydantic import ConfigDict, Field
 
 from architect.api.deps import AdminDep, RuntimeDep
 from architect.api.params import Body, Identifier, KeyId, Seconds
-from architect.cache.service import CacheService
-from architect.errors import GatewayError, InvalidRequest
+from architect.errors import InvalidRequest
 
 __all__ = ["PurgeRequest", "router"]
 
@@ -45,19 +44,10 @@ class PurgeRequest(Body):
     all: bool = Field(default=False, description="required to purge everything (no filter)")
 
 
-def _service(runtime: Any) -> CacheService:
-    service = runtime.extensions.get("cache")
-    if not isinstance(service, CacheService):
-        err = GatewayError("the response cache is not installed in this gateway", code="cache_unavailable")
-        err.status = 503
-        raise err
-    return service
-
-
 @router.get("/stats")
 async def cache_stats(runtime: RuntimeDep, _: AdminDep) -> dict[str, Any]:
     """Entries and bytes per tier, lookups and hit rate per tier, coalesced requests, savings."""
-    return await _service(runtime).stats()
+    return await runtime.cache.stats()
 
 
 @router.post("/purge")
@@ -70,5 +60,5 @@ async def cache_purge(req: PurgeRequest, runtime: RuntimeDep, _: AdminDep) -> di
     if ns is None and req.model is None and req.older_than_s is None and not req.all:
         raise InvalidRequest("give a filter (namespace, key_id, project, model, older_than_s) or all=true")
     before = time.time() - req.older_than_s if req.older_than_s is not None else None
-    removed = await _service(runtime).purge(namespace=ns, model=req.model, created_before=before)
+    removed = await runtime.cache.purge(namespace=ns, model=req.model, created_before=before)
     return {"removed": removed, "namespace": ns, "model": req.model, "created_before": before}

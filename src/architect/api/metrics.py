@@ -16,13 +16,14 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from architect.access.auth import Principal
 from architect.access.visibility import alert_visible, breaker_view, fleet_figures, usable_deployments
 from architect.api.deps import PrincipalDep, RuntimeDep
 from architect.api.params import Filter, Filters, LedgerFilters, Seconds, Timestamp
 from architect.api.spec import CsvStream, text_content
 from architect.errors import InvalidRequest, PermissionDenied
 from architect.metrics.rollups import ALL_DIMS, Rollups
+from architect.principal import Principal
+from architect.runtime import Runtime
 from architect.store.ledger import CALL_COLUMNS
 
 __all__ = ["csv_safe", "router"]
@@ -81,13 +82,6 @@ def csv_safe(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rollups(runtime: Any) -> Rollups:
-    r: Rollups | None = runtime.extensions.get("rollups")
-    if r is None:
-        r = runtime.extensions["rollups"] = Rollups(runtime.store.rollups, runtime.store.ledger)
-    return r
-
-
 def _filters(filters: Filters, principal: Principal) -> dict[str, Any]:
     where: dict[str, Any] = filters.where()
     if not principal.is_admin:
@@ -109,12 +103,11 @@ def _window(since: float | None, until: float | None, default_s: float) -> tuple
     return lo, hi
 
 
-async def _fresh(runtime: Any, rollups: Rollups) -> None:
-    """Write this process's pending rollups so a query sees its own latest calls."""
-    ledger = getattr(runtime, "ledger", None)
-    if ledger is not None:
-        await asyncio.to_thread(ledger.flush)
-    await asyncio.to_thread(rollups.flush)
+async def _fresh(runtime: Runtime) -> Rollups:
+    """This process's rollups, with what is pending written, so a query sees its own latest calls."""
+    await asyncio.to_thread(runtime.ledger.flush)
+    await asyncio.to_thread(runtime.rollups.flush)
+    return runtime.rollups
 
 
 @router.get("/metrics/summary")
@@ -139,8 +132,7 @@ async def summary(
         rows: list[dict[str, Any]] = []
         (a, b), source = (lo, hi), "rollups"
     else:
-        rollups = _rollups(runtime)
-        await _fresh(runtime, rollups)
+        rollups = await _fresh(runtime)
         rows, (a, b), source = await asyncio.to_thread(
             functools.partial(rollups.summary, lo, hi, keys, where, percentiles=percentiles)
         )
@@ -183,14 +175,13 @@ async def timeseries(
     where = _filters(filters, principal)
     points: list[dict[str, Any]] = []
     if lo < hi:
-        rollups = _rollups(runtime)
-        await _fresh(runtime, rollups)
+        rollups = await _fresh(runtime)
         points = await asyncio.to_thread(rollups.timeseries, lo, hi, int(step), keys, where)
     return {"step": int(step), "group_by": keys, "points": points}
 
 
 async def _export_rows(
-    runtime: Any, lo: float, hi: float, where: dict[str, Any], limit: int
+    runtime: Runtime, lo: float, hi: float, where: dict[str, Any], limit: int
 ) -> AsyncIterator[list[dict[str, Any]]]:
     offset = 0
     while offset < limit:
@@ -277,8 +268,7 @@ async def deployment_health(
     of its own calls (`"calls": "own"`) and no live figures of everyone's traffic (in flight, latency
     averages, breaker window counts)."""
     fleet = fleet_figures(principal)
-    rollups = _rollups(runtime)
-    await _fresh(runtime, rollups)
+    rollups = await _fresh(runtime)
     now = time.time()
     where = {} if fleet else {"key_id": principal.key_id}
     rows, _, _ = await asyncio.to_thread(
