@@ -123,8 +123,8 @@ def heap(args: argparse.Namespace) -> None:
     tracemalloc.start(1)
     import uvicorn
 
-    from architect.config import load_config
     from architect.app import create_app
+    from architect.config import load_config
     from architect.runtime import Runtime
     from architect.store import open_store
 
