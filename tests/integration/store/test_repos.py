@@ -19,6 +19,7 @@ import pytest
 from architect.errors import NotFoundInStore, StoreError
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
+from architect.records import CallRecord
 from architect.store import Store, open_store
 from architect.store.budgets import period_start
 from architect.store.orchestrator import ClaimOptions
@@ -156,22 +157,24 @@ def test_rollups_compact_whole_hours_once_and_later_minutes_join_their_hour(stor
 
 
 def test_spend_groups_the_ledger_calls_of_the_window_dearest_first(store: Store) -> None:
-    def call(rid: str, ts: float, project: str | None, cost: float, key_id: str = "k1") -> dict[str, Any]:
-        return {
-            "request_id": rid,
-            "ts": ts,
-            "endpoint": "chat",
-            "model": "m",
-            "status": "ok",
-            "http_status": 200,
-            "total_ms": 1.0,
-            "prompt_tokens": 10,
-            "completion_tokens": 2,
-            "cost_usd": cost,
-            "saved_cost_usd": 0.5 if rid == "c2" else 0.0,
-            "project": project,
-            "key_id": key_id,
-        }
+    def call(rid: str, ts: float, project: str | None, cost: float, key_id: str = "k1") -> CallRecord:
+        return CallRecord.from_row(
+            {
+                "request_id": rid,
+                "ts": ts,
+                "endpoint": "chat",
+                "model": "m",
+                "status": "ok",
+                "http_status": 200,
+                "total_ms": 1.0,
+                "prompt_tokens": 10,
+                "completion_tokens": 2,
+                "cost_usd": cost,
+                "saved_cost_usd": 0.5 if rid == "c2" else 0.0,
+                "project": project,
+                "key_id": key_id,
+            }
+        )
 
     store.ledger.record(
         [

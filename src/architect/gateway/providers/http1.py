@@ -1,13 +1,10 @@
 """The upstream HTTP client: pooled keep-alive HTTP/1.1 connections on asyncio, with httptools' parser
 (the one uvicorn uses) doing the parsing.
 
-Why not aiohttp's client: on the gateway's one core it cost 55-75 us of CPU per call in a bare proxy
-here, against under 40 us for this (`bench/RESULTS.md`), which is most of what separated Architect from
-the pass-through floor. A request goes out in one write; a response is parsed as it arrives, in the
-event loop, with no task per request. pyreqwest (reqwest in Rust) was fast for whole responses but
-cannot abort a request its caller gave up on, and slower for streams; pyqwest saved little.
+Why this client and not a general one: docs/architecture.md (dependencies).
 
-What it does: HTTP/1.1 over TCP or TLS, keep-alive pooling per origin with a cap on open connections
+What it does: a request goes out in one write; a response is parsed as it arrives, in the event
+loop, with no task per request. HTTP/1.1 over TCP or TLS, keep-alive pooling per origin with a cap on open connections
 (callers wait for one), bodies framed by Content-Length, chunked encoding or the connection's end. A
 request on a pooled connection that the server had closed is retried once on a new one, only when not
 a byte of response had come. A caller that stops waiting (cancelled) or closes a response before its
