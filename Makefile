@@ -75,7 +75,7 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.lock
 
 bench-gateway: install
-	bash bench/gateway/run.sh
+	bash bench/gateway/reference.sh 3 --conc "1 16 64" --duration 8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

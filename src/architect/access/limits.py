@@ -1,5 +1,5 @@
-"""Per-key requests-per-minute and tokens-per-minute limits (in-process sliding logs, reusing the
-gateway's limiter). Over the limit: `RateLimited` (429) with Retry-After. tpm is charged with the
+"""Per-key requests-per-minute and tokens-per-minute limits (in process, 60 s windows in 1 s buckets,
+reusing the gateway's limiter). Over the limit: `RateLimited` (429) with Retry-After. tpm is charged with the
 estimate (prompt + max_tokens) and corrected with the reported usage when the call ends."""
 
 from __future__ import annotations

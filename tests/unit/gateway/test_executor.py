@@ -14,6 +14,7 @@ import pytest
 from architect.errors import GatewayError, ProviderError, RateLimited, Unavailable, UpstreamTimeout
 from architect.gateway.call import Call
 from architect.gateway.executor import Executor
+from architect.gateway.limits import BUCKET_S
 from architect.gateway.pipeline import Pipeline
 from architect.gateway.providers.transport import (
     ConnectError,
@@ -504,10 +505,11 @@ async def test_every_deployment_at_its_limit_gives_429_with_the_shortest_wait() 
     call = env.call()
     err = await env.fail(call)
     assert env.up.log == ["p0", "p1"] and call.attempts == [] and env.clock.sleeps == []
-    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(40.0)
+    # p0's start leaves the count when its 1 s bucket has left the 60 s window: 40 s + BUCKET_S from now
+    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(40.0 + BUCKET_S)
     assert (err.status, err.type, err.code, err.headers["retry-after"]) == (
-        429, "rate_limit_error", "rate_limit_exceeded", "40")  # fmt: skip
-    assert err.message.startswith("model 'm': every deployment is at its limits; retry in 40.0s (")
+        429, "rate_limit_error", "rate_limit_exceeded", "41")  # fmt: skip
+    assert err.message.startswith("model 'm': every deployment is at its limits; retry in 41.0s (")
     assert "m: every deployment is at its rate/concurrency limit" in err.message
 
 
@@ -515,7 +517,7 @@ async def test_a_limited_group_waits_up_to_limit_wait_s_for_a_slot() -> None:
     env = _rpm_limited(45.0)
     await _use_both(env)
     assert await env.run(env.call()) == "from p0"
-    assert env.clock.sleeps == [pytest.approx(40.0)]
+    assert env.clock.sleeps == [pytest.approx(40.0 + BUCKET_S)]
 
 
 async def test_a_limit_wait_shorter_than_the_limit_gives_up_with_the_wait_left() -> None:
@@ -523,19 +525,19 @@ async def test_a_limit_wait_shorter_than_the_limit_gives_up_with_the_wait_left()
     await _use_both(env)
     err = await env.fail(env.call())
     assert env.clock.sleeps == [pytest.approx(5.0)]
-    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(35.0)
+    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(35.0 + BUCKET_S)
     assert env.up.log == ["p0", "p1"]
 
 
 async def test_a_chain_limited_everywhere_gives_the_shortest_wait_of_all_its_groups() -> None:
     one_rpm = {"limits": {"rpm": 1}}
     env = build(group("m", dep("p0", **one_rpm), fallbacks=["b"]), group("b", dep("p1", **one_rpm)))
-    assert await env.run(env.call()) == "from p0"  # t: p0 is full until t+60
+    assert await env.run(env.call()) == "from p0"  # t: p0 is full until t+61 (its bucket)
     env.clock.now += 30
-    assert await env.run(env.call("b")) == "from p1"  # t+30: p1 is full until t+90
+    assert await env.run(env.call("b")) == "from p1"  # t+30: p1 is full until t+91
     env.clock.now += 10
     call = env.call()
     err = await env.fail(call)
     assert env.up.log == ["p0", "p1"] and call.fallbacks == 1
-    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(20.0)
-    assert err.headers["retry-after"] == "20"
+    assert isinstance(err, RateLimited) and err.retry_after == pytest.approx(20.0 + BUCKET_S)
+    assert err.headers["retry-after"] == "21"

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from architect.config import BreakerConfig, LimitsConfig, RetryConfig
-from architect.gateway.limits import WINDOW_S, DeploymentLimiter
+from architect.gateway.limits import BUCKET_S, WINDOW_S, DeploymentLimiter
 from architect.gateway.resilience import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, backoff_delay
 
 
@@ -126,9 +126,12 @@ def test_rpm_wait_says_when_the_oldest_request_leaves_the_window() -> None:
     clock.t = 10
     lim.acquire(0)
     clock.t = 20
-    assert lim.check(0) == pytest.approx(40)
-    clock.t = 60
-    assert lim.check(0) == 0  # the request at t=0 has left the window
+    # the request at t=0 is counted until its whole 1 s bucket has left the window: never shorter
+    assert lim.check(0) == pytest.approx(40 + BUCKET_S)
+    clock.t = 60 + BUCKET_S * 0.5
+    assert lim.check(0) > 0
+    clock.t = 60 + BUCKET_S
+    assert lim.check(0) == 0
 
 
 def test_tpm_charges_the_estimate_then_corrects_with_usage() -> None:
@@ -141,7 +144,7 @@ def test_tpm_charges_the_estimate_then_corrects_with_usage() -> None:
     assert lim.check(800) == 0
     t2 = lim.acquire(800)
     clock.t = 30
-    assert lim.check(100) == pytest.approx(30)  # until the first entry leaves the window
+    assert lim.check(100) == pytest.approx(30 + BUCKET_S)  # until the first bucket leaves the window
     assert lim.check(5000) == WINDOW_S  # can never fit
     clock.t = 61
     lim.release(t2, 900)  # a late correction after its entry left the window changes nothing
@@ -169,3 +172,15 @@ def test_max_concurrency() -> None:
     assert lim.check(0) > 0
     lim.release(a, None)
     assert lim.check(0) == 0
+
+
+def test_limiter_memory_does_not_grow_with_the_call_rate() -> None:
+    clock = Clock(0.0)
+    lim = DeploymentLimiter(LimitsConfig(rpm=10**9, tpm=10**12), clock=clock)
+    for _ in range(120_000):  # 2,000 calls a second for a minute
+        assert lim.check(50) == 0
+        lim.release(lim.acquire(50), 40)
+        clock.t += 0.0005
+    assert len(lim.buckets) <= WINDOW_S / BUCKET_S + 1
+    assert lim.snapshot()["rpm_used"] == 120_000
+    assert lim.snapshot()["tpm_used"] == 120_000 * 40
