@@ -284,14 +284,19 @@ def _tool(t: object) -> None:
         raise _one_of(".type", _TOOL_TYPES, kind)
 
 
+def _each(items: list[Any], check: Callable[[object], None]) -> None:
+    """Check every element of an array; a refusal names the element's index."""
+    for i, item in enumerate(items):
+        try:
+            check(item)
+        except _Refused as r:
+            raise r.under(f"[{i}]") from None
+
+
 def _tools(tools: object) -> None:
     if type(tools) is not list:
         raise _Refused("", _TYPE, "an array of tools", tools)
-    for i, t in enumerate(tools):
-        try:
-            _tool(t)
-        except _Refused as r:
-            raise r.under(f"[{i}]") from None
+    _each(tools, _tool)
 
 
 def _tool_choice(choice: object) -> None:
@@ -473,11 +478,7 @@ def _tokens(seq: object) -> None:
         raise _Refused("", _TYPE, "an array of token ids (like input[0])", seq)
     if not seq:
         raise _Refused("", _VALUE, "a non-empty array of token ids", seq)
-    for j, t in enumerate(seq):
-        try:
-            _token(t)
-        except _Refused as r:
-            raise r.under(f"[{j}]") from None
+    _each(seq, _token)
 
 
 def _one_text(s: object) -> None:
@@ -509,11 +510,7 @@ def _input(inp: object) -> None:
         each = _tokens
     else:
         raise _Refused("[0]", _TYPE, "a string, a token id or an array of token ids", first)
-    for k, item in enumerate(inp):
-        try:
-            each(item)
-        except _Refused as r:
-            raise r.under(f"[{k}]") from None
+    _each(inp, each)
 
 
 def _encoding_format(v: object) -> None:
