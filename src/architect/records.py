@@ -89,6 +89,8 @@ class CallRecord:
     request_body: str | None = None
     response_body: str | None = None
     attempt_log: list[AttemptRecord] | None = None
+    cost_source: str | None = None  # where `cost_usd` came from: "config", "catalogue" or "unknown"
+    dropped: str | None = None  # request fields a translation dropped, comma-separated
 
     @property
     def cache_hit(self) -> bool:

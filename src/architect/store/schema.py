@@ -3,7 +3,7 @@
 
 Each concern keeps its tables in its own module on this one `metadata`: `schema` (the ledger's
 `calls`), `schema_orchestrator`, `schema_keys`, `schema_budgets`, `schema_audit`, `schema_alerts`,
-`schema_rollups`, `schema_cache`. A repository module imports the tables it uses; `all_metadata()`
+`schema_rollups`, `schema_cache`, `schema_responses`. A repository module imports the tables it uses; `all_metadata()`
 imports them all so the declared schema is complete. Every text column is declared with `store.text`'s
 `String` or `Text`, which escape what a database cannot hold (NUL, lone surrogates) the same way on
 SQLite and PostgreSQL; `tests/integration/store/test_text.py` checks that none is left out.
@@ -69,6 +69,8 @@ calls = Table(
     Column("request_body", Text),
     Column("response_body", Text),
     Column("attempt_log", Text),
+    Column("cost_source", String(16)),
+    Column("dropped", Text),
     Index("ix_calls_ts", "ts"),
     Index("ix_calls_group_ts", "model_group", "ts"),
     Index("ix_calls_key_ts", "key_id", "ts"),
@@ -86,6 +88,7 @@ def all_metadata() -> MetaData:
         schema_cache,
         schema_keys,
         schema_orchestrator,
+        schema_responses,
         schema_rollups,
     )
 
