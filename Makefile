@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint lint-js format-js typecheck imports unit integration acceptance lock bench-gateway clean
+.PHONY: run test install agents lint lint-js format-js typecheck imports unit integration acceptance lock bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,32 @@ lint-js: $(BROWSER_STAMP)
 format-js: $(BROWSER_STAMP)
 	$(JS_BIN)/prettier --config tests/browser/prettier.config.json --write $(JS_FILES)
 
-test: install $(BROWSER_STAMP) lint-js
+# Coding-agent CLIs for tests/acceptance/agents, test-only: Claude Code and Codex CLI from npm (pinned in
+# tests/agents/package-lock.json; each ships a native binary in a platform package, checked to run), and
+# Aider in a virtualenv of its own, made by uv (it pins every dependency exactly, so its version pins them
+# all).
+# Under CI=true a missing npm fails the build; elsewhere the tests that need the client skip.
+AGENTS_STAMP := tests/agents/node_modules/.installed
+$(AGENTS_STAMP): tests/agents/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/agents && npm ci --no-audit --no-fund --silent && \
+	   node_modules/.bin/claude --version >/dev/null && node_modules/.bin/codex --version >/dev/null && \
+	   touch node_modules/.installed; \
+	 elif [ "$$CI" = "true" ]; then echo "CI=true but npm is not installed (apt-get install -y npm)" >&2; exit 1; \
+	 else echo "npm not found: the Claude Code and Codex CLI tests will be skipped"; fi
+
+AIDER_VERSION := 0.86.2
+AIDER_VENV    := tests/agents/.aider-venv
+AIDER_STAMP   := $(AIDER_VENV)/.installed-$(AIDER_VERSION)
+$(AIDER_STAMP): | $(STAMP)
+	rm -rf $(AIDER_VENV)
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv -q --python $(PYTHON) $(AIDER_VENV)
+	$(BIN)/uv pip install -q --python $(AIDER_VENV)/bin/python aider-chat==$(AIDER_VERSION)
+	$(AIDER_VENV)/bin/aider --version >/dev/null
+	touch $@
+
+agents: $(AGENTS_STAMP) $(AIDER_STAMP)
+
+test: install $(BROWSER_STAMP) lint-js agents
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports

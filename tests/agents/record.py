@@ -55,10 +55,14 @@ def anthropic_events(body: dict[str, Any]) -> list[bytes]:
             sse(
                 "content_block_delta",
                 {
-                    "type": "content_block_delta", "index": 0,
-                    "delta": {"type": "input_json_delta", "partial_json": json.dumps({"file_path": path.group(1)})},
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {
+                        "type": "input_json_delta",
+                        "partial_json": json.dumps({"file_path": path.group(1)}),
+                    },
                 },
-            ),  # fmt: skip
+            ),
             sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ]
         stop = "tool_use"
@@ -79,7 +83,11 @@ def anthropic_events(body: dict[str, Any]) -> list[bytes]:
     out += [
         sse(
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 5}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            },
         ),
         sse("message_stop", {"type": "message_stop"}),
     ]
@@ -91,25 +99,85 @@ def responses_events(body: dict[str, Any]) -> list[bytes]:
     done = any(isinstance(i, dict) and i.get("type", "").endswith("_call_output") for i in items)
     tools = {t.get("name"): t for t in body.get("tools", []) if isinstance(t, dict)}
     rid = f"resp_{time.time_ns()}"
-    base = {"id": rid, "object": "response", "created_at": int(time.time()), "model": body.get("model"), "output": []}
-    out = [sse("response.created", {"type": "response.created", "sequence_number": 0, "response": {**base, "status": "in_progress"}})]
+    base = {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": body.get("model"),
+        "output": [],
+    }
+    out = [
+        sse(
+            "response.created",
+            {"type": "response.created", "sequence_number": 0, "response": {**base, "status": "in_progress"}},
+        )
+    ]
     if "apply_patch" in tools and not done:
         if tools["apply_patch"].get("type") == "custom":
-            item = {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_1", "name": "apply_patch", "input": PATCH, "status": "completed"}
+            item = {
+                "type": "custom_tool_call",
+                "id": "ctc_1",
+                "call_id": "call_1",
+                "name": "apply_patch",
+                "input": PATCH,
+                "status": "completed",
+            }
         else:
-            item = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "apply_patch", "arguments": json.dumps({"input": PATCH}), "status": "completed"}
+            item = {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "call_1",
+                "name": "apply_patch",
+                "arguments": json.dumps({"input": PATCH}),
+                "status": "completed",
+            }
     else:
         item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
                 "content": [{"type": "output_text", "text": "patched" if done else "ok", "annotations": []}]}  # fmt: skip
     added = {**item, "status": "in_progress"}
     if item["type"] == "message":
         added["content"] = []
-    out.append(sse("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": added}))
+    out.append(
+        sse(
+            "response.output_item.added",
+            {"type": "response.output_item.added", "output_index": 0, "item": added},
+        )
+    )
     if item["type"] == "message":
-        out.append(sse("response.output_text.delta", {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": item["content"][0]["text"]}))
-    out.append(sse("response.output_item.done", {"type": "response.output_item.done", "output_index": 0, "item": item}))
-    usage = {"input_tokens": 20, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 6, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 26}
-    out.append(sse("response.completed", {"type": "response.completed", "response": {**base, "status": "completed", "output": [item], "usage": usage}}))
+        out.append(
+            sse(
+                "response.output_text.delta",
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": "msg_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": item["content"][0]["text"],
+                },
+            )
+        )
+    out.append(
+        sse(
+            "response.output_item.done",
+            {"type": "response.output_item.done", "output_index": 0, "item": item},
+        )
+    )
+    usage = {
+        "input_tokens": 20,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 6,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 26,
+    }
+    out.append(
+        sse(
+            "response.completed",
+            {
+                "type": "response.completed",
+                "response": {**base, "status": "completed", "output": [item], "usage": usage},
+            },
+        )
+    )
     return out
 
 
@@ -125,7 +193,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _record(self, body: Any) -> None:
         with open(OUT, "a") as f:
-            f.write(json.dumps({"t": time.time(), "method": self.command, "path": self.path, "headers": dict(self.headers.items()), "body": body}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "t": time.time(),
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers.items()),
+                        "body": body,
+                    }
+                )
+                + "\n"
+            )
 
     def _send(self, status: int, payload: bytes, ctype: str) -> None:
         self.send_response(status)
@@ -169,7 +248,11 @@ class Handler(BaseHTTPRequestHandler):
                 chunk = {"id": "c1", "object": "chat.completion.chunk", "model": body.get("model"),
                          "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]}  # fmt: skip
                 end = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                usage = {**chunk, "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}
+                usage = {
+                    **chunk,
+                    "choices": [],
+                    "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39},
+                }
                 payload = sse(None, chunk) + sse(None, end) + sse(None, usage) + b"data: [DONE]\n\n"
                 self._send(200, payload, "text/event-stream")
             else:
