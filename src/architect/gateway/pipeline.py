@@ -73,7 +73,7 @@ class Pipeline:
                 f"model '{call.model}' does not exist; GET /v1/models lists the available ones", param="model"
             )
         allowed = call.principal.models
-        if allowed is not None and call.model not in allowed:
+        if allowed is not None and group.name not in allowed and call.model not in allowed:
             raise PermissionDenied(
                 f"this key may not use model '{call.model}'", param="model", code="model_not_allowed"
             )
@@ -133,8 +133,9 @@ class Pipeline:
 
     async def _send_chat(self, call: Call, d: Deployment) -> bytes:
         t0 = time.perf_counter()
-        data = await self._post(d, d.adapter.chat_request(dict(call.body), d.model, stream=False))
-        result = d.adapter.chat_response(data)
+        api = call.api
+        data = await self._post(d, api.request(call, d, False))
+        result = api.response(call, d, data)
         call.attempt_ttft_ms = (time.perf_counter() - t0) * 1000.0
         call.deployment = d
         call.usage = result.usage
@@ -151,9 +152,7 @@ class Pipeline:
             if hit is not None:
                 call.cache_tier, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
                 call.usage = hit.usage
-                from architect.gateway.sse import completion_to_sse
-
-                replay = completion_to_sse(hit.body, call.include_usage)
+                replay = call.api.replay(call, hit.body)
                 return ChatStream(call, self.finish, self.hooks.cache, None, replay)
             await self._reserve(call)
             start = await self.executor.run(call, lambda d: self._open_stream(call, d))
@@ -164,13 +163,13 @@ class Pipeline:
         return ChatStream(call, self.finish, self.hooks.cache, start)
 
     async def _open_stream(self, call: Call, d: Deployment) -> StreamStart:
-        request = d.adapter.chat_request(dict(call.body), d.model, stream=True)
+        request = call.api.request(call, d, True)
         t0 = time.perf_counter()
         async with asyncio.timeout(d.config.timeout_s):
             resp = await d.transport.send(_http_request(d, request, stream=True))
             if resp.status >= 300:
                 raise d.adapter.error(resp.status, resp.headers, await resp.read())
-            translator = d.adapter.stream_translator(call.include_usage, d.model)
+            translator = call.api.stream_translator(call, d)
             chunks = resp.iter_chunks()
             first = b""
             try:
@@ -205,8 +204,8 @@ class Pipeline:
             await self.finish(call)
 
     async def _send_embeddings(self, call: Call, d: Deployment) -> bytes:
-        data = await self._post(d, d.adapter.embeddings_request(dict(call.body), d.model))
-        result = d.adapter.embeddings_response(data)
+        data = await self._post(d, call.api.request(call, d, False))
+        result = call.api.response(call, d, data)
         call.deployment, call.usage = d, result.usage
         return result.body
 
@@ -305,6 +304,7 @@ class Pipeline:
             saved_ms=call.saved_ms,
             route_reason=call.route_reason,
             attempt_log=attempts or None,
+            dropped=",".join(call.dropped) if call.dropped else None,
         )
         self._bodies(call, record)
         return record

@@ -41,9 +41,16 @@ class ChatResult:
 class StreamTranslator(Protocol):
     """Turns a provider's streamed bytes into OpenAI SSE bytes, tracking usage and completion."""
 
-    usage: Usage | None
-    done: bool  # saw the provider's end-of-stream marker
-    error: ProviderError | None  # the provider reported an error inside the stream
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def done(self) -> bool:
+        """Saw the provider's end-of-stream marker."""
+
+    @property
+    def error(self) -> ProviderError | None:
+        """The provider reported an error inside the stream (or sent an event that is not JSON)."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send to the client for this chunk (may be empty)."""
