@@ -390,3 +390,45 @@ def test_a_key_limited_to_a_group_may_use_its_aliases(server: LiveServer) -> Non
         assert msg.content[0].type == "text"
         with pytest.raises(anthropic.PermissionDeniedError):
             c.messages.create(model="native", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_deterministic_messages_are_cached_per_api_and_replayed_as_messages_events(
+    stubs: tuple[ScriptedChat, AnthropicStub, StubServer], server: LiveServer, client: anthropic.Anthropic
+) -> None:
+    chat = stubs[0]
+    ask: dict[str, Any] = {
+        "model": "coder",
+        "max_tokens": 30,
+        "messages": [{"role": "user", "content": "cache me"}],
+        "extra_body": {"temperature": 0},  # this SDK has no temperature argument
+    }
+    before = len(chat.requests)
+    with client.messages.stream(**ask) as s:
+        first = s.get_final_message()
+        assert s.response.headers["x-architect-cache"] == "miss"
+    with client.messages.stream(**ask) as s:
+        kinds = [ev.type for ev in s]
+        again = s.get_final_message()
+        assert s.response.headers["x-architect-cache"].startswith("hit")
+    plain = client.messages.with_raw_response.create(**ask)
+    assert plain.headers["x-architect-cache"].startswith("hit")
+    texts = [[b.text for b in m.content if b.type == "text"] for m in (plain.parse(), again, first)]
+    assert texts[0] == texts[1] == texts[2] == ["Hello from the translated deployment."]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert len(chat.requests) == before + 1  # one upstream call for three answers
+    # the same request over chat completions is another entry: its bytes are in another format
+    r = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={
+            "model": "coder",
+            "max_tokens": 30,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "cache me"}],
+        },
+        headers={"authorization": f"Bearer {ADMIN}"},
+    )
+    assert (
+        r.status_code == 200
+        and r.headers["x-architect-cache"] == "miss"
+        and r.json()["object"] == "chat.completion"
+    )
