@@ -279,7 +279,7 @@ def test_errors_in_anthropic_shape(
     assert "max_tokens" in r.json()["error"]["message"]
     r = httpx.post(
         server.url + "/v1/messages",
-        json={"model": "coder", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+        json={"model": "coder", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]},
         headers={"x-api-key": ADMIN},
     )
     assert r.status_code == 400 and "messages[0].role" in r.json()["error"]["message"]

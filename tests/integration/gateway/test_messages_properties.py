@@ -121,7 +121,7 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "max_tokens missing": (_set(["max_tokens"], _DELETE), "max_tokens"),
     "max_tokens zero": (_set(["max_tokens"], 0), "max_tokens"),
     "max_tokens a string": (_set(["max_tokens"], "10"), "max_tokens"),
-    "role system": (_set(["messages", 0, "role"], "system"), "messages[0].role"),
+    "role unknown": (_set(["messages", 0, "role"], "wizard"), "messages[0].role"),
     "content an object": (_set(["messages", 0, "content"], {"text": "x"}), "messages[0].content"),
     "block without type": (_set(["messages", 0, "content"], [{"text": "x"}]), "messages[0].content[0].type"),
     "tool_result without id": (

@@ -80,11 +80,15 @@ def test_fields_the_deployment_cannot_take_are_refused_by_name(extra: dict[str, 
 def test_tool_use_and_results_map_to_tool_calls_and_tool_messages() -> None:
     chat, dropped = to_chat(
         _body(
-            tools=[{"name": "f", "input_schema": {"type": "object"}}],
+            tools=[{"name": "f", "input_schema": {"type": "object"}, "defer_loading": True}],
             tool_choice={"type": "tool", "name": "f", "disable_parallel_tool_use": True},
             stop_sequences=["END"],
             messages=[
                 {"role": "user", "content": "go"},
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "env", "cache_control": {"type": "ephemeral"}}],
+                },
                 {
                     "role": "assistant",
                     "content": [
@@ -109,13 +113,14 @@ def test_tool_use_and_results_map_to_tool_calls_and_tool_messages() -> None:
         ),
         {},
     )
-    assert dropped == ["thinking"]
+    assert dropped == ["cache_control", "thinking", "tools.defer_loading"]
     assert (
         chat["tool_choice"] == {"type": "function", "function": {"name": "f"}}
         and chat["parallel_tool_calls"] is False
     )
     assert chat["stop"] == ["END"]
-    assistant, tool, user = chat["messages"][1:]
+    system, assistant, tool, user = chat["messages"][1:]
+    assert system == {"role": "system", "content": "env"}
     assert assistant == {
         "role": "assistant",
         "content": "calling",
