@@ -432,3 +432,23 @@ def test_deterministic_messages_are_cached_per_api_and_replayed_as_messages_even
         and r.headers["x-architect-cache"] == "miss"
         and r.json()["object"] == "chat.completion"
     )
+
+
+def test_spend_and_metrics_group_by_endpoint(server: LiveServer, client: anthropic.Anthropic) -> None:
+    client.messages.create(model="coder", max_tokens=10, messages=[{"role": "user", "content": "count me"}])
+    httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": "coder", "messages": [{"role": "user", "content": "and me"}]},
+        headers={"authorization": f"Bearer {ADMIN}"},
+    ).raise_for_status()
+    server.runtime.ledger.flush()
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    spend = httpx.get(server.url + "/api/v1/spend", params={"by": "endpoint"}, headers=admin).json()
+    by = {r["endpoint"]: r for r in spend["rows"]}
+    assert by["messages"]["requests"] >= 1 and by["chat"]["requests"] >= 1
+    summary = httpx.get(
+        server.url + "/api/v1/metrics/summary", params={"group_by": "endpoint"}, headers=admin
+    )
+    assert summary.status_code == 200, summary.text
+    groups = {r["endpoint"]: r for r in summary.json()["rows"]}
+    assert groups["messages"]["requests"] == by["messages"]["requests"]
