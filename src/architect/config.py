@@ -129,6 +129,11 @@ class RetryConfig(_Model):
 
 class ModelGroupConfig(_Model):
     name: str = Field(min_length=1)
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="other model names this group answers to: exact names, or patterns with * and ? "
+        "(e.g. 'claude-*'); a group's own name wins, then exact aliases, then patterns in file order",
+    )
     strategy: Strategy = "weighted"
     fallbacks: list[str] = Field(default_factory=list)
     context_window_fallbacks: list[str] = Field(default_factory=list)
@@ -285,6 +290,19 @@ class Config(_Model):
                     raise ValueError(f"models[{gi}].fallbacks: unknown model group {f!r}")
                 if f == g.name:
                     raise ValueError(f"models[{gi}].fallbacks: a group cannot fall back to itself")
+        exact: dict[str, str] = {}
+        for gi, g in enumerate(self.models):
+            for ai, a in enumerate(g.aliases):
+                if not a.strip() or any(ord(c) < 32 for c in a):
+                    raise ValueError(f"models[{gi}].aliases[{ai}]: an alias must be a non-empty name")
+                if a in groups:
+                    raise ValueError(f"models[{gi}].aliases[{ai}]: {a!r} is the name of a model group")
+                if "*" not in a and "?" not in a:
+                    if a in exact and exact[a] != g.name:
+                        raise ValueError(
+                            f"models[{gi}].aliases[{ai}]: {a!r} is already an alias of group {exact[a]!r}"
+                        )
+                    exact[a] = g.name
         if self.baseline is not None and self.baseline not in groups:
             raise ValueError(f"baseline: unknown model group {self.baseline!r}")
         return self

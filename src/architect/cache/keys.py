@@ -67,17 +67,25 @@ def _digest(material: dict[str, Any]) -> str:
 
 
 def request_keys(
-    body: dict[str, Any], group: str, namespace: str, *, normalised: bool, casefold: bool
+    body: dict[str, Any],
+    group: str,
+    namespace: str,
+    *,
+    normalised: bool,
+    casefold: bool,
+    api: str = "chat",
 ) -> tuple[str, str | None]:
-    """(exact key, normalised key or None)."""
+    """(exact key, normalised key or None). `api` is the inbound API (the entries hold its response
+    bytes, so an answer in one API's format never serves another's); chat keys leave it out."""
     material = {k: v for k, v in body.items() if k not in _DELIVERY_ONLY}
-    exact = _digest({"v": 1, "ns": namespace, "group": group, "req": material})
-    if not normalised:
-        return exact, None
+    head: dict[str, Any] = {"v": 1} if api == "chat" else {"v": 1, "api": api}
+    exact = _digest({**head, "ns": namespace, "group": group, "req": material})
+    if not normalised or api != "chat":
+        return exact, None  # normalising knows chat messages only
     norm = dict(material)
     norm["messages"] = normalise_messages(material.get("messages"), casefold=casefold)
     return exact, _digest(
-        {"v": 1, "norm": True, "cf": casefold, "ns": namespace, "group": group, "req": norm}
+        {**head, "norm": True, "cf": casefold, "ns": namespace, "group": group, "req": norm}
     )
 
 

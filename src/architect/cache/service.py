@@ -136,7 +136,7 @@ class CacheService:
     # -- the hook ----------------------------------------------------------------------------------
     async def lookup(self, call: Call) -> CachedAnswer | None:
         cfg = self._config()
-        if not cfg.enabled or call.endpoint != "chat" or call.group is None:
+        if not cfg.enabled or not call.api.streams or call.group is None:  # embeddings are not cached
             return self._bypass(call)
         ctl = request_controls(call.headers, call.tags)
         if ctl.mode == "no-store":
@@ -145,7 +145,9 @@ class CacheService:
             return self._bypass(call)
         ns = namespace_of(call.principal, call.tags, cfg.namespace)
         group = call.group.name
-        key, norm = request_keys(call.body, group, ns, normalised=cfg.normalised, casefold=cfg.casefold)
+        key, norm = request_keys(
+            call.body, group, ns, normalised=cfg.normalised, casefold=cfg.casefold, api=call.endpoint
+        )
         plan = _Plan(key, norm, ns, group, ctl.ttl_s or cfg.ttl_s)
         call.cache_plan = plan
         call.cache_tier = "miss"
@@ -156,7 +158,7 @@ class CacheService:
         if found is not None:
             entry, tier, match = found
             return self._hit("hit-normalised" if match == "normalised" else f"hit-{tier}", entry)
-        if self.semantic is not None:
+        if self.semantic is not None and call.endpoint == "chat":  # it embeds chat messages
             sem = await self.semantic.lookup(call, ns)
             if sem is not None:
                 return self._hit("hit-semantic", sem)
@@ -203,7 +205,7 @@ class CacheService:
             self.coalescer.publish(plan.flight, entry)
             plan.flight = None
         self.counts["stores"] += 1
-        if self.semantic is not None:
+        if self.semantic is not None and call.endpoint == "chat":
             self.semantic.add(call, plan.namespace, entry)
         if self.tiers.l2 is not None:
             task = asyncio.get_running_loop().create_task(self._write_l2(entry))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
@@ -16,8 +17,11 @@ from starlette.applications import Starlette
 
 from architect.config import Config
 from architect.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from architect.gateway.apis.base import InboundAPI
+from architect.gateway.apis.chat import CHAT, EMBEDDINGS
+from architect.gateway.apis.messages import MESSAGES, count_tokens
 from architect.gateway.body_limit import BodyLimit
-from architect.gateway.call import Call, parse_body, parse_tags, validate_chat, validate_embeddings
+from architect.gateway.call import Call, parse_body, parse_tags
 from architect.gateway.hooks import Authenticate
 from architect.gateway.pipeline import Pipeline
 from architect.gateway.routing import Router
@@ -103,35 +107,56 @@ class GatewayApp:
         rid_in = headers.get("x-request-id")
         request_id = rid_in if rid_in and _REQUEST_ID.match(rid_in) else None
         call: Call | None = None
+        path, method = scope["path"], scope["method"]
+        api = _ENDPOINTS.get(path)
+        if api is None:  # errors in the shape the client reads
+            anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
+            err_api: InboundAPI = MESSAGES if anthropic else CHAT
+        else:
+            err_api = api
         try:
-            path, method = scope["path"], scope["method"]
             if path == "/v1/models":
                 if method != "GET":
                     raise MethodNotAllowed("GET")
-                principal = await self.runtime.auth.authenticate(headers.get("authorization"))
-                await _send_json(send, 200, self._models(principal.models), [])
+                principal = await self.runtime.auth.authenticate(_credentials(headers))
+                anthropic = "anthropic-version" in headers
+                await _send_json(send, 200, self._models(principal.models, anthropic=anthropic), [])
                 return
-            endpoint = _ENDPOINTS.get(path)
-            if endpoint is None:
+            if path == "/v1/messages/count_tokens":
+                if method != "POST":
+                    raise MethodNotAllowed("POST")
+                principal = await self.runtime.auth.authenticate(_credentials(headers))
+                body = parse_body(await self._read_body(headers, receive))
+                status, out, extra = await count_tokens(body, principal, self.runtime.router, headers)
+                await _send_json(send, status, out, extra)
+                return
+            if api is None:
                 raise NotFound(f"unknown path {path}", code="unknown_url")
             if method != "POST":
                 raise MethodNotAllowed("POST")
-            principal = await self.runtime.auth.authenticate(headers.get("authorization"))
+            principal = await self.runtime.auth.authenticate(_credentials(headers))
             raw = await self._read_body(headers, receive)
             body = parse_body(raw)
-            (validate_chat if endpoint == "chat" else validate_embeddings)(body)
-            tags = parse_tags(headers.get("x-architect-tags"), body.pop("metadata", None))
-            call = Call(endpoint, body, raw, principal, tags, request_id, headers)
-            if endpoint == "chat" and call.stream:
+            api.validate(body)
+            if api is MESSAGES:  # kept for Anthropic deployments; its `user_id` is not a tag
+                meta = body.get("metadata")
+                metadata = (
+                    {k: v for k, v in meta.items() if k != "user_id"} if isinstance(meta, dict) else meta
+                )
+            else:
+                metadata = body.pop("metadata", None)
+            tags = parse_tags(headers.get("x-architect-tags"), metadata)
+            call = Call(api.name, body, raw, principal, tags, request_id, headers, api)
+            if api.streams and call.stream:
                 await self._stream(call, receive, send)
             else:
                 await self._complete(call, receive, send)
         except GatewayError as exc:
-            await _send_error(send, exc, call.request_id if call else request_id)
+            await _send_error(send, exc, call.request_id if call else request_id, err_api)
         except Exception:
             rid = call.request_id if call else request_id
             log.exception("unexpected error handling %s (request %s)", scope.get("path"), rid)
-            await _send_error(send, GatewayError(f"internal error; request id {rid}"), rid)
+            await _send_error(send, GatewayError(f"internal error; request id {rid}"), rid, err_api)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.runtime.config.server.max_body_bytes
@@ -154,7 +179,7 @@ class GatewayApp:
 
     async def _complete(self, call: Call, receive: Receive, send: Send) -> None:
         pipeline = self.runtime.pipeline
-        run = pipeline.chat(call) if call.endpoint == "chat" else pipeline.embeddings(call)
+        run = pipeline.embeddings(call) if call.api is EMBEDDINGS else pipeline.chat(call)
         watch = _DisconnectWatch(receive)
         try:
             body = await run
@@ -202,18 +227,39 @@ class GatewayApp:
         finally:
             watch.stop()
 
-    def _models(self, allowed: frozenset[str] | None) -> bytes:
-        """The model groups a caller may use (`allowed`: its key's groups; None = every group)."""
+    def _models(self, allowed: frozenset[str] | None, *, anthropic: bool = False) -> bytes:
+        """The model groups a caller may use (`allowed`: its key's groups; None = every group), in
+        OpenAI's list shape, or Anthropic's for a client that sends `anthropic-version`."""
         now = int(self.runtime.started_at)
-        data = [
-            {"id": name, "object": "model", "created": now, "owned_by": "architect"}
-            for name in self.runtime.router.groups
-            if allowed is None or name in allowed
-        ]
+        names = [n for n in self.runtime.router.groups if allowed is None or n in allowed]
+        if anthropic:
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+            models = [{"type": "model", "id": n, "display_name": n, "created_at": created} for n in names]
+            return orjson.dumps(
+                {
+                    "data": models,
+                    "has_more": False,
+                    "first_id": names[0] if names else None,
+                    "last_id": names[-1] if names else None,
+                }
+            )
+        data = [{"id": n, "object": "model", "created": now, "owned_by": "architect"} for n in names]
         return orjson.dumps({"object": "list", "data": data})
 
 
-_ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
+_ENDPOINTS: dict[str, InboundAPI] = {
+    "/v1/chat/completions": CHAT,
+    "/v1/embeddings": EMBEDDINGS,
+    "/v1/messages": MESSAGES,
+}
+
+
+def _credentials(headers: dict[str, str]) -> str | None:
+    """The `Authorization` header, or Anthropic's `x-api-key` as a bearer token."""
+    auth = headers.get("authorization")
+    if auth is None and (key := headers.get("x-api-key")):
+        return f"Bearer {key}"
+    return auth
 
 
 class _DisconnectWatch:
@@ -270,6 +316,8 @@ def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:
         (b"x-architect-attempts", str(len(call.attempts)).encode()),
         (b"x-architect-cache", (call.cache_tier or "bypass").encode()),
     ]
+    if call.dropped:
+        out.append((b"x-architect-dropped", ",".join(call.dropped).encode()))
     if call.deployment is not None:
         out.append((b"x-architect-deployment", call.deployment.name.encode()))
         if call.deployment.simulated:
@@ -288,11 +336,12 @@ async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Send, exc: GatewayError, request_id: str | None) -> None:
+async def _send_error(send: Send, exc: GatewayError, request_id: str | None, api: InboundAPI) -> None:
     headers = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
     if request_id:
         headers.append((b"x-request-id", request_id.encode()))
+    status, body = api.error_response(exc)
     try:
-        await _send_json(send, exc.status, orjson.dumps(exc.body()), headers)
+        await _send_json(send, status, body, headers)
     except Exception:  # the response had already started or the client is gone
         log.debug("could not send error response", exc_info=True)

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 
 from architect.errors import InvalidRequest
+from architect.gateway.apis.base import InboundAPI
+from architect.gateway.apis.chat import CHAT, EMBEDDINGS
 from architect.gateway.estimate import PromptSize
 from architect.gateway.limits import Ticket
 from architect.gateway.providers.base import Usage
 from architect.gateway.routing import Deployment, Group
-from architect.gateway.validation import check_chat_body, check_embeddings_body
 from architect.identifiers import check_identifier
 from architect.principal import Principal
 from architect.records import AttemptRecord
@@ -47,6 +48,7 @@ class Call:
     stream ends)."""
 
     __slots__ = (
+        "api",
         "attempt_ttft_ms",
         "attempts",
         "body",
@@ -55,6 +57,7 @@ class Call:
         "cache_tier",
         "cost_usd",
         "deployment",
+        "dropped",
         "endpoint",
         "error",
         "est_prompt_tokens",
@@ -82,6 +85,8 @@ class Call:
         "t0",
         "tags",
         "tokens_estimated",
+        "translated",
+        "translation_dropped",
         "truncated",
         "ts",
         "ttft_ms",
@@ -97,12 +102,18 @@ class Call:
         tags: dict[str, str],
         request_id: str | None = None,
         headers: dict[str, str] | None = None,
+        api: InboundAPI | None = None,
     ) -> None:
-        """`headers`: the request's headers, names in lower case (cache controls and tags read them)."""
+        """`headers`: the request's headers, names in lower case (cache controls and tags read them).
+        `api`: the inbound API the client speaks (by default the one named `endpoint`)."""
         self.request_id = request_id or f"{_ID_PREFIX}{next(_ids):010x}"
         self.t0 = time.perf_counter()
         self.ts = time.time()
+        self.api: InboundAPI = api or (EMBEDDINGS if endpoint == "embeddings" else CHAT)
         self.endpoint = endpoint
+        self.dropped: list[str] = []  # request fields the answering attempt's translation dropped
+        self.translated: dict[str, Any] | None = None  # the body as a chat completion, when translated
+        self.translation_dropped: list[str] = []  # what that translation dropped
         self.body = body
         self.raw_body = raw_body
         self.principal = principal
@@ -112,7 +123,7 @@ class Call:
         self.stream = bool(body.get("stream"))
         so = body.get("stream_options")
         self.include_usage = bool(so.get("include_usage")) if isinstance(so, dict) else False
-        mt = body.get("max_completion_tokens") or body.get("max_tokens")
+        mt = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
         self.max_tokens: int = int(mt) if mt else 0
         self.est_prompt_tokens: int | None = None  # prompt_size.estimate
         self.prompt_size: PromptSize | None = None
@@ -157,24 +168,15 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _need_model(body: dict[str, Any]) -> None:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
-    check_identifier(model, "model")
-
-
 def validate_chat(body: dict[str, Any]) -> None:
     """Refuse a chat completion body that does not have the OpenAI reference shapes (see
     `architect.gateway.validation`); unknown fields pass through."""
-    _need_model(body)
-    check_chat_body(body)
+    CHAT.validate(body)
 
 
 def validate_embeddings(body: dict[str, Any]) -> None:
     """Refuse an embeddings body that does not have the OpenAI reference shapes."""
-    _need_model(body)
-    check_embeddings_body(body)
+    EMBEDDINGS.validate(body)
 
 
 def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import re
 import time
+from typing import Any
 
 import orjson
 
@@ -73,7 +74,7 @@ class Pipeline:
                 f"model '{call.model}' does not exist; GET /v1/models lists the available ones", param="model"
             )
         allowed = call.principal.models
-        if allowed is not None and call.model not in allowed:
+        if allowed is not None and group.name not in allowed and call.model not in allowed:
             raise PermissionDenied(
                 f"this key may not use model '{call.model}'", param="model", code="model_not_allowed"
             )
@@ -133,8 +134,9 @@ class Pipeline:
 
     async def _send_chat(self, call: Call, d: Deployment) -> bytes:
         t0 = time.perf_counter()
-        data = await self._post(d, d.adapter.chat_request(dict(call.body), d.model, stream=False))
-        result = d.adapter.chat_response(data)
+        api = call.api
+        data = await self._post(d, api.request(call, d, False))
+        result = api.response(call, d, data)
         call.attempt_ttft_ms = (time.perf_counter() - t0) * 1000.0
         call.deployment = d
         call.usage = result.usage
@@ -151,9 +153,7 @@ class Pipeline:
             if hit is not None:
                 call.cache_tier, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
                 call.usage = hit.usage
-                from architect.gateway.sse import completion_to_sse
-
-                replay = completion_to_sse(hit.body, call.include_usage)
+                replay = call.api.replay(call, hit.body)
                 return ChatStream(call, self.finish, self.hooks.cache, None, replay)
             await self._reserve(call)
             start = await self.executor.run(call, lambda d: self._open_stream(call, d))
@@ -164,13 +164,13 @@ class Pipeline:
         return ChatStream(call, self.finish, self.hooks.cache, start)
 
     async def _open_stream(self, call: Call, d: Deployment) -> StreamStart:
-        request = d.adapter.chat_request(dict(call.body), d.model, stream=True)
+        request = call.api.request(call, d, True)
         t0 = time.perf_counter()
         async with asyncio.timeout(d.config.timeout_s):
             resp = await d.transport.send(_http_request(d, request, stream=True))
             if resp.status >= 300:
                 raise d.adapter.error(resp.status, resp.headers, await resp.read())
-            translator = d.adapter.stream_translator(call.include_usage, d.model)
+            translator = call.api.stream_translator(call, d)
             chunks = resp.iter_chunks()
             first = b""
             try:
@@ -205,8 +205,8 @@ class Pipeline:
             await self.finish(call)
 
     async def _send_embeddings(self, call: Call, d: Deployment) -> bytes:
-        data = await self._post(d, d.adapter.embeddings_request(dict(call.body), d.model))
-        result = d.adapter.embeddings_response(data)
+        data = await self._post(d, call.api.request(call, d, False))
+        result = call.api.response(call, d, data)
         call.deployment, call.usage = d, result.usage
         return result.body
 
@@ -217,7 +217,7 @@ class Pipeline:
         when it returns or raises, a stream's from `ChatStream.end`."""
         d = call.deployment
         usage = call.usage
-        if usage is None and call.status == "cancelled" and call.attempts and call.endpoint == "chat":
+        if usage is None and call.status == "cancelled" and call.attempts and call.api.streams:
             # the client went away mid-call: the prompt was sent, so count it
             usage = Usage(
                 prompt_tokens=call.est_prompt_tokens
@@ -305,6 +305,7 @@ class Pipeline:
             saved_ms=call.saved_ms,
             route_reason=call.route_reason,
             attempt_log=attempts or None,
+            dropped=",".join(call.dropped) if call.dropped else None,
         )
         self._bodies(call, record)
         return record
@@ -372,8 +373,7 @@ def _http_request(d: Deployment, request: tuple[str, bytes, dict[str, str]], *, 
 
 def _estimate_from_body(call: Call) -> Usage | None:
     try:
-        obj = orjson.loads(call.response_body or b"")
-        text = "".join((c.get("message") or {}).get("content") or "" for c in obj.get("choices") or ())
+        text = _answer_text(orjson.loads(call.response_body or b""))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return None
     call.tokens_estimated = True
@@ -381,6 +381,17 @@ def _estimate_from_body(call: Call) -> Usage | None:
         prompt_tokens=_count_messages(call.body.get("messages") or [], call.model),
         completion_tokens=_count_text(text, call.model),
     )
+
+
+def _answer_text(obj: dict[str, Any]) -> str:
+    """The generated text of a complete answer in any inbound API's format: a chat completion's
+    choices, a Messages `content`, a Responses `output`."""
+    if "choices" in obj:
+        return "".join((c.get("message") or {}).get("content") or "" for c in obj["choices"] or ())
+    if isinstance(obj.get("content"), list):
+        return "".join(b.get("text") or "" for b in obj["content"] if b.get("type") == "text")
+    parts = [c for item in obj.get("output") or () for c in item.get("content") or ()]
+    return "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
 
 
 # tiktoken is loaded only when an upstream reports no usage (rare): its tables take ~80 MiB.

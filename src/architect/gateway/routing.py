@@ -7,8 +7,10 @@ and the reason for the choice is returned for the ledger."""
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -112,6 +114,8 @@ class Router:
     transports: dict[str, Transport] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.monotonic
+    aliases: dict[str, str] = field(default_factory=dict)  # exact alias -> group name
+    patterns: list[tuple[Callable[[str], object], str]] = field(default_factory=list)  # (match, group)
 
     @classmethod
     def build(
@@ -146,6 +150,11 @@ class Router:
                 taken.add(dep.name)
                 deps.append(dep)
             router.groups[g.name] = Group(g.name, g, deps)
+            for a in g.aliases:
+                if "*" in a or "?" in a:
+                    router.patterns.append((re.compile(fnmatch.translate(a)).match, g.name))
+                else:
+                    router.aliases[a] = g.name
         return router
 
     def _deployment(
@@ -198,7 +207,15 @@ class Router:
         )
 
     def group(self, name: str) -> Group | None:
-        return self.groups.get(name)
+        """The group named `name`, or the one it is an alias of: an exact alias, else the first
+        pattern (in config order) that matches it."""
+        g = self.groups.get(name)
+        if g is not None:
+            return g
+        target = self.aliases.get(name)
+        if target is None:
+            target = next((t for match, t in self.patterns if match(name)), None)
+        return self.groups.get(target) if target is not None else None
 
     def deployments(self) -> Iterable[Deployment]:
         for g in self.groups.values():

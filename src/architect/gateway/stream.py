@@ -13,7 +13,7 @@ from architect.errors import ClientClosed, GatewayError, ProviderError
 from architect.gateway.call import Call
 from architect.gateway.executor import transport_error
 from architect.gateway.hooks import ResponseCache
-from architect.gateway.providers.base import StreamTranslator, Usage, sse_error_event
+from architect.gateway.providers.base import StreamTranslator, Usage
 from architect.gateway.providers.transport import HTTPResponse, TransportError
 from architect.gateway.routing import Deployment
 
@@ -151,8 +151,9 @@ class ChatStream:
                 call.truncated, call.status, call.error = True, "error", err
                 if held:
                     yield held
-                yield sse_error_event(
-                    f"the upstream stream broke after it started ({err.kind}); the answer is incomplete"
+                yield call.api.stream_error(
+                    f"the upstream stream broke after it started ({err.kind}); the answer is incomplete",
+                    "stream_error",
                 )
                 return
             if tr.error is not None:
@@ -163,15 +164,14 @@ class ChatStream:
             if not tr.done:
                 call.truncated, call.status = True, "error"
                 call.error = ProviderError("stream ended without [DONE]", kind="truncated")
-                yield sse_error_event(
-                    "the upstream stream ended before it was complete; the answer is incomplete"
+                yield call.api.stream_error(
+                    "the upstream stream ended before it was complete; the answer is incomplete",
+                    "stream_error",
                 )
                 return
             call.usage = tr.usage
             if parts is not None and call.cache_tier == "miss":
-                from architect.gateway.sse import sse_to_completion
-
-                body = sse_to_completion(b"".join(parts))
+                body = call.api.assemble(b"".join(parts))
                 if body is not None:
                     await self._cache.store(call, body)
                 else:  # nothing to store: wake any coalesced waiters

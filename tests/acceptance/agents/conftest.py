@@ -14,11 +14,13 @@ Aider into tests/agents/.aider-venv. Missing, a test skips with the reason, or f
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
-from architect.config import ModelGroupConfig
 from tests.helpers import LiveServer, make_config
-from tests.stubs.scripted_chat import Answer, ScriptedChatStub, last_message, text_of, tool_names
+from tests.stubs.scripted_chat import ScriptedChat
 
 ROOT = Path(__file__).resolve().parents[3]
 AGENTS = ROOT / "tests" / "agents"
@@ -39,10 +40,6 @@ AIDER = AGENTS / ".aider-venv" / "bin" / "aider"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ADMIN = "sk-admin-agents-0123456789"
 RUN_TIMEOUT_S = 90.0
-
-# Model groups may get aliases (`aliases: ["claude-*"]`); until the config has them, a group is named
-# after the model id the client asks for.
-HAS_ALIASES = "aliases" in ModelGroupConfig.model_fields
 
 # per group: (upstream model at the stub, input $/Mtok, output $/Mtok)
 PRICES = {
@@ -68,100 +65,124 @@ def need(binary: Path, what: str) -> None:
 
 
 # -- the stub's script: answers chosen by what a request holds, never by its order ---------------------
-def after_tool_result(body: dict[str, Any]) -> Answer | None:
+Reply = dict[str, Any]  # the assistant message the stub sends: {"content": ...} or {"tool_calls": [...]}
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content (a string or a list of parts)."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def tools_offered(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The function tools a request offers: name -> its `function` object."""
+    return {
+        t["function"]["name"]: t["function"] for t in body.get("tools") or [] if t.get("type") == "function"
+    }
+
+
+def call(name: str, arguments: dict[str, Any]) -> Reply:
+    fn = {"name": name, "arguments": json.dumps(arguments)}
+    return {"content": None, "tool_calls": [{"id": f"call_{name}", "type": "function", "function": fn}]}
+
+
+def after_tool_result(body: dict[str, Any]) -> Reply | None:
     """A request holding a tool's result gets the final text, made from that result."""
-    results = [text_of(m.get("content")) for m in body.get("messages", []) if m.get("role") == "tool"]
+    results = [text_of(m.get("content")) for m in body.get("messages") or [] if m.get("role") == "tool"]
     if not results:
         return None
     if m := re.search(r"secret word is (\w+)", results[-1]):
-        return Answer(text=f"The secret word is {m.group(1)}.", prompt_tokens=1500, completion_tokens=12)
+        return {"content": f"The secret word is {m.group(1)}."}
     if "Success. Updated the following files" in results[-1]:
-        return Answer(text="Patched greet.txt.", prompt_tokens=1400, completion_tokens=8)
+        return {"content": "Patched greet.txt."}
     return None
 
 
-def read_the_file(body: dict[str, Any]) -> Answer | None:
+def read_the_file(body: dict[str, Any]) -> Reply | None:
     """Offered a `Read` tool and asked about an absolute path: read it."""
-    if "Read" not in tool_names(body):
+    if "Read" not in tools_offered(body):
         return None
-    asked = " ".join(text_of(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user")
+    asked = " ".join(text_of(m.get("content")) for m in body.get("messages") or [] if m.get("role") == "user")
     if m := re.search(r"(/\S+?secret\.txt)", asked):
-        return Answer(
-            tool_calls=[("Read", {"file_path": m.group(1)})], prompt_tokens=1200, completion_tokens=30
-        )
+        return call("Read", {"file_path": m.group(1)})
     return None
 
 
-def apply_the_patch(body: dict[str, Any]) -> Answer | None:
+def apply_the_patch(body: dict[str, Any]) -> Reply | None:
     """Offered `apply_patch` (Codex's free-form tool, as a function of one string): patch greet.txt."""
-    tool = tool_names(body).get("apply_patch")
+    tool = tools_offered(body).get("apply_patch")
     if tool is None:
         return None
     props = list((tool.get("parameters") or {}).get("properties") or {"input": {}})
-    assert len(props) == 1, f"apply_patch should be a function of one string, got {props}"
-    return Answer(tool_calls=[("apply_patch", {props[0]: PATCH})], prompt_tokens=1300, completion_tokens=40)
+    if len(props) != 1:
+        return {"content": f"apply_patch should be a function of one string, got {props}"}
+    return call("apply_patch", {props[0]: PATCH})
 
 
-def search_replace(body: dict[str, Any]) -> Answer | None:
+def search_replace(body: dict[str, Any]) -> Reply | None:
     """Aider's diff edit format: one SEARCH/REPLACE block for greet.py."""
-    everything = " ".join(text_of(m.get("content")) for m in body.get("messages", []))
-    if "SEARCH/REPLACE" not in text_of(last_message(body).get("content")) or "greet.py" not in everything:
+    msgs = body.get("messages") or [{}]
+    everything = " ".join(text_of(m.get("content")) for m in msgs)
+    if "SEARCH/REPLACE" not in text_of(msgs[-1].get("content")) or "greet.py" not in everything:
         return None
-    edit = (
-        'greet.py\n```python\n<<<<<<< SEARCH\n    return "hello"\n=======\n'
-        '    return "hello world"\n>>>>>>> REPLACE\n```\n'
-    )
-    return Answer(text=edit, prompt_tokens=900, completion_tokens=25)
+    edit = 'greet.py\n```python\n<<<<<<< SEARCH\n    return "hello"\n=======\n    return "hello world"\n>>>>>>> REPLACE\n```\n'
+    return {"content": edit}
 
 
-RULES = [after_tool_result, read_the_file, apply_the_patch, search_replace]
+class Script:
+    """The stub's reply: the first rule that takes the request answers it. Keeps every exchange with the
+    usage the stub reports for it (`ScriptedChat.usage`), for checking the ledger against."""
+
+    rules = (after_tool_result, read_the_file, apply_the_patch, search_replace)
+
+    def __init__(self) -> None:
+        self.exchanges: list[tuple[dict[str, Any], Reply, dict[str, int]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        reply = next((r for rule in self.rules if (r := rule(body)) is not None), None)
+        if reply is None:  # the client shows this, and the test fails on its output
+            last = (body.get("messages") or [{}])[-1]
+            reply = {"content": f"no scripted answer for: {text_of(last.get('content'))[:200]!r}"}
+        usage = ScriptedChat.usage(body, {"role": "assistant", "content": None, **reply})
+        with self._lock:
+            self.exchanges.append((body, reply, usage))
+        return reply
+
+    def for_model(self, upstream: str) -> list[tuple[dict[str, Any], Reply, dict[str, int]]]:
+        with self._lock:
+            return [e for e in self.exchanges if e[0].get("model") == upstream]
 
 
 # -- the gateway --------------------------------------------------------------------------------------
 def gateway_config(stub_url: str) -> dict[str, Any]:
-    def group(name: str, asked: str | None = None) -> dict[str, Any]:
+    def group(name: str, aliases: list[str]) -> dict[str, Any]:
         upstream, price_in, price_out = PRICES[name]
-        out: dict[str, Any] = {
+        price = {"input_per_mtok": price_in, "output_per_mtok": price_out}
+        return {
             "name": name,
-            "deployments": [
-                {
-                    "provider": "stub",
-                    "model": upstream,
-                    "price": {"input_per_mtok": price_in, "output_per_mtok": price_out},
-                }
-            ],
+            "aliases": aliases,
+            "deployments": [{"provider": "stub", "model": upstream, "price": price}],
         }
-        if asked:
-            if HAS_ALIASES:
-                out["aliases"] = [asked]
-            else:
-                out["name"] = asked
-        return out
 
     return {
         "auth": {"admin_key": ADMIN},
         "providers": [{"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-upstream"}],
         "models": [
-            group("coder"),
-            group("agent", "claude-*" if HAS_ALIASES else CLAUDE_MODEL),
-            group("agent-fast"),
-            group("codex", CODEX_MODEL),
+            group("coder", []),
+            group("agent", ["claude-*"]),  # whatever Claude model id Claude Code asks for
+            group("agent-fast", []),
+            group("codex", [CODEX_MODEL]),
         ],
         "ledger": {"flush_interval_ms": 20},
     }
 
 
-def group_for(name: str) -> str:
-    """The name a group serves under (see HAS_ALIASES)."""
-    if HAS_ALIASES:
-        return name
-    return {"agent": CLAUDE_MODEL, "codex": CODEX_MODEL}.get(name, name)
-
-
 @dataclass
 class Gateway:
     server: LiveServer
-    stub: ScriptedChatStub
+    script: Script
 
     @property
     def url(self) -> str:
@@ -190,16 +211,17 @@ class Gateway:
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     db = tmp_path_factory.mktemp("agents") / "architect.db"
+    script = Script()
     with (
-        ScriptedChatStub(RULES) as stub,
+        ScriptedChat(script) as stub,
         LiveServer(make_config(gateway_config(stub.url)), database_url=f"sqlite:///{db}") as server,
     ):
-        yield Gateway(server, stub)
+        yield Gateway(server, script)
 
 
-def expected_cost(group: str, answers: list[Answer]) -> float:
+def expected_cost(group: str, usage: dict[str, int]) -> float:
     _, price_in, price_out = PRICES[group]
-    return sum(a.prompt_tokens * price_in + a.completion_tokens * price_out for a in answers) / 1e6
+    return (usage["prompt_tokens"] * price_in + usage["completion_tokens"] * price_out) / 1e6
 
 
 # -- running a client ------------------------------------------------------------------------------------

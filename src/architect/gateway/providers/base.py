@@ -11,6 +11,7 @@ import orjson
 from architect.errors import ProviderError, UpstreamError, UpstreamRateLimited, UpstreamRefused
 
 __all__ = [
+    "UNSUPPORTED",
     "Adapter",
     "ChatResult",
     "StreamTranslator",
@@ -19,6 +20,12 @@ __all__ = [
     "sse_error_event",
     "upstream_error",
 ]
+
+
+# The code of a refusal of a request a deployment cannot take (a field or kind it has no equivalent for):
+# the executor tries the group's other deployments and its fallbacks, and the client gets the 400 only
+# when none can take the request.
+UNSUPPORTED = "unsupported_for_deployment"
 
 
 @dataclass(slots=True)
@@ -41,9 +48,16 @@ class ChatResult:
 class StreamTranslator(Protocol):
     """Turns a provider's streamed bytes into OpenAI SSE bytes, tracking usage and completion."""
 
-    usage: Usage | None
-    done: bool  # saw the provider's end-of-stream marker
-    error: ProviderError | None  # the provider reported an error inside the stream
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def done(self) -> bool:
+        """Saw the provider's end-of-stream marker."""
+
+    @property
+    def error(self) -> ProviderError | None:
+        """The provider reported an error inside the stream (or sent an event that is not JSON)."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send to the client for this chunk (may be empty)."""

@@ -1,0 +1,68 @@
+"""The inbound APIs: what a client speaks (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`,
+`/v1/embeddings`), as translations in front of the one pipeline.
+
+An `InboundAPI` checks a request at the edge, and, per attempt, turns the call into the request a
+deployment takes and the deployment's answer (complete or streamed) back into the client's format.
+The choice is made per attempt from (inbound API, deployment kind): a deployment that speaks the
+inbound API natively gets the client's request as it is (model name replaced); any other gets it
+translated to an OpenAI chat completion, which its adapter (`gateway/providers`) translates on. So a
+model group that mixes deployment kinds, and its fallbacks, serve every inbound API.
+
+A field a translation cannot carry is either dropped and recorded (`Call.dropped`: the response's
+`x-architect-dropped` header and the ledger row's `dropped` column) or refused with a 400 naming it.
+The tables are in docs/agents.md and in each API's module."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from architect.errors import GatewayError, ProviderError, UpstreamRefused
+from architect.gateway.providers.base import UNSUPPORTED, ChatResult, StreamTranslator
+
+if TYPE_CHECKING:
+    from architect.gateway.call import Call
+    from architect.gateway.routing import Deployment
+
+__all__ = ["UNSUPPORTED", "HTTPParts", "InboundAPI", "refused"]
+
+HTTPParts = tuple[str, bytes, dict[str, str]]  # (path under the deployment's base URL, body, headers)
+
+
+class InboundAPI(Protocol):
+    """One API a client speaks. `name` is the ledger's `endpoint`. Implementations hold no per-call
+    state: what a call needs across attempts lives on its `Call`."""
+
+    name: str
+    streams: bool  # whether requests may ask for a stream
+
+    def validate(self, body: dict[str, Any]) -> None:
+        """Refuse (InvalidRequest naming the field) a body whose fields this API acts on are not of
+        the API's shapes; anything else passes through."""
+
+    def request(self, call: Call, d: Deployment, stream: bool) -> HTTPParts:
+        """The request to send to `d` for this attempt; records on `call.dropped` what it drops and
+        raises a refusal (400) for what `d` cannot take."""
+
+    def response(self, call: Call, d: Deployment, data: bytes) -> ChatResult:
+        """`d`'s complete answer in the client's format, with its usage."""
+
+    def stream_translator(self, call: Call, d: Deployment) -> StreamTranslator:
+        """Turns `d`'s streamed bytes into the client's stream events."""
+
+    def error_response(self, exc: GatewayError) -> tuple[int, bytes]:
+        """(status, body) of an error in this API's format."""
+
+    def stream_error(self, message: str, kind: str) -> bytes:
+        """The event that ends a stream that broke after its first byte (never a clean end)."""
+
+    def replay(self, call: Call, body: bytes) -> list[bytes]:
+        """The stream events of a complete (cached) answer."""
+
+    def assemble(self, stream: bytes) -> bytes | None:
+        """The complete answer a finished stream made (to cache it); None if it cannot be rebuilt."""
+
+
+def refused(message: str, param: str) -> ProviderError:
+    """A request field the chosen deployment cannot take: a 400 naming it unless another deployment of
+    the group or its fallbacks can; not a health issue of the deployment."""
+    return UpstreamRefused(message, param=param, code=UNSUPPORTED)

@@ -1,0 +1,351 @@
+"""Streams of `/v1/messages` calls, in Anthropic's event sequence: `message_start`, then per content
+block `content_block_start`, `content_block_delta`s (`text_delta`, `input_json_delta`,
+`thinking_delta`, `signature_delta`), `content_block_stop`; then `message_delta` (stop reason and
+usage) and `message_stop`; `ping`s may come between. A stream that fails after its first byte ends
+with an `error` event, never `message_stop`.
+
+`NativeStream` relays an Anthropic deployment's stream as it is, reading its usage and end;
+`FromChatStream` turns a chat-completions stream (from any adapter) into these events;
+`message_to_sse` and `sse_to_message` convert a complete message and its stream (cache replay and
+store)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from architect.errors import ProviderError, UpstreamError
+from architect.gateway.apis.messages_translate import STOP_REASONS, _tool_input, anthropic_usage
+from architect.gateway.providers.anthropic import usage_of
+from architect.gateway.providers.base import StreamTranslator, Usage
+
+__all__ = ["FromChatStream", "NativeStream", "error_event", "message_to_sse", "sse_to_message"]
+
+_RETRYABLE = ("overloaded_error", "api_error", "rate_limit_error")
+
+
+def event(kind: str, obj: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+def error_event(message: str, kind: str = "api_error") -> bytes:
+    return event("error", {"type": "error", "error": {"type": kind, "message": message}})
+
+
+def _data(ev: bytes) -> bytes:
+    return b"\n".join(line[5:].lstrip() for line in ev.split(b"\n") if line.startswith(b"data:"))
+
+
+class NativeStream:
+    """An Anthropic deployment's stream, passed on byte for byte (complete events only). Each event's
+    data is checked to be a JSON object; the usage of `message_start` and `message_delta`, the end
+    (`message_stop`) and `error` events are read. An event that is not valid JSON ends the stream
+    with an error event."""
+
+    __slots__ = ("_buf", "_texts", "broken", "done", "error", "usage")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._texts: list[str] = []
+        self.usage: Usage | None = None
+        self.done = False
+        self.broken = False
+        self.error: ProviderError | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.broken:
+            return b""
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._buf = buf
+            return b""
+        head, self._buf = buf[: end + 2], buf[end + 2 :]
+        for i, ev in enumerate(head[:-2].split(b"\n\n")):
+            data = _data(ev)
+            if not data:
+                continue
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                obj = None
+            if not isinstance(obj, dict):
+                self.broken = True
+                self.error = UpstreamError(
+                    "the upstream sent a stream event that is not valid JSON; the answer is incomplete",
+                    kind="invalid_stream_event",
+                )
+                kept = b"\n\n".join(head.split(b"\n\n")[:i])
+                return (kept + b"\n\n" if kept else b"") + error_event(self.error.message)
+            self._read(obj)
+        return head
+
+    def _read(self, obj: dict[str, Any]) -> None:
+        kind = obj.get("type")
+        if kind == "content_block_delta":
+            delta = obj.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self._texts.append(str(delta.get("text") or ""))
+        elif kind == "message_start":
+            self.usage = usage_of((obj.get("message") or {}).get("usage"))
+        elif kind == "message_delta":
+            u = obj.get("usage")
+            if isinstance(u, dict):
+                self._merge(u)
+        elif kind == "message_stop":
+            self.done = True
+        elif kind == "error":
+            err = obj.get("error") or {}
+            etype = str(err.get("type") or "api_error")
+            message = str(err.get("message") or "the provider reported an error in the stream")
+            self.error = ProviderError(message, kind=etype, retryable=etype in _RETRYABLE, code=etype)
+
+    def _merge(self, u: dict[str, Any]) -> None:
+        """message_delta usage is cumulative; what it omits keeps its message_start value."""
+        cur = self.usage or Usage()
+        read = u.get("cache_read_input_tokens")
+        read = cur.cached_tokens if read is None else int(read)
+        uncached = u.get("input_tokens")
+        uncached = cur.prompt_tokens - cur.cached_tokens if uncached is None else int(uncached)
+        write = u.get("cache_creation_input_tokens")
+        self.usage = Usage(
+            prompt_tokens=uncached + read,
+            completion_tokens=int(u.get("output_tokens") or cur.completion_tokens),
+            cached_tokens=read,
+            cache_write_tokens=cur.cache_write_tokens if write is None else int(write),
+        )
+
+    def completion_text(self) -> str:
+        return "".join(self._texts)
+
+
+class FromChatStream:
+    """A chat-completions stream (the adapter's translator's output) as Messages events. `usage`,
+    `done`, `error` and the completion text are the inner translator's; `[DONE]` closes the open
+    block and sends `message_delta` (stop reason, usage) and `message_stop`."""
+
+    __slots__ = ("_block", "_id", "_inner", "_model", "_next", "_prompt", "_started", "_stop", "_tools")
+
+    def __init__(self, inner: StreamTranslator, message_id: str, model: str, prompt_estimate: int) -> None:
+        self._inner = inner
+        self._id = message_id
+        self._model = model
+        self._prompt = prompt_estimate
+        self._started = False
+        self._block: str | None = None  # the open block: "text", "thinking" or "tool:<index>"
+        self._next = 0  # the next content block index
+        self._tools: dict[int, int] = {}  # chat tool_calls index -> content block index
+        self._stop: str | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._inner.usage
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
+
+    @property
+    def error(self) -> ProviderError | None:
+        return self._inner.error
+
+    def completion_text(self) -> str:
+        return self._inner.completion_text()
+
+    def feed(self, chunk: bytes) -> bytes:
+        raw = self._inner.feed(chunk)
+        if not raw:
+            return b""
+        out: list[bytes] = []
+        for ev in raw.split(b"\n\n"):
+            data = _data(ev)
+            if not data:
+                continue
+            if data == b"[DONE]":
+                self._finish(out)
+                continue
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue  # the inner translator refused it and set its error
+            if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+                err = self._inner.error
+                out.append(error_event(err.message if err else str(obj["error"].get("message")), "api_error"))
+                continue
+            if isinstance(obj, dict):
+                self._chunk(obj, out)
+        return b"".join(out)
+
+    def _start(self, out: list[bytes]) -> None:
+        self._started = True
+        usage = {"input_tokens": self._prompt, "output_tokens": 0}
+        message: dict[str, Any] = {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        out.append(event("message_start", {"type": "message_start", "message": message}))
+        out.append(event("ping", {"type": "ping"}))
+
+    def _open(self, kind: str, block: dict[str, Any], out: list[bytes]) -> int:
+        self._close(out)
+        index = self._next
+        self._next += 1
+        self._block = kind
+        out.append(
+            event(
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+            )
+        )
+        return index
+
+    def _close(self, out: list[bytes]) -> None:
+        if self._block is not None:
+            out.append(event("content_block_stop", {"type": "content_block_stop", "index": self._next - 1}))
+            self._block = None
+
+    def _delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
+        out.append(
+            event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": self._next - 1, "delta": delta},
+            )
+        )
+
+    def _chunk(self, obj: dict[str, Any], out: list[bytes]) -> None:
+        if not self._started:
+            self._start(out)
+        for ch in obj.get("choices") or ():
+            if not isinstance(ch, dict):
+                continue
+            delta = ch.get("delta") or {}
+            reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                if self._block != "thinking":
+                    self._open("thinking", {"type": "thinking", "thinking": ""}, out)
+                self._delta({"type": "thinking_delta", "thinking": reasoning}, out)
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                if self._block != "text":
+                    self._open("text", {"type": "text", "text": ""}, out)
+                self._delta({"type": "text_delta", "text": text}, out)
+            for tc in delta.get("tool_calls") or ():
+                if not isinstance(tc, dict):
+                    continue
+                i = int(tc.get("index") or 0)
+                fn = tc.get("function") or {}
+                if i not in self._tools:
+                    tool_id = tc.get("id") or f"toolu_{self._id}_{i}"
+                    block: dict[str, Any] = {
+                        "type": "tool_use",
+                        "id": tool_id,
+                        "name": fn.get("name") or "",
+                        "input": {},
+                    }
+                    self._tools[i] = self._open(f"tool:{i}", block, out)
+                elif self._block != f"tool:{i}":
+                    continue  # arguments of a call whose block was closed: nothing can carry them
+                args = fn.get("arguments")
+                if isinstance(args, str) and args:
+                    self._delta({"type": "input_json_delta", "partial_json": args}, out)
+            finish = ch.get("finish_reason")
+            if finish:
+                self._stop = STOP_REASONS.get(str(finish), "end_turn")
+
+    def _finish(self, out: list[bytes]) -> None:
+        if not self._started:
+            self._start(out)
+        self._close(out)
+        usage = anthropic_usage(self._inner.usage)
+        delta = {"stop_reason": self._stop or "end_turn", "stop_sequence": None}
+        out.append(event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+        out.append(event("message_stop", {"type": "message_stop"}))
+
+
+def message_to_sse(message: dict[str, Any]) -> list[bytes]:
+    """The events that stream a complete message."""
+    start: dict[str, Any] = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {**(message.get("usage") or {}), "output_tokens": 0}
+    out = [event("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(message.get("content") or ()):
+        kind = block.get("type")
+        if kind == "text":
+            first: dict[str, Any] = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": block.get("text") or ""}]
+        elif kind == "tool_use":
+            first = {**block, "input": {}}
+            deltas = [
+                {"type": "input_json_delta", "partial_json": orjson.dumps(block.get("input") or {}).decode()}
+            ]
+        elif kind == "thinking":
+            first = {"type": "thinking", "thinking": ""}
+            deltas = [{"type": "thinking_delta", "thinking": block.get("thinking") or ""}]
+            if block.get("signature"):
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        else:
+            first, deltas = dict(block), []
+        out.append(
+            event("content_block_start", {"type": "content_block_start", "index": i, "content_block": first})
+        )
+        for d in deltas:
+            out.append(event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d}))
+        out.append(event("content_block_stop", {"type": "content_block_stop", "index": i}))
+    delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    out.append(
+        event("message_delta", {"type": "message_delta", "delta": delta, "usage": message.get("usage") or {}})
+    )
+    out.append(event("message_stop", {"type": "message_stop"}))
+    return out
+
+
+def sse_to_message(stream: bytes) -> dict[str, Any] | None:
+    """The complete message a finished stream made; None if it has no `message_stop` or an error."""
+    message: dict[str, Any] | None = None
+    blocks: dict[int, dict[str, Any]] = {}  # by index
+    partial: dict[int, str] = {}
+    for ev in stream.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = _data(ev)
+        if not data:
+            continue
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind == "message_start":
+            message = dict(obj.get("message") or {})
+        elif kind == "content_block_start":
+            blocks[int(obj.get("index") or 0)] = dict(obj.get("content_block") or {})
+        elif kind == "content_block_delta":
+            i = int(obj.get("index") or 0)
+            b, d = blocks.get(i), obj.get("delta") or {}
+            if b is None:
+                return None
+            dt = d.get("type")
+            if dt == "text_delta":
+                b["text"] = (b.get("text") or "") + str(d.get("text") or "")
+            elif dt == "thinking_delta":
+                b["thinking"] = (b.get("thinking") or "") + str(d.get("thinking") or "")
+            elif dt == "signature_delta":
+                b["signature"] = (b.get("signature") or "") + str(d.get("signature") or "")
+            elif dt == "input_json_delta":
+                partial[i] = partial.get(i, "") + str(d.get("partial_json") or "")
+        elif kind == "message_delta" and message is not None:
+            message.update(obj.get("delta") or {})
+            message["usage"] = {**(message.get("usage") or {}), **(obj.get("usage") or {})}
+        elif kind == "message_stop" and message is not None:
+            for i, raw in partial.items():
+                blocks[i]["input"] = _tool_input(raw)
+            message["content"] = [blocks[i] for i in sorted(blocks)]
+            return message
+        elif kind == "error":
+            return None
+    return None
