@@ -48,7 +48,9 @@ PRICES = {
     "agent-fast": ("stub-claude-fast", 1.0, 5.0),
     "codex": ("stub-codex", 1.25, 10.0),
 }
-CLAUDE_MODEL = "claude-sonnet-4-5"  # what Claude Code asks for (ANTHROPIC_MODEL)
+# what Claude Code asks for (ANTHROPIC_MODEL): its own default, whose requests have the newest shape
+# (a `system` turn inside `messages`, adaptive thinking, output_config; see CAPTURED.md)
+CLAUDE_MODEL = "claude-opus-5-5"
 CODEX_MODEL = "gpt-5.5"  # a model Codex 0.171 has metadata for: it offers apply_patch as a custom tool
 
 PATCH = "*** Begin Patch\n*** Update File: greet.txt\n@@\n-hello\n+hello world\n*** End Patch\n"

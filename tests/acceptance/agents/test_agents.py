@@ -126,7 +126,7 @@ def test_claude_code_reads_a_file_through_messages(gateway: Gateway, tmp_path: P
     check_ledger(gateway, key_id, endpoint="messages", asked=CLAUDE_MODEL, group="agent")
     # what an OpenAI-compatible deployment cannot take is dropped and recorded, never refused
     for row in gateway.rows(key_id):
-        assert row["stream"] and {"cache_control", "thinking", "metadata.user_id"} <= set(
+        assert row["stream"] and {"cache_control", "thinking", "output_config", "metadata.user_id"} <= set(
             row["dropped"].split(",")
         )
 
