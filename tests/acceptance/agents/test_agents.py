@@ -197,3 +197,5 @@ wire_api = "responses"
     outputs = [text_of(m["content"]) for m in bodies[1]["messages"] if m["role"] == "tool"]
     assert len(outputs) == 1 and "Updated the following files" in outputs[0]
     check_ledger(gateway, key_id, endpoint="responses", asked=CODEX_MODEL, group="codex")
+    # the built-in web_search tool a chat deployment cannot run is dropped and recorded, never refused
+    assert all("web_search" in (row["dropped"] or "") for row in gateway.rows(key_id))
