@@ -222,6 +222,8 @@ def compute_metrics(
         "bugs": len(bugs),
         "bug_rate": _rate(len(bugs), n_done),
         "model_calls": sum(int(c["calls"] or 0) for c in costs),
+        # calls whose price is unknown: the costs leave them out
+        "unpriced_calls": sum(int(c.get("unpriced") or 0) for c in costs),
         "cost_usd": round(sum(float(c["cost_usd"] or 0) for c in costs), 6),
         "cost_by_task": {str(k): round(float(c["cost_usd"] or 0), 6) for k, c in cost_by_task.items()},
         "calls_by_task": {str(k): int(c["calls"] or 0) for k, c in cost_by_task.items()},

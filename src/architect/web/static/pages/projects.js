@@ -12,10 +12,12 @@ import {
   fmtInt,
   fmtPct,
   fmtTime,
+  fmtTotalCost,
   fmtUsd,
   liveIndicator,
   subscribe,
   table,
+  unpricedNote,
 } from "../common.js";
 
 const ORDER = ["running", "ready", "pending", "blocked", "failed", "succeeded", "cancelled"];
@@ -209,7 +211,12 @@ async function load() {
             `rework ${fmtPct(m.rework_rate, 0)}`,
             "m-first-try",
           ),
-          tile("Cost", fmtUsd(m.cost_usd), `${fmtInt(m.model_calls)} model calls`, "m-cost"),
+          tile(
+            "Cost",
+            fmtTotalCost(m.cost_usd, m.model_calls, m.unpriced_calls),
+            [`${fmtInt(m.model_calls)} model calls`, unpricedNote(m.unpriced_calls)].filter(Boolean).join(" · "),
+            "m-cost",
+          ),
         ),
   );
   if (tasksR.status === "rejected") {
