@@ -214,7 +214,9 @@ async function load() {
           tile(
             "Cost",
             fmtTotalCost(m.cost_usd, m.model_calls, m.unpriced_calls),
-            [`${fmtInt(m.model_calls)} model calls`, unpricedNote(m.unpriced_calls)].filter(Boolean).join(" · "),
+            [`${fmtInt(m.model_calls)} model calls`, unpricedNote(m.unpriced_calls)]
+              .filter(Boolean)
+              .join(" · "),
             "m-cost",
           ),
         ),

@@ -75,7 +75,12 @@ function priceCell(d) {
   const p = d.price;
   if (!p) return el("span", { title: d.price_detail || "" }, badge("unknown", "warn"));
   const text = `${fmtUsd(p.input_per_mtok)} / ${fmtUsd(p.output_per_mtok)}`;
-  return el("span", { title: d.price_detail || "" }, text, d.price_source === "catalogue" ? " (catalogue)" : "");
+  return el(
+    "span",
+    { title: d.price_detail || "" },
+    text,
+    d.price_source === "catalogue" ? " (catalogue)" : "",
+  );
 }
 
 async function load() {
@@ -132,7 +137,8 @@ async function load() {
         {
           label: "Cost",
           num: true,
-          cell: (d) => (s(d).requests ? fmtTotalCost(s(d).cost_usd, s(d).requests, s(d).unpriced) : fmtUsd(0)),
+          cell: (d) =>
+            s(d).requests ? fmtTotalCost(s(d).cost_usd, s(d).requests, s(d).unpriced) : fmtUsd(0),
         },
       ],
       deps,
