@@ -100,6 +100,7 @@ def test_report_costs_say_how_many_calls_of_unknown_price_they_leave_out(sqlite_
     )
     met = feature_metrics(store.tasks, "metrics")
     assert (met["model_calls"], met["cost_usd"], met["unpriced_calls"]) == (2, 0.25, 1)
+    assert met["unpriced_by_task"] == {"T001": 1} and met["unpriced_by_phase"] == {1: 1}
     md = render_markdown(build_report(store.tasks, "metrics"))
     assert "- Model calls: 2; cost: $0.2500 (leaves out 1 calls of unknown price)" in md
     store.close()

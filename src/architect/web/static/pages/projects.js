@@ -13,7 +13,6 @@ import {
   fmtPct,
   fmtTime,
   fmtTotalCost,
-  fmtUsd,
   liveIndicator,
   subscribe,
   table,
@@ -168,8 +167,10 @@ function watch() {
   };
 }
 
-function card(t, costByTask) {
+/** A task's card; `m` (the feature's metrics, or null) gives its cost, "unknown" when no call of it has a known price. */
+function card(t, m) {
   const d = deps(t);
+  const cost = m?.cost_by_task?.[t.key];
   return el(
     "li",
     { class: "task", id: `task-${t.key}`, "data-status": t.status },
@@ -178,7 +179,9 @@ function card(t, costByTask) {
       "div",
       { class: "muted" },
       `phase ${t.phase} · priority ${t.priority}${t.attempt ? ` · attempt ${t.attempt}` : ""}` +
-        (costByTask?.[t.key] !== undefined ? ` · ${fmtUsd(costByTask[t.key])}` : ""),
+        (cost !== undefined
+          ? ` · ${fmtTotalCost(cost, m.calls_by_task?.[t.key], m.unpriced_by_task?.[t.key])}`
+          : ""),
     ),
     d.length ? el("div", { class: "deps" }, `depends on ${d.join(", ")}`) : null,
     t.status === "running"
@@ -230,7 +233,6 @@ async function load() {
     ...ORDER.filter((s) => tasks.some((t) => t.status === s)),
     ...new Set(tasks.map((t) => t.status).filter((s) => !ORDER.includes(s))),
   ];
-  const costByTask = m?.cost_by_task;
   board.replaceChildren(
     el("h2", { id: "board-h" }, `Task board: ${feature.title}`),
     tasks.length
@@ -248,7 +250,7 @@ async function load() {
               el(
                 "ul",
                 { class: "plain" },
-                list.map((t) => card(t, costByTask)),
+                list.map((t) => card(t, m)),
               ),
             );
           }),
@@ -271,7 +273,16 @@ async function load() {
                   bar(p.progress || 0, `phase ${p.phase} ${fmtPct(p.progress, 0)} done`),
                 ),
             },
-            { label: "Cost", num: true, cell: (p) => fmtUsd(m.cost_by_phase?.[p.phase] ?? 0) },
+            {
+              label: "Cost",
+              num: true,
+              cell: (p) =>
+                fmtTotalCost(
+                  m.cost_by_phase?.[p.phase] ?? 0,
+                  m.calls_by_phase?.[p.phase] ?? 0,
+                  m.unpriced_by_phase?.[p.phase] ?? 0,
+                ),
+            },
           ],
           m.phases || [],
           { caption: "Phases", empty: "No phases." },
