@@ -38,6 +38,7 @@ __all__ = [
     "CATALOGUE_PACKAGE",
     "Catalogue",
     "PriceSource",
+    "PricedDeployment",
     "ResolvedPrice",
     "budget_prices",
     "catalogue",
