@@ -41,7 +41,7 @@ def check_ledger(gateway: Gateway, key_id: str, *, endpoint: str, asked: str, gr
         )
         assert not row["tokens_estimated"]
         assert row["cost_usd"] == pytest.approx(expected_cost(group, usage)) and row["cost_usd"] > 0
-        assert row["cost_source"] in ("config", None)  # None until the ledger records it (issue 17, 4.)
+        assert row["cost_source"] == "config"
 
 
 def test_aider_applies_one_edit_through_chat_completions(gateway: Gateway, tmp_path: Path) -> None:
