@@ -51,6 +51,7 @@ class Deployment:
     simulated: bool
     breaker: CircuitBreaker
     limiter: DeploymentLimiter
+    responses: bool = False  # the provider has the Responses API (`ProviderConfig.responses`)
     in_flight: int = 0
     ewma_ttft_ms: float | None = None
     ewma_total_ms: float | None = None
@@ -188,6 +189,7 @@ class Router:
                 headers,
             )
             prev.simulated = p.kind == "simulated"
+            prev.responses = p.responses
             prev.breaker.reconfigured(d.breaker)
             prev.limiter.reconfigured(d.limits)
             return prev
@@ -204,6 +206,7 @@ class Router:
             simulated=p.kind == "simulated",
             breaker=CircuitBreaker(name, d.breaker),
             limiter=DeploymentLimiter(d.limits),
+            responses=p.responses,
         )
 
     def group(self, name: str) -> Group | None:
