@@ -19,13 +19,8 @@ import orjson
 from architect.errors import GatewayError, ProviderError
 from architect.gateway.apis.base import HTTPParts
 from architect.gateway.apis.chat import CHAT, need_model
-from architect.gateway.apis.responses_stream import (
-    FromChatStream,
-    NativeStream,
-    error_event,
-    response_to_sse,
-    sse_to_response,
-)
+from architect.gateway.apis.responses_native import NativeStream, sse_to_response
+from architect.gateway.apis.responses_stream import FromChatStream, error_event, response_to_sse
 from architect.gateway.apis.responses_translate import (
     Turn,
     output_from_chat,

@@ -12,9 +12,8 @@ events. A stream that fails after its first byte ends with `response.failed` (an
 inside the stream) or `error` (a broken upstream), never `response.completed`.
 
 `FromChatStream` turns a chat-completions stream (from any adapter) into these events;
-`NativeStream` relays a Responses API deployment's stream as it is, reading its usage and end;
-`response_to_sse` and `sse_to_response` convert a complete response and its stream (cache replay and
-store)."""
+`response_to_sse` streams a complete response (a cache replay). A Responses API deployment's own
+stream is relayed by `responses_native.NativeStream`."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from architect.errors import ProviderError, UpstreamError
+from architect.errors import ProviderError
 from architect.gateway.apis.responses_translate import (
     Turn,
     custom_input,
@@ -30,13 +29,12 @@ from architect.gateway.apis.responses_translate import (
     reasoning_item,
     response_object,
     tool_item,
-    usage_of,
 )
 from architect.gateway.providers.base import StreamTranslator, Usage
 
-__all__ = ["FromChatStream", "NativeStream", "error_event", "response_to_sse", "sse_to_response"]
+__all__ = ["TERMINAL", "FromChatStream", "data_of", "error_event", "response_to_sse"]
 
-_TERMINAL = ("response.completed", "response.incomplete")
+TERMINAL = ("response.completed", "response.incomplete")
 
 
 def error_event(message: str, code: str = "server_error") -> bytes:
@@ -45,7 +43,8 @@ def error_event(message: str, code: str = "server_error") -> bytes:
     return b"event: error\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-def _data(ev: bytes) -> bytes:
+def data_of(ev: bytes) -> bytes:
+    """An event's data (its `data:` lines joined)."""
     return b"\n".join(line[5:].lstrip() for line in ev.split(b"\n") if line.startswith(b"data:"))
 
 
@@ -320,7 +319,7 @@ class FromChatStream:
             return b""
         out: list[bytes] = []
         for ev in raw.split(b"\n\n"):
-            data = _data(ev)
+            data = data_of(ev)
             if not data:
                 continue
             if data == b"[DONE]":
@@ -509,76 +508,6 @@ class FromChatStream:
         self._ev.add(out, {"type": "response.failed", "response": response})
 
 
-class NativeStream:
-    """A Responses API deployment's stream, passed on byte for byte (complete events only). Each
-    event's data is checked to be a JSON object; the end (`response.completed` /
-    `response.incomplete`, whose response and usage are read and left on the call's `Turn`) and
-    failures (`response.failed`, `error`) are read. An event that is not valid JSON ends the stream
-    with an error event."""
-
-    __slots__ = ("_buf", "_texts", "_turn", "broken", "done", "error", "usage")
-
-    def __init__(self, turn: Turn) -> None:
-        self._turn = turn
-        self._buf = b""
-        self._texts: list[str] = []
-        self.usage: Usage | None = None
-        self.done = False
-        self.broken = False
-        self.error: ProviderError | None = None
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.broken:
-            return b""
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._buf = buf
-            return b""
-        head, self._buf = buf[: end + 2], buf[end + 2 :]
-        for i, ev in enumerate(head[:-2].split(b"\n\n")):
-            data = _data(ev)
-            if not data:
-                continue
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                obj = None
-            if not isinstance(obj, dict):
-                self.broken = True
-                self.error = UpstreamError(
-                    "the upstream sent a stream event that is not valid JSON; the answer is incomplete",
-                    kind="invalid_stream_event",
-                )
-                kept = b"\n\n".join(head.split(b"\n\n")[:i])
-                return (kept + b"\n\n" if kept else b"") + error_event(self.error.message)
-            self._read(obj)
-        return head
-
-    def _read(self, obj: dict[str, Any]) -> None:
-        kind = obj.get("type")
-        if kind == "response.output_text.delta":
-            self._texts.append(str(obj.get("delta") or ""))
-        elif kind in _TERMINAL:
-            response = obj.get("response")
-            if isinstance(response, dict):
-                self.usage = usage_of(response.get("usage"))
-                self._turn.response = response
-            self.done = True
-        elif kind == "response.failed":
-            err = (obj.get("response") or {}).get("error") or {}
-            message = str(err.get("message") or "the provider reported a failed response")
-            self.error = ProviderError(message, kind="stream_error", retryable=False, code=err.get("code"))
-        elif kind == "error":
-            message = str(obj.get("message") or "the provider reported an error in the stream")
-            self.error = ProviderError(message, kind="stream_error", retryable=False, code=obj.get("code"))
-
-    def completion_text(self) -> str:
-        return "".join(self._texts)
-
-
 def response_to_sse(response: dict[str, Any]) -> list[bytes]:
     """The events that stream a complete response."""
     ev = _Events()
@@ -591,22 +520,3 @@ def response_to_sse(response: dict[str, Any]) -> list[bytes]:
     kind = "response.completed" if response.get("status") != "incomplete" else "response.incomplete"
     ev.add(out, {"type": kind, "response": response})
     return out
-
-
-def sse_to_response(stream: bytes) -> dict[str, Any] | None:
-    """The complete response a finished stream made (its `response.completed` or
-    `response.incomplete` event's); None if it has neither, or failed."""
-    for ev in reversed(stream.replace(b"\r\n", b"\n").split(b"\n\n")):
-        data = _data(ev)
-        if not data:
-            continue
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        kind = obj.get("type") if isinstance(obj, dict) else None
-        if kind in _TERMINAL and isinstance(obj.get("response"), dict):
-            return dict(obj["response"])
-        if kind in ("response.failed", "error"):
-            return None
-    return None
