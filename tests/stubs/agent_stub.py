@@ -6,8 +6,8 @@ Responses API, answering by request content, not by order.
         stub.requests                 # recorded {"path", "headers", "body"} dicts
 
 Chat completions (`POST /v1/chat/completions`): when the request offers tools and its last message is
-not a tool result, the answer calls the first tool (a custom-translated tool, one with a single string
-parameter `input`, gets a patch as its input; any other gets `{"path": "greet.txt"}`); otherwise it is
+not a tool result, the answer calls a tool: the first custom-translated one (a single string parameter
+`input`) with a patch as its input, else the first tool with `{"path": "greet.txt"}`; otherwise it is
 the text `ANSWER` followed by the last user or tool message's text (so a test sees what reached the
 upstream). Streams (with `stream_options.include_usage`, a usage chunk) and complete answers alike;
 usage is prompt 11, completion 7.
@@ -46,9 +46,10 @@ def _chat_answer(body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages") or []
     tools = body.get("tools") or []
     if tools and messages and messages[-1].get("role") != "tool":
-        fn = tools[0]["function"]
-        props = (fn.get("parameters") or {}).get("properties") or {}
-        args = {"input": PATCH} if list(props) == ["input"] else {"path": "greet.txt"}
+        fns = [t["function"] for t in tools]
+        free = [f for f in fns if list((f.get("parameters") or {}).get("properties") or {}) == ["input"]]
+        fn = (free or fns)[0]
+        args = {"input": PATCH} if free else {"path": "greet.txt"}
         call = {
             "id": "call_1",
             "type": "function",
