@@ -147,8 +147,15 @@ class GatewayApp:
             raw = await self._read_body(headers, receive)
             body = parse_body(raw)
             api.validate(body)
-            keeps = api is MESSAGES or api is RESPONSES  # their metadata is theirs (tags read it too)
-            metadata = body.get("metadata") if keeps else body.pop("metadata", None)
+            if api is MESSAGES:  # kept for Anthropic deployments; its `user_id` is not a tag
+                meta = body.get("metadata")
+                metadata = (
+                    {k: v for k, v in meta.items() if k != "user_id"} if isinstance(meta, dict) else meta
+                )
+            elif api is RESPONSES:  # kept: echoed in the response, sent to Responses API deployments
+                metadata = body.get("metadata")
+            else:
+                metadata = body.pop("metadata", None)
             tags = parse_tags(headers.get("x-architect-tags"), metadata)
             call = Call(api.name, body, raw, principal, tags, request_id, headers, api)
             if api.streams and call.stream:

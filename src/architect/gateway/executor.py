@@ -384,4 +384,5 @@ class Executor:
             kind=last.kind,
             code=last.kind,
             headers=headers,
+            upstream_status=last.upstream_status,
         )

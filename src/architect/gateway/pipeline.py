@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import re
 import time
+from typing import Any
 
 import orjson
 
@@ -375,8 +376,7 @@ def _http_request(d: Deployment, request: tuple[str, bytes, dict[str, str]], *, 
 
 def _estimate_from_body(call: Call) -> Usage | None:
     try:
-        obj = orjson.loads(call.response_body or b"")
-        text = "".join((c.get("message") or {}).get("content") or "" for c in obj.get("choices") or ())
+        text = _answer_text(orjson.loads(call.response_body or b""))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return None
     call.tokens_estimated = True
@@ -384,6 +384,17 @@ def _estimate_from_body(call: Call) -> Usage | None:
         prompt_tokens=_count_messages(call.body.get("messages") or [], call.model),
         completion_tokens=_count_text(text, call.model),
     )
+
+
+def _answer_text(obj: dict[str, Any]) -> str:
+    """The generated text of a complete answer in any inbound API's format: a chat completion's
+    choices, a Messages `content`, a Responses `output`."""
+    if "choices" in obj:
+        return "".join((c.get("message") or {}).get("content") or "" for c in obj["choices"] or ())
+    if isinstance(obj.get("content"), list):
+        return "".join(b.get("text") or "" for b in obj["content"] if b.get("type") == "text")
+    parts = [c for item in obj.get("output") or () for c in item.get("content") or ()]
+    return "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
 
 
 # tiktoken is loaded only when an upstream reports no usage (rare): its tables take ~80 MiB.

@@ -10,13 +10,14 @@ What happens to each Messages field with no chat-completions equivalent:
 | `thinking` (the configuration) | dropped and recorded |
 | `thinking` / `redacted_thinking` blocks passed back | dropped and recorded |
 | `metadata.user_id` | dropped and recorded (its values still tag the call) |
-| `context_management`, `service_tier`, `anthropic-beta` header | dropped and recorded |
+| `context_management`, `output_config`, `service_tier`, `anthropic-beta` header | dropped and recorded |
+| tool fields other than `name`, `description`, `input_schema` (e.g. `defer_loading`) | dropped and recorded (`tools.<field>`) |
 | any other top-level field the translation does not know | dropped and recorded |
 | `container`, `mcp_servers` | refused (400 naming it) |
 | server tools (`web_search_*`, `code_execution_*`, `web_fetch_*`, ...) and Anthropic-defined client tools (`bash_*`, `text_editor_*`, `computer_*`) | refused (400 naming it) |
 | `document` blocks other than plain text, content block types not listed here | refused (400 naming it) |
 
-Carried over: `system` (string or text blocks), text, images (base64 or URL), `tool_use` /
+Carried over: `system` (string or text blocks; `system` turns inside `messages` stay in place), text, images (base64 or URL), `tool_use` /
 `tool_result` (with `is_error` and images: a result's images follow it in a user message), `tools`,
 `tool_choice` (and `disable_parallel_tool_use`), `stop_sequences`, `temperature`, `top_p`,
 `max_tokens`, `stream`."""
@@ -55,7 +56,7 @@ _CARRIED = frozenset(
         "tool_choice",
     )
 )
-_DROPPED = ("top_k", "thinking", "context_management", "service_tier")
+_TOOL_KEYS = frozenset(("name", "description", "input_schema", "type", "cache_control"))
 _REFUSED = ("container", "mcp_servers")
 
 
@@ -204,6 +205,7 @@ def _tools(tools: list[Any], dropped: set[str]) -> list[dict[str, Any]]:
             )
         if t.get("cache_control") is not None:
             dropped.add("cache_control")
+        dropped.update(f"tools.{k}" for k in t if k not in _TOOL_KEYS)
         fn: dict[str, Any] = {"name": t["name"], "parameters": t["input_schema"]}
         if t.get("description"):
             fn["description"] = t["description"]
@@ -243,7 +245,13 @@ def to_chat(body: dict[str, Any], headers: dict[str, str]) -> tuple[dict[str, An
     elif isinstance(system, list) and system:
         messages.append({"role": "system", "content": _text_blocks(system, "system", dropped)})
     for i, m in enumerate(body["messages"]):
-        (_user if m["role"] == "user" else _assistant)(m, f"messages[{i}]", dropped, messages)
+        where = f"messages[{i}]"
+        if m["role"] == "system":  # a system turn inside the conversation stays where it is
+            content = m["content"]
+            text = content if isinstance(content, str) else _text_blocks(content, f"{where}.content", dropped)
+            messages.append({"role": "system", "content": text})
+        else:
+            (_user if m["role"] == "user" else _assistant)(m, where, dropped, messages)
     chat: dict[str, Any] = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:

@@ -14,7 +14,8 @@ from architect.gateway.validation import MAX_TOKENS_LIMIT
 
 __all__ = ["check_count_tokens_body", "check_messages_body"]
 
-_ROLES = ("user", "assistant")
+# Claude Code sends `system` turns inside `messages` too (mid-conversation system messages).
+_ROLES = ("user", "assistant", "system")
 _CHOICES = ("auto", "any", "tool", "none")
 
 
@@ -95,7 +96,7 @@ def _messages(messages: object) -> None:
         if role not in _ROLES:
             if type(role) is not str:
                 raise _type_error(f"{path}.role", "a string", role)
-            raise _value_error(f"{path}.role", f"expected 'user' or 'assistant', got {role[:40]!r}")
+            raise _value_error(f"{path}.role", f"expected 'user', 'assistant' or 'system', got {role[:40]!r}")
         _content(m.get("content"), f"{path}.content")
 
 
