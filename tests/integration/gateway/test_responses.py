@@ -371,3 +371,23 @@ def test_bad_requests_are_400_naming_the_field(server: LiveServer, body: dict[st
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["param"] == param and param in err["message"]
+
+
+def test_size_cap_evicts_the_oldest(agent_stub: AgentStub) -> None:
+    cfg = _config(agent_stub, responses={"max_bytes_per_key": 4096})
+    with LiveServer(cfg) as server, _client(server) as client:
+        ids = [client.responses.create(model="m", input=f"turn {i} " + "x" * 600).id for i in range(5)]
+
+        def evicted() -> bool:
+            try:
+                client.responses.retrieve(ids[0])
+            except openai.NotFoundError:
+                return True
+            return False
+
+        assert wait_until(evicted)
+        assert client.responses.retrieve(ids[-1]).id == ids[-1]
+        big = client.responses.create(model="m", input="z" * 5000)  # answered, but over the cap alone
+        assert big.output_text.startswith(ANSWER)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(big.id)

@@ -73,6 +73,7 @@ class ResponseStore:
         self._pending: dict[str, dict[str, Any]] = {}  # rows not yet written, by id
         self._flush: asyncio.Task[None] | None = None
         self._rules: tuple[tuple[str, ...], list[re.Pattern[str]]] = ((), [])
+        self._bytes: dict[str, int] = {}  # per key: the bytes of its stored responses (see `_put`)
 
     def _redact_rules(self) -> list[re.Pattern[str]]:
         patterns = tuple(self._config().ledger.redact)
@@ -148,9 +149,8 @@ class ResponseStore:
             while self._pending:
                 await asyncio.sleep(0)  # let the calls finishing now join the batch
                 rows = list(self._pending.values())
-                cfg = self._config().responses
                 try:
-                    await asyncio.to_thread(self._repo.put, rows, cfg.max_bytes_per_key, self._clock())
+                    await asyncio.to_thread(self._put, rows, self._config().responses.max_bytes_per_key)
                 except Exception:
                     log.exception("storing %d responses failed; they are dropped", len(rows))
                 for row in rows:
@@ -158,6 +158,22 @@ class ResponseStore:
                         del self._pending[row["id"]]
         finally:
             self._flush = None
+
+    def _put(self, rows: list[dict[str, Any]], cap: int) -> None:
+        """Insert a batch; then, per key, evict its oldest rows when its count of bytes (read once from
+        the store, then kept here) goes over the cap. With several gateway processes each counts its
+        own writes on top of what it read, so a key may briefly hold more until one of them evicts."""
+        self._repo.put(rows)
+        now = self._clock()
+        for row in rows:
+            key = row["key_id"]
+            if key not in self._bytes:
+                self._bytes[key] = self._repo.usage(key, now)  # this batch included
+            else:
+                self._bytes[key] += row["size"]
+        for key in {row["key_id"] for row in rows}:
+            if self._bytes[key] > cap:
+                self._bytes[key] = self._repo.evict(key, cap, now)
 
     async def drain(self) -> None:
         """Wait until every kept response is written."""
@@ -209,6 +225,7 @@ class ResponseStore:
 
     async def purge(self) -> int:
         """Remove every expired response (the runtime runs it hourly)."""
+        self._bytes.clear()  # counted again from the store on the next write
         return await asyncio.to_thread(self._repo.purge_expired, self._clock())
 
 
