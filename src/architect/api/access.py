@@ -35,7 +35,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["access"])
 
-SpendBy = Literal["project", "key_id", "model_group", "deployment", "provider", "feature", "task"]
+SpendBy = Literal["project", "key_id", "model_group", "deployment", "provider", "feature", "task", "endpoint"]
 PerMinute = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 

@@ -30,7 +30,7 @@ __all__ = ["csv_safe", "router"]
 
 router = APIRouter(tags=["metrics"])
 
-GROUPINGS = ("model_group", "deployment", "provider", "key_id", "project", "feature", "task")
+GROUPINGS = ("model_group", "deployment", "provider", "key_id", "project", "feature", "task", "endpoint")
 FILTERS = (*GROUPINGS, "status", "cache")
 _GROUP = f"({'|'.join(GROUPINGS)})"
 GroupBy = Annotated[

@@ -166,6 +166,7 @@ class LedgerFilters(Filters):
     feature: Filter | None = None
     task: Filter | None = None
     cache: Filter | None = None
+    endpoint: Filter | None = None
 
 
 def _takes_int(annotation: object) -> bool:

@@ -14,7 +14,7 @@ from architect.cli.keys import KeyOpt, ServerOpt, call_server
 
 __all__ = ["register"]
 
-_BY = ("project", "key_id", "model_group", "deployment", "provider", "feature", "task")
+_BY = ("project", "key_id", "model_group", "deployment", "provider", "feature", "task", "endpoint")
 
 
 def spend(

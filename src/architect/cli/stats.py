@@ -13,7 +13,7 @@ from architect.metrics.aggregate import STATS_COLUMNS, summarise
 
 __all__ = ["register"]
 
-_GROUPINGS = ("model_group", "deployment", "provider", "key_id", "project", "feature", "task")
+_GROUPINGS = ("model_group", "deployment", "provider", "key_id", "project", "feature", "task", "endpoint")
 
 
 def _ms(v: float | None) -> str:

@@ -38,7 +38,7 @@ from architect.errors import (
 from architect.events import EventBus
 from architect.gateway.call import Call, StreamSettle
 from architect.gateway.limits import Ticket
-from architect.gateway.providers.base import Usage
+from architect.gateway.providers.base import UNSUPPORTED, Usage
 from architect.gateway.providers.transport import ConnectError, ReadError, TransportError, TransportTimeout
 from architect.gateway.resilience import HALF_OPEN, OPEN, CircuitBreaker, backoff_delay
 from architect.gateway.routing import Deployment, Group, Route, Router
@@ -207,6 +207,11 @@ class Executor:
             except ProviderError as exc:
                 run.last = exc
                 run.failures.append(f"{d.name} ({exc.kind})")
+                if exc.code == UNSUPPORTED:  # this deployment cannot take the request: try the others
+                    excluded.add(d)
+                    tries -= 1
+                    start = routes.index(route) + 1
+                    continue
                 if not exc.retryable:
                     if exc.kind == "context_window" and g.config.context_window_fallbacks:
                         raise _Next(context=True) from None

@@ -40,6 +40,7 @@ STATS_COLUMNS = (
     "project",
     "feature",
     "task",
+    "endpoint",
     "simulated",
 )
 

@@ -108,6 +108,24 @@ def server(stubs: tuple[ScriptedChat, AnthropicStub, StubServer]) -> Iterator[Li
                         },
                     ],
                 },
+                {
+                    "name": "chat-first",
+                    "strategy": "lowest-cost",
+                    "deployments": [
+                        {
+                            "provider": "chat",
+                            "model": "qwen-coder",
+                            "name": "cf-chat",
+                            "price": {"input_per_mtok": 0.1, "output_per_mtok": 0.1},
+                        },
+                        {
+                            "provider": "ant",
+                            "model": "claude-sonnet-4-20250514",
+                            "name": "cf-ant",
+                            "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+                        },
+                    ],
+                },
                 {"name": "flaky", "retry": fast, "deployments": [{"provider": "broken", "model": "m"}]},
             ],
         }
@@ -432,3 +450,43 @@ def test_deterministic_messages_are_cached_per_api_and_replayed_as_messages_even
         and r.headers["x-architect-cache"] == "miss"
         and r.json()["object"] == "chat.completion"
     )
+
+
+def test_spend_and_metrics_group_by_endpoint(server: LiveServer, client: anthropic.Anthropic) -> None:
+    client.messages.create(model="coder", max_tokens=10, messages=[{"role": "user", "content": "count me"}])
+    httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": "coder", "messages": [{"role": "user", "content": "and me"}]},
+        headers={"authorization": f"Bearer {ADMIN}"},
+    ).raise_for_status()
+    server.runtime.ledger.flush()
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    spend = httpx.get(server.url + "/api/v1/spend", params={"by": "endpoint"}, headers=admin).json()
+    by = {r["endpoint"]: r for r in spend["rows"]}
+    assert by["messages"]["requests"] >= 1 and by["chat"]["requests"] >= 1
+    summary = httpx.get(
+        server.url + "/api/v1/metrics/summary", params={"group_by": "endpoint"}, headers=admin
+    )
+    assert summary.status_code == 200, summary.text
+    groups = {r["endpoint"]: r for r in summary.json()["rows"]}
+    assert groups["messages"]["requests"] == by["messages"]["requests"]
+
+
+def test_a_request_one_deployment_cannot_take_goes_to_one_that_can(
+    stubs: tuple[ScriptedChat, AnthropicStub, StubServer], server: LiveServer, client: anthropic.Anthropic
+) -> None:
+    tools: Any = [{"type": "web_search_20250305", "name": "web_search"}]
+    raw = client.messages.with_raw_response.create(
+        model="chat-first", max_tokens=50, tools=tools, messages=[{"role": "user", "content": "news?"}]
+    )
+    assert raw.parse().id.startswith("msg_01")  # answered natively by the Anthropic deployment
+    assert stubs[1].requests[-1]["body"]["tools"] == tools
+    row = _row(server, raw.headers["x-request-id"])
+    assert row["deployment"] == "cf-ant" and row["status"] == "ok"
+    attempts = server.store.ledger.attempts_for(row["request_id"])
+    assert [(a["deployment"], a["status"]) for a in attempts] == [("cf-chat", "error"), ("cf-ant", "ok")]
+    # and a plain request stays on the cheaper chat deployment
+    plain = client.messages.with_raw_response.create(
+        model="chat-first", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert plain.headers["x-architect-deployment"] == "cf-chat"

@@ -134,3 +134,26 @@ def test_a_row_the_database_refuses_is_quarantined_and_counted_in_readyz_and_met
         (entry,) = [orjson.loads(line) for line in qfile.read_text().splitlines()]
         assert entry["row"]["request_id"] == "dup-1" and entry["row"]["status"] == "ok"
         assert "UniqueViolation" in entry["error"]
+
+
+def test_messages_api_refuses_control_characters_in_identifiers_and_records_nul_text(
+    stub: StubServer, pg_url: str
+) -> None:
+    cfg = stub_config(stub.url)
+    cfg["ledger"] = {"bodies": "full"}
+    with LiveServer(make_config(cfg), open_store(pg_url, migrate="upgrade")) as srv:
+        url = srv.url + "/v1/messages"
+        base = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x\x00y"}]}
+        r = httpx.post(url, json={**base, "model": "m\x00"})
+        assert (
+            r.status_code == 400 and r.json()["type"] == "error" and "model" in r.json()["error"]["message"]
+        )
+        r = httpx.post(url, json={**base, "metadata": {"feature": "a\x00b"}})
+        assert r.status_code == 400 and "metadata.feature" in r.json()["error"]["message"]
+        assert stub.requests == []
+        r = httpx.post(url, json={**base, "metadata": {"feature": "nul-text", "user_id": "u\x00"}})
+        assert r.status_code == 200, r.text
+        (row,) = _recorded(srv, 1)
+        assert row["endpoint"] == "messages" and row["feature"] == "nul-text"
+        assert orjson.loads(row["request_body"])["messages"][0]["content"] == "x\x00y"
+        assert stub.requests[-1]["body"]["messages"][0]["content"] == "x\x00y"

@@ -17,13 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from architect.errors import GatewayError, ProviderError, UpstreamRefused
-from architect.gateway.providers.base import ChatResult, StreamTranslator
+from architect.gateway.providers.base import UNSUPPORTED, ChatResult, StreamTranslator
 
 if TYPE_CHECKING:
     from architect.gateway.call import Call
     from architect.gateway.routing import Deployment
 
-__all__ = ["HTTPParts", "InboundAPI", "refused"]
+__all__ = ["UNSUPPORTED", "HTTPParts", "InboundAPI", "refused"]
 
 HTTPParts = tuple[str, bytes, dict[str, str]]  # (path under the deployment's base URL, body, headers)
 
@@ -63,6 +63,6 @@ class InboundAPI(Protocol):
 
 
 def refused(message: str, param: str) -> ProviderError:
-    """A request field the chosen deployment cannot take: a 400 naming it, not retried, not a health
-    issue of the deployment."""
-    return UpstreamRefused(message, param=param, code="unsupported_for_deployment")
+    """A request field the chosen deployment cannot take: a 400 naming it unless another deployment of
+    the group or its fallbacks can; not a health issue of the deployment."""
+    return UpstreamRefused(message, param=param, code=UNSUPPORTED)

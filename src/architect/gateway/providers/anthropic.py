@@ -23,6 +23,7 @@ import orjson
 
 from architect.errors import ProviderError, UpstreamError, UpstreamRefused
 from architect.gateway.providers.base import (
+    UNSUPPORTED,
     ChatResult,
     Usage,
     error_message,
@@ -49,7 +50,7 @@ _RETRYABLE_STREAM_ERRORS = ("overloaded_error", "api_error", "rate_limit_error")
 
 def _bad(message: str, param: str | None = None) -> ProviderError:
     """A request this provider cannot take: a 400 for the client, never retried, not a health issue."""
-    return UpstreamRefused(message, param=param, code="unsupported_for_provider")
+    return UpstreamRefused(message, param=param, code=UNSUPPORTED)
 
 
 # -- request ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import orjson
 from architect.errors import ProviderError, UpstreamError, UpstreamRateLimited, UpstreamRefused
 
 __all__ = [
+    "UNSUPPORTED",
     "Adapter",
     "ChatResult",
     "StreamTranslator",
@@ -19,6 +20,12 @@ __all__ = [
     "sse_error_event",
     "upstream_error",
 ]
+
+
+# The code of a refusal of a request a deployment cannot take (a field or kind it has no equivalent for):
+# the executor tries the group's other deployments and its fallbacks, and the client gets the 400 only
+# when none can take the request.
+UNSUPPORTED = "unsupported_for_deployment"
 
 
 @dataclass(slots=True)

@@ -29,6 +29,7 @@ const FILTERS = [
   ["feature", "Feature"],
   ["key_id", "Key id"],
   ["cache", "Cache"],
+  ["endpoint", "API"],
 ];
 const params = new URLSearchParams(location.search);
 let offset = Number(params.get("offset") || 0) || 0;
@@ -118,6 +119,7 @@ const columns = [
       ),
   },
   { label: "Model", cell: (c) => c.model },
+  { label: "API", cell: (c) => c.endpoint },
   { label: "Deployment", cell: servedBy },
   { label: "Status", cell: (c) => badge(c.status, c.status) },
   { label: "HTTP", num: true, cell: (c) => c.http_status },
