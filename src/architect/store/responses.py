@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from architect.store.engine import store_error
+from architect.store.engine import begin_immediate, store_error
 from architect.store.schema_responses import responses
 from architect.store.sqlite_memory import Serialised, SQLiteMemory
 
@@ -72,7 +72,7 @@ class SQLResponseRepo:
             .order_by(t.c.created_at.desc(), t.c.id.desc())
         )
         try:
-            with self._engine.begin() as conn:
+            with self._engine.connect() as conn, begin_immediate(conn):  # read then write: lock first
                 total, kept, doomed = 0, 0, []
                 for rid, size, expires_at in conn.execute(q):
                     total += int(size)

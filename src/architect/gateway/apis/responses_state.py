@@ -9,10 +9,11 @@
 - `keep`, after a successful call whose request did not say `store: false`: the call's input items
   (the expanded conversation) and its response, after the ledger's `redact` rules (applied to every
   string in them), as one row of the store's `responses` table, namespaced by the caller's key, for
-  `responses.ttl_s`. A key's rows take at most `responses.max_bytes_per_key` bytes: the oldest are
-  evicted (a single response larger than that is not kept). Rows are written behind the call, in
-  batches, off the event loop; until written they are read from memory, so the next turn finds its
-  previous response at once (on another gateway process, once written: a few milliseconds).
+  `responses.ttl_s`. A key's rows take at most `responses.max_bytes_per_key` bytes: when they go over,
+  its oldest are evicted down to three quarters of the cap (a single response larger than the cap is
+  not kept). Rows are written behind the call, in batches (every 20 ms at most), off the event loop;
+  until written they are read from memory, so the next turn finds its previous response at once (on
+  another gateway process, once written: some tens of milliseconds).
 
 Every read and delete is scoped to the caller's key, the admin key included (it sees only what it
 stored itself): a stored conversation is readable only by the key that made it."""
@@ -40,6 +41,9 @@ from architect.store.responses import ResponseRepo
 __all__ = ["ResponseStore", "owner"]
 
 log = logging.getLogger("architect.gateway")
+
+_BATCH_S = 0.02  # how long kept responses wait to be written together (they are readable meanwhile)
+_EVICT_TO = 0.75  # a key over its cap is brought down to this part of it
 
 
 def owner(principal: Principal) -> str:
@@ -147,7 +151,7 @@ class ResponseStore:
         """Write the pending rows in batches, off the loop, until none is left."""
         try:
             while self._pending:
-                await asyncio.sleep(0)  # let the calls finishing now join the batch
+                await asyncio.sleep(_BATCH_S)  # let the calls finishing meanwhile join the batch
                 rows = list(self._pending.values())
                 try:
                     await asyncio.to_thread(self._put, rows, self._config().responses.max_bytes_per_key)
@@ -172,8 +176,8 @@ class ResponseStore:
             else:
                 self._bytes[key] += row["size"]
         for key in {row["key_id"] for row in rows}:
-            if self._bytes[key] > cap:
-                self._bytes[key] = self._repo.evict(key, cap, now)
+            if self._bytes[key] > cap:  # evict down to a part of the cap, so eviction is rare
+                self._bytes[key] = self._repo.evict(key, int(cap * _EVICT_TO), now)
 
     async def drain(self) -> None:
         """Wait until every kept response is written."""
