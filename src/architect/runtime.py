@@ -156,7 +156,7 @@ class Runtime:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        await self.responses.drain()
+        await self.responses.aclose()
         # what the ledger holds now, and the rollups of it (the final flush's rows are aggregated by
         # the closing writer's observers; `close` below writes those)
         await asyncio.to_thread(self.ledger.flush)

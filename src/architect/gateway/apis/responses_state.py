@@ -11,7 +11,8 @@
   string in them), as one row of the store's `responses` table, namespaced by the caller's key, for
   `responses.ttl_s`. A key's rows take at most `responses.max_bytes_per_key` bytes: when they go over,
   its oldest are evicted down to three quarters of the cap (a single response larger than the cap is
-  not kept). Rows are written behind the call, in batches (every 20 ms at most), off the event loop;
+  not kept). Rows are written behind the call, in batches (every 20 ms at most), by a thread at the
+  ledger writer's lower CPU priority (`ledger.writer_nice`: it shares the event loop's core);
   until written they are read from memory, so the next turn finds its previous response at once (on
   another gateway process, once written: some tens of milliseconds).
 
@@ -25,6 +26,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -35,6 +37,7 @@ from architect.gateway.apis.responses import RESPONSES, turn
 from architect.gateway.apis.responses_translate import Turn, input_items
 from architect.gateway.call import Call
 from architect.gateway.estimate import PromptSize
+from architect.gateway.ledger import _lower_thread_priority  # the ledger writer's, for the same reason
 from architect.principal import Principal
 from architect.store.responses import ResponseRepo
 
@@ -78,6 +81,7 @@ class ResponseStore:
         self._flush: asyncio.Task[None] | None = None
         self._rules: tuple[tuple[str, ...], list[re.Pattern[str]]] = ((), [])
         self._bytes: dict[str, int] = {}  # per key: the bytes of its stored responses (see `_put`)
+        self._writer: ThreadPoolExecutor | None = None  # one thread, at the ledger writer's lower priority
 
     def _redact_rules(self) -> list[re.Pattern[str]]:
         patterns = tuple(self._config().ledger.redact)
@@ -153,8 +157,14 @@ class ResponseStore:
             while self._pending:
                 await asyncio.sleep(_BATCH_S)  # let the calls finishing meanwhile join the batch
                 rows = list(self._pending.values())
+                if self._writer is None:
+                    nice = self._config().ledger.writer_nice
+                    self._writer = ThreadPoolExecutor(
+                        1, "architect-responses", initializer=_lower_thread_priority, initargs=(nice,)
+                    )
+                cap = self._config().responses.max_bytes_per_key
                 try:
-                    await asyncio.to_thread(self._put, rows, self._config().responses.max_bytes_per_key)
+                    await asyncio.get_running_loop().run_in_executor(self._writer, self._put, rows, cap)
                 except Exception:
                     log.exception("storing %d responses failed; they are dropped", len(rows))
                 for row in rows:
@@ -183,6 +193,13 @@ class ResponseStore:
         """Wait until every kept response is written."""
         while self._flush is not None:
             await asyncio.shield(self._flush)
+
+    async def aclose(self) -> None:
+        """Write what is pending, then stop the writer's thread."""
+        await self.drain()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)
 
     # -- GET / DELETE /v1/responses/{id} -------------------------------------------------------------
     async def read(self, response_id: str, key_id: str) -> str | None:
