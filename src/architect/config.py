@@ -65,6 +65,13 @@ class ProviderConfig(_Model):
         description="the server also has the OpenAI Responses API (`{base_url}/responses`): `/v1/responses` "
         "calls are passed to it natively instead of translated to chat completions ('openai' kind only)",
     )
+    prices_from: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="the provider in the price catalogue (genai-prices) whose prices apply to this provider's "
+        "deployments without price: (e.g. openai for a proxy in front of api.openai.com); default: the one "
+        "whose API address base_url is, else none (their price is unknown)",
+    )
 
     @model_validator(mode="after")
     def _needs_url(self) -> ProviderConfig:
@@ -76,6 +83,22 @@ class ProviderConfig(_Model):
 
 
 class PriceConfig(_Model):
+    """Prices in USD per million tokens. A deployment's `price:` is optional, and not giving one is not
+    the same as giving 0: an explicit price (0 included, e.g. for a model you run yourself) is used as
+    it is (the ledger's `cost_source` is `config`). A deployment without one is priced from the price
+    catalogue of the pinned `genai-prices` package (its data ships with it; nothing is fetched),
+    matched by provider and model, never by model name alone: the provider is the provider's
+    `prices_from`, else the one whose API address its `base_url` is (api.openai.com, api.anthropic.com,
+    openrouter.ai, api.groq.com, generativelanguage.googleapis.com, api.mistral.ai, api.deepseek.com,
+    api.together.xyz, ...), and cached-input and cache-write prices come along where the catalogue has
+    them (`cost_source` `catalogue`; a tiered price is taken at its first tier). Anything else, such as
+    a server on 127.0.0.1, has an unknown price: `architect config check` and the server's start-up
+    name each such deployment, its calls are recorded with cost `unknown` (never $0.00) and every
+    total says how many calls it leaves out. A call for a key or project with a budget holds, and is
+    charged, the dearest known price of the deployment's group; when no deployment of the group has
+    a known price, budgeted calls skip it (the route reason or the error says so). A `simulated`
+    deployment without `price:` costs 0, as before."""
+
     input_per_mtok: float = Field(default=0.0, ge=0)
     output_per_mtok: float = Field(default=0.0, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
@@ -118,7 +141,11 @@ class DeploymentConfig(_Model):
     provider: str
     model: str
     name: str | None = None
-    price: PriceConfig = Field(default_factory=PriceConfig)
+    price: PriceConfig | None = Field(
+        default=None,
+        description="USD per million tokens; not given: from the price catalogue (genai-prices) by provider "
+        "and model, else unknown (an explicit 0, e.g. for a local model, is a price)",
+    )
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     timeout_s: float = Field(default=60.0, gt=0)

@@ -89,7 +89,9 @@ class CallRecord:
     request_body: str | None = None
     response_body: str | None = None
     attempt_log: list[AttemptRecord] | None = None
-    cost_source: str | None = None  # where `cost_usd` came from: "config", "catalogue" or "unknown"
+    # where `cost_usd` came from: "config", "catalogue", "unknown" (then 0 is not a price), "cache" (a
+    # cache hit: it cost nothing); None when no deployment answered
+    cost_source: str | None = None
     dropped: str | None = None  # request fields a translation dropped, comma-separated
 
     @property

@@ -125,6 +125,7 @@ class Runtime:
 
     # -- life cycle --------------------------------------------------------------------------------
     async def start(self) -> None:
+        _warn_unpriced(self.router)
         self.ledger.start()
         self.spawn(_every(self.login.config.window_s, self.login.flush, "writing the login audit"))
         await self.budgets_changed()
@@ -184,6 +185,7 @@ class Runtime:
             if transport not in router.transports.values():
                 self.spawn(_close_later(transport))
         log.info("configuration reloaded: %d model groups", len(router.groups))
+        _warn_unpriced(router)
 
     # -- services the API and the CLI use ------------------------------------------------------
     async def budgets_changed(self) -> None:
@@ -258,3 +260,10 @@ async def _compact_loop(rollups: Rollups, every_s: float = 60.0) -> None:
 async def _close_later(transport: Transport, delay: float = 120.0) -> None:
     await asyncio.sleep(delay)  # let in-flight calls on the old transport finish
     await transport.aclose()
+
+
+def _warn_unpriced(router: Router) -> None:
+    """Log a warning naming each deployment whose price is unknown (its calls' cost is recorded as
+    unknown, and totals say how many calls they leave out)."""
+    for d in router.unpriced():
+        log.warning("deployment %s: price unknown: %s", d.name, d.pricing.detail)

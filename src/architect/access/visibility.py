@@ -128,6 +128,7 @@ def deployment_view(d: Deployment) -> dict[str, Any]:
         "provider": d.provider,
         "model": d.model,
         "simulated": d.simulated,
+        **d.price_view(),
         "breaker": breaker_view(d.breaker),
         "limits": {k: limits[k] for k in ("max_concurrency", "rpm", "tpm")},
     }

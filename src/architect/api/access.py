@@ -191,7 +191,8 @@ async def spend(
     project: Filter | None = None,
     key_id: Filter | None = None,
 ) -> dict[str, Any]:
-    """Cost, requests and tokens grouped by a tag or dimension (exact, from the ledger)."""
+    """Cost, requests and tokens grouped by a tag or dimension (exact, from the ledger); `unpriced`
+    counts the calls whose price is unknown, which the cost leaves out."""
     now = time.time()
     lo = since if since is not None else now - 7 * 86400
     hi = until if until is not None else now + 1

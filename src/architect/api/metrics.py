@@ -124,7 +124,8 @@ async def summary(
 ) -> dict[str, Any]:
     """Requests, errors by kind, latency/TTFT percentiles (DDSketch, 1% relative error) of the calls not
     answered by the cache, cache-hit latency percentiles, tokens, cost, baseline cost and saving, cache
-    hits, attempts and fallbacks per group. Cache hits are grouped under deployment and provider `cache`."""
+    hits, attempts and fallbacks per group, and `unpriced`: the calls whose price is unknown, which the
+    cost leaves out. Cache hits are grouped under deployment and provider `cache`."""
     lo, hi = _window(since, until, 86400)
     keys = _group_by(group_by)
     where = _filters(filters, principal)

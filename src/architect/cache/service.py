@@ -186,6 +186,7 @@ class CacheService:
             return
         usage = call.usage or Usage()
         d = call.deployment
+        price = d.price if d is not None else None  # an unknown price saves an unknown amount: 0
         now = self.clock()
         entry = Entry(
             key=plan.key,
@@ -195,7 +196,7 @@ class CacheService:
             body=body,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            cost_usd=cost_usd(d.config.price, usage) if d is not None and call.usage is not None else 0.0,
+            cost_usd=cost_usd(price, usage) if price is not None and call.usage is not None else 0.0,
             latency_ms=call.elapsed_ms(),
             created_at=now,
             expires_at=now + plan.ttl_s,

@@ -23,6 +23,8 @@ __all__ = [
     "parse_since",
     "print_json",
     "resolve_config",
+    "unpriced_note",
+    "usd_or_unknown",
 ]
 
 # Piped output (scripts, tests) gets a wide table instead of rich's 80-column default.
@@ -39,6 +41,28 @@ DatabaseOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def usd_or_unknown(cost: float | None, requests: int, unpriced: int) -> str:
+    """A total cost as the CLI shows it: "unknown" when every call's price is unknown, "$x (+n unknown)"
+    when it leaves n calls out, "-" for no cost; never $0.00 for calls whose price is unknown."""
+    if cost is None:
+        return "-"
+    if unpriced and unpriced >= requests:
+        return "unknown"
+    text = f"${cost:,.4f}"
+    return f"{text} (+{unpriced:,} unknown)" if unpriced else text
+
+
+def unpriced_note(unpriced: int) -> str | None:
+    """The line under a table whose costs leave calls out (None when none)."""
+    if not unpriced:
+        return None
+    calls = "call has" if unpriced == 1 else "calls have"
+    return (
+        f"{unpriced:,} {calls} an unknown price (its deployment has no price: and the price catalogue "
+        "does not know it): the costs above leave them out"
+    )
 
 
 def resolve_config(config: str | None) -> Config:

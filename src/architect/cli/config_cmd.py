@@ -16,14 +16,32 @@ app = typer.Typer(help="Validate and reload configuration.", no_args_is_help=Tru
 
 @app.command("check")
 def check(file: Annotated[str, typer.Argument(help="YAML config file")]) -> None:
-    """Validate a config file without starting anything."""
+    """Validate a config file without starting anything, and resolve every deployment's price: each
+    one whose price is unknown is named (a warning: the file is still valid)."""
+    from architect.gateway.prices import resolve_config
+    from architect.gateway.routing import DEFAULT_BASE_URLS
+
     cfg = load_config(file)
-    deployments = sum(len(g.deployments) for g in cfg.models)
+    priced = resolve_config(cfg, DEFAULT_BASE_URLS)
     console.print(
         f"[green]ok[/green] {file}: {len(cfg.providers)} providers, {len(cfg.models)} model groups, "
-        f"{deployments} deployments",
+        f"{len(priced)} deployments",
         highlight=False,
     )
+    counts = {s: sum(1 for p in priced if p.resolved.source == s) for s in ("config", "catalogue", "unknown")}
+    console.print(
+        f"prices: {counts['config']} from the config, {counts['catalogue']} from the price catalogue, "
+        f"{counts['unknown']} unknown",
+        highlight=False,
+    )
+    for p in priced:
+        if p.resolved.source == "unknown":
+            console.print(
+                f"[yellow]warning[/yellow] {p.path} ({p.group}: {p.provider} {p.model}): price unknown: "
+                f"{p.resolved.detail}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command("reference")

@@ -31,7 +31,7 @@ This page is generated from the code (`architect config reference`); a test keep
 # Field meanings (a field's own `description` wins). A test fails when a field has neither.
 DESCRIPTIONS: dict[str, str] = {
     "Config.providers": "upstream providers: where requests can go",
-    "Config.baseline": "the model group savings are measured against (its first deployment's prices)",
+    "Config.baseline": "the model group savings are measured against (the first of its deployments whose price is known)",
     "Config.models": "model groups: the names clients send as `model`",
     "Config.server": "listen address and request limits",
     "Config.auth": "the admin key (prefer the ARCHITECT_ADMIN_KEY environment variable)",
@@ -56,7 +56,6 @@ DESCRIPTIONS: dict[str, str] = {
     "DeploymentConfig.provider": "the provider's name",
     "DeploymentConfig.model": "the model name sent to the provider",
     "DeploymentConfig.name": "a display name; default `group/provider/model`; not `cache` (reserved for cache hits)",
-    "DeploymentConfig.price": "USD per million tokens",
     "DeploymentConfig.limits": "per-deployment rate and concurrency limits",
     "DeploymentConfig.breaker": "circuit breaker thresholds",
     "DeploymentConfig.timeout_s": "longest wait for an answer (for streams: for the first byte, then between chunks)",

@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from architect.cli.common import DatabaseOpt, JsonOpt, console, open_cli_store, parse_since, print_json
+from architect.cli.common import (
+    DatabaseOpt,
+    JsonOpt,
+    console,
+    open_cli_store,
+    parse_since,
+    print_json,
+    unpriced_note,
+    usd_or_unknown,
+)
 from architect.cli.keys import KeyOpt, ServerOpt, call_server
 
 __all__ = ["register"]
@@ -25,7 +34,8 @@ def spend(
     database_url: DatabaseOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Spend per project (or key, model group, ...) over a window, and the budgets."""
+    """Spend per project (or key, model group, ...) over a window, and the budgets. A cost leaves out
+    the calls whose price is unknown and says how many."""
     if by not in _BY:
         raise typer.BadParameter(f"choose one of {', '.join(_BY)}", param_hint="--by")
     start = parse_since(since)
@@ -60,10 +70,13 @@ def _print(by: str, since: str, rows: list[dict[str, Any]], budgets: list[dict[s
             str(r[by]) if r[by] is not None else "-",
             f"{r['requests']:,}",
             f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}",
-            f"${r['cost_usd']:,.4f}",
+            usd_or_unknown(r["cost_usd"], r["requests"], r.get("unpriced") or 0),
             f"${r['cache_saved_usd']:,.4f}",
         )
     console.print(table if rows else f"no calls in the last {since}")
+    note = unpriced_note(sum(r.get("unpriced") or 0 for r in rows))
+    if note:
+        console.print(f"[yellow]{note}[/yellow]", highlight=False)
     if budgets:
         bt = Table(title="Budgets (current window)", header_style="bold")
         for col in ("scope", "target", "period", "limit", "spent", "held", "left", "used"):

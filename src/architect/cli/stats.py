@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from architect.cli.common import DatabaseOpt, JsonOpt, console, open_cli_store, parse_since, print_json
+from architect.cli.common import (
+    DatabaseOpt,
+    JsonOpt,
+    console,
+    open_cli_store,
+    parse_since,
+    print_json,
+    unpriced_note,
+    usd_or_unknown,
+)
 from architect.metrics.aggregate import STATS_COLUMNS, summarise
 
 __all__ = ["register"]
@@ -36,7 +45,7 @@ def stats(
 ) -> None:
     """Requests, errors, latency percentiles, tokens, cost and saving against the baseline. Latency and
     TTFT percentiles leave cache hits out (they are counted under the deployment `cache`, with their
-    own latency)."""
+    own latency). A cost leaves out the calls whose price is unknown and says how many."""
     keys = [k.strip() for k in by.split(",") if k.strip()]
     bad = [k for k in keys if k not in _GROUPINGS]
     if bad or not keys:
@@ -91,11 +100,14 @@ def stats(
             _ms(r["ttft_p95_ms"]),
             _ms(r["cache_hit_p50_ms"]),
             f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}",
-            _usd(r["cost_usd"]),
+            usd_or_unknown(r["cost_usd"], r["requests"], r["unpriced"]),
             _usd(r["baseline_cost_usd"]),
             _usd(r["saving_usd"]),
         )
     console.print(table)
+    note = unpriced_note(sum(r["unpriced"] for r in result))
+    if note:
+        console.print(f"[yellow]{note}[/yellow]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

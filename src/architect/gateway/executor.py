@@ -10,6 +10,8 @@ group's fallback chain.
   Attempts and total time are bounded by the group's `retry` settings.
 - Non-retryable errors (400, 401, content policy) are returned at once; a context-window error moves
   to the group's `context_window_fallbacks`.
+- A call under a budget skips a group none of whose deployments has a known price (its cost could not
+  be held against the budget; `gateway.prices`); the failure names it.
 - Streams: `send` returns once the first bytes arrived, so failover happens only before them. The
   deployment's slot, in-flight count and breaker outcome are settled when the stream ends, through
   `call.settle_stream` (a stream broken mid-way counts as a failure).
@@ -151,6 +153,12 @@ class Executor:
                 run.too_large = True
                 run.failures.append(f"{g.name}: the request exceeds every deployment's context window")
                 self._insert_context_fallbacks(g, chain, gi)
+                continue
+            if call.budget_reservation is not None and all(r.deployment.budget_price is None for r in routes):
+                run.failures.append(
+                    f"{g.name}: skipped, the price of each of its deployments is unknown and the call is "
+                    "under a budget (give them price:)"
+                )
                 continue
             try:
                 return await self._group(call, g, routes, send, deadline, run)

@@ -6,7 +6,11 @@
 `Pipeline.chat` / `chat_stream` / `embeddings` run one call through it; `finish` settles and records
 it (always, also on errors and client disconnects: a non-stream call when it returns or raises, a
 stream when its `ChatStream` ends). A cache hit reserves no budget and is recorded as a zero-cost
-call with the cost and latency it saved. The record is one `CallRecord` with its `AttemptRecord`s."""
+call with the cost and latency it saved. The record is one `CallRecord` with its `AttemptRecord`s.
+
+Prices are the deployments' resolved prices (`gateway.prices`): a call to a deployment whose price is
+unknown is recorded with cost_source "unknown" (its cost_usd 0 is not a price) and no baseline, and
+its budgets hold and are charged the dearest known price of its group (`Deployment.budget_price`)."""
 
 from __future__ import annotations
 
@@ -52,10 +56,7 @@ class Pipeline:
         self.executor = Executor(router, events=events)
         self.hooks = hooks or Hooks()
         self._redact = [re.compile(p) for p in config.ledger.redact]
-        self.baseline_price: PriceConfig | None = None
-        if config.baseline:
-            g = router.group(config.baseline)
-            self.baseline_price = g.deployments[0].config.price if g else None
+        self.baseline_price: PriceConfig | None = router.baseline_price(config.baseline)
 
     def reconfigure(self, config: Config, router: Router) -> None:
         """Swap in a new config/router (config reload); calls in flight keep their deployments."""
@@ -63,8 +64,7 @@ class Pipeline:
         self.router = router
         self.executor = Executor(router, events=self.events)
         self._redact = [re.compile(p) for p in config.ledger.redact]
-        g = router.group(config.baseline) if config.baseline else None
-        self.baseline_price = g.deployments[0].config.price if g else None
+        self.baseline_price = router.baseline_price(config.baseline)
 
     # -- steps before routing ------------------------------------------------------------------
     async def _prepare(self, call: Call) -> None:
@@ -91,7 +91,8 @@ class Pipeline:
 
     async def _reserve(self, call: Call) -> None:
         """Reserve the call's worst case on its budgets: the prompt's upper bound (never below its
-        real token count) and the completion's limit, at the dearest deployment it may reach."""
+        real token count) and the completion's limit, at the dearest deployment it may reach (a
+        deployment whose price is unknown counts at its `budget_price`; with none, it is skipped)."""
         if not self.hooks.budgets_active:
             return
         assert call.group is not None, "_prepare resolves the group"
@@ -99,7 +100,8 @@ class Pipeline:
         worst = 0.0
         for g in self.executor.chain(call.group):
             for d in g.deployments:
-                worst = max(worst, worst_case_cost(d.config.price, bound, call.max_tokens or 4096))
+                if d.budget_price is not None:
+                    worst = max(worst, worst_case_cost(d.budget_price, bound, call.max_tokens or 4096))
         await self.hooks.budgets.reserve(call, worst)
 
     # -- chat, non-streaming ---------------------------------------------------------------------
@@ -229,12 +231,21 @@ class Pipeline:
             usage = _estimate_from_body(call)
         call.usage = usage
         tier = call.cache_tier
+        charge = 0.0  # what budgets are charged: the cost, or for an unknown price its stand-in
         if d is not None and usage is not None and tier in (None, "miss", "bypass"):
-            call.cost_usd = cost_usd(d.config.price, usage)
-        baseline = cost_usd(self.baseline_price, usage) if self.baseline_price and usage else None
+            if d.price is not None:
+                call.cost_usd = charge = cost_usd(d.price, usage)
+            elif d.budget_price is not None:
+                charge = cost_usd(d.budget_price, usage)
+        source = _cost_source(call, d)
+        baseline = (
+            cost_usd(self.baseline_price, usage)
+            if self.baseline_price and usage and source != "unknown"
+            else None
+        )
         if call.budget_reservation is not None:
             try:
-                await asyncio.shield(self.hooks.budgets.settle(call, call.cost_usd))
+                await asyncio.shield(self.hooks.budgets.settle(call, charge))
             except asyncio.CancelledError:
                 pass
         if tier == "miss" and call.status != "ok":
@@ -245,6 +256,7 @@ class Pipeline:
             call, (usage.prompt_tokens + usage.completion_tokens) if usage else None
         )
         record = self._record(call, d, usage, baseline)
+        record.cost_source = source
         self.ledger.submit(record)
         if self.events.subscribers:
             self.events.publish("call", {k: getattr(record, k) for k in _EVENT_FIELDS})
@@ -340,10 +352,21 @@ _EVENT_FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
+    "cost_source",
     "cache",
     "key_id",
     "project",
 )
+
+
+def _cost_source(call: Call, d: Deployment | None) -> str | None:
+    """Where a call's cost came from: "cache" for a cache hit (it cost nothing); the answering
+    deployment's price source ("config", "catalogue", "unknown"); None when no deployment answered
+    (nothing billable happened)."""
+    tier = call.cache_tier
+    if tier is not None and tier.startswith("hit"):
+        return "cache"
+    return d.pricing.source if d is not None else None
 
 
 def _apply_key_tags(call: Call) -> None:

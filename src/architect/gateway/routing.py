@@ -3,7 +3,8 @@
 A `Deployment` carries its live state (in-flight count, latency EWMAs, breaker and limiter); the
 `Router` builds them from the configuration and answers "which deployments, in which order".
 Deployments that are open-circuited, over their limits or too small for the request are skipped,
-and the reason for the choice is returned for the ledger."""
+and the reason for the choice is returned for the ledger. Each deployment's price is resolved once,
+when the router is built (`gateway.prices.resolve_price`), and held on it (`pricing`, `budget_price`)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from architect import __version__
-from architect.config import Config, DeploymentConfig, ModelGroupConfig, ProviderConfig
+from architect.config import Config, DeploymentConfig, ModelGroupConfig, PriceConfig, ProviderConfig
 from architect.gateway.limits import DeploymentLimiter
+from architect.gateway.prices import ResolvedPrice, budget_prices, resolve_price
 from architect.gateway.providers import Adapter, Transport, adapter_for
 from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.simulated import SimulatedTransport
@@ -52,6 +54,11 @@ class Deployment:
     breaker: CircuitBreaker
     limiter: DeploymentLimiter
     responses: bool = False  # the provider has the Responses API (`ProviderConfig.responses`)
+    # where its price comes from (config, the catalogue, or unknown); set by `Router.build`
+    pricing: ResolvedPrice = field(default_factory=lambda: ResolvedPrice(None, "unknown", "not resolved"))
+    # what budgets hold and charge for its calls: its price, else the dearest known one of its group;
+    # None when no price in the group is known (a budgeted call skips it)
+    budget_price: PriceConfig | None = None
     in_flight: int = 0
     ewma_ttft_ms: float | None = None
     ewma_total_ms: float | None = None
@@ -80,6 +87,11 @@ class Deployment:
         age = now - self.last_sample
         return base * (0.5 ** (age / EWMA_DECAY_S)) if age > 0 else base
 
+    @property
+    def price(self) -> PriceConfig | None:
+        """Its resolved price; None when unknown."""
+        return self.pricing.price
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -87,11 +99,22 @@ class Deployment:
             "provider": self.provider,
             "model": self.model,
             "simulated": self.simulated,
+            **self.price_view(),
             "in_flight": self.in_flight,
             "ewma_ttft_ms": self.ewma_ttft_ms,
             "ewma_total_ms": self.ewma_total_ms,
             "breaker": self.breaker.snapshot(),
             "limits": self.limiter.snapshot(),
+        }
+
+    def price_view(self) -> dict[str, Any]:
+        """Its price as the API shows it: USD per million tokens (None when unknown), the source and
+        where it came from."""
+        p = self.pricing.price
+        return {
+            "price": p.model_dump() if p is not None else None,
+            "price_source": self.pricing.source,
+            "price_detail": self.pricing.detail,
         }
 
 
@@ -144,12 +167,17 @@ class Router:
                 router.transports[p.name] = HTTP1Transport(max_connections=p.max_connections)
         old = {d.name: d for grp in (previous.groups.values() if previous else ()) for d in grp.deployments}
         taken: set[str] = set()
+        index = {p.name: i for i, p in enumerate(config.providers)}
         for g in config.models:
             deps = []
             for d in g.deployments:
-                dep = router._deployment(g, d, config.provider(d.provider), old, taken)
+                p = config.provider(d.provider)
+                dep = router._deployment(g, d, p, old, taken)
+                dep.pricing = resolve_price(d, p, dep.base_url, where=f"providers[{index[p.name]}]")
                 taken.add(dep.name)
                 deps.append(dep)
+            for dep, bp in zip(deps, budget_prices([x.pricing for x in deps]), strict=True):
+                dep.budget_price = bp
             router.groups[g.name] = Group(g.name, g, deps)
             for a in g.aliases:
                 if "*" in a or "?" in a:
@@ -157,6 +185,15 @@ class Router:
                 else:
                     router.aliases[a] = g.name
         return router
+
+    def unpriced(self) -> list[Deployment]:
+        """The deployments whose price is unknown."""
+        return [d for d in self.deployments() if d.price is None]
+
+    def baseline_price(self, group: str | None) -> PriceConfig | None:
+        """The price savings are measured against: the first known price among `group`'s deployments."""
+        g = self.groups.get(group) if group else None
+        return next((d.price for d in g.deployments if d.price is not None), None) if g else None
 
     def _deployment(
         self,
@@ -252,10 +289,20 @@ class Router:
             out = max_tokens or NOMINAL_OUTPUT_TOKENS
 
             def cost(d: Deployment) -> float:
-                pr = d.config.price
+                pr = d.price
+                if pr is None:  # unknown: never taken for the cheapest, tried after every known price
+                    return math.inf
                 return est_prompt_tokens * pr.input_per_mtok + out * pr.output_per_mtok
 
             ranked = sorted(usable, key=lambda d: (cost(d), rnd()))
+            return [
+                Route(
+                    d,
+                    (strategy if i == 0 else f"{strategy} (next)")
+                    + ("; price unknown" if d.price is None else ""),
+                )
+                for i, d in enumerate(ranked)
+            ]
         else:
             # weighted random order without replacement (Efraimidis-Spirakis): key u^(1/w), largest first
             ranked = sorted(usable, key=lambda d: math.log(1.0 - rnd()) / d.config.weight, reverse=True)

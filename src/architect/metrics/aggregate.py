@@ -5,7 +5,8 @@ Used by `architect stats` over a time window; the rollups of the metrics domain 
 Cache hits: the ledger records a call answered from the cache with no deployment or provider; the
 metrics count it under the deployment and provider `cache` (`CACHE`), and keep its latency out of the
 latency and TTFT percentiles, which describe calls not answered by the cache (upstream answers and
-errors). Cache-hit latency has its own percentiles (`cache_hit_p50_ms`, ...)."""
+errors). Cache-hit latency has its own percentiles (`cache_hit_p50_ms`, ...). `unpriced` counts the
+calls whose price is unknown (`cost_source` "unknown"): `cost_usd` leaves them out."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ STATS_COLUMNS = (
     "baseline_cost_usd",
     "cache",
     "saved_cost_usd",
+    "cost_source",
     "attempts",
     "fallbacks",
     "key_id",
@@ -111,6 +113,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict
                 "saving_usd": (baseline - cost_of_baselined) if baseline_rows else None,
                 "cache_hits": len(rs) - len(upstream),
                 "cache_saved_usd": sum(r.get("saved_cost_usd") or 0.0 for r in rs),
+                "unpriced": sum(1 for r in rs if r.get("cost_source") == "unknown"),
                 "attempts": sum(r["attempts"] or 0 for r in rs),
                 "fallbacks": sum(r["fallbacks"] or 0 for r in rs),
             }

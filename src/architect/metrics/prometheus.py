@@ -89,7 +89,7 @@ class _RuntimeCollector:
 class _Series:
     """Counters and histogram buckets of one (model group, deployment)."""
 
-    __slots__ = ("by_status", "cache_hits", "completion", "cost", "latency", "prompt", "ttft")
+    __slots__ = ("by_status", "cache_hits", "completion", "cost", "latency", "prompt", "ttft", "unpriced")
 
     def __init__(self) -> None:
         self.by_status: dict[str, int] = {}
@@ -99,6 +99,7 @@ class _Series:
         self.completion = 0
         self.cost = 0.0
         self.cache_hits = 0
+        self.unpriced = 0  # calls whose price is unknown: `cost` leaves them out
 
 
 class _Hist:
@@ -154,6 +155,8 @@ class PromMetrics:
             s.prompt += r.prompt_tokens or 0
             s.completion += r.completion_tokens or 0
             s.cost += r.cost_usd or 0.0
+            if r.cost_source == "unknown":
+                s.unpriced += 1
             if hit:
                 s.cache_hits += 1
 
@@ -180,6 +183,11 @@ class _LedgerCollector:
         )
         tokens = CounterMetricFamily("architect_tokens", "tokens", labels=[*gd, "direction"])
         cost = CounterMetricFamily("architect_cost_usd", "cost in USD", labels=gd)
+        unpriced = CounterMetricFamily(
+            "architect_unpriced_calls",
+            "calls whose price is unknown (architect_cost_usd leaves them out)",
+            labels=gd,
+        )
         hits: dict[str, int] = {}
         for (group, deployment), s in self.metrics.snapshot():
             for status, n in s.by_status.items():
@@ -193,12 +201,14 @@ class _LedgerCollector:
                 tokens.add_metric([group, deployment, "completion"], s.completion)
             if s.cost:
                 cost.add_metric([group, deployment], s.cost)
+            if s.unpriced:
+                unpriced.add_metric([group, deployment], s.unpriced)
             if s.cache_hits:
                 hits[group] = hits.get(group, 0) + s.cache_hits
         cache_hits = CounterMetricFamily("architect_cache_hits", "cache hits", labels=["model_group"])
         for group, n in hits.items():
             cache_hits.add_metric([group], n)
-        yield from (requests, latency, ttft, tokens, cost, cache_hits)
+        yield from (requests, latency, ttft, tokens, cost, unpriced, cache_hits)
 
 
 def routes(auth: Authenticate, prom: PromMetrics) -> list[Route]:

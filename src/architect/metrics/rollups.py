@@ -14,6 +14,9 @@ Reading: a window is aligned to whole minutes; hours below the watermark come fr
 rest from minute rows. Groupings or filters outside dimension set 1 (feature, task, status...) fall
 back to an exact scan of the ledger.
 
+A call whose price is unknown (`cost_source` "unknown") adds nothing to `cost_usd` and is counted in
+`unpriced`, so every total says how many calls it leaves out.
+
 Cache hits are counted under the deployment and provider `cache` in every dimension set (so a stored
 row holds either cache hits or calls that were not, never both); their latency is kept out of the
 latency and TTFT percentiles and summarised on its own (`cache_hit_p50_ms`, ...)."""
@@ -58,6 +61,7 @@ _SUMS = (
     "cost_baselined_usd",
     "cache_hits",
     "cache_saved_usd",
+    "unpriced",
     "attempts",
     "fallbacks",
 )
@@ -88,6 +92,8 @@ class Agg:
             s["baselined"] += 1
             s["cost_baselined_usd"] += cost
         s["cache_saved_usd"] += r.saved_cost_usd or 0.0
+        if r.cost_source == "unknown":  # its cost_usd (0) is not a price: totals leave it out
+            s["unpriced"] += 1
         s["attempts"] += r.attempts or 0
         s["fallbacks"] += r.fallbacks or 0
         if r.cache_hit:
@@ -114,7 +120,7 @@ class Agg:
         """Merge a rollup row; `sketches=False` skips the percentile sketches (most of the cost)."""
         s = self.sums
         for k in _SUMS:
-            s[k] += row[k] or 0
+            s[k] += row.get(k) or 0
         if row.get("errors_by_kind"):
             for k, v in orjson.loads(row["errors_by_kind"]).items():
                 self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + v
@@ -166,6 +172,7 @@ class Agg:
             "saving_usd": (s["baseline_cost_usd"] - s["cost_baselined_usd"]) if s["baselined"] else None,
             "cache_hits": int(s["cache_hits"]),
             "cache_saved_usd": s["cache_saved_usd"],
+            "unpriced": int(s["unpriced"]),
             "attempts": int(s["attempts"]),
             "fallbacks": int(s["fallbacks"]),
         }
@@ -398,6 +405,7 @@ class Rollups:
                     "p99_ms": s["p99_ms"],
                     "ttft_p50_ms": s["ttft_p50_ms"],
                     "cost_usd": s["cost_usd"],
+                    "unpriced": s["unpriced"],
                     "baseline_cost_usd": s["baseline_cost_usd"],
                     "cache_hits": s["cache_hits"],
                     "prompt_tokens": s["prompt_tokens"],

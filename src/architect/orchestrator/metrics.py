@@ -195,10 +195,12 @@ def compute_metrics(
     cost_by_task = {c["task"]: c for c in costs}
     cost_by_phase: dict[int, float] = defaultdict(float)
     calls_by_phase: dict[int, int] = defaultdict(int)
+    unpriced_by_phase: dict[int, int] = defaultdict(int)
     for key, c in cost_by_task.items():
         pn = int(phase_of.get(key, 0)) if key else 0
         cost_by_phase[pn] += float(c["cost_usd"] or 0)
         calls_by_phase[pn] += int(c["calls"] or 0)
+        unpriced_by_phase[pn] += int(c.get("unpriced") or 0)
     return {
         "feature": feature["slug"],
         "tasks_total": total,
@@ -222,11 +224,15 @@ def compute_metrics(
         "bugs": len(bugs),
         "bug_rate": _rate(len(bugs), n_done),
         "model_calls": sum(int(c["calls"] or 0) for c in costs),
+        # calls whose price is unknown: the costs leave them out
+        "unpriced_calls": sum(int(c.get("unpriced") or 0) for c in costs),
         "cost_usd": round(sum(float(c["cost_usd"] or 0) for c in costs), 6),
         "cost_by_task": {str(k): round(float(c["cost_usd"] or 0), 6) for k, c in cost_by_task.items()},
         "calls_by_task": {str(k): int(c["calls"] or 0) for k, c in cost_by_task.items()},
+        "unpriced_by_task": {str(k): int(c.get("unpriced") or 0) for k, c in cost_by_task.items()},
         "cost_by_phase": {int(k): round(v, 6) for k, v in cost_by_phase.items()},
         "calls_by_phase": {int(k): v for k, v in calls_by_phase.items()},
+        "unpriced_by_phase": {int(k): v for k, v in unpriced_by_phase.items()},
         "runs": run_stats,
     }
 

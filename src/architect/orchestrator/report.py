@@ -26,6 +26,15 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.1f}%"
 
 
+def _cost(usd: float, calls: int, unpriced: int, dollar: str = "$") -> str:
+    """A cost as the report shows it: "unknown" when every call's price is unknown, else the sum of the
+    priced calls and how many calls it leaves out; never a zero for calls whose price is unknown."""
+    if unpriced and unpriced >= calls:
+        return "unknown"
+    text = f"{dollar}{usd:.4f}"
+    return f"{text} (leaves out {unpriced} calls of unknown price)" if unpriced else text
+
+
 def _span(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -165,6 +174,7 @@ def build_report(repo: TaskRepo, ref: str | int, now: float | None = None) -> Ro
         "failed_attempts": sum(1 for o in outcome.values() if o["kind"] == "failed"),
         "lost_leases": sum(1 for o in outcome.values() if o["kind"] == "requeued"),
         "model_calls": m["model_calls"], "cost_usd": m["cost_usd"],
+        "unpriced_calls": m.get("unpriced_calls", 0),
     }  # fmt: skip
     return {
         "feature": {k: f[k] for k in ("id", "project", "slug", "title", "status")},
@@ -259,7 +269,7 @@ def render_markdown(r: Row) -> str:
         f"- First-try success rate: {_pct(m['first_try_success_rate'])}; rework rate: {_pct(m['rework_rate'])}",
         f"- Batch success rate: {_pct(m['batch_success_rate'])} over {m['batches']} batches",
         f"- Bugs: {m['bugs']} (rate {m['bug_rate'] if m['bug_rate'] is not None else 'no data'} per done task)",
-        f"- Model calls: {m['model_calls']}; cost: ${m['cost_usd']:.4f}"
+        f"- Model calls: {m['model_calls']}; cost: {_cost(m['cost_usd'], m['model_calls'], m.get('unpriced_calls', 0))}"
         + ("" if m["model_calls"] else " (no calls recorded in the ledger for this feature)"),
     ]
     for run in m["runs"]:
@@ -269,5 +279,5 @@ def render_markdown(r: Row) -> str:
     out += ["", "## Summary statistics", ""]
     out += _table(["Tasks", "Attempts", "Failed attempts", "Lost leases", "Model calls", "Cost (USD)"],
                   [[s["tasks"], s["attempts"], s["failed_attempts"], s["lost_leases"], s["model_calls"],
-                    f"{s['cost_usd']:.4f}"]])  # fmt: skip
+                    _cost(s["cost_usd"], s["model_calls"], s.get("unpriced_calls", 0), dollar="")]])  # fmt: skip
     return "\n".join(out) + "\n"

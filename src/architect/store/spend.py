@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from architect.store.ledger import LedgerRepo
 from architect.store.schema import calls
@@ -22,7 +22,8 @@ class SpendRepo(Protocol):
     ) -> list[dict[str, Any]]:
         """One row per value of the `calls` column `by` over since <= ts < until (optionally only the
         calls whose columns equal `where`'s values): `by`, `requests`, `cost_usd`, `prompt_tokens`,
-        `completion_tokens`, `cache_saved_usd`; the dearest first."""
+        `completion_tokens`, `cache_saved_usd`, `unpriced` (calls whose price is unknown: `cost_usd`
+        leaves them out); the dearest first."""
 
 
 class SQLSpendRepo:
@@ -41,6 +42,9 @@ class SQLSpendRepo:
                 func.coalesce(func.sum(calls.c.prompt_tokens), 0).label("prompt_tokens"),
                 func.coalesce(func.sum(calls.c.completion_tokens), 0).label("completion_tokens"),
                 func.coalesce(func.sum(calls.c.saved_cost_usd), 0.0).label("cache_saved_usd"),
+                func.coalesce(func.sum(case((calls.c.cost_source == "unknown", 1), else_=0)), 0).label(
+                    "unpriced"
+                ),
             )
             .where(calls.c.ts >= since, calls.c.ts < until)
             .group_by(col)
@@ -61,7 +65,7 @@ class MemorySpendRepo:
     def between(
         self, since: float, until: float, by: str, where: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        columns = [by, "cost_usd", "prompt_tokens", "completion_tokens", "saved_cost_usd"]
+        columns = [by, "cost_usd", "prompt_tokens", "completion_tokens", "saved_cost_usd", "cost_source"]
         out: dict[Any, dict[str, Any]] = {}
         for c in self._ledger.calls_between(since, until, columns=columns, where=where):
             r = out.setdefault(
@@ -73,6 +77,7 @@ class MemorySpendRepo:
                     "prompt_tokens": 0,
                     "completion_tokens": 0,
                     "cache_saved_usd": 0.0,
+                    "unpriced": 0,
                 },
             )
             r["requests"] += 1
@@ -80,4 +85,5 @@ class MemorySpendRepo:
             r["prompt_tokens"] += c["prompt_tokens"] or 0
             r["completion_tokens"] += c["completion_tokens"] or 0
             r["cache_saved_usd"] += c["saved_cost_usd"] or 0.0
+            r["unpriced"] += int(c.get("cost_source") == "unknown")
         return sorted(out.values(), key=lambda r: -r["cost_usd"])

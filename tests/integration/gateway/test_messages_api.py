@@ -165,7 +165,7 @@ def test_plain_message_translated_to_a_chat_deployment(
     row = _row(server, raw.headers["x-request-id"])
     assert row["endpoint"] == "messages" and row["model"] == "claude-sonnet-4-5-20250929"
     assert row["model_group"] == "coder" and row["dropped"] == "cache_control,metadata.user_id,top_k"
-    assert row["completion_tokens"] == 5
+    assert row["completion_tokens"] == 5 and row["cost_source"] == "config"
     assert row["cost_usd"] == pytest.approx((row["prompt_tokens"] * 1.0 + 5 * 2.0) / 1e6)
 
 
@@ -264,7 +264,7 @@ def test_native_passthrough_keeps_thinking_signature_and_cache_control_byte_iden
     assert "x-architect-dropped" not in r.headers
     assert r.json()["usage"]["cache_creation_input_tokens"] == 188086
     row = _row(server, r.headers["x-request-id"])
-    assert row["endpoint"] == "messages" and row["cached_tokens"] == 1500
+    assert row["endpoint"] == "messages" and row["cached_tokens"] == 1500 and row["cost_source"] == "config"
     # 21 uncached input at $3, 1,500 cache reads at $0.30, 188,086 cache writes at $3.75, 393 out at $15
     assert row["cost_usd"] == pytest.approx(0.7117305)
 

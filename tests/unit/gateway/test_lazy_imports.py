@@ -13,7 +13,18 @@ from pathlib import Path
 
 from architect.store import open_store
 
-NEVER = ("alembic", "psycopg", "redis", "aiohttp", "usearch", "numpy", "tiktoken", "typer", "rich")
+NEVER = (
+    "alembic",
+    "psycopg",
+    "redis",
+    "aiohttp",
+    "usearch",
+    "numpy",
+    "tiktoken",
+    "typer",
+    "rich",
+    "genai_prices",  # the price catalogue: only when a deployment on a public host has no price:
+)
 
 SCRIPT = textwrap.dedent(
     """

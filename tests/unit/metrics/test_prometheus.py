@@ -53,6 +53,7 @@ def test_counters_and_buckets_from_rows() -> None:
         ]
     )
     prom.observe([_row(cache="hit-exact", cost_usd=0.0, deployment="g/q/m")])
+    prom.observe([_row(cost_usd=0.0, cost_source="unknown", deployment="g/local/qwen")])
     samples = _samples(prom.render().decode())
 
     def v(name: str, labels: tuple[tuple[str, str], ...]) -> float:
@@ -72,6 +73,10 @@ def test_counters_and_buckets_from_rows() -> None:
     assert v("architect_time_to_first_token_seconds_count", gd) == 1
     assert v("architect_tokens_total", (*gd, ("direction", "prompt"))) == 20
     assert v("architect_cost_usd_total", gd) == 1.0
+    local = (("deployment", "g/local/qwen"), ("model_group", "g"))
+    assert v("architect_unpriced_calls_total", local) == 1  # its cost is unknown, not 0
+    assert ("architect_cost_usd_total", local) not in samples
+    assert ("architect_unpriced_calls_total", gd) not in samples
     assert v("architect_cache_hits_total", (("model_group", "g"),)) == 1
     assert v("architect_ledger_queue_depth", ()) == 3
     assert v("architect_ledger_quarantined_total", ()) == 2

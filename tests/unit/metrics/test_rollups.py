@@ -48,6 +48,8 @@ def _rows(n: int, span_s: int, seed: int = 3) -> list[dict[str, object]]:
                 "saved_cost_usd": 0.0,
                 "attempts": rng.randint(1, 3),
                 "fallbacks": rng.randint(0, 1),
+                # where the cost came from; an unknown price is counted in `unpriced`
+                "cost_source": "cache" if hit else rng.choice(["config", "catalogue", "unknown"]),
             }
         )
     return out
@@ -70,6 +72,12 @@ def test_summary_matches_exact(group_by: list[str]) -> None:
     assert source == "rollups" and (lo, hi) == (since, until)
     exact = summarise([x for x in rows if since <= x["ts"] < until], group_by)  # type: ignore[operator]
     assert len(got) == len(exact)
+    assert sum(g["unpriced"] for g in got) == sum(
+        1
+        for x in rows
+        if since <= x["ts"] < until and x["cost_source"] == "unknown"  # type: ignore[operator]
+    )
+    assert 0 < sum(g["unpriced"] for g in got) < sum(g["requests"] for g in got)
     for g, e in zip(got, exact, strict=True):
         for k in (
             "requests",
@@ -79,6 +87,7 @@ def test_summary_matches_exact(group_by: list[str]) -> None:
             "attempts",
             "fallbacks",
             "cache_hits",
+            "unpriced",
         ):
             assert g[k] == e[k], k
         assert g["cost_usd"] == pytest.approx(e["cost_usd"])

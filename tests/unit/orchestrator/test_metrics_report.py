@@ -5,8 +5,9 @@ import pytest
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import DAY, feature_metrics
 from architect.orchestrator.plans import parse_yaml
-from architect.orchestrator.report import build_report, render_markdown
-from architect.store import Store
+from architect.orchestrator.report import _cost, build_report, render_markdown
+from architect.records import CallRecord
+from architect.store import Store, open_store
 from architect.store.orchestrator import ClaimOptions
 
 PLAN = """
@@ -85,3 +86,22 @@ def test_report_sections_say_when_they_have_no_data() -> None:
     assert "- Velocity: no data (no task claimed yet)" in md
     assert "- Estimated completion: not enough history yet (0 tasks finished by workers in the window" in md
     assert "**decision** Use SQLite by default" in md and "**bug** Rounding (severity: high" in md
+
+
+def test_report_costs_say_how_many_calls_of_unknown_price_they_leave_out(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)  # the costs come from the ledger's table in the same database
+    Manager(store.tasks).import_plans(parse_yaml(PLAN))
+    base = {"endpoint": "chat", "model": "m", "project": "shop", "feature": "metrics", "task": "T001"}
+    store.ledger.record(
+        [
+            CallRecord(request_id="a", ts=1.0, cost_usd=0.25, cost_source="config", **base),
+            CallRecord(request_id="b", ts=2.0, cost_usd=0.0, cost_source="unknown", **base),
+        ]
+    )
+    met = feature_metrics(store.tasks, "metrics")
+    assert (met["model_calls"], met["cost_usd"], met["unpriced_calls"]) == (2, 0.25, 1)
+    assert met["unpriced_by_task"] == {"T001": 1} and met["unpriced_by_phase"] == {1: 1}
+    md = render_markdown(build_report(store.tasks, "metrics"))
+    assert "- Model calls: 2; cost: $0.2500 (leaves out 1 calls of unknown price)" in md
+    store.close()
+    assert _cost(0.0, 1, 1) == "unknown"  # never $0.0000 when no call's price is known

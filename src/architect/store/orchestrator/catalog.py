@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
 
 from architect.errors import NotFoundInStore, StateConflict
 from architect.store.orchestrator.base import (
@@ -460,7 +460,8 @@ class CatalogMixin(RepoBase):
                 raise NotFoundInStore(f"item {item_id} not found in feature {feature_id}")
 
     def call_costs(self, project: str, feature: str) -> list[Row]:
-        """Model calls, tokens and cost per task, from the ledger's `calls` tags."""
+        """Model calls, tokens and cost per task, from the ledger's `calls` tags; `unpriced` counts the
+        calls whose price is unknown (the cost leaves them out)."""
         q = (
             select(
                 calls.c.task,
@@ -468,6 +469,9 @@ class CatalogMixin(RepoBase):
                 func.coalesce(func.sum(calls.c.cost_usd), 0.0).label("cost_usd"),
                 func.coalesce(func.sum(calls.c.prompt_tokens), 0).label("prompt_tokens"),
                 func.coalesce(func.sum(calls.c.completion_tokens), 0).label("completion_tokens"),
+                func.coalesce(func.sum(case((calls.c.cost_source == "unknown", 1), else_=0)), 0).label(
+                    "unpriced"
+                ),
             )
             .where(calls.c.project == project, calls.c.feature == feature)
             .group_by(calls.c.task)

@@ -129,6 +129,14 @@ export function fmtUsd(n) {
   const a = Math.abs(n);
   return `$${a === 0 ? "0.00" : a < 0.01 ? n.toFixed(5) : a < 100 ? n.toFixed(2) : Math.round(n).toLocaleString("en-US")}`;
 }
+/** A call's cost: "unknown" when its deployment's price is unknown (never $0.00 for such a call). */
+export const fmtCallCost = (c) => (c.cost_source === "unknown" ? "unknown" : fmtUsd(c.cost_usd));
+/** A total cost over `requests` calls, `unpriced` of them of unknown price: "unknown" when all are. */
+export const fmtTotalCost = (usd, requests, unpriced) =>
+  unpriced && unpriced >= requests ? "unknown" : fmtUsd(usd);
+/** What a total cost leaves out ("" when nothing). */
+export const unpricedNote = (unpriced) =>
+  unpriced ? `leaves out ${fmtInt(unpriced)} call${unpriced === 1 ? "" : "s"} of unknown price` : "";
 export function fmtTime(ts, withDate = false) {
   if (!ts) return "—";
   const d = new Date(ts * 1000);

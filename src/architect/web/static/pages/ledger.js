@@ -12,6 +12,7 @@ import {
   fmtInt,
   fmtMs,
   fmtTime,
+  fmtCallCost,
   fmtUsd,
   liveIndicator,
   RANGES,
@@ -130,7 +131,7 @@ const columns = [
     num: true,
     cell: (c) => `${fmtInt(c.prompt_tokens)} / ${fmtInt(c.completion_tokens)}`,
   },
-  { label: "Cost", num: true, cell: (c) => fmtUsd(c.cost_usd) },
+  { label: "Cost", num: true, cell: fmtCallCost },
   { label: "Cache", cell: (c) => c.cache || "—" },
 ];
 
@@ -276,7 +277,8 @@ async function openDetail(id, retries = 3) {
     ]),
     el("h3", {}, "Cost and cache"),
     kv([
-      ["Cost", fmtUsd(c.cost_usd)],
+      ["Cost", fmtCallCost(c)],
+      ["Cost from", c.cost_source || "—"],
       ["Baseline cost", fmtUsd(c.baseline_cost_usd)],
       ["Cache", c.cache || "none"],
       ["Saved cost", fmtUsd(c.saved_cost_usd)],
@@ -300,7 +302,11 @@ async function openDetail(id, retries = 3) {
           num: true,
           cell: (a) => `${fmtInt(a.prompt_tokens)} / ${fmtInt(a.completion_tokens)}`,
         },
-        { label: "Cost", num: true, cell: (a) => fmtUsd(a.cost_usd) },
+        {
+          label: "Cost",
+          num: true,
+          cell: (a) => (a.status === "ok" && c.cost_source === "unknown" ? "unknown" : fmtUsd(a.cost_usd)),
+        },
       ],
       data.attempts,
       {

@@ -14,6 +14,8 @@ import {
   fmtMs,
   fmtPct,
   fmtTime,
+  fmtCallCost,
+  fmtTotalCost,
   fmtUsd,
   lineChart,
   liveIndicator,
@@ -24,6 +26,7 @@ import {
   startOfMonth,
   subscribe,
   table,
+  unpricedNote,
 } from "../common.js";
 
 const ADDITIVE = [
@@ -35,6 +38,7 @@ const ADDITIVE = [
   "baseline_cost_usd",
   "saving_usd",
   "cache_hits",
+  "unpriced",
   "attempts",
   "fallbacks",
 ];
@@ -179,8 +183,18 @@ async function load() {
             : `p95 ${fmtMs(t.ttft_p95_ms)} · p99 ${fmtMs(t.ttft_p99_ms)} · streamed upstream calls`,
           "t-ttft",
         ),
-        tile("Cost today", d ? fmtUsd(d.cost_usd) : "—", budgetNote(dayBudget, "daily"), "t-today"),
-        tile("Cost this month", m ? fmtUsd(m.cost_usd) : "—", budgetNote(monthBudget, "monthly"), "t-month"),
+        tile(
+          "Cost today",
+          d ? fmtTotalCost(d.cost_usd, d.requests, d.unpriced) : "—",
+          [budgetNote(dayBudget, "daily"), unpricedNote(d?.unpriced)].filter(Boolean).join(" · "),
+          "t-today",
+        ),
+        tile(
+          "Cost this month",
+          m ? fmtTotalCost(m.cost_usd, m.requests, m.unpriced) : "—",
+          [budgetNote(monthBudget, "monthly"), unpricedNote(m?.unpriced)].filter(Boolean).join(" · "),
+          "t-month",
+        ),
         tile(
           "Saving vs baseline",
           fmtUsd(t.saving_usd),
@@ -284,7 +298,7 @@ const callCols = [
   { label: "Deployment", cell: servedBy },
   { label: "Status", cell: (c) => badge(c.status, c.status) },
   { label: "Total", num: true, cell: (c) => fmtMs(c.total_ms) },
-  { label: "Cost", num: true, cell: (c) => fmtUsd(c.cost_usd) },
+  { label: "Cost", num: true, cell: fmtCallCost },
 ];
 let recentRows = [];
 function drawRecent(newId) {

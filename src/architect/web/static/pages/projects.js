@@ -12,10 +12,11 @@ import {
   fmtInt,
   fmtPct,
   fmtTime,
-  fmtUsd,
+  fmtTotalCost,
   liveIndicator,
   subscribe,
   table,
+  unpricedNote,
 } from "../common.js";
 
 const ORDER = ["running", "ready", "pending", "blocked", "failed", "succeeded", "cancelled"];
@@ -166,8 +167,10 @@ function watch() {
   };
 }
 
-function card(t, costByTask) {
+/** A task's card; `m` (the feature's metrics, or null) gives its cost, "unknown" when no call of it has a known price. */
+function card(t, m) {
   const d = deps(t);
+  const cost = m?.cost_by_task?.[t.key];
   return el(
     "li",
     { class: "task", id: `task-${t.key}`, "data-status": t.status },
@@ -176,7 +179,9 @@ function card(t, costByTask) {
       "div",
       { class: "muted" },
       `phase ${t.phase} · priority ${t.priority}${t.attempt ? ` · attempt ${t.attempt}` : ""}` +
-        (costByTask?.[t.key] !== undefined ? ` · ${fmtUsd(costByTask[t.key])}` : ""),
+        (cost !== undefined
+          ? ` · ${fmtTotalCost(cost, m.calls_by_task?.[t.key], m.unpriced_by_task?.[t.key])}`
+          : ""),
     ),
     d.length ? el("div", { class: "deps" }, `depends on ${d.join(", ")}`) : null,
     t.status === "running"
@@ -209,7 +214,14 @@ async function load() {
             `rework ${fmtPct(m.rework_rate, 0)}`,
             "m-first-try",
           ),
-          tile("Cost", fmtUsd(m.cost_usd), `${fmtInt(m.model_calls)} model calls`, "m-cost"),
+          tile(
+            "Cost",
+            fmtTotalCost(m.cost_usd, m.model_calls, m.unpriced_calls),
+            [`${fmtInt(m.model_calls)} model calls`, unpricedNote(m.unpriced_calls)]
+              .filter(Boolean)
+              .join(" · "),
+            "m-cost",
+          ),
         ),
   );
   if (tasksR.status === "rejected") {
@@ -221,7 +233,6 @@ async function load() {
     ...ORDER.filter((s) => tasks.some((t) => t.status === s)),
     ...new Set(tasks.map((t) => t.status).filter((s) => !ORDER.includes(s))),
   ];
-  const costByTask = m?.cost_by_task;
   board.replaceChildren(
     el("h2", { id: "board-h" }, `Task board: ${feature.title}`),
     tasks.length
@@ -239,7 +250,7 @@ async function load() {
               el(
                 "ul",
                 { class: "plain" },
-                list.map((t) => card(t, costByTask)),
+                list.map((t) => card(t, m)),
               ),
             );
           }),
@@ -262,7 +273,16 @@ async function load() {
                   bar(p.progress || 0, `phase ${p.phase} ${fmtPct(p.progress, 0)} done`),
                 ),
             },
-            { label: "Cost", num: true, cell: (p) => fmtUsd(m.cost_by_phase?.[p.phase] ?? 0) },
+            {
+              label: "Cost",
+              num: true,
+              cell: (p) =>
+                fmtTotalCost(
+                  m.cost_by_phase?.[p.phase] ?? 0,
+                  m.calls_by_phase?.[p.phase] ?? 0,
+                  m.unpriced_by_phase?.[p.phase] ?? 0,
+                ),
+            },
           ],
           m.phases || [],
           { caption: "Phases", empty: "No phases." },

@@ -13,11 +13,13 @@ import {
   fmtInt,
   fmtMs,
   fmtPct,
+  fmtTotalCost,
   fmtUsd,
   liveIndicator,
   rangeSelect,
   subscribe,
   table,
+  unpricedNote,
 } from "../common.js";
 
 const root = app();
@@ -68,6 +70,19 @@ function historyCell(d) {
   );
 }
 
+/** A deployment's price (USD per million tokens in / out) and where it comes from, or "unknown". */
+function priceCell(d) {
+  const p = d.price;
+  if (!p) return el("span", { title: d.price_detail || "" }, badge("unknown", "warn"));
+  const text = `${fmtUsd(p.input_per_mtok)} / ${fmtUsd(p.output_per_mtok)}`;
+  return el(
+    "span",
+    { title: d.price_detail || "" },
+    text,
+    d.price_source === "catalogue" ? " (catalogue)" : "",
+  );
+}
+
 async function load() {
   const range = currentRange();
   const now = Date.now() / 1000;
@@ -96,6 +111,7 @@ async function load() {
         },
         { label: "Group", cell: (d) => d.group },
         { label: "Provider / model", cell: (d) => `${d.provider} / ${d.model}` },
+        { label: "Price in/out per Mtok", cell: priceCell },
         {
           label: "Circuit",
           cell: (d) =>
@@ -118,7 +134,12 @@ async function load() {
         { label: "Error kinds", cell: (d) => kinds(s(d).errors_by_kind) },
         { label: "p50 / p95", num: true, cell: (d) => `${fmtMs(s(d).p50_ms)} / ${fmtMs(s(d).p95_ms)}` },
         { label: "Fallbacks", num: true, cell: (d) => fmtInt(s(d).fallbacks) },
-        { label: "Cost", num: true, cell: (d) => fmtUsd(s(d).cost_usd) },
+        {
+          label: "Cost",
+          num: true,
+          cell: (d) =>
+            s(d).requests ? fmtTotalCost(s(d).cost_usd, s(d).requests, s(d).unpriced) : fmtUsd(0),
+        },
       ],
       deps,
       {
@@ -133,6 +154,7 @@ async function load() {
     const rows = sum.value.rows || [];
     const served = rows.filter((r) => r.deployment);
     const unanswered = rows.filter((r) => !r.deployment).reduce((a, r) => a + (r.requests || 0), 0);
+    const unpricedCalls = served.reduce((a, r) => a + (r.unpriced || 0), 0);
     const byVendor = new Map();
     for (const r of served) byVendor.set(r.provider, (byVendor.get(r.provider) || 0) + (r.cost_usd || 0));
     const desc = (items) => items.sort((a, b) => b.value - a.value);
@@ -146,6 +168,7 @@ async function load() {
           title: "Cost per deployment",
           format: fmtUsd,
         }),
+        unpricedCalls ? el("p", { class: "muted" }, `These costs ${unpricedNote(unpricedCalls)}.`) : null,
       ),
       el(
         "section",
