@@ -32,6 +32,7 @@ __all__ = [
     "ModelGroupConfig",
     "PriceConfig",
     "ProviderConfig",
+    "ResponsesConfig",
     "RetryConfig",
     "ServerConfig",
     "SessionsConfig",
@@ -59,6 +60,11 @@ class ProviderConfig(_Model):
     api_key: str | None = Field(default=None, repr=False)
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     max_connections: int = Field(default=256, ge=1)
+    responses: bool = Field(
+        default=False,
+        description="the server also has the OpenAI Responses API (`{base_url}/responses`): `/v1/responses` "
+        "calls are passed to it natively instead of translated to chat completions ('openai' kind only)",
+    )
     prices_from: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9][a-z0-9_.-]*$",
@@ -71,6 +77,8 @@ class ProviderConfig(_Model):
     def _needs_url(self) -> ProviderConfig:
         if self.kind == "openai" and not self.base_url:
             raise ValueError("an 'openai' provider needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.responses and self.kind != "openai":
+            raise ValueError("responses: only an 'openai' provider can have the Responses API")
         return self
 
 
@@ -258,6 +266,23 @@ class CacheConfig(_Model):
     max_entry_bytes: int = Field(default=1024 * 1024, ge=1, description="larger answers are not cached")
 
 
+class ResponsesConfig(_Model):
+    """The Responses API's stored responses (`previous_response_id`, `GET`/`DELETE /v1/responses/{id}`)."""
+
+    store: bool = Field(
+        default=True,
+        description="keep responses for `previous_response_id` (a request's `store: false` keeps nothing); "
+        "off: nothing is kept and `previous_response_id` is refused",
+    )
+    ttl_s: float = Field(default=86400.0, gt=0, description="how long a stored response can be read")
+    max_bytes_per_key: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="the stored responses of one key take at most this many bytes; the oldest are evicted "
+        "to make room (a single response larger than this is not kept)",
+    )
+
+
 class AlertRule(_Model):
     name: str
     kind: Literal["budget", "error_rate", "latency_p95", "breaker_open"]
@@ -278,6 +303,9 @@ class Config(_Model):
     database_url: str | None = None
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    responses: ResponsesConfig = Field(
+        default_factory=ResponsesConfig, description="stored Responses API answers (previous_response_id)"
+    )
     alerts: list[AlertRule] = Field(default_factory=list)
     alert_webhook: str | None = None
     alert_interval_s: float = Field(default=10.0, gt=0, description="how often alert rules are evaluated")

@@ -1,6 +1,6 @@
 """The composition root: everything a running gateway holds, built here, explicitly and typed, from a
 Config and a Store: the router, the request pipeline and its hooks (per-key limits, the response
-cache, budgets), the ledger writer and its observers (rollups and Prometheus counters), the event bus,
+cache, budgets, the stored Responses API answers), the ledger writer and its observers (rollups and Prometheus counters), the event bus,
 the authenticator with its key resolver, key states and dashboard sessions, the login guard, the
 alerter and the orchestrator's task manager. No globals: the app and the API reach it through
 `app.state.runtime`.
@@ -31,6 +31,7 @@ from architect.cache.tiers import L1Cache, L2Tier, RedisL2, StoreL2, Tiers
 from architect.config import Config
 from architect.errors import ConfigError
 from architect.events import EventBus
+from architect.gateway.apis.responses_state import ResponseStore
 from architect.gateway.hooks import Hooks
 from architect.gateway.ledger import LedgerWriter
 from architect.gateway.pipeline import Pipeline
@@ -100,8 +101,13 @@ class Runtime:
         tiers = Tiers(L1Cache(config.cache.l1_max_bytes, time.time), _l2(config, store))
         self.cache = CacheService(lambda: self.config.cache, tiers)
 
+        # stored Responses API answers (previous_response_id)
+        self.responses = ResponseStore(store.responses, lambda: self.config)
+
         # the request path
-        self.hooks = Hooks(key_limits=self.key_limits, cache=self.cache, budgets=self.budgets)
+        self.hooks = Hooks(
+            key_limits=self.key_limits, cache=self.cache, budgets=self.budgets, conversations=self.responses
+        )
         self.pipeline = Pipeline(config, self.router, self.ledger, self.events, self.hooks)
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -134,6 +140,7 @@ class Runtime:
         self.spawn(self.alerter.run())
         if self.config.alert_webhook:
             self.spawn(self.alerter.deliver())
+        self.spawn(_every(3600.0, self._purge_responses, "removing expired responses"))
         if self.config.ledger.retention_days:
             self.spawn(self._retention_loop(self.config.ledger.retention_days))
 
@@ -150,6 +157,7 @@ class Runtime:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        await self.responses.aclose()
         # what the ledger holds now, and the rollups of it (the final flush's rows are aggregated by
         # the closing writer's observers; `close` below writes those)
         await asyncio.to_thread(self.ledger.flush)
@@ -198,6 +206,11 @@ class Runtime:
         if row.get("expires_at") is not None and row["expires_at"] <= time.time():
             return None
         return principal_for(row)
+
+    async def _purge_responses(self) -> None:
+        n = await self.responses.purge()
+        if n:
+            log.info("responses: removed %d expired", n)
 
     async def _write_login_audit(self, row: AuditRow) -> None:
         audit = self.store.audit

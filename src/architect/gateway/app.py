@@ -20,6 +20,8 @@ from architect.errors import GatewayError, InvalidRequest, MethodNotAllowed, Not
 from architect.gateway.apis.base import InboundAPI
 from architect.gateway.apis.chat import CHAT, EMBEDDINGS
 from architect.gateway.apis.messages import MESSAGES, count_tokens
+from architect.gateway.apis.responses import RESPONSES
+from architect.gateway.apis.responses_state import ResponseStore
 from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags
 from architect.gateway.hooks import Authenticate
@@ -62,6 +64,9 @@ class Host(Protocol):
 
     @property
     def auth(self) -> Authenticate: ...
+
+    @property
+    def responses(self) -> ResponseStore: ...
 
     async def start(self) -> None: ...
 
@@ -130,6 +135,10 @@ class GatewayApp:
                 status, out, extra = await count_tokens(body, principal, self.runtime.router, headers)
                 await _send_json(send, status, out, extra)
                 return
+            if path.startswith("/v1/responses/"):
+                err_api = RESPONSES
+                await self._stored_response(path, method, headers, send)
+                return
             if api is None:
                 raise NotFound(f"unknown path {path}", code="unknown_url")
             if method != "POST":
@@ -143,6 +152,8 @@ class GatewayApp:
                 metadata = (
                     {k: v for k, v in meta.items() if k != "user_id"} if isinstance(meta, dict) else meta
                 )
+            elif api is RESPONSES:  # kept: echoed in the response, sent to Responses API deployments
+                metadata = body.get("metadata")
             else:
                 metadata = body.pop("metadata", None)
             tags = parse_tags(headers.get("x-architect-tags"), metadata)
@@ -157,6 +168,26 @@ class GatewayApp:
             rid = call.request_id if call else request_id
             log.exception("unexpected error handling %s (request %s)", scope.get("path"), rid)
             await _send_error(send, GatewayError(f"internal error; request id {rid}"), rid, err_api)
+
+    async def _stored_response(self, path: str, method: str, headers: dict[str, str], send: Send) -> None:
+        """`GET /v1/responses/{id}` (and `/input_items`) and `DELETE /v1/responses/{id}`, scoped to the
+        caller's key."""
+        rest = path[len("/v1/responses/") :]
+        response_id, _, sub = rest.partition("/")
+        if not response_id or sub not in ("", "input_items"):
+            raise NotFound(f"unknown path {path}", code="unknown_url")
+        allowed = ("GET", "DELETE") if not sub else ("GET",)
+        if method not in allowed:
+            raise MethodNotAllowed(", ".join(allowed))
+        principal = await self.runtime.auth.authenticate(_credentials(headers))
+        store = self.runtime.responses
+        if sub:
+            out = await store.input_items(response_id, principal)
+        elif method == "GET":
+            out = await store.get(response_id, principal)
+        else:
+            out = await store.delete(response_id, principal)
+        await _send_json(send, 200, out, [])
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.runtime.config.server.max_body_bytes
@@ -251,6 +282,7 @@ _ENDPOINTS: dict[str, InboundAPI] = {
     "/v1/chat/completions": CHAT,
     "/v1/embeddings": EMBEDDINGS,
     "/v1/messages": MESSAGES,
+    "/v1/responses": RESPONSES,
 }
 
 

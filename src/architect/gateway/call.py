@@ -42,7 +42,7 @@ class Call:
 
     Set by the hooks: `key_ticket` (per-key limits), `cache_tier`, `cache_plan`, `semantic_probe`
     (the response cache; `semantic_off` turns its semantic tier off for this call) and
-    `budget_reservation` (budgets). Set by the executor: `attempts`, `route_reason`, `fallbacks`,
+    `budget_reservation` (budgets), `state` (`Conversations`: the Responses API's turn). Set by the executor: `attempts`, `route_reason`, `fallbacks`,
     `attempt_ttft_ms` (the current attempt's time to first token, set by its send) and, for a stream
     whose first bytes arrived, `settle_stream` (settles the deployment's slot and breaker when the
     stream ends)."""
@@ -80,6 +80,7 @@ class Call:
         "semantic_off",
         "semantic_probe",
         "settle_stream",
+        "state",
         "status",
         "stream",
         "t0",
@@ -114,6 +115,7 @@ class Call:
         self.dropped: list[str] = []  # request fields the answering attempt's translation dropped
         self.translated: dict[str, Any] | None = None  # the body as a chat completion, when translated
         self.translation_dropped: list[str] = []  # what that translation dropped
+        self.state: object | None = None  # what a stateful API keeps for this call (its own type)
         self.body = body
         self.raw_body = raw_body
         self.principal = principal

@@ -3,7 +3,9 @@
     authenticate → key limits → cache lookup / coalescing → budget reservation
                  → route and attempt(s) → settle cost → ledger
 
-The access domain provides `KeyLimits` and `Budgets`; the cache domain provides `ResponseCache`.
+The access domain provides `KeyLimits` and `Budgets`; the cache domain provides `ResponseCache`;
+`Conversations` is the state an inbound API keeps between calls (the Responses API's stored responses,
+`gateway.apis.responses_state`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ __all__ = [
     "Authenticate",
     "Budgets",
     "CachedAnswer",
+    "Conversations",
     "Hooks",
     "KeyLimits",
     "NullBudgets",
     "NullCache",
+    "NullConversations",
     "NullKeyLimits",
     "ResponseCache",
 ]
@@ -73,6 +77,15 @@ class Budgets(Protocol):
     async def settle(self, call: Call, actual_usd: float) -> None: ...
 
 
+class Conversations(Protocol):
+    async def resolve(self, call: Call) -> None:
+        """Before routing: replace what the call refers to in kept state (a Responses call's
+        `previous_response_id`) by its content; raise (NotFound, InvalidRequest) if it cannot."""
+
+    def keep(self, call: Call) -> None:
+        """After a successful call: keep what a later call may refer to (it may be written later)."""
+
+
 class NullKeyLimits:
     async def admit(self, call: Call) -> None:
         return None
@@ -100,9 +113,18 @@ class NullBudgets:
         return None
 
 
+class NullConversations:
+    async def resolve(self, call: Call) -> None:
+        return None
+
+    def keep(self, call: Call) -> None:
+        return None
+
+
 @dataclass
 class Hooks:
     key_limits: KeyLimits = field(default_factory=NullKeyLimits)
     cache: ResponseCache = field(default_factory=NullCache)
     budgets: Budgets = field(default_factory=NullBudgets)
+    conversations: Conversations = field(default_factory=NullConversations)
     budgets_active: bool = False  # skip worst-case estimation when no budget exists

@@ -80,7 +80,8 @@ class Pipeline:
             )
         call.group = group
         _apply_key_tags(call)
-        size = (
+        await self.hooks.conversations.resolve(call)  # may set the prompt's size (what it refers to)
+        size = call.prompt_size or (
             chat_prompt_size(call.body.get("messages") or (), call.body)
             if call.endpoint == "chat"
             else text_prompt_size(call.raw_body)
@@ -249,6 +250,8 @@ class Pipeline:
                 pass
         if tier == "miss" and call.status != "ok":
             self.hooks.cache.abandon(call, call.error)
+        if call.status == "ok":
+            self.hooks.conversations.keep(call)
         self.hooks.key_limits.release(
             call, (usage.prompt_tokens + usage.completion_tokens) if usage else None
         )

@@ -53,6 +53,7 @@ class Deployment:
     simulated: bool
     breaker: CircuitBreaker
     limiter: DeploymentLimiter
+    responses: bool = False  # the provider has the Responses API (`ProviderConfig.responses`)
     # where its price comes from (config, the catalogue, or unknown); set by `Router.build`
     pricing: ResolvedPrice = field(default_factory=lambda: ResolvedPrice(None, "unknown", "not resolved"))
     # what budgets hold and charge for its calls: its price, else the dearest known one of its group;
@@ -225,6 +226,7 @@ class Router:
                 headers,
             )
             prev.simulated = p.kind == "simulated"
+            prev.responses = p.responses
             prev.breaker.reconfigured(d.breaker)
             prev.limiter.reconfigured(d.limits)
             return prev
@@ -241,6 +243,7 @@ class Router:
             simulated=p.kind == "simulated",
             breaker=CircuitBreaker(name, d.breaker),
             limiter=DeploymentLimiter(d.limits),
+            responses=p.responses,
         )
 
     def group(self, name: str) -> Group | None:

@@ -7,11 +7,12 @@ an in-memory double. No other package writes SQL.
     store.keys / store.budgets / store.audit       # virtual keys, budgets and their spend, the audit log
     store.alerts / store.rollups / store.spend     # alert events and state, metric rollups, ledger spend
     store.tasks / store.cache                      # the orchestrator and the response cache
+    store.responses                                # stored Responses API answers (previous_response_id)
 
 Each repository is built, and its module imported, when its attribute is first read. On a memory
-store, the repositories whose double is their own SQL (keys, budgets, audit, alerts, rollups, tasks)
-share one in-memory SQLite database (`store.sqlite_memory`); the ledger, its spend and the cache are
-pure Python.
+store, the repositories whose double is their own SQL (keys, budgets, audit, alerts, rollups, tasks,
+responses) share one in-memory SQLite database (`store.sqlite_memory`); the ledger, its spend and the
+cache are pure Python.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from architect.store.cache import CacheRepo
     from architect.store.keys import KeyRepo
     from architect.store.orchestrator import TaskRepo
+    from architect.store.responses import ResponseRepo
     from architect.store.rollups import RollupRepo
     from architect.store.spend import SpendRepo
     from architect.store.sqlite_memory import SQLiteMemory
@@ -134,6 +136,14 @@ class Store:
         if self.engine is None:
             return cache.MemoryCacheRepo()
         return cache.SQLCacheRepo(self.engine)
+
+    @functools.cached_property
+    def responses(self) -> ResponseRepo:
+        from architect.store import responses
+
+        if self.engine is None:
+            return responses.SQLiteMemoryResponseRepo(self._sqlite_memory())
+        return responses.SQLResponseRepo(self.engine)
 
     @functools.cached_property
     def redacted_url(self) -> str:

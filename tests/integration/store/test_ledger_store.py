@@ -109,3 +109,16 @@ def test_rows_setting_different_columns_keep_their_order_and_values(store: Store
     assert by_id["b"]["error_kind"] == "server_error" and by_id["b"]["project"] is None
     assert by_id["c"]["key_id"] == "k1" and by_id["c"]["cached_tokens"] == 4
     assert by_id["d"]["project"] is None and by_id["d"]["cached_tokens"] == 0
+
+
+def test_a_sqlite_store_limits_its_wal(sqlite_url: str) -> None:
+    """Each connection caps the WAL file kept after a checkpoint (it would keep its high-water mark)."""
+    from architect.store.engine import WAL_SIZE_LIMIT
+
+    store = open_store(sqlite_url, migrate="upgrade")
+    try:
+        assert store.engine is not None
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == WAL_SIZE_LIMIT
+    finally:
+        store.close()

@@ -1,0 +1,258 @@
+"""Stored Responses API answers: `previous_response_id`, `GET` and `DELETE /v1/responses/{id}`.
+
+`ResponseStore` is the pipeline's `Conversations` hook (`gateway.hooks`) for `/v1/responses` calls:
+- `resolve`, before routing: a call with `previous_response_id` gets the stored conversation (the
+  previous call's input items and its output items) put in front of its own `input`, so every
+  deployment, translated or native, sees the whole conversation; the id the client gave is echoed in
+  the response. An id this key did not store (another key's, expired, deleted, never) is a 404, the
+  same for each; with `responses.store` off it is a 400.
+- `keep`, after a successful call whose request did not say `store: false`: the call's input items
+  (the expanded conversation) and its response, after the ledger's `redact` rules (applied to every
+  string in them), as one row of the store's `responses` table, namespaced by the caller's key, for
+  `responses.ttl_s`. A key's rows take at most `responses.max_bytes_per_key` bytes: when they go over,
+  its oldest are evicted down to three quarters of the cap (a single response larger than the cap is
+  not kept). Rows are written behind the call, in batches (every 20 ms at most), by a thread at the
+  ledger writer's lower CPU priority (`ledger.writer_nice`: it shares the event loop's core);
+  until written they are read from memory, so the next turn finds its previous response at once (on
+  another gateway process, once written: some tens of milliseconds).
+
+Every read and delete is scoped to the caller's key, the admin key included (it sees only what it
+stored itself): a stored conversation is readable only by the key that made it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from architect.config import Config
+from architect.errors import InvalidRequest, NotFound
+from architect.gateway.apis.responses import RESPONSES, turn
+from architect.gateway.apis.responses_translate import Turn, input_items
+from architect.gateway.call import Call
+from architect.gateway.estimate import PromptSize
+from architect.gateway.ledger import _lower_thread_priority  # the ledger writer's, for the same reason
+from architect.principal import Principal
+from architect.store.responses import ResponseRepo
+
+__all__ = ["ResponseStore", "owner"]
+
+log = logging.getLogger("architect.gateway")
+
+_BATCH_S = 0.02  # how long kept responses wait to be written together (they are readable meanwhile)
+_EVICT_TO = 0.75  # a key over its cap is brought down to this part of it
+
+
+def owner(principal: Principal) -> str:
+    """The namespace a caller's stored responses live in: its key id ("admin" for the admin key,
+    "anonymous" in open mode)."""
+    return principal.key_id or principal.kind
+
+
+def _redacted(value: Any, rules: list[re.Pattern[str]]) -> Any:
+    if isinstance(value, str):
+        for rx in rules:
+            value = rx.sub("[REDACTED]", value)
+        return value
+    if isinstance(value, list):
+        return [_redacted(v, rules) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v, rules) for k, v in value.items()}
+    return value
+
+
+class ResponseStore:
+    """Implements `architect.gateway.hooks.Conversations` for the Responses API, and answers
+    `GET`/`DELETE /v1/responses/{id}`."""
+
+    def __init__(
+        self, repo: ResponseRepo, config: Callable[[], Config], clock: Callable[[], float] = time.time
+    ):
+        self._repo = repo
+        self._config = config
+        self._clock = clock
+        self._pending: dict[str, dict[str, Any]] = {}  # rows not yet written, by id
+        self._flush: asyncio.Task[None] | None = None
+        self._rules: tuple[tuple[str, ...], list[re.Pattern[str]]] = ((), [])
+        self._bytes: dict[str, int] = {}  # per key: the bytes of its stored responses (see `_put`)
+        self._writer: ThreadPoolExecutor | None = None  # one thread, at the ledger writer's lower priority
+
+    def _redact_rules(self) -> list[re.Pattern[str]]:
+        patterns = tuple(self._config().ledger.redact)
+        if patterns != self._rules[0]:
+            self._rules = (patterns, [re.compile(p) for p in patterns])
+        return self._rules[1]
+
+    # -- the pipeline's hook ------------------------------------------------------------------------
+    async def resolve(self, call: Call) -> None:
+        if call.api is not RESPONSES:
+            return
+        t = turn(call)
+        previous = t.previous_id
+        if previous is None:
+            return
+        if not self._config().responses.store:
+            raise InvalidRequest(
+                "previous_response_id: this gateway keeps no responses (responses.store is off); "
+                "send the whole conversation in 'input'",
+                param="previous_response_id",
+            )
+        raw = await self.read(previous, owner(call.principal))
+        if raw is None:
+            raise NotFound(
+                f"previous_response_id: no response with id '{previous}' (never stored for this key, "
+                "expired or deleted)",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        stored = orjson.loads(raw)
+        output = (stored.get("response") or {}).get("output") or []
+        call.body["input"] = [*stored.get("input", []), *output, *input_items(call.body.get("input"))]
+        call.body.pop("previous_response_id", None)
+        t.prior_size = len(raw)
+        call.prompt_size = PromptSize(len(call.raw_body) + len(raw))
+
+    def keep(self, call: Call) -> None:
+        state = call.state
+        if call.api is not RESPONSES or not isinstance(state, Turn) or not state.store:
+            return
+        response = state.response
+        cfg = self._config().responses
+        if response is None or not cfg.store or not isinstance(response.get("id"), str):
+            return
+        doc: dict[str, Any] = {"input": input_items(call.body.get("input")), "response": response}
+        rules = self._redact_rules()
+        if rules:
+            doc = _redacted(doc, rules)
+        body = orjson.dumps(doc)
+        if len(body) > cfg.max_bytes_per_key:
+            log.info(
+                "response %s not stored: %d bytes, over responses.max_bytes_per_key",
+                response["id"],
+                len(body),
+            )
+            return
+        now = self._clock()
+        row = {
+            "id": response["id"][:64],
+            "key_id": owner(call.principal),
+            "created_at": now,
+            "expires_at": now + cfg.ttl_s,
+            "size": len(body),
+            "body": body.decode(),
+        }
+        self._pending[row["id"]] = row
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        """Write the pending rows in batches, off the loop, until none is left."""
+        try:
+            while self._pending:
+                await asyncio.sleep(_BATCH_S)  # let the calls finishing meanwhile join the batch
+                rows = list(self._pending.values())
+                if self._writer is None:
+                    nice = self._config().ledger.writer_nice
+                    self._writer = ThreadPoolExecutor(
+                        1, "architect-responses", initializer=_lower_thread_priority, initargs=(nice,)
+                    )
+                cap = self._config().responses.max_bytes_per_key
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self._writer, self._put, rows, cap)
+                except Exception:
+                    log.exception("storing %d responses failed; they are dropped", len(rows))
+                for row in rows:
+                    if self._pending.get(row["id"]) is row:
+                        del self._pending[row["id"]]
+        finally:
+            self._flush = None
+
+    def _put(self, rows: list[dict[str, Any]], cap: int) -> None:
+        """Insert a batch; then, per key, evict its oldest rows when its count of bytes (read once from
+        the store, then kept here) goes over the cap. With several gateway processes each counts its
+        own writes on top of what it read, so a key may briefly hold more until one of them evicts."""
+        self._repo.put(rows)
+        now = self._clock()
+        for row in rows:
+            key = row["key_id"]
+            if key not in self._bytes:
+                self._bytes[key] = self._repo.usage(key, now)  # this batch included
+            else:
+                self._bytes[key] += row["size"]
+        for key in {row["key_id"] for row in rows}:
+            if self._bytes[key] > cap:  # evict down to a part of the cap, so eviction is rare
+                self._bytes[key] = self._repo.evict(key, int(cap * _EVICT_TO), now)
+
+    async def drain(self) -> None:
+        """Wait until every kept response is written."""
+        while self._flush is not None:
+            await asyncio.shield(self._flush)
+
+    async def aclose(self) -> None:
+        """Write what is pending, then stop the writer's thread."""
+        await self.drain()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)
+
+    # -- GET / DELETE /v1/responses/{id} -------------------------------------------------------------
+    async def read(self, response_id: str, key_id: str) -> str | None:
+        """The stored document (`{"input": [...], "response": {...}}`) of a key's response, or None."""
+        now = self._clock()
+        row = self._pending.get(response_id)
+        if row is not None:
+            return str(row["body"]) if row["key_id"] == key_id and row["expires_at"] > now else None
+        return await asyncio.to_thread(self._repo.get, response_id, key_id, now)
+
+    async def get(self, response_id: str, principal: Principal) -> bytes:
+        """The response object of `GET /v1/responses/{id}`; NotFound for an id the key cannot read."""
+        raw = await self.read(response_id, owner(principal))
+        if raw is None:
+            raise _not_found(response_id)
+        return orjson.dumps(orjson.loads(raw).get("response"))
+
+    async def input_items(self, response_id: str, principal: Principal) -> bytes:
+        """`GET /v1/responses/{id}/input_items`: the items the response answered, as a list."""
+        raw = await self.read(response_id, owner(principal))
+        if raw is None:
+            raise _not_found(response_id)
+        items = orjson.loads(raw).get("input") or []
+        data = [{"id": f"item_{i}", **item} if "id" not in item else item for i, item in enumerate(items)]
+        first = data[0]["id"] if data else None
+        last = data[-1]["id"] if data else None
+        return orjson.dumps(
+            {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": False}
+        )
+
+    async def delete(self, response_id: str, principal: Principal) -> bytes:
+        """`DELETE /v1/responses/{id}`; NotFound for an id the key cannot delete."""
+        key_id = owner(principal)
+        row = self._pending.get(response_id)
+        found = False
+        if row is not None and row["key_id"] == key_id:
+            del self._pending[response_id]
+            found = True
+        await self.drain()  # a batch being written may hold it
+        found = await asyncio.to_thread(self._repo.delete, response_id, key_id) or found
+        if not found:
+            raise _not_found(response_id)
+        return orjson.dumps({"id": response_id, "object": "response", "deleted": True})
+
+    async def purge(self) -> int:
+        """Remove every expired response (the runtime runs it hourly)."""
+        self._bytes.clear()  # counted again from the store on the next write
+        return await asyncio.to_thread(self._repo.purge_expired, self._clock())
+
+
+def _not_found(response_id: str) -> NotFound:
+    return NotFound(
+        f"no response with id '{response_id[:64]}' (never stored for this key, expired or deleted)",
+        param="response_id",
+        code="response_not_found",
+    )

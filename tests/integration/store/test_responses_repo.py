@@ -1,0 +1,67 @@
+"""The stored Responses API answers (`store.responses`) behave the same on the memory store's double,
+SQLite and PostgreSQL: a row is read and deleted only by its key, expires, and a key's rows are kept
+under its byte cap by evicting the oldest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from architect.store import Store, open_store
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "memory":
+        s = Store.memory()
+    else:
+        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+        s = open_store(url, migrate="upgrade")
+    yield s
+    s.close()
+
+
+def _row(rid: str, key: str, t: float, size: int = 10, ttl: float = 100.0) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "key_id": key,
+        "created_at": t,
+        "expires_at": t + ttl,
+        "size": size,
+        "body": f'{{"r":"{rid}"}}',
+    }
+
+
+def test_key_scoped_reads_and_deletes(store: Store) -> None:
+    repo = store.responses
+    repo.put([_row("r1", "k1", 1.0), _row("r2", "k2", 1.0)])
+    assert repo.get("r1", "k1", 2.0) == '{"r":"r1"}'
+    assert repo.get("r1", "k2", 2.0) is None
+    assert repo.delete("r1", "k2") is False
+    assert repo.get("r1", "k1", 2.0) is not None
+    assert repo.delete("r1", "k1") is True
+    assert repo.get("r1", "k1", 2.0) is None
+    assert repo.delete("r1", "k1") is False
+
+
+def test_expiry_and_purge(store: Store) -> None:
+    repo = store.responses
+    repo.put([_row("old", "k", 1.0, ttl=5.0), _row("new", "k", 1.0, ttl=50.0)])
+    assert repo.usage("k", 7.0) == 10
+    assert repo.get("old", "k", 7.0) is None and repo.get("new", "k", 7.0) is not None
+    assert repo.purge_expired(7.0) == 1
+    assert repo.get("new", "k", 7.0) is not None
+
+
+def test_oldest_evicted_over_the_cap(store: Store) -> None:
+    repo = store.responses
+    repo.put([_row(f"a{i}", "k", float(i), size=40) for i in range(3)])
+    repo.put([_row("b0", "other", 1.0, size=90)])
+    assert repo.usage("k", 3.0) == 120
+    assert repo.evict("k", 100, 3.0) == 80  # 3 x 40 > 100: the oldest went
+    assert repo.get("a0", "k", 3.0) is None
+    assert repo.get("a1", "k", 3.0) is not None and repo.get("a2", "k", 3.0) is not None
+    assert repo.get("b0", "other", 3.0) is not None  # another key's rows are its own
+    assert repo.evict("k", 100, 500.0) == 0  # all expired
