@@ -204,11 +204,6 @@ class Gateway:
     def rows(self, key_id: str) -> list[dict[str, Any]]:
         return sorted((r for r in self.server.calls() if r["key_id"] == key_id), key=lambda r: r["ts"])
 
-    def serves(self, path: str) -> bool:
-        """Whether the gateway has a route (an unknown /v1 path is a 404 `unknown_url` before auth)."""
-        r = httpx.post(self.url + path, json={}, timeout=10)
-        return not (r.status_code == 404 and "unknown_url" in r.text)
-
 
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
