@@ -91,8 +91,9 @@ def test_ledger_filters_and_pages(page: Any, server: LiveServer) -> None:
     expect(page).to_have_url(__import__("re").compile(r"model_group=strong"))
     rows = page.locator("#ledger-results tbody tr")
     expect(rows.first).to_be_visible()
-    for i in range(rows.count()):
-        assert "sim-strong" in rows.nth(i).inner_text()
+    # waits for the filtered table: the URL changes before the unfiltered rows are replaced
+    expect(rows.filter(has_not_text="sim-strong")).to_have_count(0)
+    expect(rows.filter(has_text="sim-strong").first).to_be_visible()
     page.get_by_label("Model group").fill("no-such-group")
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("#ledger-results .empty")).to_contain_text("No calls match")
