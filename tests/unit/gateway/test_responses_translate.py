@@ -302,3 +302,15 @@ def test_native_stream_reads_usage_and_end() -> None:
         b'data: {"type":"response.failed","response":{"error":{"code":"server_error","message":"no"}}}\n\n'
     )
     assert failed.error is not None and failed.error.message == "no" and not failed.done
+
+
+def test_the_fast_text_delta_writes_what_the_general_path_writes() -> None:
+    from architect.gateway.apis.responses_stream import _Events, _text_delta
+
+    fast, general = _Events(), _Events()
+    a: list[bytes] = []
+    b: list[bytes] = []
+    for text in ("Hello", ' "quoted" \u00e9\n', ""):
+        fast.text_delta(a, "msg_1_0", 3, text)
+        general.add(b, _text_delta("msg_1_0", 3, text))
+    assert a == b and fast.seq == general.seq == 3

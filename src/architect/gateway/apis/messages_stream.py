@@ -161,7 +161,8 @@ class FromChatStream:
             return b""
         out: list[bytes] = []
         for ev in raw.split(b"\n\n"):
-            data = _data(ev)
+            # the inner translator's events are single `data: ` lines; anything else takes the exact path
+            data = ev[6:] if ev.startswith(b"data: ") and b"\n" not in ev else _data(ev)
             if not data:
                 continue
             if data == b"[DONE]":
@@ -220,6 +221,13 @@ class FromChatStream:
             )
         )
 
+    def _text(self, text: str, out: list[bytes]) -> None:
+        """A `text_delta` (the most frequent event), written without building its object."""
+        out.append(
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+            b'"delta":{"type":"text_delta","text":%b}}\n\n' % (self._next - 1, orjson.dumps(text))
+        )
+
     def _chunk(self, obj: dict[str, Any], out: list[bytes]) -> None:
         if not self._started:
             self._start(out)
@@ -233,10 +241,10 @@ class FromChatStream:
                     self._open("thinking", {"type": "thinking", "thinking": ""}, out)
                 self._delta({"type": "thinking_delta", "thinking": reasoning}, out)
             text = delta.get("content")
-            if isinstance(text, str) and text:
+            if type(text) is str and text:
                 if self._block != "text":
                     self._open("text", {"type": "text", "text": ""}, out)
-                self._delta({"type": "text_delta", "text": text}, out)
+                self._text(text, out)
             for tc in delta.get("tool_calls") or ():
                 if not isinstance(tc, dict):
                     continue

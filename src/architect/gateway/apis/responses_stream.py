@@ -61,6 +61,16 @@ class _Events:
         self.seq += 1
         out.append(b"event: " + obj["type"].encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n")
 
+    def text_delta(self, out: list[bytes], iid: str, index: int, text: str) -> None:
+        """`response.output_text.delta` (the most frequent event), written without building its object;
+        the same bytes `add` would write for `_text_delta(iid, index, text)`."""
+        out.append(
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":%b,'
+            b'"output_index":%d,"content_index":0,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'
+            % (orjson.dumps(iid), index, orjson.dumps(text), self.seq)
+        )
+        self.seq += 1
+
     def item(self, out: list[bytes], item: dict[str, Any], index: int) -> None:
         """The events of one complete output item."""
         kind, iid = item.get("type"), item.get("id")
@@ -319,7 +329,8 @@ class FromChatStream:
             return b""
         out: list[bytes] = []
         for ev in raw.split(b"\n\n"):
-            data = data_of(ev)
+            # the inner translator's events are single `data: ` lines; anything else takes the exact path
+            data = ev[6:] if ev.startswith(b"data: ") and b"\n" not in ev else data_of(ev)
             if not data:
                 continue
             if data == b"[DONE]":
@@ -432,14 +443,14 @@ class FromChatStream:
                 o.parts.append(reasoning)
                 self._ev.add(out, _summary_delta(o.item_id, o.index, reasoning))
             text = delta.get("content")
-            if isinstance(text, str) and text:
+            if type(text) is str and text:
                 o = self._open
                 if o is None or o.kind != "message":
                     item = {"type": "message", "status": "in_progress", "role": "assistant", "content": []}
                     o = self._begin("message", "msg", item, out)
                     self._ev.open_text(out, o.item_id, o.index)
                 o.parts.append(text)
-                self._ev.add(out, _text_delta(o.item_id, o.index, text))
+                self._ev.text_delta(out, o.item_id, o.index, text)
             for tc in delta.get("tool_calls") or ():
                 if isinstance(tc, dict):
                     self._tool_delta(tc, out)
