@@ -7,7 +7,8 @@ instrument's mock upstream (../shared/bench/gateway/mock_upstream.py) and its wr
 
 Architect (`serve --config bench/gateway/architect-bench.yaml`, open mode, a fresh ARCHITECT_HOME) is
 pinned to CPU 1, the mock and wrk to CPU 0. Each round runs every (mode, concurrency) cell once per API
-in an order that rotates between rounds, plus the mock directly at concurrency 1 (for added latency).
+(`--apis`; `responses-nostore` is the Responses request with `store: false`, as Codex CLI sends
+it) in an order that rotates between rounds, plus the mock directly at concurrency 1 (for added latency).
 Prints, per cell, the median over rounds of each API's throughput ratio to chat completions in the same
 round, and of its p50 latency added over the mock alone at concurrency 1."""
 
@@ -38,6 +39,8 @@ BODIES = {
         {"model": "mock-model", "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]},
     ),
     "responses": ("/v1/responses", {"model": "mock-model", "input": PROMPT}),
+    # as Codex CLI sends it: nothing kept for previous_response_id
+    "responses-nostore": ("/v1/responses", {"model": "mock-model", "input": PROMPT, "store": False}),
 }
 
 
@@ -92,6 +95,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--conc", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--apis", nargs="+", default=list(BODIES), help="chat is always measured")
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="apis-bench-")
     mock = subprocess.Popen(
@@ -117,7 +121,8 @@ def main() -> None:
     try:
         wait(f"http://127.0.0.1:{MOCK}/health")
         wait(f"http://127.0.0.1:{PORT}/healthz")
-        apis = [a for a, (path, body) in BODIES.items() if serves(path, body)]
+        wanted = {"chat", *args.apis}
+        apis = [a for a, (path, body) in BODIES.items() if a in wanted and serves(path, body)]
         files: dict[tuple[str, str], Path] = {}
         for api in apis:
             for mode in ("nonstream", "stream"):

@@ -329,6 +329,8 @@ class FromChatStream:
             return b""
         out: list[bytes] = []
         for ev in raw.split(b"\n\n"):
+            if not ev:
+                continue
             # the inner translator's events are single `data: ` lines; anything else takes the exact path
             data = ev[6:] if ev.startswith(b"data: ") and b"\n" not in ev else data_of(ev)
             if not data:
