@@ -36,7 +36,7 @@ from architect.errors import StoreDataError, StoreError
 from architect.records import CallRecord
 from architect.store.ledger import LedgerRepo
 
-__all__ = ["LedgerObserver", "LedgerWriter"]
+__all__ = ["LedgerObserver", "LedgerWriter", "lower_thread_priority"]
 
 log = logging.getLogger("architect.ledger")
 
@@ -108,7 +108,7 @@ class LedgerWriter:
 
     def _run(self) -> None:
         if self._nice:
-            _lower_thread_priority(self._nice)
+            lower_thread_priority(self._nice)
         while not self._stop.is_set():
             self._stop.wait(self._interval)
             try:
@@ -236,7 +236,7 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def _lower_thread_priority(steps: int) -> None:
+def lower_thread_priority(steps: int) -> None:
     """Raise the calling thread's nice value by `steps` (Linux keeps one per thread; elsewhere, or if
     the system refuses, the thread keeps the process's priority)."""
     if not sys.platform.startswith("linux"):

@@ -37,7 +37,7 @@ from architect.gateway.apis.responses import RESPONSES, turn
 from architect.gateway.apis.responses_translate import Turn, input_items
 from architect.gateway.call import Call
 from architect.gateway.estimate import PromptSize
-from architect.gateway.ledger import _lower_thread_priority  # the ledger writer's, for the same reason
+from architect.gateway.ledger import lower_thread_priority
 from architect.principal import Principal
 from architect.store.responses import ResponseRepo
 
@@ -160,7 +160,7 @@ class ResponseStore:
                 if self._writer is None:
                     nice = self._config().ledger.writer_nice
                     self._writer = ThreadPoolExecutor(
-                        1, "architect-responses", initializer=_lower_thread_priority, initargs=(nice,)
+                        1, "architect-responses", initializer=lower_thread_priority, initargs=(nice,)
                     )
                 cap = self._config().responses.max_bytes_per_key
                 try:
