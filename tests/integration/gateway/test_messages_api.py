@@ -490,3 +490,25 @@ def test_a_request_one_deployment_cannot_take_goes_to_one_that_can(
         model="chat-first", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
     )
     assert plain.headers["x-architect-deployment"] == "cf-chat"
+
+
+def test_a_key_over_its_rate_gets_rate_limit_error_and_a_large_body_request_too_large(server: LiveServer) -> None:
+    r = httpx.post(
+        server.url + "/api/v1/keys",
+        json={"name": "slow-agent", "models": ["coder"], "rpm": 1},
+        headers={"authorization": f"Bearer {ADMIN}"},
+    )
+    assert r.status_code == 201, r.text
+    with anthropic.Anthropic(base_url=server.url, api_key=r.json()["key"], max_retries=0) as c:
+        c.messages.create(model="coder", max_tokens=5, messages=[{"role": "user", "content": "one"}])
+        with pytest.raises(anthropic.RateLimitError) as limited:
+            c.messages.create(model="coder", max_tokens=5, messages=[{"role": "user", "content": "two"}])
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert int(limited.value.response.headers["retry-after"]) >= 1
+    big = {
+        "model": "coder",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x" * (server.runtime.config.server.max_body_bytes + 1)}],
+    }
+    r = httpx.post(server.url + "/v1/messages", json=big, headers={"x-api-key": ADMIN})
+    assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
