@@ -492,7 +492,9 @@ def test_a_request_one_deployment_cannot_take_goes_to_one_that_can(
     assert plain.headers["x-architect-deployment"] == "cf-chat"
 
 
-def test_a_key_over_its_rate_gets_rate_limit_error_and_a_large_body_request_too_large(server: LiveServer) -> None:
+def test_a_key_over_its_rate_gets_rate_limit_error_and_a_large_body_request_too_large(
+    server: LiveServer,
+) -> None:
     r = httpx.post(
         server.url + "/api/v1/keys",
         json={"name": "slow-agent", "models": ["coder"], "rpm": 1},

@@ -65,3 +65,18 @@ def test_oldest_evicted_over_the_cap(store: Store) -> None:
     assert repo.get("a1", "k", 3.0) is not None and repo.get("a2", "k", 3.0) is not None
     assert repo.get("b0", "other", 3.0) is not None  # another key's rows are its own
     assert repo.evict("k", 100, 500.0) == 0  # all expired
+
+
+def test_text_a_database_cannot_hold_is_stored_escaped_and_a_failed_batch_keeps_nothing(store: Store) -> None:
+    from architect.errors import StoreError
+
+    repo = store.responses
+    row = _row("r-nul", "k1", 1.0)
+    row["body"] = '{"text":"a\x00b \ud800"}'  # NUL and a lone surrogate, as a client may send them
+    repo.put([row])
+    assert repo.get("r-nul", "k1", 2.0) == '{"text":"a\ufffdb \ufffd"}'
+    with pytest.raises(StoreError):  # the same id again: the whole batch is refused
+        repo.put([_row("r-new", "k1", 1.0), _row("r-nul", "k1", 1.0)])
+    assert repo.get("r-new", "k1", 2.0) is None
+    repo.put([_row("r-after", "k1", 1.0)])  # and the store takes the next batch
+    assert repo.get("r-after", "k1", 2.0) is not None
