@@ -97,3 +97,39 @@ def test_env_overrides_admin_key_and_database() -> None:
 def test_openai_provider_needs_base_url() -> None:
     with pytest.raises(ConfigError, match="base_url"):
         parse_config({"providers": [{"name": "o", "kind": "openai"}]}, env={})
+
+
+def test_aliases_resolve_exact_then_patterns_in_order_and_collisions_are_refused() -> None:
+    from architect.gateway.routing import Router
+
+    data = _base(aliases=["claude-*", "sonnet"])
+    data["models"].append(  # type: ignore[attr-defined]
+        {
+            "name": "h",
+            "aliases": ["claude-opus-*", "gpt-5.5"],
+            "deployments": [{"provider": "p", "model": "y"}],
+        }
+    )
+    router = Router.build(parse_config(data, env={}))
+    found = {
+        name: (g.name if g else None)
+        for name in ("g", "h", "sonnet", "gpt-5.5", "claude-opus-4-1", "claude-haiku", "other")
+        for g in [router.group(name)]
+    }
+    assert found == {
+        "g": "g",
+        "h": "h",
+        "sonnet": "g",
+        "gpt-5.5": "h",
+        "claude-opus-4-1": "g",  # the first pattern in file order wins
+        "claude-haiku": "g",
+        "other": None,
+    }
+    with pytest.raises(ConfigError, match=r"models\[0\]\.aliases\[0\]: 'g' is the name of a model group"):
+        parse_config(_base(aliases=["g"]), env={})
+    twice = _base(aliases=["x1"])
+    twice["models"].append({"name": "h", "aliases": ["x1"], "deployments": [{"provider": "p", "model": "y"}]})  # type: ignore[attr-defined]
+    with pytest.raises(
+        ConfigError, match=r"models\[1\]\.aliases\[0\]: 'x1' is already an alias of group 'g'"
+    ):
+        parse_config(twice, env={})
