@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 
-from architect.errors import ProviderError, UpstreamError
+from architect.errors import ProviderError
 from architect.gateway.apis.messages_translate import STOP_REASONS, _tool_input, anthropic_usage
+from architect.gateway.apis.relay import JSONEventRelay, data_of
 from architect.gateway.providers.anthropic import usage_of
 from architect.gateway.providers.base import StreamTranslator, Usage
 
@@ -33,55 +34,16 @@ def error_event(message: str, kind: str = "api_error") -> bytes:
     return event("error", {"type": "error", "error": {"type": kind, "message": message}})
 
 
-def _data(ev: bytes) -> bytes:
-    return b"\n".join(line[5:].lstrip() for line in ev.split(b"\n") if line.startswith(b"data:"))
-
-
-class NativeStream:
+class NativeStream(JSONEventRelay):
     """An Anthropic deployment's stream, passed on byte for byte (complete events only). Each event's
     data is checked to be a JSON object; the usage of `message_start` and `message_delta`, the end
     (`message_stop`) and `error` events are read. An event that is not valid JSON ends the stream
     with an error event."""
 
-    __slots__ = ("_buf", "_texts", "broken", "done", "error", "usage")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buf = b""
-        self._texts: list[str] = []
-        self.usage: Usage | None = None
-        self.done = False
-        self.broken = False
-        self.error: ProviderError | None = None
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.broken:
-            return b""
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._buf = buf
-            return b""
-        head, self._buf = buf[: end + 2], buf[end + 2 :]
-        for i, ev in enumerate(head[:-2].split(b"\n\n")):
-            data = _data(ev)
-            if not data:
-                continue
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                obj = None
-            if not isinstance(obj, dict):
-                self.broken = True
-                self.error = UpstreamError(
-                    "the upstream sent a stream event that is not valid JSON; the answer is incomplete",
-                    kind="invalid_stream_event",
-                )
-                kept = b"\n\n".join(head.split(b"\n\n")[:i])
-                return (kept + b"\n\n" if kept else b"") + error_event(self.error.message)
-            self._read(obj)
-        return head
+    def _error_event(self, message: str) -> bytes:
+        return error_event(message)
 
     def _read(self, obj: dict[str, Any]) -> None:
         kind = obj.get("type")
@@ -117,9 +79,6 @@ class NativeStream:
             cached_tokens=read,
             cache_write_tokens=cur.cache_write_tokens if write is None else int(write),
         )
-
-    def completion_text(self) -> str:
-        return "".join(self._texts)
 
 
 class FromChatStream:
@@ -164,7 +123,7 @@ class FromChatStream:
             if not ev:
                 continue
             # the inner translator's events are single `data: ` lines; anything else takes the exact path
-            data = ev[6:] if ev.startswith(b"data: ") and b"\n" not in ev else _data(ev)
+            data = ev[6:] if ev.startswith(b"data: ") and b"\n" not in ev else data_of(ev)
             if not data:
                 continue
             if data == b"[DONE]":
@@ -322,7 +281,7 @@ def sse_to_message(stream: bytes) -> dict[str, Any] | None:
     blocks: dict[int, dict[str, Any]] = {}  # by index
     partial: dict[int, str] = {}
     for ev in stream.replace(b"\r\n", b"\n").split(b"\n\n"):
-        data = _data(ev)
+        data = data_of(ev)
         if not data:
             continue
         try:

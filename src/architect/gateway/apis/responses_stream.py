@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from architect.errors import ProviderError
+from architect.gateway.apis.relay import data_of
 from architect.gateway.apis.responses_translate import (
     Turn,
     custom_input,
@@ -32,7 +33,7 @@ from architect.gateway.apis.responses_translate import (
 )
 from architect.gateway.providers.base import StreamTranslator, Usage
 
-__all__ = ["TERMINAL", "FromChatStream", "data_of", "error_event", "response_to_sse"]
+__all__ = ["TERMINAL", "FromChatStream", "error_event", "response_to_sse"]
 
 TERMINAL = ("response.completed", "response.incomplete")
 
@@ -41,11 +42,6 @@ def error_event(message: str, code: str = "server_error") -> bytes:
     """The `error` event that ends a stream the gateway cannot continue."""
     obj = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": 0}
     return b"event: error\ndata: " + orjson.dumps(obj) + b"\n\n"
-
-
-def data_of(ev: bytes) -> bytes:
-    """An event's data (its `data:` lines joined)."""
-    return b"\n".join(line[5:].lstrip() for line in ev.split(b"\n") if line.startswith(b"data:"))
 
 
 class _Events:
