@@ -8,6 +8,7 @@
     │   ├── NotFoundInStore             a looked-up row does not exist
     │   └── StateConflict               a row's state does not allow the change (a finished task, a duplicate)
     ├── PlanError                       an orchestrator plan is invalid (cycle, unknown dependency)
+    ├── GitError                        a git command failed (carries the command and its stderr)
     └── GatewayError                    an error with an HTTP status, rendered in the OpenAI format
         ├── InvalidRequest       400
         ├── AuthenticationFailed 401
@@ -34,6 +35,7 @@ boundary that calls the library; nothing outside that module sees them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ClientClosed",
     "ConfigError",
     "GatewayError",
+    "GitError",
     "InvalidRequest",
     "MethodNotAllowed",
     "MigrationRequired",
@@ -96,6 +99,22 @@ class StateConflict(StoreError):
 
 class PlanError(ArchitectError):
     """An orchestrator plan is invalid."""
+
+
+class GitError(ArchitectError):
+    """A git command failed, or a repository, revision or worktree is not what was asked for.
+
+    `command` is the git argument list (without `git` and the `-c` settings Architect adds), `stderr`
+    the command's error output (shortened), `code` its exit status (None when no command ran)."""
+
+    def __init__(
+        self, message: str, *, command: Sequence[str] = (), stderr: str = "", code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.command = tuple(command)
+        self.stderr = stderr
+        self.code = code
 
 
 class GatewayError(ArchitectError):
