@@ -1,0 +1,62 @@
+"""Fixtures of the agent tests: sandboxes, and a job in a real git worktree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from architect.orchestrator.agents import AgentJob, Limits, Sandbox
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture
+async def bwrap() -> Sandbox:
+    """A sandbox whose probe found bwrap usable; skipped (failed under CI=true) when it is not."""
+    sandbox = Sandbox()
+    isolation = await sandbox.probe()
+    if isolation.kind != "bwrap":
+        msg = f"bwrap is unusable here: {isolation.detail}"
+        if IN_CI:
+            pytest.fail(msg + " and CI=true requires it", pytrace=False)
+        pytest.skip(msg)
+    return sandbox
+
+
+@pytest.fixture
+def limits_only() -> Sandbox:
+    return Sandbox(Limits(), use_bwrap=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> AgentJob:
+    """A job in a worktree of a fresh repository (as the agent executor makes them: inside the git
+    directory), with `app.py` committed and a scratch directory."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "app.py").write_text('def greet():\n    return "hello"\n')
+    git(repo, "add", "app.py")
+    git(repo, "commit", "-qm", "start")
+    worktree = repo / ".git" / "architect" / "worktrees" / "feat" / "T1-a1"
+    git(repo, "worktree", "add", "-q", "-b", "architect/feat/T1-a1", str(worktree), "main")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prompt = "Make greet() return hello world.\n"
+    prompt_file = scratch / "prompt.md"
+    prompt_file.write_text(prompt)
+    return AgentJob(
+        worktree=worktree, prompt=prompt, prompt_file=prompt_file, scratch=scratch,
+        gateway_url="http://127.0.0.1:9", api_key="sk-attempt-1", model="coder", timeout_s=30,
+    )  # fmt: skip
