@@ -16,20 +16,30 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from architect.config_agents import (
+    BUILTIN,
+    AgentConfig,
+    EscalateStep,
+    OrchestratorConfig,
+    check_agents,
+)
 from architect.errors import ConfigError
 
 __all__ = [
     "CACHE_NAME",
+    "AgentConfig",
     "AlertRule",
     "AuthConfig",
     "BreakerConfig",
     "CacheConfig",
     "Config",
     "DeploymentConfig",
+    "EscalateStep",
     "LedgerConfig",
     "LimitsConfig",
     "LoginConfig",
     "ModelGroupConfig",
+    "OrchestratorConfig",
     "PriceConfig",
     "ProviderConfig",
     "ResponsesConfig",
@@ -309,6 +319,14 @@ class Config(_Model):
     alerts: list[AlertRule] = Field(default_factory=list)
     alert_webhook: str | None = None
     alert_interval_s: float = Field(default=10.0, gt=0, description="how often alert rules are evaluated")
+    agents: list[AgentConfig] = Field(
+        default_factory=list,
+        description="coding agents plan tasks can name (`builtin`, Architect's own, exists without being listed)",
+    )
+    orchestrator: OrchestratorConfig = Field(
+        default_factory=OrchestratorConfig,
+        description="the worker's gateway URL (for agents and command tasks) and validation limits",
+    )
 
     @field_validator("models")
     @classmethod
@@ -360,10 +378,31 @@ class Config(_Model):
                     exact[a] = g.name
         if self.baseline is not None and self.baseline not in groups:
             raise ValueError(f"baseline: unknown model group {self.baseline!r}")
+        check_agents(self.agents, [(g.name, g.aliases) for g in self.models], self.orchestrator)
         return self
 
     def provider(self, name: str) -> ProviderConfig:
         return next(p for p in self.providers if p.name == name)
+
+    def all_agents(self) -> list[AgentConfig]:
+        """The configured agents, plus the implicit `builtin` one unless an agent takes its name."""
+        if any(a.name == BUILTIN.name for a in self.agents):
+            return list(self.agents)
+        return [*self.agents, BUILTIN]
+
+    def agent(self, name: str) -> AgentConfig | None:
+        """The agent called `name` (the implicit `builtin` included), None when there is none."""
+        return next((a for a in self.all_agents() if a.name == name), None)
+
+    def gateway_url(self) -> str:
+        """The gateway's base URL for agents: `orchestrator.gateway_url`, else the server's address
+        (a wildcard host replaced by the loopback address), without a trailing slash or /v1."""
+        if self.orchestrator.gateway_url:
+            return self.orchestrator.gateway_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.server.host, self.server.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}"
 
     def with_overrides(self, **changes: Any) -> Config:
         return self.model_copy(update=changes)
@@ -420,7 +459,7 @@ def parse_config(data: Any, *, source: str = "<config>", env: dict[str, str] | N
                 where == "(top level)"
                 and ": " in msg
                 and msg.split(": ", 1)[0].replace(".", "").isidentifier()
-            ) or (where == "(top level)" and msg.startswith("models[")):
+            ) or (where == "(top level)" and msg.startswith(("models[", "agents["))):
                 lines.append(msg)
             else:
                 lines.append(f"{where}: {msg}")

@@ -1,6 +1,14 @@
 """REST API of the orchestrator (mounted under /api/v1): features, tasks, items, state transitions,
 metrics, reports, plan import/export, and an SSE stream of task events.
 
+Features and tasks carry their agent fields (a feature's `repo`, `base`, `base_sha`, `agent`,
+`attempt_budget_usd`, `total_budget_usd`, `validator`; a task's `agent` and `budget_usd`), and
+`GET /features/{ref}/tasks/{key}/attempts` lists an agent task's attempts; the budgets and the
+feature's validator can be patched (agents, `repo` and `base` change by importing the plan again,
+where they are checked). A plan naming an agent the server's configuration does not define, a
+`repo` that is not a git repository (or a relative one) or a `base` that does not resolve is refused
+with a 400 naming the field, before anything is written.
+
 Transitions made here are published on the runtime's event bus (topic "task"). The SSE stream
 tails the store's `task_events`, so it carries the events of every worker process, anywhere.
 A key limited to some projects only sees (and changes) those projects' features.
@@ -38,12 +46,13 @@ from architect.api.spec import EventStream, text_content
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
-from architect.orchestrator.plans import export_markdown, export_yaml, parse_plan_text
+from architect.orchestrator.plans import check_agent_names, export_markdown, export_yaml, parse_plan_text
 from architect.orchestrator.report import build_report, render_markdown
 from architect.principal import Principal, actor_of
 from architect.runtime import Runtime
 from architect.store.orchestrator import Row
 from architect.trust import (
+    changed_feature_exec_fields,
     changed_prompt_fields,
     feature_patch_fields,
     plan_task_fields,
@@ -61,6 +70,7 @@ T = TypeVar("T")
 ItemKind = Literal["bug", "decision", "risk", "issue", "blocker"]
 Severity = Literal["low", "medium", "high", "critical"]
 ItemStatus = Annotated[Identifier, Field(max_length=16)]
+USD = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "The feature or task is not in a state that allows this"}
 }
@@ -76,6 +86,9 @@ class FeaturePatch(Body):
     title: Title = omitted()
     spec: str | None = None
     acceptance: list[str] | None = Field(default=None, max_length=1000)
+    attempt_budget_usd: USD | None = Field(default=None, description="USD budget of each agent attempt")
+    total_budget_usd: USD | None = Field(default=None, description="USD budget of the whole feature")
+    validator: str | None = Field(default=None, description="default validator of the feature's agent tasks")
 
 
 class TaskPatch(Body):
@@ -87,6 +100,7 @@ class TaskPatch(Body):
     params: dict[str, Any] = omitted()
     validator: str | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = omitted()
+    budget_usd: USD | None = Field(default=None, description="USD budget of each attempt")
 
 
 class ApproveIn(Body):
@@ -150,20 +164,36 @@ async def import_plan(body: PlanIn, p: PrincipalDep, runtime: RuntimeDep) -> lis
     writer = writer_for(p)
     if not writer.trusted:
         await _call(_check_plans, m, plans)
+    check_agent_names(plans, _agent_names(runtime))
     return await _call(m.import_plans, plans, writer)
+
+
+def _agent_names(runtime: Runtime) -> set[str]:
+    return {a.name for a in runtime.config.all_agents()}
+
+
+def _plan_field(column: str) -> str:
+    """A feature column as a plan names it (both budgets are a plan's `budget_usd`)."""
+    return "budget_usd" if column.endswith("budget_usd") else column
 
 
 def _check_plans(m: Manager, plans: list[Row]) -> None:
     """Refuse (403) a plan that writes fields that run code, before anything is written: a task's
-    executable fields, or the prompt fields of an existing feature that has prompt tasks."""
+    executable fields, a feature's agent fields, or the prompt fields of an existing feature that
+    has prompt tasks."""
     for i, plan in enumerate(plans):
         for t in plan["tasks"]:
             fields = plan_task_fields(t)
             if fields:
                 raise refuse(f"task {t['key']}", fields[0], f"features[{i}].tasks.{t['key']}.{fields[0]}")
         try:
-            old = m.repo.get_feature(plan["slug"])
+            old: Row | None = m.repo.get_feature(plan["slug"])
         except NotFoundInStore:
+            old = None
+        agent_fields = [_plan_field(f) for f in changed_feature_exec_fields(old, plan)]
+        if agent_fields:
+            raise refuse(f"feature {plan['slug']}", agent_fields[0], f"features[{i}].{agent_fields[0]}")
+        if old is None:
             continue
         written = changed_prompt_fields(old, plan)
         fields = feature_patch_fields(written, {t["executor"] for t in m.repo.tasks(old["id"])})
@@ -229,6 +259,16 @@ async def patch_task(
         if touched:
             raise refuse(f"task {key}", touched[0], touched[0])
     return await _call(m.repo.update_task, f["id"], key, fields, m.clock(), writer)
+
+
+@router.get("/features/{ref}/tasks/{key}/attempts")
+async def task_attempts(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
+    """The attempts of an agent task, oldest first: agent, runner, model, key id, worktree, branch,
+    base/head/merged SHAs, files and lines changed, commits, validation, outcome, reason, isolation."""
+    m = runtime.tasks
+    f = await _feature(m, ref, p)
+    t = await _call(m.repo.get_task, f["id"], key)
+    return await _call(m.repo.attempts, t["id"])
 
 
 @router.post("/features/{ref}/approve")

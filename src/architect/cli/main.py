@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from architect.cli import alerts, cache, config_cmd, db, keys, orchestrator, plan, serve, spend, stats
 from architect.errors import ArchitectError
@@ -38,5 +39,6 @@ def main() -> None:
     try:
         app()
     except ArchitectError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        # escaped: a message's own brackets (`tasks[t2].agent`) are text, not markup
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(2)

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from architect.access.audit import local_actor
-from architect.cli.common import DatabaseOpt, JsonOpt, console, open_cli_store, print_json
+from architect.cli.common import ConfigOpt, DatabaseOpt, JsonOpt, console, open_cli_store, print_json
 from architect.cli.keys import KeyOpt, ServerOpt, call_server
 
 # The orchestrator is imported by the commands that use it, so that other commands (`serve`) do not
@@ -47,12 +47,20 @@ def import_(
         str | None, typer.Option("--format", help="md or yaml (default: from the file name)")
     ] = None,
     database_url: DatabaseOpt = None,
+    config: ConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Create or update features from a plan; re-importing updates by task id and keeps finished tasks."""
-    from architect.orchestrator.plans import load_plan_file
+    """Create or update features from a plan; re-importing updates by task id and keeps finished tasks.
+
+    A relative `repo` is relative to the plan file; a `repo` that is not a git repository or a `base`
+    that does not resolve is refused. With --config, agents the configuration does not define are
+    refused too (else the worker refuses them when it runs the task)."""
+    from architect.config import load_config
+    from architect.orchestrator.plans import check_agent_names, load_plan_file
 
     plans = load_plan_file(file, project=project, fmt=fmt)
+    if config:
+        check_agent_names(plans, {a.name for a in load_config(config).all_agents()})
     results = _manager(database_url).import_plans(plans)
     if json:
         print_json([{**r, "feature": r["feature"]["slug"]} for r in results])

@@ -1,4 +1,5 @@
-"""The delivery orchestrator, in procrastinate's shape: `plans` (Markdown/YAML in and out),
+"""The delivery orchestrator, in procrastinate's shape: `plans` (Markdown/YAML in and out; the model
+and its checks in `plan_model`, Markdown in `plans_md`, the repository check in `repo_check`),
 `manager` (claims, leases, reaper, readiness, cancel/pause/resume over the store's `TaskRepo`),
 `worker` (the async worker), `executors/` (command, python, llm), `trust` (which fields run code
 and who may write them), `metrics`, `report`, `api`.

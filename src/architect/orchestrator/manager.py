@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from architect.errors import NotFoundInStore, StateConflict
+from architect.orchestrator.repo_check import check_plan_repos
 from architect.store.orchestrator import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 from architect.trust import LOCAL, NOT_ALLOWED, UNTRUSTED, Writer
 
@@ -25,6 +26,8 @@ Audit = Callable[[str, str, "str | None", Any, Any], None]
 _BLOCK_ACTIONS = {UNTRUSTED: "task.blocked_untrusted", NOT_ALLOWED: "task.blocked_command_not_allowed"}
 # (task, ok, result, validation, reason, duration_s)
 Finished = tuple[Mapping[str, Any], bool, Any, Any, "str | None", "float | None"]
+# Refuses plans whose repository or base is not usable (PlanError), before any of them is stored.
+CheckRepos = Callable[[Sequence[Mapping[str, Any]]], None]
 
 
 class Manager:
@@ -37,8 +40,10 @@ class Manager:
         clock: Callable[[], float] = time.time,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
+        check_repos: CheckRepos = check_plan_repos,
     ) -> None:
         self.repo = repo
+        self._check_repos = check_repos
         self._publish = publish
         self._audit = audit
         self.clock = clock
@@ -61,7 +66,9 @@ class Manager:
     # ---------------------------------------------------------------- plans and features
     def import_plans(self, plans: Sequence[Mapping[str, Any]], writer: Writer = LOCAL) -> list[Row]:
         """Import validated plans written by `writer` (default: the local operator, who holds the
-        database; the API passes the calling principal's writer)."""
+        database; the API passes the calling principal's writer). A plan whose `repo` is not a git
+        repository or whose `base` does not resolve there is refused (PlanError) before any is stored."""
+        self._check_repos(plans)
         out = []
         for plan in plans:
             res = self.repo.import_feature(plan, self.clock(), writer)

@@ -1,9 +1,11 @@
 """Orchestrator tables: features, phases, tasks (with their dependency edges), task events,
-feature items (bugs, decisions, risks, issues, blockers), workers and the shared limiter rows.
+feature items (bugs, decisions, risks, issues, blockers), workers, the shared limiter rows, the
+attempts of agent tasks and the per-feature merge locks.
 
 Times are UNIX seconds (float) as in the ledger; JSON payloads are stored as text.
 Migration `0002_orchestrator` creates these tables; `0006_exec_trust` adds the tasks' exec trust
-columns; `0008_rate_gcra` gives `task_limits` its `tat`.
+columns; `0008_rate_gcra` gives `task_limits` its `tat`; `0010_agent_tasks` adds the features' and
+tasks' agent fields, `task_attempts` and `merge_locks`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from architect.store.schema import metadata
 from architect.store.text import String, Text
 
 __all__ = [
+    "ATTEMPT_OUTCOMES",
     "TASK_STATUSES",
     "feature_items",
     "features",
+    "merge_locks",
     "phases",
+    "task_attempts",
     "task_deps",
     "task_events",
     "task_limits",
@@ -26,6 +31,11 @@ __all__ = [
 ]
 
 TASK_STATUSES = ("pending", "ready", "running", "succeeded", "failed", "blocked", "cancelled")
+# How an attempt of an agent task ended (`task_attempts.outcome`); `running` until it does.
+ATTEMPT_OUTCOMES = (
+    "running", "succeeded", "failed", "budget_exceeded", "timeout", "no_changes", "merge_conflict",
+    "validation_failed", "repeated_failure", "crashed",
+)  # fmt: skip
 
 features = Table(
     "features",
@@ -39,6 +49,16 @@ features = Table(
     Column("status", String(16), nullable=False),  # active | paused | cancelled | done
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # agent tasks (0010): the git repository (an absolute path), the branch or commit the feature
+    # branch starts from and its SHA recorded at the first run, the default agent and validator,
+    # the USD budget of each attempt and of the whole feature
+    Column("repo", Text),
+    Column("base", String(200)),
+    Column("base_sha", String(64)),
+    Column("agent", String(100)),
+    Column("attempt_budget_usd", Float),
+    Column("total_budget_usd", Float),
+    Column("validator", Text),
     UniqueConstraint("slug", name="uq_features_slug"),
 )
 
@@ -92,6 +112,9 @@ tasks = Table(
     # allowed to: a worker runs only trusted tasks (tasks older than migration 0006 are untrusted)
     Column("exec_set_by", Text),
     Column("exec_trusted", Boolean, nullable=False, server_default=false()),
+    # agent tasks (0010): the agent (None: the feature's default) and the USD budget of each attempt
+    Column("agent", String(100)),
+    Column("budget_usd", Float),
     UniqueConstraint("feature_id", "key", name="uq_tasks_feature_key"),
     Index("ix_tasks_claim", "status", "priority", "ready_at"),
     Index("ix_tasks_lease", "status", "lease_expires"),
@@ -157,4 +180,50 @@ task_limits = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("tat", Float, nullable=False, server_default=text("0")),
+)
+
+# One row per attempt of an agent task: where it ran, what it changed and how it ended. Its model
+# calls (models, deployments, tokens, cost) are the ledger's rows of its key (`key_id`).
+task_attempts = Table(
+    "task_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, nullable=False),
+    Column("feature_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),  # the task's attempt number (tasks.attempt)
+    Column("agent", String(100)),
+    Column("runner", String(32)),
+    Column("model", String(200)),
+    Column("key_id", String(64)),  # the key minted for the attempt
+    Column("worktree", Text),
+    Column("branch", Text),
+    Column("base_sha", String(64)),
+    Column("head_sha", String(64)),
+    Column("merged_sha", String(64)),  # the feature branch's commit of this attempt's change
+    Column("files", Text),  # JSON list of the paths changed
+    Column("files_changed", Integer),
+    Column("lines_added", Integer),
+    Column("lines_removed", Integer),
+    Column("commits", Text),  # JSON list of {sha, subject}
+    Column("validation", Text),  # JSON: the validator's exit code and counts
+    Column("outcome", String(32), nullable=False),  # ATTEMPT_OUTCOMES
+    Column("reason", Text),
+    Column("output", Text),  # the tail fed to the next attempt
+    Column("isolation", String(32)),  # bwrap | rlimits
+    Column("worker_id", String(100)),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Index("ix_task_attempts_task", "task_id", "attempt"),
+    Index("ix_task_attempts_feature", "feature_id", "id"),
+)
+
+# One merge at a time per feature: the holder of the row merges until it releases it or `expires_at`
+# (UNIX time) passes.
+merge_locks = Table(
+    "merge_locks",
+    metadata,
+    Column("feature_id", Integer, primary_key=True, autoincrement=False),
+    Column("holder", String(100), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )

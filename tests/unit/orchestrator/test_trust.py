@@ -6,6 +6,7 @@ from architect.orchestrator.plans import parse_yaml
 from architect.principal import ANONYMOUS, Principal
 from architect.trust import (
     CommandPolicy,
+    changed_feature_exec_fields,
     changed_prompt_fields,
     feature_patch_fields,
     may_execute,
@@ -69,3 +70,61 @@ def test_the_allow_list_matches_whole_commands() -> None:
         policy.refused({"executor": "python", "params": {"callable": "m:f"}, "validator": "sh x"}) == "sh x"
     )
     assert CommandPolicy().refused({**task, "params": {"command": "anything"}}) is None
+
+
+AGENT_PLAN = """
+title: F
+repo: /srv/x
+phases:
+  - tasks:
+      - {id: T001, title: edit, description: d, agent: aider, budget_usd: 0.5}
+      - {id: T002, title: default agent, executor: agent}
+      - {id: T003, title: cmd, command: make, budget_usd: 0.1}
+"""
+
+
+def test_every_field_of_an_agent_task_runs_code() -> None:
+    (plan,) = parse_yaml(AGENT_PLAN)
+    fields = {t["key"]: plan_task_fields(t) for t in plan["tasks"]}
+    assert fields == {
+        "T001": ["executor", "agent", "budget_usd", "title", "description"],
+        "T002": ["executor", "title"],
+        "T003": ["params.command", "executor", "budget_usd"],  # a budget is spending: the scope too
+    }
+    # a patch of an agent task: every field it writes (priority and max_attempts included)
+    assert task_patch_fields("agent", ["priority", "max_attempts", "title"], None) == [
+        "title",
+        "priority",
+        "max_attempts",
+    ]
+    assert task_patch_fields("agent", ["params"], {"x": 1}) == ["params.x"]
+    assert task_patch_fields("command", ["budget_usd", "priority"], None) == ["budget_usd"]
+    assert task_patch_fields("manual", ["agent"], None) == ["agent"]
+
+
+def test_a_features_agent_fields_run_code_whatever_its_tasks() -> None:
+    assert feature_patch_fields(["validator", "total_budget_usd", "spec"], {"command"}) == [
+        "total_budget_usd",
+        "validator",
+    ]
+    assert feature_patch_fields(["repo", "spec"], {"agent"}) == ["repo", "spec"]
+    (plan,) = parse_yaml(AGENT_PLAN)
+    assert changed_feature_exec_fields(None, plan) == ["repo"]  # a new feature: what it sets
+    stored = {"repo": "/srv/x", "base": None, "agent": None, "attempt_budget_usd": None, "base_sha": "ab"}
+    assert changed_feature_exec_fields(stored, plan) == []
+    assert changed_feature_exec_fields(stored, {**plan, "base": "dev", "validator": "pytest"}) == [
+        "base",
+        "validator",
+    ]
+
+
+def test_the_allow_list_checks_an_agent_tasks_validator_or_its_features() -> None:
+    policy = CommandPolicy.of([r"pytest( -q)?"])
+    agent = {"executor": "agent", "params": {}, "validator": None}
+    assert policy.refused(agent) is None
+    assert policy.refused(agent, {"validator": "pytest -q"}) is None
+    assert policy.refused(agent, {"validator": "make check"}) == "make check"
+    assert (
+        policy.refused({**agent, "validator": "pytest"}, {"validator": "make check"}) is None
+    )  # its own wins
+    assert policy.refused({"executor": "manual", "validator": None}, {"validator": "make check"}) is None

@@ -26,8 +26,31 @@ JSON_TASK = ("deps", "params", "result", "validation")
 FINAL = ("succeeded", "failed", "cancelled")
 
 
+def _wide(v: Any) -> Any:
+    """`v` with integers beyond 64 bits (which orjson cannot write) as floats (as orjson reads
+    them back), or as text when even a float cannot hold them."""
+    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**64:
+        try:
+            return float(v)
+        except OverflowError:
+            return str(v)
+    if isinstance(v, dict):
+        return {k: _wide(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_wide(x) for x in v]
+    return v
+
+
 def dumps(v: Any) -> str | None:
-    return None if v is None else orjson.dumps(v, default=str).decode()
+    """`v` as JSON text (None stays None); integers beyond 64 bits are written as floats."""
+    if v is None:
+        return None
+    try:
+        return orjson.dumps(v, default=str).decode()
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return orjson.dumps(_wide(v), default=str).decode()
 
 
 def loads(v: str | None) -> Any:
@@ -150,6 +173,19 @@ class TaskRepo(Protocol):
     def update_item(self, feature_id: int, item_id: int, fields: Mapping[str, Any], now: float) -> Row: ...
     def delete_item(self, feature_id: int, item_id: int) -> None: ...
     def call_costs(self, project: str, feature: str) -> list[Row]: ...
+    # agent tasks: attempts, the recorded base, merge locks
+    def start_attempt(self, row: Mapping[str, Any]) -> int: ...
+    def update_attempt(self, attempt_id: int, fields: Mapping[str, Any]) -> bool: ...
+    def finish_attempt(self, attempt_id: int, fields: Mapping[str, Any]) -> bool: ...
+    def get_attempt(self, attempt_id: int) -> Row: ...
+    def attempts(self, task_id: int | None = None, feature_id: int | None = None) -> list[Row]: ...
+    def last_attempt(self, task_id: int) -> Row | None: ...
+    def stale_attempts(self, task_id: int | None = None) -> list[Row]: ...
+    def attempt_costs(self, feature_id: int) -> list[Row]: ...
+    def set_base_sha(self, feature_id: int, sha: str) -> str: ...
+    def acquire_merge_lock(self, feature_id: int, holder: str, ttl_s: float, now: float) -> bool: ...
+    def release_merge_lock(self, feature_id: int, holder: str) -> bool: ...
+    def merge_lock(self, feature_id: int) -> Row | None: ...
 
 
 class RepoBase:

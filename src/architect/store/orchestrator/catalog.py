@@ -19,13 +19,24 @@ from architect.store.orchestrator.base import (
     task_row,
 )
 from architect.store.schema import calls
-from architect.store.schema_orchestrator import feature_items, features, phases, task_deps, task_events, tasks
+from architect.store.schema_orchestrator import (
+    feature_items,
+    features,
+    merge_locks,
+    phases,
+    task_attempts,
+    task_deps,
+    task_events,
+    tasks,
+)
 from architect.trust import (
+    AGENT_FEATURE_FIELDS,
     HOLD_REASONS,
     PROMPT_EXECUTORS,
     PROMPT_FEATURE_FIELDS,
     UNTRUSTED,
     Writer,
+    changed_feature_exec_fields,
     changed_prompt_fields,
     task_patch_fields,
 )
@@ -34,8 +45,11 @@ __all__ = ["CatalogMixin"]
 
 _TASK_FIELDS = (
     "phase", "title", "description", "deps", "priority", "estimate_h", "role",
-    "executor", "params", "validator", "max_attempts", "max_crashes",
+    "executor", "params", "validator", "max_attempts", "max_crashes", "agent", "budget_usd",
 )  # fmt: skip
+_FEATURE_FIELDS = ("project", "title", "spec", *AGENT_FEATURE_FIELDS)
+# Changing where a feature's agents work forgets the base SHA its first run recorded.
+_REBASE_FIELDS = ("repo", "base")
 _ITEM_FIELDS = ("body", "severity", "status", "task_key", "date", "rationale", "impact")
 
 
@@ -47,12 +61,13 @@ class CatalogMixin(RepoBase):
         `writer` is recorded as the writer of the executable fields of every task in the plan (the
         plan sets them all); a trusted writer also releases the plan's tasks a worker had blocked as
         untrusted. An untrusted writer that changes the feature's prompt fields makes its other
-        prompt tasks untrusted too."""
+        prompt tasks untrusted too, as does one that changes its executable fields (`trust`). A
+        changed `repo` or `base` forgets the recorded base SHA."""
         with self._write() as conn:
             return self._apply(conn, plan, now, writer)
 
     def _apply(self, conn: Connection, plan: Mapping[str, Any], now: float, writer: Writer) -> Row:
-        head = {k: plan.get(k) for k in ("project", "title", "spec")}
+        head = {k: plan.get(k) for k in _FEATURE_FIELDS}
         head["acceptance"] = dumps(list(plan.get("acceptance") or []))
         found = conn.execute(
             select(features.c.id, features.c.project).where(features.c.slug == plan["slug"])
@@ -65,9 +80,12 @@ class CatalogMixin(RepoBase):
                 f"{plan['project']!r}; give the plan another slug"
             )
         existing = found.id if found is not None else None
-        prompt_changed = existing is not None and bool(
-            changed_prompt_fields(self._feature_row(conn, int(existing)), plan)
+        old_feature = self._feature_row(conn, int(existing)) if existing is not None else None
+        distrust = old_feature is not None and bool(
+            changed_prompt_fields(old_feature, plan) or changed_feature_exec_fields(old_feature, plan)
         )
+        if old_feature is not None and any(old_feature.get(k) != head.get(k) for k in _REBASE_FIELDS):
+            head["base_sha"] = None
         trust = {"exec_set_by": writer.actor, "exec_trusted": writer.trusted}
         if existing is None:
             fid = int(
@@ -141,7 +159,7 @@ class CatalogMixin(RepoBase):
                 counts["unchanged"] += 1
             self._set_trust(conn, old, writer, now, release=not spec.get("done"))
         keys = {s["key"] for s in plan.get("tasks", [])}
-        if prompt_changed and not writer.trusted:
+        if distrust and not writer.trusted:
             self._distrust_prompt_tasks(conn, fid, writer, exclude=keys)
         for key, old in have.items():
             if key not in keys and old["status"] not in (*FINAL, "running"):
@@ -236,14 +254,17 @@ class CatalogMixin(RepoBase):
             return [feature_row(r) for r in conn.execute(q)]
 
     def update_feature(self, feature_id: int, fields: Mapping[str, Any], now: float, writer: Writer) -> Row:
-        """Change a feature; writing its prompt fields records `writer` on its prompt tasks."""
+        """Change a feature; writing its prompt or executable fields records `writer` on its prompt
+        tasks; a changed `repo` or `base` forgets the recorded base SHA."""
         vals = dict(fields)
         if "acceptance" in vals:
             vals["acceptance"] = dumps(vals["acceptance"])
         with self._write() as conn:
-            self._feature_row(conn, feature_id)
+            old = self._feature_row(conn, feature_id)
+            if any(k in vals and vals[k] != old.get(k) for k in _REBASE_FIELDS):
+                vals["base_sha"] = None
             conn.execute(update(features).where(features.c.id == feature_id).values(**vals, updated_at=now))
-            if any(k in fields for k in PROMPT_FEATURE_FIELDS):
+            if any(k in fields for k in (*PROMPT_FEATURE_FIELDS, *AGENT_FEATURE_FIELDS)):
                 self._distrust_prompt_tasks(conn, feature_id, writer)
             return self._feature_row(conn, feature_id)
 
@@ -277,7 +298,7 @@ class CatalogMixin(RepoBase):
             self._feature_row(conn, feature_id)
             ids = select(tasks.c.id).where(tasks.c.feature_id == feature_id)
             conn.execute(delete(task_deps).where(task_deps.c.task_id.in_(ids)))
-            for t in (tasks, phases, task_events, feature_items):
+            for t in (tasks, phases, task_events, feature_items, task_attempts, merge_locks):
                 conn.execute(delete(t).where(t.c.feature_id == feature_id))
             conn.execute(delete(features).where(features.c.id == feature_id))
 
