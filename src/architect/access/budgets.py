@@ -52,6 +52,7 @@ class BudgetGuard:
         self._budgets: list[dict[str, Any]] = []
         self._by_id: dict[int, dict[str, Any]] = {}
         self._loaded = 0.0
+        self._loaded_at = 0.0  # wall-clock time of the last load, to compare with keys' creation
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -63,21 +64,29 @@ class BudgetGuard:
         self._budgets = rows
         self._by_id = {b["id"]: b for b in rows}
         self._loaded = time.monotonic()
+        self._loaded_at = time.time()
 
     def applicable(self, call: Call) -> list[dict[str, Any]]:
-        """The call's key budget and the budget of the project it is tagged with (the pipeline has
-        checked that the key is granted that project, so a refusal names only budgets it may see)."""
+        """The call's key budget, the budget of the project it is tagged with (the pipeline has
+        checked that the key is granted that project, so a refusal names only budgets it may see) and
+        the budget of the feature it is tagged with (a feature's total across its task attempts)."""
         p = call.principal
         project = call.tags.get("project")
+        feature = call.tags.get("feature")
         return [
             b
             for b in self._budgets
             if (b["scope"] == "key" and p.key_id is not None and b["target"] == p.key_id)
             or (b["scope"] == "project" and project is not None and b["target"] == project)
+            or (b["scope"] == "feature" and feature is not None and b["target"] == feature)
         ]
 
+    def may_apply(self, call: Call) -> bool:
+        created = call.principal.extra.get("created_at")
+        return isinstance(created, float) and created >= self._loaded_at
+
     async def reserve(self, call: Call, worst_case_usd: float) -> None:
-        if time.monotonic() - self._loaded > self.refresh_s:
+        if time.monotonic() - self._loaded > self.refresh_s or self.may_apply(call):
             await self.refresh()
         found = self.applicable(call)
         if not found:

@@ -125,6 +125,7 @@ def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None
         "tags": row.get("tags") or {},
         "projects": ALL_PROJECTS if (g := granted_projects(row)) is None else sorted(g),
         "scopes": row.get("scopes") or [],
+        "temporary": bool(row.get("temporary")),
         "budgets": [
             {
                 "id": b["id"],
@@ -149,7 +150,12 @@ def principal_for(row: Mapping[str, Any]) -> Principal:
         tags=dict(row.get("tags") or {}),
         projects=granted_projects(row),
         scopes=frozenset(row.get("scopes") or ()),
-        extra={"rpm": row.get("rpm"), "tpm": row.get("tpm"), "bodies": row.get("bodies")},
+        extra={
+            "rpm": row.get("rpm"),
+            "tpm": row.get("tpm"),
+            "bodies": row.get("bodies"),
+            "created_at": row.get("created_at"),
+        },
     )
 
 
@@ -176,6 +182,7 @@ class KeyService:
         bodies: str | None = None,
         projects: str | list[str] | None = None,
         scopes: list[str] | None = None,
+        temporary: bool = False,
     ) -> tuple[str, dict[str, Any]]:
         if not name.strip():
             raise InvalidRequest("name: must not be empty", param="name")
@@ -213,6 +220,7 @@ class KeyService:
             "bodies": bodies,
             "projects": granted,
             "scopes": scopes,
+            "temporary": temporary,
         }
         self.keys.create_key(row)
         if budget_usd is not None:
@@ -227,9 +235,10 @@ class KeyService:
             raise NotFoundInStore(f"no key with id {key_id!r}")
         return key_view(row, self.budgets.list_budgets())
 
-    def list(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def list(self, ids: list[str] | None = None, *, temporary: bool = False) -> list[dict[str, Any]]:
+        """Keys (those minted for task attempts only with `temporary`)."""
         budgets = self.budgets.list_budgets()
-        return [key_view(r, budgets) for r in self.keys.list_keys(ids)]
+        return [key_view(r, budgets) for r in self.keys.list_keys(ids) if temporary or not r.get("temporary")]
 
     def revoke(self, key_id: str, *, actor: str) -> dict[str, Any]:
         before = self.view(key_id)

@@ -60,7 +60,7 @@ class KeyCreate(Body):
 
 
 class BudgetSet(Body):
-    scope: Literal["key", "project"]
+    scope: Literal["key", "project", "feature"]
     target: Identifier
     period: Literal["day", "month", "total"] = "month"
     limit_usd: Usd
@@ -76,11 +76,17 @@ def _budget_out(b: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/keys")
-async def list_keys(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+async def list_keys(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    temporary: Annotated[bool, Query(description="also the temporary keys minted for task attempts")] = False,
+) -> dict[str, Any]:
     """Virtual keys (never their secrets). A virtual key sees only itself."""
     svc = runtime.keys
     ids = None if principal.is_admin else [principal.key_id or ""]
-    return {"keys": await asyncio.to_thread(svc.list, ids)}
+    return {
+        "keys": await asyncio.to_thread(lambda: svc.list(ids, temporary=temporary or not principal.is_admin))
+    }
 
 
 @router.post("/keys", status_code=201)

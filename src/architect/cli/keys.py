@@ -132,10 +132,21 @@ def create(
 
 @app.command("list")
 def list_keys(
-    server: ServerOpt = None, key: KeyOpt = None, database_url: DatabaseOpt = None, json: JsonOpt = False
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="also the temporary keys minted for task attempts")
+    ] = False,
 ) -> None:
     """List keys with their limits and budgets (never their secrets)."""
-    keys = call_server(server, key, "GET", "/keys")["keys"] if server else _local(database_url).list()
+    path = "/keys?temporary=true" if all_keys else "/keys"
+    keys = (
+        call_server(server, key, "GET", path)["keys"]
+        if server
+        else _local(database_url).list(temporary=all_keys)
+    )
     if json:
         print_json({"keys": keys})
         return

@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from architect.cli.common import DatabaseOpt, console, err_console, open_cli_store
+from architect.cli.agents_wiring import build_executors, load_optional
+from architect.cli.common import ConfigOpt, DatabaseOpt, console, err_console, open_cli_store
 
 # The orchestrator and rich's live display are imported by the commands that use them, so that
 # `architect serve` and the other commands do not load them (~5 MiB).
@@ -193,6 +195,12 @@ def _options(
     )
 
 
+def _with_id(opts: WorkerOptions, worker_id: str) -> WorkerOptions:
+    import dataclasses
+
+    return dataclasses.replace(opts, worker_id=worker_id)
+
+
 def run(
     feature: Annotated[str, typer.Argument(help="feature slug or id")],
     concurrency: Annotated[
@@ -212,17 +220,20 @@ def run(
     allow_command: AllowOpt = None,
     gateway_url: GatewayOpt = None,
     gateway_key: GatewayKeyOpt = None,
+    config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Run a feature's ready tasks in parallel until nothing is left to do."""
+    """Run a feature's ready tasks in parallel until nothing is left to do.
+
+    With --config, agent tasks use the config's `agents:` and reach the gateway it names."""
     parse_rate(rate)  # bad options fail before anything is opened
     _roles(role_limit)
     commands = _commands(allow_command)
-    from architect.orchestrator.executors import default_executors
     from architect.orchestrator.manager import Manager
     from architect.orchestrator.worker import Worker
 
-    store = open_cli_store(database_url)
+    cfg = load_optional(config)
+    store = open_cli_store(database_url, cfg)
     manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.audit.add_audit)
     f = manager.feature(feature)
     if f["status"] != "active":
@@ -238,7 +249,9 @@ def run(
         if not show:
             console.print(f"{time.strftime('%H:%M:%S')} {msg}", highlight=False)
 
-    worker = Worker(manager, default_executors(gateway_url, gateway_key), opts, on_status=status)
+    worker_id = f"run-{opts.claim.run_id}:{os.getpid()}"
+    executors, keys = build_executors(store, cfg, gateway_url, gateway_key, worker_id)
+    worker = Worker(manager, executors, _with_id(opts, worker_id), on_status=status, keys=keys)
     console.print(
         f"run {opts.claim.run_id}: worker {worker.id} on {f['slug']} (pid {os.getpid()})", highlight=False
     )
@@ -277,6 +290,7 @@ def worker(
     allow_command: AllowOpt = None,
     gateway_url: GatewayOpt = None,
     gateway_key: GatewayKeyOpt = None,
+    config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
     """A long-running worker: claims ready tasks from the store until stopped (Ctrl-C / SIGTERM).
@@ -286,11 +300,11 @@ def worker(
     parse_rate(rate)
     _roles(role_limit)
     commands = _commands(allow_command)
-    from architect.orchestrator.executors import default_executors
     from architect.orchestrator.manager import Manager
     from architect.orchestrator.worker import Worker
 
-    store = open_cli_store(database_url)
+    cfg = load_optional(config)
+    store = open_cli_store(database_url, cfg)
     manager = Manager(store.tasks, backoff_base_s=backoff, audit=store.audit.add_audit)
     ids = tuple(manager.feature(x)["id"] for x in feature) if feature else None
     opts = _options(
@@ -308,7 +322,9 @@ def worker(
     def status(msg: str) -> None:
         console.print(f"{time.strftime('%H:%M:%S')} {msg}", highlight=False)
 
-    w = Worker(manager, default_executors(gateway_url, gateway_key), opts, on_status=status)
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    executors, keys = build_executors(store, cfg, gateway_url, gateway_key, worker_id)
+    w = Worker(manager, executors, _with_id(opts, worker_id), on_status=status, keys=keys)
     console.print(f"worker {w.id} started (pid {os.getpid()}, {slots} slots)", highlight=False)
     stats = asyncio.run(_run_worker(w, None))
     console.print(f"worker {w.id} stopped: {stats}", highlight=False)
@@ -327,7 +343,11 @@ def report(
 
     store = open_cli_store(database_url)
     r = build_report(store.tasks, feature)
-    text = render_markdown(r) if fmt == "md" else orjson.dumps(r, option=orjson.OPT_INDENT_2).decode() + "\n"
+    text = (
+        render_markdown(r)
+        if fmt == "md"
+        else orjson.dumps(r, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+    )
     if output:
         output.write_text(text, encoding="utf-8")
     else:

@@ -71,6 +71,10 @@ class ResponseCache(Protocol):
 
 
 class Budgets(Protocol):
+    def may_apply(self, call: Call) -> bool:
+        """Whether a budget may apply although none was loaded: the call's key is newer than the
+        last load (a key minted with its budget a moment ago, e.g. for a task attempt)."""
+
     async def reserve(self, call: Call, worst_case_usd: float) -> None:
         """Raise BudgetExceeded if a budget cannot cover the worst case; else hold it."""
 
@@ -106,6 +110,9 @@ class NullCache:
 
 
 class NullBudgets:
+    def may_apply(self, call: Call) -> bool:
+        return False
+
     async def reserve(self, call: Call, worst_case_usd: float) -> None:
         return None
 

@@ -93,7 +93,7 @@ class Pipeline:
         """Reserve the call's worst case on its budgets: the prompt's upper bound (never below its
         real token count) and the completion's limit, at the dearest deployment it may reach (a
         deployment whose price is unknown counts at its `budget_price`; with none, it is skipped)."""
-        if not self.hooks.budgets_active:
+        if not self.hooks.budgets_active and not self.hooks.budgets.may_apply(call):
             return
         assert call.group is not None, "_prepare resolves the group"
         bound = call.prompt_size.bound if call.prompt_size is not None else 0

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from architect.orchestrator.metrics import CONFIDENCE, DAY, compute_metrics
+from architect.orchestrator.report_agents import agent_report, render_agent_report
 from architect.store.orchestrator import Row, TaskRepo
 
 __all__ = ["build_report", "render_markdown"]
@@ -187,6 +188,7 @@ def build_report(repo: TaskRepo, ref: str | int, now: float | None = None) -> Ro
         "blockers": kinds["blocker"],
         "metrics": m,
         "summary": summary,
+        "agents": agent_report(tasks, repo.attempts(feature_id=fid), repo.attempt_costs(fid)),
     }
 
 
@@ -275,6 +277,8 @@ def render_markdown(r: Row) -> str:
     for run in m["runs"]:
         out.append(f"- Run {run['run']}: {run['succeeded']}/{run['attempts']} attempts succeeded"
                    f" in {run['seconds']} s ({run['tasks_per_s']} tasks/s)")  # fmt: skip
+    if r.get("agents"):
+        out += render_agent_report(r["agents"])
     s = r["summary"]
     out += ["", "## Summary statistics", ""]
     out += _table(["Tasks", "Attempts", "Failed attempts", "Lost leases", "Model calls", "Cost (USD)"],

@@ -31,11 +31,22 @@ from typing import Any
 
 from architect.orchestrator.executors.base import ExecResult, Executor, TaskContext
 from architect.orchestrator.executors.command import kill_group, run_validator
+from architect.orchestrator.keys import KeyMinter
 from architect.orchestrator.manager import Finished, Manager
 from architect.store.orchestrator import ClaimOptions, Row
 from architect.trust import NOT_ALLOWED, UNTRUSTED, CommandPolicy
 
-__all__ = ["Running", "Worker", "WorkerOptions"]
+__all__ = ["Running", "TaskKeys", "Worker", "WorkerOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskKeys:
+    """Where the gateway is and how to mint a key for a task attempt: a `command` task gets its own
+    key in its environment (`ARCHITECT_GATEWAY_URL`, `ARCHITECT_API_KEY`, and the OpenAI SDK's
+    `OPENAI_BASE_URL`, `OPENAI_API_KEY`), so its model calls land on the task; revoked at its end."""
+
+    gateway_url: str
+    minter: KeyMinter
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,7 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         on_status: Callable[[str], None] | None = None,
+        keys: TaskKeys | None = None,
     ) -> None:
         self.manager = manager
         self.executors = dict(executors)
@@ -80,6 +92,7 @@ class Worker:
         }  # fmt: skip
         self.waiting: str | None = None
         self._on_status = on_status
+        self.keys = keys
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._health: dict[str, tuple[float, str | None]] = {}
@@ -179,7 +192,7 @@ class Worker:
             r.job = asyncio.create_task(self._execute(r))
 
     def _unknown_executors(self) -> tuple[str, ...]:
-        return tuple(e for e in ("command", "python", "llm") if e not in self.executors)
+        return tuple(e for e in ("command", "python", "llm", "agent") if e not in self.executors)
 
     async def _unhealthy(self) -> list[str]:
         bad: list[str] = []
@@ -309,12 +322,26 @@ class Worker:
         """Why this worker must not run `t` (a blocked reason and its details), or None."""
         if t["executor"] != "manual" and not t.get("exec_trusted"):
             return UNTRUSTED, {"set_by": t.get("exec_set_by")}
-        command = self.opts.commands.refused(t)
+        command = self.opts.commands.refused(t, self._features.get(t["feature_id"]))
         if command is not None:
             return NOT_ALLOWED, {"command": command}
         return None
 
+    async def _task_key(self, t: Row, feature: Row, env: dict[str, str]) -> str | None:
+        """Mint a key for a `command` attempt and put it, with the gateway's URL, in its environment."""
+        if self.keys is None or t["executor"] != "command":
+            return None
+        tags = {"project": feature["project"], "feature": feature["slug"], "task": t["key"],
+                "attempt": str(t["attempt"])}  # fmt: skip
+        name = f"attempt {feature['slug']}/{t['key']}#{t['attempt']}"
+        key_id, secret = await asyncio.to_thread(self.keys.minter.mint, name=name, tags=tags, budget_usd=None)
+        url = self.keys.gateway_url.rstrip("/").removesuffix("/v1")
+        env.update(ARCHITECT_GATEWAY_URL=url, ARCHITECT_API_KEY=secret, OPENAI_BASE_URL=f"{url}/v1",
+                   OPENAI_API_KEY=secret)  # fmt: skip
+        return key_id
+
     async def _attempt(self, t: Row) -> None:
+        await self._feature(t["feature_id"])  # the allow-list may need its validator
         refusal = self._refusal(t)
         if refusal is not None:  # checked before anything of the task runs
             reason, detail = refusal
@@ -346,12 +373,19 @@ class Worker:
         ctx = TaskContext(t, feature, on_process, env)
         start = time.monotonic()
         ex = self.executors[t["executor"]]
+        key_id = await self._task_key(t, feature, env)
         try:
             res = await ex.run(ctx)
         except Exception as exc:
             res = ExecResult(False, None, f"executor {t['executor']} raised {exc.__class__.__name__}: {exc}")
+        finally:
+            if key_id is not None and self.keys is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.keys.minter.revoke, key_id)
         validation: dict[str, Any] | None = None
-        if res.ok and t.get("validator"):
+        if (
+            res.ok and t.get("validator") and t["executor"] != "agent"
+        ):  # an agent task validates in its worktree
             validation = await run_validator(ctx, str(t["validator"]))
             if not validation["ok"]:
                 res = ExecResult(False, res.result, f"validator failed (exit code {validation['exit_code']})")

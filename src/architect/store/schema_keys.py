@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, Table, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, Integer, Table, UniqueConstraint, false
 
 from architect.store.schema import metadata
 from architect.store.text import String, Text
@@ -30,5 +30,7 @@ api_keys = Table(
     Column("bodies", String(16)),  # per-key override of ledger.bodies
     Column("projects", Text),  # JSON list of granted projects, "*" = all, NULL = none beyond tags.project
     Column("scopes", Text),  # JSON list of granted scopes (access.auth.SCOPES), NULL = none
+    # minted for one task attempt (orchestrator agents): hidden from `keys list` unless asked (0010)
+    Column("temporary", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
 )

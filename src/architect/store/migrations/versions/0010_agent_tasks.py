@@ -1,5 +1,5 @@
 """agent tasks: the features' repository, base, default agent, budgets and validator; the tasks'
-agent and budget; `task_attempts` (one row per attempt of an agent task) and `merge_locks` (one
+agent and budget; `api_keys.temporary` (keys minted for one task attempt); `task_attempts` (one row per attempt of an agent task) and `merge_locks` (one
 merge at a time per feature).
 
 Revision ID: 0010
@@ -65,9 +65,13 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(100), nullable=False),
         sa.Column("expires_at", sa.Float, nullable=False),
     )
+    with op.batch_alter_table("api_keys") as b:
+        b.add_column(sa.Column("temporary", sa.Boolean, nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_keys") as b:
+        b.drop_column("temporary")
     op.drop_table("merge_locks")
     op.drop_index("ix_task_attempts_feature", "task_attempts")
     op.drop_index("ix_task_attempts_task", "task_attempts")

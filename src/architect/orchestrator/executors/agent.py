@@ -1,0 +1,369 @@
+"""`agent` executor: one attempt of a task done by a coding agent.
+
+Per attempt:
+
+1. the feature branch `architect/<feature>` exists (made from the feature's `base`, whose SHA is
+   recorded at the first run); attempts a dead worker left `running` are closed as `crashed`, their
+   keys revoked and worktrees removed;
+2. a worktree of the repository on `architect/<feature>/<task>-a<attempt>`, branched from the feature
+   branch (the user's own working tree is never touched);
+3. a virtual key of its own (`KeyMinter`): tagged with project, feature, task, attempt and agent,
+   budgeted in USD per attempt, temporary; revoked when the attempt ends, whatever ends it;
+4. the runner (builtin, aider, claude-code, codex, script) in the worktree, confined (`Sandbox`),
+   with the gateway's URL, the key and the briefing (`orchestrator.briefing`);
+5. what the agent left uncommitted is committed; no change at all fails the attempt (`no_changes`);
+6. the validator in the worktree, confined; red fails the attempt (`validation_failed`);
+7. the merge queue: squashed onto the feature branch, re-validated there, fast-forwarded; a conflict
+   or a red re-validation fails the attempt with that output (`merge_conflict`, `validation_failed`);
+8. a `task_attempts` row from start to end: agent, runner, model, key, worktree, SHAs, files and
+   lines changed, commits, validation counts, outcome and reason, isolation, duration.
+
+A failed attempt's reason and output reach the next attempt's briefing; its worktree is kept for
+inspection. A merged attempt's worktree and branch are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from architect.config import AgentConfig, EscalateStep
+from architect.config_agents import BUILTIN
+from architect.errors import ArchitectError
+from architect.orchestrator.agents import AgentJob, AgentOutcome, Runner, Sandbox, build_runner, run_confined
+from architect.orchestrator.briefing import Briefing, DepChange, render_briefing
+from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
+from architect.orchestrator.executors.command import parse_test_summary
+from architect.orchestrator.git import Git, attempt_branch, attempt_worktree, feature_branch
+from architect.orchestrator.keys import KeyMinter, MintedKey
+from architect.orchestrator.merge import MergeQueue
+from architect.store.orchestrator import Row, TaskRepo
+
+__all__ = ["AgentExecutor", "resolve_agent"]
+
+
+def resolve_agent(
+    agents: Mapping[str, AgentConfig],
+    task: Mapping[str, Any],
+    feature: Mapping[str, Any],
+    default: str = "builtin",
+) -> tuple[AgentConfig, str | None]:
+    """The agent for this attempt and its model group: the task's agent, else the feature's, else
+    the default; then the escalation ladder's steps whose `attempt` is at most this attempt number."""
+    name = task.get("agent") or feature.get("agent") or default
+    cfg = agents.get(name) or (BUILTIN if name == "builtin" else None)
+    if cfg is None:
+        raise ArchitectError(f"agent {name!r} is not configured (agents: in the config file)")
+    model = cfg.model
+    attempt = int(task.get("attempt") or 1)
+    steps: list[EscalateStep] = sorted(cfg.escalate, key=lambda s: s.attempt)
+    for step in steps:
+        if step.attempt > attempt:
+            break
+        if step.agent:
+            nxt = agents.get(step.agent) or (BUILTIN if step.agent == "builtin" else None)
+            if nxt is None:
+                raise ArchitectError(
+                    f"agent {cfg.name!r} escalates to {step.agent!r}, which is not configured"
+                )
+            cfg, model = nxt, nxt.model
+        if step.model:
+            model = step.model
+    return cfg, model
+
+
+class AgentExecutor:
+    name = "agent"
+
+    def __init__(
+        self,
+        repo: TaskRepo,
+        agents: Mapping[str, AgentConfig],
+        minter: KeyMinter,
+        gateway_url: str,
+        *,
+        sandbox: Sandbox | None = None,
+        validator_timeout_s: float = 600.0,
+        default_agent: str = "builtin",
+        worker_id: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repo = repo
+        self.agents = dict(agents)
+        self.minter = minter
+        self.gateway_url = gateway_url.rstrip("/").removesuffix("/v1")
+        self.sandbox = sandbox or Sandbox()
+        self.validator_timeout_s = validator_timeout_s
+        self.default_agent = default_agent
+        self.worker_id = worker_id
+        self.clock = clock
+        self._runners: dict[str, Runner] = {}
+
+    def runner(self, cfg: AgentConfig) -> Runner:
+        if cfg.name not in self._runners:
+            self._runners[cfg.name] = build_runner(cfg)
+        return self._runners[cfg.name]
+
+    def missing(self) -> dict[str, str]:
+        """Agent name -> what is missing, for every configured agent whose program is not installed."""
+        out: dict[str, str] = {}
+        for cfg in [BUILTIN, *self.agents.values()]:
+            problem = self.runner(cfg).missing()
+            if problem:
+                out[cfg.name] = problem
+        return out
+
+    async def health(self) -> str | None:
+        return None  # per agent: the worker holds back the tasks of agents in `missing()`
+
+    # ------------------------------------------------------------------ one attempt
+    async def run(self, ctx: TaskContext) -> ExecResult:
+        t, f = ctx.task, ctx.feature
+        if not f.get("repo"):
+            return ExecResult(False, None, "the feature has no repo: an agent task needs one")
+        try:
+            cfg, model = resolve_agent(self.agents, t, f, self.default_agent)
+        except ArchitectError as exc:
+            return ExecResult(False, None, str(exc))
+        runner = self.runner(cfg)
+        problem = runner.missing()
+        if problem:
+            return ExecResult(False, None, f"agent {cfg.name}: {problem}")
+        git = await Git.open(Path(f["repo"]))
+        if f.get("total_budget_usd"):
+            await asyncio.to_thread(self.minter.feature_budget, f["slug"], float(f["total_budget_usd"]))
+        await self._close_stale(git, t)
+        base_sha = await self._base(git, f)
+        fbranch = feature_branch(f["slug"])
+        tip = await git.ensure_branch(fbranch, base_sha)
+        attempt = int(t["attempt"])
+        branch = attempt_branch(f["slug"], t["key"], attempt)
+        common = await git.common_dir()
+        worktree = attempt_worktree(common, f["slug"], t["key"], attempt)
+        scratch = common / "architect" / "scratch" / f["slug"] / f"{t['key']}-a{attempt}"
+        isolation = await self.sandbox.probe()
+        started = self.clock()
+        row: dict[str, Any] = {
+            "task_id": t["id"], "feature_id": f["id"], "attempt": attempt, "agent": cfg.name,
+            "runner": cfg.runner, "model": model, "worktree": str(worktree), "branch": branch,
+            "base_sha": tip, "outcome": "running", "isolation": isolation.kind,
+            "worker_id": self.worker_id, "started_at": started,
+        }  # fmt: skip
+        key: MintedKey | None = None
+        attempt_id = await asyncio.to_thread(self.repo.start_attempt, row)
+        fields: dict[str, Any] = {}
+        try:
+            await git.add_worktree(worktree, branch, tip)
+            if scratch.exists():
+                shutil.rmtree(scratch)
+            scratch.mkdir(parents=True)
+            key = await asyncio.to_thread(self._mint, t, f, cfg, attempt)
+            await asyncio.to_thread(self.repo.update_attempt, attempt_id, {"key_id": key.id})
+            prompt = render_briefing(await self._briefing(t, f, attempt))
+            prompt_file = scratch / "prompt.md"
+            prompt_file.write_text(prompt, encoding="utf-8")
+            job = AgentJob(
+                worktree=worktree, prompt=prompt, prompt_file=prompt_file, scratch=scratch,
+                gateway_url=self.gateway_url, api_key=key.secret, model=model or "default",
+                timeout_s=cfg.timeout_s, validator=self._validator(t, f), args=tuple(cfg.args),
+                env=dict(cfg.env),
+            )  # fmt: skip
+            outcome = await runner.run(job, self.sandbox, ctx.on_process)
+            fields = await self._after_agent(git, ctx, job, outcome, tip, branch, cfg.name)
+        except asyncio.CancelledError:
+            fields = {"outcome": "crashed", "reason": "the attempt was stopped (lease lost or shutdown)"}
+            raise
+        except ArchitectError as exc:
+            fields = {"outcome": "failed", "reason": str(exc)}
+        finally:
+            if key is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.minter.revoke, key.id)
+            end = self.clock()
+            fields.setdefault("outcome", "failed")
+            fields.update(finished_at=end, duration_s=round(end - started, 3))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.to_thread(self.repo.finish_attempt, attempt_id, fields))
+        ok = fields["outcome"] == "succeeded"
+        if ok:
+            with contextlib.suppress(ArchitectError):
+                await git.remove_worktree(worktree, delete_branch=branch)
+            shutil.rmtree(scratch, ignore_errors=True)
+        result = {k: fields.get(k) for k in ("outcome", "merged_sha", "files_changed", "lines_added",
+                                             "lines_removed", "validation")}  # fmt: skip
+        result.update(agent=cfg.name, model=model, worktree=str(worktree), key_id=key.id if key else None)
+        return ExecResult(
+            ok, result, None if ok else f"{fields['outcome']}: {fields.get('reason') or ''}".strip()
+        )
+
+    async def _after_agent(
+        self,
+        git: Git,
+        ctx: TaskContext,
+        job: AgentJob,
+        outcome: AgentOutcome,
+        tip: str,
+        branch: str,
+        agent: str,
+    ) -> dict[str, Any]:
+        """Commit, measure, validate and merge what the agent did; the attempt row's closing fields."""
+        t = ctx.task
+        out: dict[str, Any] = {"output": tail(outcome.output, 8000)}
+        await git.commit_all(job.worktree, f"{t['key']}: work left uncommitted by the agent")
+        head = await git.head(job.worktree)
+        stat = await git.diff_stat(tip, head)
+        commits = await git.commits(tip, head)
+        out.update(
+            head_sha=head, files=list(stat.files), files_changed=len(stat.files), lines_added=stat.added,
+            lines_removed=stat.removed, commits=[{"sha": c.sha, "subject": c.subject} for c in commits],
+        )  # fmt: skip
+        if not outcome.ok:
+            out.update(outcome=outcome.stop or "failed", reason=outcome.reason or "the agent failed")
+            return out
+        if not stat.files:
+            out.update(outcome="no_changes", reason="the agent changed no file")
+            return out
+        validation = await self._validate(job.worktree, t, ctx.feature, job.scratch)
+        out["validation"] = validation
+        if validation is not None and not validation["ok"]:
+            out.update(
+                outcome="validation_failed",
+                reason=f"the validator failed in the worktree (exit code {validation['exit_code']})",
+                output=validation["output_tail"],
+            )
+            return out
+        queue = MergeQueue(
+            git, _StoreLock(self.repo, int(ctx.feature["id"])),
+            lambda path: self._validate_or_ok(path, t, ctx.feature, job.scratch),
+        )  # fmt: skip
+        merged = await queue.merge(
+            ctx.feature["slug"], branch, tip, await self._message(t, job, outcome, agent)
+        )
+        if not merged.ok:
+            out.update(outcome="merge_conflict" if merged.reason == "conflict" else merged.reason or "failed",
+                       reason=f"merge onto {feature_branch(ctx.feature['slug'])}: {merged.reason}",
+                       output=merged.output)  # fmt: skip
+            if merged.validation is not None:
+                out["validation"] = merged.validation
+            return out
+        out.update(outcome="succeeded", merged_sha=merged.sha, reason=None)
+        return out
+
+    # ------------------------------------------------------------------ pieces
+    def _validator(self, t: Mapping[str, Any], f: Mapping[str, Any]) -> str | None:
+        v = t.get("validator") or f.get("validator")
+        return str(v) if v else None
+
+    async def _validate(
+        self, cwd: Path, t: Mapping[str, Any], f: Mapping[str, Any], scratch: Path
+    ) -> dict[str, Any] | None:
+        command = self._validator(t, f)
+        if command is None:
+            return None
+        ran = await run_confined(
+            ["/bin/sh", "-c", command], cwd=cwd, env={"HOME": str(scratch), "TMPDIR": str(scratch)},
+            timeout_s=self.validator_timeout_s, sandbox=self.sandbox, writable=[cwd, scratch],
+        )  # fmt: skip
+        summary = parse_test_summary(ran.output)
+        return {
+            "ok": ran.code == 0, "exit_code": ran.code, "duration_s": round(ran.seconds, 3), **summary,
+            "output_tail": tail(ran.output, 4000),
+        }  # fmt: skip
+
+    async def _validate_or_ok(
+        self, cwd: Path, t: Mapping[str, Any], f: Mapping[str, Any], scratch: Path
+    ) -> dict[str, Any]:
+        return await self._validate(cwd, t, f, scratch) or {"ok": True, "exit_code": 0}
+
+    def _mint(self, t: Mapping[str, Any], f: Mapping[str, Any], cfg: AgentConfig, attempt: int) -> MintedKey:
+        budget = t.get("budget_usd") or f.get("attempt_budget_usd") or cfg.budget_usd
+        tags = {
+            "project": f["project"], "feature": f["slug"], "task": t["key"], "attempt": str(attempt),
+            "agent": cfg.name,
+        }  # fmt: skip
+        key_id, secret = self.minter.mint(
+            name=f"attempt {f['slug']}/{t['key']}#{attempt}", tags=tags,
+            budget_usd=float(budget) if budget else None,
+        )  # fmt: skip
+        return MintedKey(key_id, secret)
+
+    async def _base(self, git: Git, f: Mapping[str, Any]) -> str:
+        if f.get("base_sha"):
+            return str(f["base_sha"])
+        sha = await git.resolve(str(f.get("base") or "HEAD"))
+        await asyncio.to_thread(self.repo.set_base_sha, f["id"], sha)
+        return sha
+
+    async def _close_stale(self, git: Git, t: Mapping[str, Any]) -> None:
+        """Attempts of this task a dead worker left `running`: keys revoked, worktrees removed,
+        closed as `crashed`."""
+        for old in await asyncio.to_thread(self.repo.stale_attempts, t["id"]):
+            if old.get("key_id"):
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.minter.revoke, str(old["key_id"]))
+            if old.get("worktree"):
+                with contextlib.suppress(ArchitectError):
+                    await git.remove_worktree(Path(old["worktree"]), delete_branch=old.get("branch"))
+            await asyncio.to_thread(
+                self.repo.finish_attempt, old["id"],
+                {"outcome": "crashed", "reason": "its worker was lost; the attempt was re-run",
+                 "finished_at": self.clock()},
+            )  # fmt: skip
+
+    async def _briefing(self, t: Mapping[str, Any], f: Mapping[str, Any], attempt: int) -> Briefing:
+        earlier = [a for a in await asyncio.to_thread(self.repo.attempts, t["id"]) if a["attempt"] < attempt]
+        prev: Row | None = earlier[-1] if earlier else None
+        deps = await asyncio.to_thread(self._dep_changes, t, f)
+        return Briefing(
+            task=t, feature=f, validator=self._validator(t, f), attempt=attempt, deps=deps,
+            previous_reason=prev.get("reason") if prev else None,
+            previous_output=prev.get("output") if prev else None,
+        )  # fmt: skip
+
+    def _dep_changes(self, t: Mapping[str, Any], f: Mapping[str, Any]) -> list[DepChange]:
+        keys = set(t.get("deps") or [])
+        if not keys:
+            return []
+        tasks = {int(x["id"]): x for x in self.repo.tasks(f["id"]) if x["key"] in keys}
+        out = []
+        for a in self.repo.attempts(feature_id=f["id"]):
+            dep = tasks.get(int(a["task_id"]))
+            if dep is not None and a["outcome"] == "succeeded":
+                out.append(DepChange(dep["key"], dep["title"], tuple(a.get("files") or ())))
+        return out
+
+    async def _message(self, t: Mapping[str, Any], job: AgentJob, outcome: AgentOutcome, agent: str) -> str:
+        """The feature branch's commit for a task: id, title, agent, model(s), attempts and the cost of
+        all its attempts' keys so far (from the ledger)."""
+        cost, unpriced, models = 0.0, 0, list(outcome.models)
+        for a in await asyncio.to_thread(self.repo.attempts, t["id"]):
+            if a.get("key_id"):
+                u = await asyncio.to_thread(self.minter.usage, str(a["key_id"]), float(a["started_at"]))
+                cost += float(u["cost_usd"])
+                unpriced += int(u["unpriced"])
+                models += [m for m in u["models"] if m not in models]
+        priced = f"${cost:.6f}" + (f" (+{unpriced} calls of unknown price)" if unpriced else "")
+        return (
+            f"{t['key']}: {t['title']}\n\n"
+            f"Agent: {agent}\nModel(s): {', '.join(models) or job.model}\nAttempts: {int(t['attempt'])}\n"
+            f"Cost: {priced}\n"
+        )
+
+
+class _StoreLock:
+    """The merge queue's lock: a row in the store per feature, so that merges of one feature are one
+    at a time across workers and machines (the queue names the feature by slug; the row by id)."""
+
+    def __init__(self, repo: TaskRepo, feature_id: int) -> None:
+        self.repo, self.feature_id = repo, feature_id
+
+    def acquire(self, key: str, holder: str, ttl_s: float) -> bool:
+        return self.repo.acquire_merge_lock(self.feature_id, holder, ttl_s, time.time())
+
+    def release(self, key: str, holder: str) -> None:
+        self.repo.release_merge_lock(self.feature_id, holder)
