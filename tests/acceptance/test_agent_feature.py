@@ -236,6 +236,18 @@ def test_six_tasks_two_phases_three_builtin_agents(world: Any) -> None:
     assert coder["attempts"] == sum(script.attempts(k) for k in KEYS) == 7
     assert coder["cost_per_succeeded_usd"] == pytest.approx(sum(script.cost(k) for k in KEYS) / 6, rel=1e-6)
     assert [c["sha"] for c in agents["commits"]] == [line.split()[0] for line in reversed(log)]
+    # `task show`: T5's failed attempt keeps its worktree for inspection; the merged one is removed
+    t5 = orjson.loads(_cli("task", "show", "calc", "T5", "--json", env=env, cwd=tmp).stdout)
+    first, second = t5["attempts"]
+    assert (first["outcome"], second["outcome"]) == ("validation_failed", "succeeded")
+    assert "FAILED tests/test_t5.py::test_t5" in first["output"]
+    assert Path(first["worktree"]).is_dir() and not Path(second["worktree"]).exists()
+    assert first["usage"]["cost_usd"] + second["usage"]["cost_usd"] == pytest.approx(
+        script.cost("T5"), rel=1e-6
+    )
+    assert {a["isolation"] for a in t5["attempts"]} <= {"bwrap", "rlimits"}
+    shown_md = _cli("task", "show", "calc", "T5", env=env, cwd=tmp).stdout
+    assert "validation_failed" in shown_md and "worktree (kept)" in shown_md
     # every attempt's key is revoked
     keys = orjson.loads(_cli("keys", "list", "--all", "--json", env=env, cwd=tmp).stdout)["keys"]
     minted = [k for k in keys if (k.get("tags") or {}).get("feature") == "calc"]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from architect.cli.common import console
-from architect.config import load_config
+from architect.config import Config, load_config
 
 __all__ = ["app"]
 
@@ -39,6 +39,23 @@ def check(file: Annotated[str, typer.Argument(help="YAML config file")]) -> None
             console.print(
                 f"[yellow]warning[/yellow] {p.path} ({p.group}: {p.provider} {p.model}): price unknown: "
                 f"{p.resolved.detail}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    _check_agents(cfg)
+
+
+def _check_agents(cfg: Config) -> None:
+    """Name every configured agent whose program is not installed (its tasks wait until it is)."""
+    if not cfg.agents:
+        return
+    from architect.orchestrator.agents import build_runner
+
+    for i, agent in enumerate(cfg.all_agents()):
+        problem = build_runner(agent).missing()
+        if problem:
+            console.print(
+                f"[yellow]warning[/yellow] agents[{i}] ({agent.name}, {agent.runner}): {problem}; its tasks wait",
                 highlight=False,
                 soft_wrap=True,
             )

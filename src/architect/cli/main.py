@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from architect.cli import alerts, cache, config_cmd, db, keys, orchestrator, plan, serve, spend, stats
+from architect.cli import alerts, cache, config_cmd, db, keys, orchestrator, plan, serve, spend, stats, task
 from architect.errors import ArchitectError
 
 __all__ = ["app", "main"]
@@ -29,6 +29,7 @@ app.add_typer(db.app, name="db")
 stats.register(app)
 orchestrator.register(app)
 app.add_typer(plan.app, name="plan")
+app.add_typer(task.app, name="task")
 app.add_typer(keys.app, name="keys")
 spend.register(app)
 app.add_typer(cache.app, name="cache")

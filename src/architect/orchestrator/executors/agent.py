@@ -119,7 +119,10 @@ class AgentExecutor:
         return out
 
     async def health(self) -> str | None:
-        return None  # per agent: the worker holds back the tasks of agents in `missing()`
+        """What is missing, when a configured agent's program is not installed: the worker then holds
+        agent tasks back (they wait, not fail) and says why."""
+        missing = self.missing()
+        return "; ".join(f"agent {name}: {problem}" for name, problem in missing.items()) or None
 
     # ------------------------------------------------------------------ one attempt
     async def run(self, ctx: TaskContext) -> ExecResult:
