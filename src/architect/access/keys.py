@@ -155,6 +155,7 @@ def principal_for(row: Mapping[str, Any]) -> Principal:
             "tpm": row.get("tpm"),
             "bodies": row.get("bodies"),
             "created_at": row.get("created_at"),
+            "temporary": bool(row.get("temporary")),
         },
     )
 

@@ -370,11 +370,14 @@ def _cost_source(call: Call, d: Deployment | None) -> str | None:
 
 
 def _apply_key_tags(call: Call) -> None:
-    """A key's default tags fill in the tags the client did not send; the project the call is then
-    tagged with must be one the key is granted (`Principal.projects`; None = every project), or the
-    call is refused (403 project_not_allowed), never re-tagged. The refusal names only the project the
-    client sent and where it came from."""
+    """A key's default tags fill in the tags the client did not send (a temporary key minted for a
+    task attempt pins its tags: the attempt's spend always lands on its task); the project the call is
+    then tagged with must be one the key is granted (`Principal.projects`; None = every project), or
+    the call is refused (403 project_not_allowed), never re-tagged. The refusal names only the project
+    the client sent and where it came from."""
     p = call.principal
+    if p.extra.get("temporary"):
+        call.tags.update(p.tags)
     for k, v in p.tags.items():
         call.tags.setdefault(k, v)
     project = call.tags.get("project")
