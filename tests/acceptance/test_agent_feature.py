@@ -269,3 +269,19 @@ def test_a_task_over_its_budget_stops_and_nothing_is_merged(world: Any) -> None:
     assert task["outcome"] == "budget_exceeded"
     assert task["merged_sha"] is None
     assert script.usage == {}  # refused by the gateway before any model call
+
+
+def test_the_merge_refuses_a_feature_branch_checked_out_by_the_user(world: Any) -> None:
+    repo, _script, _server, cfg_file, env, tmp = world
+    _git(repo, "checkout", "-q", "-b", "architect/mine")  # the user works on the feature branch
+    plan = tmp / "mine.yaml"
+    plan.write_text(yaml.safe_dump(_plan(repo, "mine", ("T1",), {}, max_attempts=1)))
+    assert _cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
+    ran = _cli("run", "mine", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    shown = orjson.loads(_cli("task", "show", "mine", "T1", "--json", env=env, cwd=tmp).stdout)
+    (attempt,) = shown["attempts"]
+    assert attempt["outcome"] == "failed"
+    assert "checked_out" in attempt["reason"] and str(repo) in attempt["reason"]
+    assert _git(repo, "rev-parse", "architect/mine") == _git(repo, "rev-parse", "main")  # not moved
+    assert _git(repo, "status", "--porcelain") == ""

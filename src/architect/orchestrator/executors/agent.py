@@ -248,9 +248,11 @@ class AgentExecutor:
             ctx.feature["slug"], branch, tip, await self._message(t, job, outcome, agent)
         )
         if not merged.ok:
-            out.update(outcome="merge_conflict" if merged.reason == "conflict" else merged.reason or "failed",
-                       reason=f"merge onto {feature_branch(ctx.feature['slug'])}: {merged.reason}",
-                       output=merged.output)  # fmt: skip
+            outcome = {"conflict": "merge_conflict", "validation_failed": "validation_failed",
+                       "no_changes": "no_changes"}.get(merged.reason or "", "failed")  # fmt: skip
+            out.update(outcome=outcome, output=merged.output,
+                       reason=f"merge onto {feature_branch(ctx.feature['slug'])}: {merged.reason}"
+                       + (f" ({merged.output.strip()[:300]})" if merged.reason == "checked_out" else ""))  # fmt: skip
             if merged.validation is not None:
                 out["validation"] = merged.validation
             return out
