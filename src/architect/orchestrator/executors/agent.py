@@ -248,9 +248,9 @@ class AgentExecutor:
             ctx.feature["slug"], branch, tip, await self._message(t, job, outcome, agent)
         )
         if not merged.ok:
-            outcome = {"conflict": "merge_conflict", "validation_failed": "validation_failed",
-                       "no_changes": "no_changes"}.get(merged.reason or "", "failed")  # fmt: skip
-            out.update(outcome=outcome, output=merged.output,
+            kind = {"conflict": "merge_conflict", "validation_failed": "validation_failed",
+                    "no_changes": "no_changes"}.get(merged.reason or "", "failed")  # fmt: skip
+            out.update(outcome=kind, output=merged.output,
                        reason=f"merge onto {feature_branch(ctx.feature['slug'])}: {merged.reason}"
                        + (f" ({merged.output.strip()[:300]})" if merged.reason == "checked_out" else ""))  # fmt: skip
             if merged.validation is not None:
@@ -345,7 +345,7 @@ class AgentExecutor:
     async def _message(self, t: Mapping[str, Any], job: AgentJob, outcome: AgentOutcome, agent: str) -> str:
         """The feature branch's commit for a task: id, title, agent, model(s), attempts and the cost of
         all its attempts' keys so far (from the ledger)."""
-        cost, unpriced, models = 0.0, 0, list(outcome.models)
+        cost, unpriced, models = 0.0, 0, []  # model groups as the ledger has them
         for a in await asyncio.to_thread(self.repo.attempts, t["id"]):
             if a.get("key_id"):
                 u = await asyncio.to_thread(self.minter.usage, str(a["key_id"]), float(a["started_at"]))
@@ -355,7 +355,8 @@ class AgentExecutor:
         priced = f"${cost:.6f}" + (f" (+{unpriced} calls of unknown price)" if unpriced else "")
         return (
             f"{t['key']}: {t['title']}\n\n"
-            f"Agent: {agent}\nModel(s): {', '.join(models) or job.model}\nAttempts: {int(t['attempt'])}\n"
+            f"Agent: {agent}\nModel(s): {', '.join(models) or ', '.join(outcome.models) or job.model}\n"
+            f"Attempts: {int(t['attempt'])}\n"
             f"Cost: {priced}\n"
         )
 
