@@ -2,10 +2,11 @@
 metrics, reports, plan import/export, and an SSE stream of task events.
 
 Features and tasks carry their agent fields (a feature's `repo`, `base`, `base_sha`, `agent`,
-`attempt_budget_usd`, `total_budget_usd`, `validator`; a task's `agent` and `budget_usd`), and
-`GET /features/{ref}/tasks/{key}/attempts` lists an agent task's attempts; the budgets and the
-feature's validator can be patched (agents, `repo` and `base` change by importing the plan again,
-where they are checked). A plan naming an agent the server's configuration does not define, a
+`attempt_budget_usd`, `total_budget_usd`, `validator`; a task's `agent` and `budget_usd`),
+`GET /features/{ref}/tasks/{key}/attempts` lists an agent task's attempts with their spend, and
+`GET /features/{ref}/agents` is the report's agent section alone (what the task board shows). The
+budgets and the feature's validator can be patched (agents, `repo` and `base` change by importing
+the plan again, where they are checked). A plan naming an agent the server's configuration does not define, a
 `repo` that is not a git repository (or a relative one) or a `base` that does not resolve is refused
 with a 400 naming the field, before anything is written.
 
@@ -47,7 +48,8 @@ from architect.errors import NotFoundInStore, PermissionDenied
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import feature_metrics
 from architect.orchestrator.plans import check_agent_names, export_markdown, export_yaml, parse_plan_text
-from architect.orchestrator.report import build_report, render_markdown
+from architect.orchestrator.report import agents_section, build_report, render_markdown
+from architect.orchestrator.report_agents import attempts_with_usage
 from architect.principal import Principal, actor_of
 from architect.runtime import Runtime
 from architect.store.orchestrator import Row
@@ -264,11 +266,33 @@ async def patch_task(
 @router.get("/features/{ref}/tasks/{key}/attempts")
 async def task_attempts(ref: FeatureRef, key: TaskKey, p: PrincipalDep, runtime: RuntimeDep) -> list[Row]:
     """The attempts of an agent task, oldest first: agent, runner, model, key id, worktree, branch,
-    base/head/merged SHAs, files and lines changed, commits, validation, outcome, reason, isolation."""
+    base/head/merged SHAs, files and lines changed, commits, validation, outcome, reason, isolation;
+    `usage` is the ledger's spend of the attempt's key (`calls`, `cost_usd`, `unpriced`: calls of
+    unknown price, which the cost leaves out; `models`: the model groups that answered), and
+    `worktree_state` what became of its worktree (`in_use`, `kept` for inspection after a failure,
+    `removed` after a merge, `unknown` after a crash, null when none was made)."""
     m = runtime.tasks
     f = await _feature(m, ref, p)
     t = await _call(m.repo.get_task, f["id"], key)
-    return await _call(m.repo.attempts, t["id"])
+    rows = await _call(m.repo.attempts, t["id"])
+    costs = await _call(m.repo.attempt_costs, f["id"]) if rows else []
+    return attempts_with_usage(rows, [c for c in costs if c["task_id"] == t["id"]])
+
+
+@router.get("/features/{ref}/agents")
+async def feature_agents(ref: FeatureRef, p: PrincipalDep, runtime: RuntimeDep) -> Row:
+    """The agent section of the feature's report (what the task board shows), from the recorded
+    attempts and the ledger's calls of each attempt's key. `tasks`: per task that ran as an agent
+    attempt, its `agents`, `models`, `attempts`, `first_try`, last `outcome` and `reason`, `cost_usd`
+    over `calls` (`unpriced_calls` of unknown price are left out of it), `files_changed`,
+    `lines_added`/`lines_removed` and `merged_sha` of the attempt that succeeded, `isolation`;
+    `by_agent` and `by_model` (by the first attempt's agent and model group): `tasks`, `first_try`,
+    `first_try_success_rate`, `succeeded`, `attempts`, `calls`, `cost_usd`, `unpriced_calls`,
+    `cost_per_succeeded_usd`; `commits`: the feature branch's commits in merge order (`sha`, `task`,
+    `title`, `agent`, `attempt`). Empty lists until an agent attempt is recorded."""
+    m = runtime.tasks
+    f = await _feature(m, ref, p)
+    return await _call(agents_section, m.repo, f["id"])
 
 
 @router.post("/features/{ref}/approve")

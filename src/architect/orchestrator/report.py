@@ -9,10 +9,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from architect.orchestrator.metrics import CONFIDENCE, DAY, compute_metrics
-from architect.orchestrator.report_agents import agent_report, render_agent_report
+from architect.orchestrator.report_agents import agent_report, render_agent_report, table_cell
 from architect.store.orchestrator import Row, TaskRepo
 
-__all__ = ["build_report", "render_markdown"]
+__all__ = ["agents_section", "build_report", "render_markdown"]
 
 _NONE = "_No data recorded._"
 
@@ -192,9 +192,17 @@ def build_report(repo: TaskRepo, ref: str | int, now: float | None = None) -> Ro
     }
 
 
+def agents_section(repo: TaskRepo, ref: str | int) -> Row:
+    """The report's `agents` section alone (per task, per agent, per model, commits), with empty
+    lists when no task of the feature has run as an agent attempt yet."""
+    fid = repo.get_feature(ref)["id"]
+    r = agent_report(repo.tasks(fid), repo.attempts(feature_id=fid), repo.attempt_costs(fid))
+    return r or {"tasks": [], "by_agent": [], "by_model": [], "commits": []}
+
+
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join("—" if c is None else str(c) for c in r) + " |" for r in rows]
+    out += ["| " + " | ".join(table_cell(c) for c in r) + " |" for r in rows]
     return out
 
 

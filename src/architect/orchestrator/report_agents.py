@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["agent_report", "render_agent_report", "usage_by_attempt"]
+__all__ = [
+    "agent_report",
+    "attempts_with_usage",
+    "render_agent_report",
+    "table_cell",
+    "usage_by_attempt",
+    "worktree_state",
+]
 
 Row = dict[str, Any]
 
@@ -28,6 +35,37 @@ def usage_by_attempt(costs: Sequence[Mapping[str, Any]]) -> dict[int, Row]:
         if c.get("model_group") and c["model_group"] not in u["models"]:
             u["models"].append(str(c["model_group"]))
     return out
+
+
+def worktree_state(a: Mapping[str, Any]) -> str | None:
+    """What became of an attempt's worktree, from how the attempt ended (the executor keeps a failed
+    attempt's worktree for inspection and removes a merged one's): `in_use` while it runs, `removed`
+    after it succeeded, `kept` after any other finished outcome, `unknown` after a crash (removed when
+    a later attempt closes it, kept when the attempt was stopped); None when none was recorded."""
+    if not a.get("worktree"):
+        return None
+    outcome = a.get("outcome")
+    if outcome == "running":
+        return "in_use"
+    if outcome == "succeeded":
+        return "removed"
+    return "unknown" if outcome == "crashed" else "kept"
+
+
+def attempts_with_usage(
+    attempts: Sequence[Mapping[str, Any]], costs: Sequence[Mapping[str, Any]]
+) -> list[Row]:
+    """Attempt rows with `usage` (the ledger's calls of the attempt's key: calls, cost_usd, unpriced,
+    the model groups that answered) and `worktree_state`."""
+    usage = usage_by_attempt(costs)
+    return [
+        {
+            **a,
+            "usage": usage.get(int(a["id"]), {"calls": 0, "cost_usd": 0.0, "unpriced": 0, "models": []}),
+            "worktree_state": worktree_state(a),
+        }
+        for a in attempts
+    ]
 
 
 def agent_report(
@@ -76,6 +114,7 @@ def agent_report(
                     "first_try": 0,
                     "succeeded": 0,
                     "attempts": 0,
+                    "calls": 0,
                     "cost_usd": 0.0,
                     "unpriced_calls": 0,
                 },
@@ -84,6 +123,7 @@ def agent_report(
             g["first_try"] += int(rows[0]["outcome"] == "succeeded")
             g["succeeded"] += int(won is not None)
             g["attempts"] += len(rows)
+            g["calls"] += calls
             g["cost_usd"] += cost
             g["unpriced_calls"] += unpriced
     tables: dict[str, list[Row]] = {}
@@ -103,9 +143,19 @@ def agent_report(
     return {"tasks": per_task, "by_agent": tables["agent"], "by_model": tables["model"], "commits": commits}
 
 
-def _money(usd: float | None, unpriced: int = 0) -> str:
+def table_cell(value: Any) -> str:
+    """A Markdown table cell: "—" for None, on one line, its pipes escaped (a title may hold one)."""
+    if value is None:
+        return "—"
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def _money(usd: float | None, unpriced: int = 0, calls: int = 0) -> str:
+    """A cost: "unknown" when every one of its calls is of unknown price (never a zero for them)."""
     if usd is None:
         return "—"
+    if unpriced and unpriced >= calls:
+        return "unknown"
     return f"${usd:.4f}" + (f" (+{unpriced} unpriced calls)" if unpriced else "")
 
 
@@ -118,14 +168,14 @@ def render_agent_report(r: Row) -> list[str]:
 
     def table(head: list[str], rows: list[list[Any]]) -> list[str]:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        return out + ["| " + " | ".join("—" if c is None else str(c) for c in row) + " |" for row in rows]
+        return out + ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows]
 
     out = ["", "## Agents", ""]
     out += table(
         ["Task", "Agent", "Model(s)", "Attempts", "Outcome", "Cost", "Files changed", "Lines +/-"],
         [[f"{t['task']} {t['title']}", ", ".join(t["agents"]), ", ".join(t["models"]) or "—", t["attempts"],
           t["outcome"] + (f" ({t['reason']})" if t["outcome"] != "succeeded" and t["reason"] else ""),
-          _money(t["cost_usd"], t["unpriced_calls"]), t["files_changed"],
+          _money(t["cost_usd"], t["unpriced_calls"], t["calls"]), t["files_changed"],
           f"+{t['lines_added']}/-{t['lines_removed']}" if t["lines_added"] is not None else None]
          for t in r["tasks"]],
     )  # fmt: skip
@@ -134,7 +184,8 @@ def render_agent_report(r: Row) -> list[str]:
         out += table(
             [kind, "Tasks", "First-try success", "Succeeded", "Attempts", "Cost", "Cost per succeeded task"],
             [[g[kind.lower()], g["tasks"], _pct(g["first_try_success_rate"]), g["succeeded"], g["attempts"],
-              _money(g["cost_usd"], g["unpriced_calls"]), _money(g["cost_per_succeeded_usd"])]
+              _money(g["cost_usd"], g["unpriced_calls"], g["calls"]),
+              _money(g["cost_per_succeeded_usd"], g["unpriced_calls"], g["calls"])]
              for g in rows],
         )  # fmt: skip
     out += ["", "### Commits on the feature branch", ""]

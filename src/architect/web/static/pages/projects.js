@@ -1,5 +1,6 @@
 // Projects & features: the task board by status and phase with dependencies, progress, velocity and
-// estimated completion, running tasks live, first-try success and rework, cost per task.
+// estimated completion, running tasks live, first-try success and rework, cost per task; for agent
+// tasks the agent, model(s), attempts, cost and files changed, and a task's detail with its attempts.
 import {
   api,
   app,
@@ -26,7 +27,8 @@ const picker = el("div", { class: "toolbar" });
 const summary = el("div", { id: "feature-summary" });
 const board = el("section", { class: "card", "aria-labelledby": "board-h" });
 const phases = el("section", { class: "card", "aria-labelledby": "phases-h" });
-root.replaceChildren(picker, summary, board, phases);
+const dialog = el("dialog", { id: "task-detail", "aria-labelledby": "task-detail-h" });
+root.replaceChildren(picker, summary, board, phases, dialog);
 
 const tile = (label, value, sub, id) =>
   el(
@@ -90,8 +92,50 @@ const deps = (t) => {
   }
 };
 
+/** What an agent's model calls cost: "unknown" when every call's price is unknown, never $0.00 for them. */
+function agentCost(usd, calls, unpriced) {
+  if (!calls) return "no model calls";
+  const note = unpriced && unpriced < calls ? `, ${unpricedNote(unpriced)}` : "";
+  return fmtTotalCost(usd, calls, unpriced) + note;
+}
+const lines = (added, removed) =>
+  added === null || added === undefined ? "" : ` (+${fmtInt(added)}/-${fmtInt(removed ?? 0)})`;
+const files = (n, added, removed) =>
+  n === null || n === undefined ? null : `${fmtInt(n)} file${n === 1 ? "" : "s"}${lines(added, removed)}`;
+const fact = (cls, label, value) => el("div", { class: cls }, el("dt", {}, label), el("dd", {}, value));
+
+/** The agent figures of a task's card: from its attempts (`a`, the agents section), or its agent alone
+ * (with "none yet" for attempts only when the agents section was read). */
+function agentFacts(t, a) {
+  if (!a) {
+    return el(
+      "dl",
+      { class: "facts" },
+      fact("agent", "Agent", t.agent || feature.agent || "the default agent"),
+      agentsRead ? fact("attempts", "Attempts", "none yet") : null,
+    );
+  }
+  return el(
+    "dl",
+    { class: "facts" },
+    fact("agent", "Agent", a.agents.join(", ") || "—"),
+    fact("models", a.models.length === 1 ? "Model" : "Models", a.models.join(", ") || "—"),
+    fact("attempts", "Attempts", fmtInt(a.attempts)),
+    fact("cost", "Cost", agentCost(a.cost_usd, a.calls, a.unpriced_calls)),
+    fact(
+      "files",
+      "Files changed",
+      files(a.files_changed, a.lines_added, a.lines_removed) ??
+        (a.outcome === "running" ? "running" : "none merged"),
+    ),
+  );
+}
+
 let feature = null;
 let stop = null;
+let agentRows = new Map(); // task key -> the agents section's row of that task
+let agentsRead = false; // whether the agents section could be read at the last refresh
+let openKey = null; // the task whose detail is shown
 
 async function init() {
   let features;
@@ -167,10 +211,13 @@ function watch() {
   };
 }
 
-/** A task's card; `m` (the feature's metrics, or null) gives its cost, "unknown" when no call of it has a known price. */
+/** A task's card; `m` (the feature's metrics, or null) gives its cost, "unknown" when no call of it has a
+ * known price; an agent task's cost is its attempts' (the agents section), with its agent figures. */
 function card(t, m) {
   const d = deps(t);
-  const cost = m?.cost_by_task?.[t.key];
+  const a = agentRows.get(t.key);
+  const isAgent = t.executor === "agent" || a !== undefined;
+  const cost = a ? undefined : m?.cost_by_task?.[t.key]; // an agent task's cost is its attempts' keys' calls
   return el(
     "li",
     { class: "task", id: `task-${t.key}`, "data-status": t.status },
@@ -178,7 +225,7 @@ function card(t, m) {
     el(
       "div",
       { class: "muted" },
-      `phase ${t.phase} · priority ${t.priority}${t.attempt ? ` · attempt ${t.attempt}` : ""}` +
+      `phase ${t.phase} · priority ${t.priority}${t.attempt && !a ? ` · attempt ${t.attempt}` : ""}` +
         (cost !== undefined
           ? ` · ${fmtTotalCost(cost, m.calls_by_task?.[t.key], m.unpriced_by_task?.[t.key])}`
           : ""),
@@ -188,17 +235,28 @@ function card(t, m) {
       ? el("div", { class: "muted" }, `${t.worker_id || "worker"} · started ${fmtAgo(t.started_at)}`)
       : null,
     t.reason && ["failed", "blocked"].includes(t.status) ? el("div", { class: "deps" }, t.reason) : null,
+    isAgent ? agentFacts(t, a) : null,
+    el(
+      "button",
+      { type: "button", class: "secondary small", onclick: () => openTask(t.key) },
+      "Details",
+      el("span", { class: "visually-hidden" }, ` of ${t.key}`),
+    ),
   );
 }
 
 async function load() {
   if (!feature) return;
   const ref = encodeURIComponent(feature.slug);
-  const [tasksR, metricsR] = await Promise.allSettled([
+  const [tasksR, metricsR, agentsR] = await Promise.allSettled([
     api(`/features/${ref}/tasks`),
     api(`/features/${ref}/metrics`),
+    api(`/features/${ref}/agents`),
   ]);
   const m = metricsR.status === "fulfilled" ? metricsR.value : null;
+  agentsRead = agentsR.status === "fulfilled";
+  agentRows = new Map(agentsRead ? (agentsR.value.tasks || []).map((a) => [a.task, a]) : []);
+  if (dialog.open && openKey) fillTask(openKey);
   summary.replaceChildren(
     metricsR.status === "rejected"
       ? errorBox(metricsR.reason, "Delivery metrics")
@@ -233,8 +291,13 @@ async function load() {
     ...ORDER.filter((s) => tasks.some((t) => t.status === s)),
     ...new Set(tasks.map((t) => t.status).filter((s) => !ORDER.includes(s))),
   ];
+  const agentsError =
+    agentsR.status === "rejected" && tasks.some((t) => t.executor === "agent")
+      ? [errorBox(agentsR.reason, "Agent figures")]
+      : [];
   board.replaceChildren(
     el("h2", { id: "board-h" }, `Task board: ${feature.title}`),
+    ...agentsError,
     tasks.length
       ? el(
           "div",
@@ -291,4 +354,128 @@ async function load() {
   );
 }
 
-init();
+const kv = (pairs) =>
+  el(
+    "dl",
+    { class: "kv" },
+    pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]),
+  );
+const OUTCOME_CLASS = { succeeded: "succeeded", running: "running" };
+const outcomeBadge = (o) => badge(o, OUTCOME_CLASS[o] || "failed");
+const secs = (s) => (s === null || s === undefined ? "—" : `${s < 10 ? s.toFixed(1) : Math.round(s)} s`);
+
+function worktree(a) {
+  switch (a.worktree_state) {
+    case "kept":
+      return el("span", {}, "kept: ", el("code", {}, a.worktree));
+    case "removed":
+      return "removed after merge";
+    case "in_use":
+      return el("span", {}, "in use: ", el("code", {}, a.worktree));
+    case "unknown":
+      return el("span", {}, "crashed; may be kept: ", el("code", {}, a.worktree));
+    default:
+      return "—";
+  }
+}
+
+const attemptCols = [
+  { label: "#", num: true, cell: (a) => a.attempt },
+  { label: "Agent", cell: (a) => a.agent || "—" },
+  {
+    label: "Model(s)",
+    cell: (a) => (a.usage?.models?.length ? a.usage.models : [a.model]).filter(Boolean).join(", ") || "—",
+  },
+  { label: "Outcome", cell: (a) => outcomeBadge(a.outcome) },
+  { label: "Reason", cell: (a) => a.reason || "—" },
+  { label: "Files changed", cell: (a) => files(a.files_changed, a.lines_added, a.lines_removed) ?? "—" },
+  {
+    label: "Cost",
+    num: true,
+    cell: (a) => (a.usage ? agentCost(a.usage.cost_usd, a.usage.calls, a.usage.unpriced) : "—"),
+  },
+  { label: "Isolation", cell: (a) => a.isolation || "—" },
+  { label: "Worktree", cell: worktree },
+  { label: "Duration", num: true, cell: (a) => secs(a.duration_s) },
+];
+
+/** Fill the detail dialog with a task and its attempts (again on each board refresh while open). */
+async function fillTask(key) {
+  const ref = encodeURIComponent(feature.slug);
+  const path = `/features/${ref}/tasks/${encodeURIComponent(key)}`;
+  const [taskR, attemptsR] = await Promise.allSettled([api(path), api(`${path}/attempts`)]);
+  const body = dialog.querySelector(".dialog-body");
+  if (key !== openKey || !dialog.open || !body) return; // closed, or another task opened meanwhile
+  if (taskR.status === "rejected") {
+    body.replaceChildren(errorBox(taskR.reason, "Task"));
+    return;
+  }
+  const t = taskR.value;
+  const a = agentRows.get(t.key);
+  const agentPairs =
+    t.executor === "agent" || a
+      ? [
+          ["Agent", a ? a.agents.join(", ") : t.agent || feature.agent || "the default agent"],
+          ["Model(s)", a?.models.join(", ") || null],
+          ["Cost", a ? agentCost(a.cost_usd, a.calls, a.unpriced_calls) : null],
+          ["Files changed", a ? files(a.files_changed, a.lines_added, a.lines_removed) : null],
+          ["Merged as", a?.merged_sha ? el("code", {}, a.merged_sha.slice(0, 12)) : null],
+        ]
+      : [];
+  dialog.querySelector("#task-detail-h").textContent = `${t.key} ${t.title}`;
+  body.replaceChildren(
+    kv([
+      ["Status", badge(t.status, t.status)],
+      ["Reason", t.reason || null],
+      ["Phase", String(t.phase)],
+      ["Executor", t.executor],
+      ["Attempts", a ? fmtInt(a.attempts) : String(t.attempt ?? 0)],
+      ...agentPairs,
+    ]),
+    el("h3", {}, "Attempts"),
+    attemptsR.status === "rejected"
+      ? errorBox(attemptsR.reason, "Attempts")
+      : table(attemptCols, attemptsR.value, {
+          caption: `Attempts of ${t.key}`,
+          empty:
+            t.executor === "agent"
+              ? "No agent attempt recorded yet. A worker with the agents configured runs it."
+              : "No agent attempt: this task is not run by a coding agent.",
+        }),
+  );
+}
+
+function openTask(key) {
+  openKey = key;
+  const close = el(
+    "button",
+    { type: "button", class: "secondary", id: "close-task", onclick: () => dialog.close() },
+    "Close",
+  );
+  dialog.replaceChildren(
+    el("header", {}, el("h2", { id: "task-detail-h" }, key), close),
+    el(
+      "div",
+      { class: "dialog-body", tabindex: "0", role: "region", "aria-label": "Task detail" },
+      el("p", { class: "muted" }, "Loading…"),
+    ),
+  );
+  if (!dialog.open) dialog.showModal();
+  close.focus();
+  const p = new URLSearchParams(location.search);
+  p.set("feature", feature.slug);
+  p.set("task", key);
+  history.replaceState(null, "", `?${p}`);
+  fillTask(key);
+}
+dialog.addEventListener("close", () => {
+  const key = openKey;
+  openKey = null;
+  history.replaceState(null, "", `?feature=${encodeURIComponent(feature.slug)}`);
+  // back to the task's card (the board may have been redrawn while the dialog was open)
+  if (key) document.getElementById(`task-${key}`)?.querySelector("button")?.focus();
+});
+
+init().then(() => {
+  if (feature && params.get("task")) openTask(params.get("task"));
+});

@@ -9,10 +9,11 @@ const msg = el("div", { "aria-live": "assertive" });
 const body = el("article", { class: "card markdown", id: "report", "aria-label": "Status report" });
 root.replaceChildren(picker, msg, body);
 
-/** Inline Markdown: **bold**, `code`, _em_ (text nodes only; nothing is parsed as HTML). */
+/** Inline Markdown: **bold**, `code`, _em_ (text nodes only; nothing is parsed as HTML). As in
+ * CommonMark, an underscore inside a word (`validation_failed`) starts no emphasis. */
 function inline(text) {
   const out = [];
-  const re = /(\*\*[^*]+\*\*|`[^`]+`|_[^_]+_)/g;
+  const re = /(\*\*[^*]+\*\*|`[^`]+`|(?<!\w)_[^_]+_(?!\w))/g;
   let last = 0;
   for (const m of text.matchAll(re)) {
     if (m.index > last) out.push(text.slice(last, m.index));
@@ -29,12 +30,13 @@ function inline(text) {
   if (last < text.length) out.push(text.slice(last));
   return out;
 }
+/** A table row's cells; `\|` is a pipe inside a cell (a title may hold one). */
 const cells = (line) =>
   line
     .trim()
-    .replace(/^\||\|$/g, "")
-    .split("|")
-    .map((c) => c.trim());
+    .replace(/^\||(?<!\\)\|$/g, "")
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim().replace(/\\\|/g, "|"));
 
 /** The subset of Markdown the report uses: headings, lists, tables, paragraphs. */
 export function renderMarkdown(md) {
