@@ -181,7 +181,8 @@ def test_wrap_needs_a_probe_and_existing_writable_paths(tmp_path: Path) -> None:
 async def test_under_bwrap_nothing_outlives_the_run_and_the_worker_is_out_of_sight(
     bwrap: Sandbox, tmp_path: Path
 ) -> None:
-    script = f"setsid sleep 60 & kill -0 {os.getpid()} 2>/dev/null && echo worker-visible; echo started"
+    mark = f"60.{os.getpid()}{time.monotonic_ns() % 100000}"  # a sleep no other process on the machine runs
+    script = f"setsid sleep {mark} & kill -0 {os.getpid()} 2>/dev/null && echo worker-visible; echo started"
     ran = await run_confined(["/bin/sh", "-c", script], cwd=tmp_path, env={}, timeout_s=20, sandbox=bwrap,
                              writable=[tmp_path])  # fmt: skip
     assert ran.code == 0 and ran.output == "started\n"
@@ -189,7 +190,7 @@ async def test_under_bwrap_nothing_outlives_the_run_and_the_worker_is_out_of_sig
     escapees = [
         p
         for p in Path("/proc").iterdir()
-        if p.name.isdigit() and _cmdline(p) == "sleep 60" and alive(int(p.name))
+        if p.name.isdigit() and _cmdline(p) == f"sleep {mark}" and alive(int(p.name))
     ]
     assert escapees == []
 
