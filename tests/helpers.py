@@ -78,15 +78,21 @@ class LiveServer:
     """A real uvicorn server for an Architect app on 127.0.0.1 in a background thread."""
 
     def __init__(
-        self, config: Config, store: Store | None = None, *, database_url: str | None = None
+        self,
+        config: Config,
+        store: Store | None = None,
+        *,
+        database_url: str | None = None,
+        wrap: Callable[[Any], Any] | None = None,
     ) -> None:
+        """`wrap(app)` gives the ASGI app to serve in front of the gateway (a test's recorder)."""
         self.store = store or (open_store(database_url) if database_url else Store.memory())
         self.runtime = Runtime(config, self.store)
         self.app: GatewayApp = create_app(self.runtime)
         self.port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(
-                self.app,
+                wrap(self.app) if wrap is not None else self.app,
                 host="127.0.0.1",
                 port=self.port,
                 log_level="error",

@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,51 +24,20 @@ import orjson
 import pytest
 import yaml
 
+from tests.acceptance.agent_world import (
+    PRICE_IN,
+    PRICE_OUT,
+    agent_plan,
+    call,
+    cli,
+    gateway_config,
+    git,
+    make_repo,
+)
 from tests.helpers import LiveServer, make_config
 from tests.stubs.scripted_chat import ScriptedChat
 
-PRICE_IN, PRICE_OUT = 1.0, 2.0  # $/Mtok of the `coder` group
 KEYS = ("T1", "T2", "T3", "T4", "T5", "T6")
-ARCHITECT = [sys.executable, "-m", "architect"]
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-        env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-             "GIT_COMMITTER_EMAIL": "t@x"},
-    ).stdout.strip()  # fmt: skip
-
-
-def make_repo(root: Path, keys: tuple[str, ...]) -> dict[str, str]:
-    """A small package: calc/<key>.py with a nonce and a stub function, tests/test_<key>.py; -> nonces."""
-    nonces = {}
-    (root / "calc").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "calc" / "__init__.py").write_text("")
-    (root / "conftest.py").write_text("")
-    (root / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
-    for key in keys:
-        n = int(key[1:])
-        nonces[key] = uuid.uuid4().hex
-        (root / "calc" / f"{key.lower()}.py").write_text(
-            f"# nonce: {nonces[key]}\n\n\ndef f{n}(x):\n    raise NotImplementedError\n"
-        )
-        (root / "tests" / f"test_{key.lower()}.py").write_text(
-            f"from calc.{key.lower()} import f{n}\n\n\ndef test_{key.lower()}():\n    assert f{n}(10) == {10 + n}\n"
-        )
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "base")
-    return nonces
-
-
-def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
-    fn = {"name": name, "arguments": orjson.dumps(args).decode()}
-    return {
-        "content": None,
-        "tool_calls": [{"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function", "function": fn}],
-    }
 
 
 class Script:
@@ -110,19 +78,17 @@ class Script:
             with self._lock:
                 self.failing_line_seen[(key, attempt)] = "FAILED tests/test_t5.py::test_t5" in prompt
         if last is None:
-            return _call("read_file", {"path": path})
+            return call("read_file", {"path": path})
         if last.startswith("edited "):
-            return _call("finish", {"summary": f"implemented f{n}"})
+            return call("finish", {"summary": f"implemented f{n}"})
         if self.nonces[key] not in "\n".join(results):
             with self._lock:
                 self.problems.append(f"{key}: asked for an edit without having read the nonce")
             return {"content": "I have not read the file"}
         if key == "T3" and not any(r.startswith("error:") for r in results):
-            return _call("edit", {"path": path, "search": "    pass\n", "replace": f"    return x + {n}\n"})
+            return call("edit", {"path": path, "search": "    pass\n", "replace": f"    return x + {n}\n"})
         body_line = f"    return x - {n}\n" if key == "T5" and attempt == 1 else f"    return x + {n}\n"
-        return _call(
-            "edit", {"path": path, "search": "    raise NotImplementedError\n", "replace": body_line}
-        )
+        return call("edit", {"path": path, "search": "    raise NotImplementedError\n", "replace": body_line})
 
     def cost(self, key: str) -> float:
         return sum(
@@ -134,43 +100,6 @@ class Script:
         return len({a for (k, a) in self.usage if k == key})
 
 
-def _config(stub_url: str, db: str, gateway_url: str | None) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "database_url": db,
-        "providers": [{"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-up"}],
-        "models": [{"name": "coder", "deployments": [{"provider": "stub", "model": "stub-coder",
-                    "price": {"input_per_mtok": PRICE_IN, "output_per_mtok": PRICE_OUT}}]}],
-        "agents": [{"name": "coder", "runner": "builtin", "model": "coder", "max_steps": 12, "timeout_s": 120}],
-        "ledger": {"flush_interval_ms": 20},
-    }  # fmt: skip
-    if gateway_url:
-        cfg["orchestrator"] = {"gateway_url": gateway_url}
-    return cfg
-
-
-def _plan(
-    repo: Path, slug: str, keys: tuple[str, ...], deps: dict[str, str], **task_extra: Any
-) -> dict[str, Any]:
-    validator = f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_{{k}}.py"
-
-    def task(k: str) -> dict[str, Any]:
-        return {"id": k, "title": f"Implement f{k[1:]}", "description": f"In calc/{k.lower()}.py make f{k[1:]}(x) "
-                f"return x + {k[1:]}.", "executor": "agent", "validator": validator.format(k=k.lower()),
-                **({"after": [deps[k]]} if k in deps else {}), **task_extra}  # fmt: skip
-
-    phase1 = [task(k) for k in keys if k not in deps]
-    phase2 = [task(k) for k in keys if k in deps]
-    phases = [{"number": 1, "title": "First", "tasks": phase1}]
-    if phase2:
-        phases.append({"number": 2, "title": "Second", "tasks": phase2})
-    return {"title": slug, "slug": slug, "project": "demo", "repo": str(repo), "base": "main", "agent": "coder",
-            "phases": phases}  # fmt: skip
-
-
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ARCHITECT, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Any:
     repo = tmp_path / "repo"
@@ -178,10 +107,10 @@ def world(tmp_path: Path) -> Any:
     script = Script(nonces)
     db = f"sqlite:///{tmp_path / 'architect.db'}"
     with ScriptedChat(script) as stub:
-        config = make_config(_config(stub.url, db, None))
+        config = make_config(gateway_config(stub.url, db, None))
         with LiveServer(config, database_url=db) as server:
             cfg_file = tmp_path / "architect.yaml"
-            cfg_file.write_text(yaml.safe_dump(_config(stub.url, db, server.url)))
+            cfg_file.write_text(yaml.safe_dump(gateway_config(stub.url, db, server.url)))
             env = {
                 **os.environ,
                 "ARCHITECT_DATABASE_URL": db,
@@ -194,10 +123,10 @@ def world(tmp_path: Path) -> Any:
 def test_six_tasks_two_phases_three_builtin_agents(world: Any) -> None:
     repo, script, _server, cfg_file, env, tmp = world
     plan = tmp / "plan.yaml"
-    plan.write_text(yaml.safe_dump(_plan(repo, "calc", KEYS, {"T4": "T1", "T5": "T2", "T6": "T3"})))
-    imported = _cli("plan", "import", str(plan), env=env, cwd=tmp)
+    plan.write_text(yaml.safe_dump(agent_plan(repo, "calc", KEYS, {"T4": "T1", "T5": "T2", "T6": "T3"})))
+    imported = cli("plan", "import", str(plan), env=env, cwd=tmp)
     assert imported.returncode == 0, imported.stdout + imported.stderr
-    ran = _cli(
+    ran = cli(
         "run", "calc", "--concurrency", "3", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
@@ -205,22 +134,22 @@ def test_six_tasks_two_phases_three_builtin_agents(world: Any) -> None:
     assert script.failing_line_seen == {("T5", 2): True}
 
     # the feature branch: one commit per task on top of base, linear, and its tests pass
-    base = _git(repo, "rev-parse", "main")
-    log = _git(repo, "log", "--format=%H %P|%s", f"{base}..architect/calc").splitlines()
+    base = git(repo, "rev-parse", "main")
+    log = git(repo, "log", "--format=%H %P|%s", f"{base}..architect/calc").splitlines()
     assert len(log) == 6
     assert all(len(line.split("|")[0].split()) == 2 for line in log)  # one parent each: no merges
     assert sorted(line.split("|")[1].split(":")[0] for line in log) == sorted(KEYS)
     check = tmp / "check"
-    _git(repo, "worktree", "add", "-q", "--detach", str(check), "architect/calc")
+    git(repo, "worktree", "add", "-q", "--detach", str(check), "architect/calc")
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=check,
                            capture_output=True, text=True, env={**env, "PYTHONPATH": ""})  # fmt: skip
     assert tests.returncode == 0, tests.stdout
     assert "6 passed" in tests.stdout
     # the user's own tree is untouched
-    assert _git(repo, "status", "--porcelain") == ""
-    assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
 
-    shown = _cli("report", "calc", "--format", "json", env=env, cwd=tmp)
+    shown = cli("report", "calc", "--format", "json", env=env, cwd=tmp)
     assert shown.returncode == 0, shown.stderr
     report = orjson.loads(shown.stdout)
     agents = report["agents"]
@@ -237,7 +166,7 @@ def test_six_tasks_two_phases_three_builtin_agents(world: Any) -> None:
     assert coder["cost_per_succeeded_usd"] == pytest.approx(sum(script.cost(k) for k in KEYS) / 6, rel=1e-6)
     assert [c["sha"] for c in agents["commits"]] == [line.split()[0] for line in reversed(log)]
     # `task show`: T5's failed attempt keeps its worktree for inspection; the merged one is removed
-    t5 = orjson.loads(_cli("task", "show", "calc", "T5", "--json", env=env, cwd=tmp).stdout)
+    t5 = orjson.loads(cli("task", "show", "calc", "T5", "--json", env=env, cwd=tmp).stdout)
     first, second = t5["attempts"]
     assert (first["outcome"], second["outcome"]) == ("validation_failed", "succeeded")
     assert "FAILED tests/test_t5.py::test_t5" in first["output"]
@@ -246,10 +175,10 @@ def test_six_tasks_two_phases_three_builtin_agents(world: Any) -> None:
         script.cost("T5"), rel=1e-6
     )
     assert {a["isolation"] for a in t5["attempts"]} <= {"bwrap", "rlimits"}
-    shown_md = _cli("task", "show", "calc", "T5", env=env, cwd=tmp).stdout
+    shown_md = cli("task", "show", "calc", "T5", env=env, cwd=tmp).stdout
     assert "validation_failed" in shown_md and "worktree (kept)" in shown_md
     # every attempt's key is revoked
-    keys = orjson.loads(_cli("keys", "list", "--all", "--json", env=env, cwd=tmp).stdout)["keys"]
+    keys = orjson.loads(cli("keys", "list", "--all", "--json", env=env, cwd=tmp).stdout)["keys"]
     minted = [k for k in keys if (k.get("tags") or {}).get("feature") == "calc"]
     assert len(minted) == 7 and all(k["revoked"] for k in minted)
 
@@ -257,14 +186,16 @@ def test_six_tasks_two_phases_three_builtin_agents(world: Any) -> None:
 def test_a_task_over_its_budget_stops_and_nothing_is_merged(world: Any) -> None:
     repo, script, _server, cfg_file, env, tmp = world
     plan = tmp / "tight.yaml"
-    plan.write_text(yaml.safe_dump(_plan(repo, "tight", ("T1",), {}, budget_usd=0.000001, max_attempts=1)))
-    assert _cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
-    ran = _cli("run", "tight", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp)
+    plan.write_text(
+        yaml.safe_dump(agent_plan(repo, "tight", ("T1",), {}, budget_usd=0.000001, max_attempts=1))
+    )
+    assert cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
+    ran = cli("run", "tight", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp)
     assert ran.returncode == 1, ran.stdout + ran.stderr
     assert "budget_exceeded" in ran.stdout
-    base = _git(repo, "rev-parse", "main")
-    assert _git(repo, "rev-parse", "architect/tight") == base
-    report = orjson.loads(_cli("report", "tight", "--format", "json", env=env, cwd=tmp).stdout)
+    base = git(repo, "rev-parse", "main")
+    assert git(repo, "rev-parse", "architect/tight") == base
+    report = orjson.loads(cli("report", "tight", "--format", "json", env=env, cwd=tmp).stdout)
     (task,) = report["agents"]["tasks"]
     assert task["outcome"] == "budget_exceeded"
     assert task["merged_sha"] is None
@@ -273,15 +204,15 @@ def test_a_task_over_its_budget_stops_and_nothing_is_merged(world: Any) -> None:
 
 def test_the_merge_refuses_a_feature_branch_checked_out_by_the_user(world: Any) -> None:
     repo, _script, _server, cfg_file, env, tmp = world
-    _git(repo, "checkout", "-q", "-b", "architect/mine")  # the user works on the feature branch
+    git(repo, "checkout", "-q", "-b", "architect/mine")  # the user works on the feature branch
     plan = tmp / "mine.yaml"
-    plan.write_text(yaml.safe_dump(_plan(repo, "mine", ("T1",), {}, max_attempts=1)))
-    assert _cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
-    ran = _cli("run", "mine", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp)
+    plan.write_text(yaml.safe_dump(agent_plan(repo, "mine", ("T1",), {}, max_attempts=1)))
+    assert cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
+    ran = cli("run", "mine", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp)
     assert ran.returncode == 1, ran.stdout + ran.stderr
-    shown = orjson.loads(_cli("task", "show", "mine", "T1", "--json", env=env, cwd=tmp).stdout)
+    shown = orjson.loads(cli("task", "show", "mine", "T1", "--json", env=env, cwd=tmp).stdout)
     (attempt,) = shown["attempts"]
     assert attempt["outcome"] == "failed"
     assert "checked_out" in attempt["reason"] and str(repo) in attempt["reason"]
-    assert _git(repo, "rev-parse", "architect/mine") == _git(repo, "rev-parse", "main")  # not moved
-    assert _git(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-parse", "architect/mine") == git(repo, "rev-parse", "main")  # not moved
+    assert git(repo, "status", "--porcelain") == ""

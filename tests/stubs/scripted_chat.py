@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat completions server on 127.0.0.1 that answers by the request's content:
-`reply(body)` returns the assistant message to send (`{"content": ..., "tool_calls": [...]}`), so a
-test scripts a conversation by what it sees (a tool result present → the final answer), not by
-the order of requests. Streams send the message in pieces (text in words, tool call arguments in two
+`reply(body)` returns the assistant message to send (`{"content": ..., "tool_calls": [...]}`), or an
+awaitable of it (a reply that holds the request until the test lets it go, without holding the
+others), so a test scripts a conversation by what it sees (a tool result present → the final answer),
+not by the order of requests. Streams send the message in pieces (text in words, tool call arguments in two
 halves), then `finish_reason`, the usage chunk when asked for, and `[DONE]`. Usage: prompt tokens
 are the words of the request's messages, completion tokens the words of the answer (tool call
 arguments count one per 4 characters)."""
@@ -9,9 +10,10 @@ arguments count one per 4 characters)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -19,7 +21,7 @@ from aiohttp import web
 
 __all__ = ["ScriptedChat", "last_tool_result"]
 
-Reply = Callable[[dict[str, Any]], dict[str, Any]]
+Reply = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
 
 
 def last_tool_result(body: dict[str, Any]) -> str | None:
@@ -55,7 +57,10 @@ class ScriptedChat:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
         self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
-        message = {"role": "assistant", "content": None, **self.reply(body)}
+        answer = self.reply(body)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        message = {"role": "assistant", "content": None, **answer}
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         usage = self.usage(body, message)
         base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()), "model": body.get("model")}

@@ -225,7 +225,8 @@ def run(
 ) -> None:
     """Run a feature's ready tasks in parallel until nothing is left to do.
 
-    With --config, agent tasks use the config's `agents:` and reach the gateway it names."""
+    With --config, agent tasks use the config's `agents:` and reach the gateway it names. Exits 1 when a
+    task failed or is blocked, or waits for an agent whose program is not installed (listed, with why)."""
     parse_rate(rate)  # bad options fail before anything is opened
     _roles(role_limit)
     commands = _commands(allow_command)
@@ -264,11 +265,27 @@ def run(
     console.print(
         "done: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" | this worker: {stats}"
     )
+    waiting = _waiting(tasks, f, worker)
     for t in tasks:
         if t["status"] in ("failed", "blocked"):
             console.print(f"  {t['key']} {t['status']}: {t['reason']}", highlight=False)
-    if counts.get("failed") or counts.get("blocked"):
+        elif t["key"] in waiting:
+            console.print(f"  {t['key']} waiting: {waiting[t['key']]}", highlight=False)
+    if counts.get("failed") or counts.get("blocked") or waiting:
         raise typer.Exit(1)
+
+
+def _waiting(tasks: list[dict[str, Any]], feature: dict[str, Any], worker: Worker) -> dict[str, str]:
+    """Task key -> why it waits, for the ready agent tasks whose agent cannot run on this worker (its
+    program is not installed)."""
+    out: dict[str, str] = {}
+    for t in tasks:
+        if t["status"] != "ready" or t["executor"] != "agent":
+            continue
+        agent = t.get("agent") or feature.get("agent") or worker.default_agent
+        if agent in worker.missing_agents:
+            out[t["key"]] = f"agent {agent}: {worker.missing_agents[agent]}"
+    return out
 
 
 def worker(

@@ -371,6 +371,15 @@ class Git:
         )
         return [Commit(*r.split("\x1f", 1)) for r in ran.out.split("\0") if r]
 
+    async def messages(self, base: str, head: str, grep: str) -> list[tuple[str, str]]:
+        """(SHA, whole message) of the commits in `base..head` whose message has a line holding `grep`
+        (a fixed string), newest first."""
+        ran = await self.run(
+            "log", "-z", "--fixed-strings", f"--grep={grep}", "--format=%H%x1f%B",
+            f"{_rev(base)}..{_rev(head)}", "--",
+        )  # fmt: skip
+        return [(sha, msg) for sha, _, msg in (r.partition("\x1f") for r in ran.out.split("\0") if r)]
+
     async def commit_all(self, cwd: Path, message: str) -> str | None:
         """Stage everything in the worktree `cwd` (`add -A`, .gitignore respected) and commit it as
         Architect with `message` (kept verbatim, `#` lines too); the new SHA, None if nothing changed."""

@@ -7,6 +7,10 @@ runs them, heartbeats their leases, reaps expired leases, and stops cleanly.
   the worker sleeps until then (not until its next poll) and does not ask the store before.
 * Before claiming, each executor's health check runs (cached for `health_s`); while one fails, its
   tasks are not claimed and the worker reports that it is waiting and why.
+* An agent whose program is not installed here (`AgentPrograms.missing`) holds back only its own
+  tasks: they are not claimed (they wait, not fail), other agents' tasks run, and `waiting` names the
+  agent and what is missing. They do not keep `exit_when_idle` from exiting: with nothing else to do,
+  the worker stops, counts them in `held_back` and says why they wait.
 * A claimed task whose previous attempt left a process group on this host (a lost worker's orphan)
   has that group killed before the task is dispatched again.
 * When a heartbeat finds a lease gone (reaped, or the task cancelled), the attempt is cancelled and
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -29,11 +34,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from architect.orchestrator.executors.base import ExecResult, Executor, TaskContext
+from architect.orchestrator.executors.base import AgentPrograms, ExecResult, Executor, TaskContext
 from architect.orchestrator.executors.command import kill_group, run_validator
 from architect.orchestrator.keys import KeyMinter
 from architect.orchestrator.manager import Finished, Manager
-from architect.store.orchestrator import ClaimOptions, Row
+from architect.store.orchestrator import DEFAULT_AGENT, ClaimOptions, Row
 from architect.trust import NOT_ALLOWED, UNTRUSTED, CommandPolicy
 
 __all__ = ["Running", "TaskKeys", "Worker", "WorkerOptions"]
@@ -91,6 +96,10 @@ class Worker:
             "claimed": 0, "succeeded": 0, "failed": 0, "retried": 0, "lost": 0, "orphans_killed": 0, "blocked": 0,
         }  # fmt: skip
         self.waiting: str | None = None
+        # agents whose program is missing here -> why (their tasks are not claimed); the default agent
+        self.missing_agents: dict[str, str] = {}
+        self.default_agent = DEFAULT_AGENT
+        self.held_back = 0  # ready tasks left waiting for those agents when the worker stopped idle
         self._on_status = on_status
         self.keys = keys
         self._stop = asyncio.Event()
@@ -101,7 +110,15 @@ class Worker:
         self._claim_lock = asyncio.Lock()
         self._flush_wake = asyncio.Event()
         self._needed: set[str] = set()
+        self._needed_agents: set[str] = set()  # the agents of the ready agent tasks
+        self._announced: dict[str, str] = {}  # agents said to be held back -> why
         self._needed_at = -1e9
+        self._agents_at = -1e9
+        self._agents: AgentPrograms | None = next(
+            (ex for ex in self.executors.values() if isinstance(ex, AgentPrograms)), None
+        )
+        if self._agents is not None:
+            self.default_agent = self._agents.default_agent
         self._next_start: float | None = None  # the rate limit allows no start before this (clock time)
 
     def _status(self, msg: str) -> None:
@@ -178,11 +195,10 @@ class Worker:
         unhealthy = await self._unhealthy()
         base = self.opts.claim
         exclude = tuple({*base.exclude_executors, "manual", *unhealthy, *self._unknown_executors()})
-        return ClaimOptions(
-            feature_ids=base.feature_ids, task_ids=base.task_ids, max_phase=base.max_phase,
-            exclude_executors=exclude, max_running=base.max_running, role_limits=base.role_limits,
-            rate=base.rate, rate_period=base.rate_period, run_id=base.run_id,
-        )  # fmt: skip
+        agents = tuple(sorted({*base.exclude_agents, *self.missing_agents}))
+        return dataclasses.replace(
+            base, exclude_executors=exclude, exclude_agents=agents, default_agent=self.default_agent
+        )
 
     def _start(self, claimed: list[Row]) -> None:
         for t in claimed:
@@ -195,13 +211,21 @@ class Worker:
         return tuple(e for e in ("command", "python", "llm", "agent") if e not in self.executors)
 
     async def _unhealthy(self) -> list[str]:
+        """The executors whose health check fails (checked for those with ready tasks, every
+        `health_s`); also refreshes the agents whose program is missing (`_check_agents`) and
+        `waiting`, which names what holds ready tasks back."""
         bad: list[str] = []
         now = time.monotonic()
         if now - self._needed_at >= self.opts.health_s:
-            self._needed = await asyncio.to_thread(
-                self.manager.repo.ready_executors, self.opts.claim.feature_ids
+            repo, feats = self.manager.repo, self.opts.claim.feature_ids
+            self._needed = await asyncio.to_thread(repo.ready_executors, feats)
+            self._needed_agents = (
+                await asyncio.to_thread(repo.ready_agents, feats, self.default_agent)
+                if self._agents is not None and "agent" in self._needed
+                else set()
             )
             self._needed_at = now
+        await self._check_agents(now)
         for name, ex in self.executors.items():
             checked, problem = self._health.get(name, (-1e9, None))
             if name not in self._needed:
@@ -217,13 +241,41 @@ class Worker:
                 self._health[name] = (now, problem)
             if problem:
                 bad.append(name)
-        self.waiting = "; ".join(f"{n}: {self._health[n][1]}" for n in bad) or None
+        waits = [f"{n}: {self._health[n][1]}" for n in bad]
+        waits += [
+            f"agent {a}: {why}" for a, why in sorted(self.missing_agents.items()) if a in self._needed_agents
+        ]
+        self.waiting = "; ".join(waits) or None
         return bad
 
+    async def _check_agents(self, now: float) -> None:
+        """Refresh `missing_agents` every `health_s` (whether their tasks are ready or not: a claim
+        may find one before the next refresh); say when an agent with ready tasks starts or stops
+        being held back."""
+        if self._agents is None or now - self._agents_at < self.opts.health_s:
+            return
+        self._agents_at = now
+        self.missing_agents = missing = dict(await asyncio.to_thread(self._agents.missing))
+        for agent, why in sorted(missing.items()):
+            if agent in self._needed_agents and self._announced.get(agent) != why:
+                self._status(f"waiting: tasks of agent {agent} held back (not claimed): {why}")
+                self._announced[agent] = why
+        for agent in sorted(set(self._announced) - set(missing)):
+            self._status(f"agent {agent} can run again: its tasks are claimed")
+            del self._announced[agent]
+
     async def _idle(self) -> bool:
+        """Nothing left this worker could do: no task running, none ready that it may claim (manual
+        tasks, tasks of executors it lacks and of agents whose program is missing left out; those of
+        paused or cancelled features too). Tasks left waiting for a missing agent are counted in
+        `held_back` and said."""
         o = self.opts.claim
+        repo = self.manager.repo
         exclude = ("manual", *self._unknown_executors())
-        info = await asyncio.to_thread(self.manager.repo.active_count, o.feature_ids, o.max_phase, exclude)
+        agents = tuple(sorted({*o.exclude_agents, *self.missing_agents}))
+        info = await asyncio.to_thread(
+            repo.active_count, o.feature_ids, o.max_phase, exclude, agents, self.default_agent
+        )
         counts = info["counts"]
         if counts.get("running", 0):
             return False
@@ -232,6 +284,14 @@ class Worker:
                 self._status("stopping: the remaining ready tasks belong to a paused or cancelled feature")
                 return True
             return False
+        if agents:
+            every = await asyncio.to_thread(repo.active_count, o.feature_ids, o.max_phase, exclude)
+            self.held_back = int(every["counts"].get("ready", 0))
+            if self.held_back:
+                why = "; ".join(f"agent {a}: {self.missing_agents.get(a, 'excluded')}" for a in agents)
+                self._status(
+                    f"stopping: {self.held_back} ready task(s) wait for agents that cannot run here: {why}"
+                )
         return True
 
     async def _heartbeats(self) -> None:

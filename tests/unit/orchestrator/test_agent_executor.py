@@ -1,5 +1,5 @@
-"""The agent executor's pure parts: which agent and model an attempt gets (escalation), its health
-(a configured agent whose program is missing holds agent tasks back, named), and the briefing."""
+"""The agent executor's pure parts: which agent and model an attempt gets (escalation), which agents
+cannot run here (a program missing, named: only their tasks wait), and the briefing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from architect.config_agents import AgentConfig
 from architect.errors import ArchitectError
 from architect.orchestrator.briefing import Briefing, DepChange, render_briefing
 from architect.orchestrator.executors.agent import AgentExecutor, resolve_agent
+from architect.orchestrator.executors.base import AgentPrograms
 from architect.store.orchestrator import SQLiteMemoryTaskRepo
 
 FEATURE = {"id": 1, "slug": "f", "title": "Checkout", "project": "shop", "spec": "Carts persist.",
@@ -56,13 +57,24 @@ class _NoKeys:
         return {}
 
 
-def test_health_names_the_agent_whose_program_is_missing() -> None:
+def test_missing_names_each_agent_whose_program_is_missing_and_health_holds_nothing_back() -> None:
     aider = AgentConfig.model_validate({"name": "aider", "runner": "aider", "command": "/nonexistent/aider"})
-    ex = AgentExecutor(SQLiteMemoryTaskRepo(), {"aider": aider}, _NoKeys(), "http://127.0.0.1:9")
-    problem = asyncio.run(ex.health())
-    assert problem is not None and "agent aider" in problem and "/nonexistent/aider" in problem
-    ok = AgentExecutor(SQLiteMemoryTaskRepo(), {}, _NoKeys(), "http://127.0.0.1:9")
-    assert asyncio.run(ok.health()) is None  # the builtin agent needs no program
+    cheap = AgentConfig.model_validate(
+        {"name": "cheap", "runner": "builtin", "escalate": [{"attempt": 3, "agent": "aider"}]}
+    )
+    fine = AgentConfig.model_validate({"name": "fine", "runner": "builtin"})
+    agents = {"aider": aider, "cheap": cheap, "fine": fine}
+    ex = AgentExecutor(SQLiteMemoryTaskRepo(), agents, _NoKeys(), "http://127.0.0.1:9", default_agent="fine")
+    missing = ex.missing()
+    assert sorted(missing) == ["aider", "cheap"]  # not builtin nor fine: they need no program
+    assert "/nonexistent/aider" in missing["aider"]
+    # an agent whose later attempts would escalate to a missing one waits too, and says why
+    assert missing["cheap"].startswith("escalates to agent aider from attempt 3: ")
+    assert "/nonexistent/aider" in missing["cheap"]
+    # per agent, not per executor: the worker holds back only those agents' tasks
+    assert asyncio.run(ex.health()) is None
+    assert isinstance(ex, AgentPrograms) and ex.default_agent == "fine"
+    assert AgentExecutor(SQLiteMemoryTaskRepo(), {}, _NoKeys(), "http://127.0.0.1:9").missing() == {}
 
 
 def test_briefing_holds_the_task_the_feature_the_dependencies_and_the_last_failure() -> None:

@@ -192,6 +192,19 @@ async def test_diff_stat_and_commits(repo: Path) -> None:
     assert await git.commits(head, head) == []
 
 
+async def test_messages_finds_commits_by_a_line_of_their_message(repo: Path) -> None:
+    git = await Git.open(repo)
+    base = sh(repo, "rev-parse", "HEAD")
+    one = commit(repo, {"a.py": "a\n"}, "T1: a\n\nCost: $0\n\nArchitect-Task: f/T1\nArchitect-Attempt: 2")
+    commit(repo, {"b.py": "b\n"}, "T2: b\n\nArchitect-Task: f/T2\nArchitect-Attempt: 1")
+    three = commit(repo, {"c.py": "c\n"}, "T10: c\n\nArchitect-Task: f/T1 again")
+    assert await git.messages(base, "HEAD", "Architect-Task: f/T1") == [
+        (three, "T10: c\n\nArchitect-Task: f/T1 again\n"),  # a fixed string: the caller checks whole lines
+        (one, "T1: a\n\nCost: $0\n\nArchitect-Task: f/T1\nArchitect-Attempt: 2\n"),
+    ]
+    assert await git.messages(base, "HEAD", "[T") == []  # not a regular expression
+
+
 async def test_commit_all_as_architect_whatever_the_environment(
     tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

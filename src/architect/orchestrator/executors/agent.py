@@ -4,7 +4,9 @@ Per attempt:
 
 1. the feature branch `architect/<feature>` exists (made from the feature's `base`, whose SHA is
    recorded at the first run); attempts a dead worker left `running` are closed as `crashed`, their
-   keys revoked and worktrees removed;
+   keys revoked and worktrees removed - except one whose commit is already on the feature branch (the
+   worker died between the merge and recording it, found by the commit's `Architect-Task` and
+   `Architect-Attempt` trailers): that one is closed as `succeeded` and the task is done, not re-run;
 2. a worktree of the repository on `architect/<feature>/<task>-a<attempt>`, branched from the feature
    branch (the user's own working tree is never touched);
 3. a virtual key of its own (`KeyMinter`): tagged with project, feature, task, attempt and agent,
@@ -13,8 +15,9 @@ Per attempt:
    with the gateway's URL, the key and the briefing (`orchestrator.briefing`);
 5. what the agent left uncommitted is committed; no change at all fails the attempt (`no_changes`);
 6. the validator in the worktree, confined; red fails the attempt (`validation_failed`);
-7. the merge queue: squashed onto the feature branch, re-validated there, fast-forwarded; a conflict
-   or a red re-validation fails the attempt with that output (`merge_conflict`, `validation_failed`);
+7. the merge queue: squashed onto the feature branch (one commit, whose trailers name the feature,
+   task and attempt), re-validated there, fast-forwarded; a conflict or a red re-validation fails the
+   attempt with that output (`merge_conflict`, `validation_failed`);
 8. a `task_attempts` row from start to end: agent, runner, model, key, worktree, SHAs, files and
    lines changed, commits, validation counts, outcome and reason, isolation, duration.
 
@@ -44,7 +47,19 @@ from architect.orchestrator.keys import KeyMinter, MintedKey
 from architect.orchestrator.merge import MergeQueue
 from architect.store.orchestrator import Row, TaskRepo
 
-__all__ = ["AgentExecutor", "resolve_agent"]
+__all__ = ["TRAILER_ATTEMPT", "TRAILER_TASK", "AgentExecutor", "resolve_agent"]
+
+# The trailers of a task's commit on the feature branch: `Architect-Task: <feature>/<task>`, and the
+# attempt that made it.
+TRAILER_TASK = "Architect-Task"
+TRAILER_ATTEMPT = "Architect-Attempt"
+
+
+def _why(outcome: str, reason: str | None) -> str:
+    """A failed attempt's reason for the task: its outcome, then why (unless it already says it)."""
+    if not reason:
+        return outcome
+    return reason if reason.startswith(outcome) else f"{outcome}: {reason}"
 
 
 def resolve_agent(
@@ -110,19 +125,26 @@ class AgentExecutor:
         return self._runners[cfg.name]
 
     def missing(self) -> dict[str, str]:
-        """Agent name -> what is missing, for every configured agent whose program is not installed."""
+        """Agent name -> why its tasks cannot run here: for every configured agent whose program is not
+        installed, and every agent whose escalation ladder reaches one (its later attempts would need
+        it). The worker does not claim these agents' tasks (they wait, not fail) and says why."""
+        agents = {BUILTIN.name: BUILTIN, **self.agents}
         out: dict[str, str] = {}
-        for cfg in [BUILTIN, *self.agents.values()]:
+        for cfg in agents.values():
             problem = self.runner(cfg).missing()
             if problem:
                 out[cfg.name] = problem
+        for cfg in agents.values():
+            step = next((s for s in cfg.escalate if s.agent in out and s.agent != cfg.name), None)
+            if cfg.name not in out and step is not None and step.agent is not None:
+                out[cfg.name] = (
+                    f"escalates to agent {step.agent} from attempt {step.attempt}: {out[step.agent]}"
+                )
         return out
 
     async def health(self) -> str | None:
-        """What is missing, when a configured agent's program is not installed: the worker then holds
-        agent tasks back (they wait, not fail) and says why."""
-        missing = self.missing()
-        return "; ".join(f"agent {name}: {problem}" for name, problem in missing.items()) or None
+        """None: what one agent lacks holds back only that agent's tasks (`missing`), not all of them."""
+        return None
 
     # ------------------------------------------------------------------ one attempt
     async def run(self, ctx: TaskContext) -> ExecResult:
@@ -140,10 +162,12 @@ class AgentExecutor:
         git = await Git.open(Path(f["repo"]))
         if f.get("total_budget_usd"):
             await asyncio.to_thread(self.minter.feature_budget, f["slug"], float(f["total_budget_usd"]))
-        await self._close_stale(git, t)
         base_sha = await self._base(git, f)
         fbranch = feature_branch(f["slug"])
         tip = await git.ensure_branch(fbranch, base_sha)
+        landed = await self._close_stale(git, t, f, base_sha, tip)
+        if landed is not None:  # a dead worker's attempt merged it: not run (nor merged) again
+            return ExecResult(True, landed)
         attempt = int(t["attempt"])
         branch = attempt_branch(f["slug"], t["key"], attempt)
         common = await git.common_dir()
@@ -200,9 +224,7 @@ class AgentExecutor:
         result = {k: fields.get(k) for k in ("outcome", "merged_sha", "files_changed", "lines_added",
                                              "lines_removed", "validation")}  # fmt: skip
         result.update(agent=cfg.name, model=model, worktree=str(worktree), key_id=key.id if key else None)
-        return ExecResult(
-            ok, result, None if ok else f"{fields['outcome']}: {fields.get('reason') or ''}".strip()
-        )
+        return ExecResult(ok, result, None if ok else _why(fields["outcome"], fields.get("reason")))
 
     async def _after_agent(
         self,
@@ -245,7 +267,7 @@ class AgentExecutor:
             lambda path: self._validate_or_ok(path, t, ctx.feature, job.scratch),
         )  # fmt: skip
         merged = await queue.merge(
-            ctx.feature["slug"], branch, tip, await self._message(t, job, outcome, agent)
+            ctx.feature["slug"], branch, tip, await self._message(t, ctx.feature["slug"], job, outcome, agent)
         )
         if not merged.ok:
             kind = {"conflict": "merge_conflict", "validation_failed": "validation_failed",
@@ -304,21 +326,63 @@ class AgentExecutor:
         await asyncio.to_thread(self.repo.set_base_sha, f["id"], sha)
         return sha
 
-    async def _close_stale(self, git: Git, t: Mapping[str, Any]) -> None:
-        """Attempts of this task a dead worker left `running`: keys revoked, worktrees removed,
-        closed as `crashed`."""
-        for old in await asyncio.to_thread(self.repo.stale_attempts, t["id"]):
+    async def _close_stale(
+        self, git: Git, t: Mapping[str, Any], f: Mapping[str, Any], base_sha: str, tip: str
+    ) -> dict[str, Any] | None:
+        """Close the attempts of this task a dead worker left `running`: keys revoked, worktrees and
+        branches removed. One whose commit is already on the feature branch (the worker died after the
+        merge queue moved the branch, before it recorded the attempt) is closed as `succeeded` with that
+        commit, and its result returned: the task is done and is neither run nor merged again. The
+        others are closed as `crashed` (None: run the task)."""
+        stale = await asyncio.to_thread(self.repo.stale_attempts, t["id"])
+        if not stale:
+            return None
+        merged = await self._merged(git, t, f, base_sha, tip)
+        landed: dict[str, Any] | None = None
+        for old in stale:
             if old.get("key_id"):
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.minter.revoke, str(old["key_id"]))
             if old.get("worktree"):
                 with contextlib.suppress(ArchitectError):
                     await git.remove_worktree(Path(old["worktree"]), delete_branch=old.get("branch"))
-            await asyncio.to_thread(
-                self.repo.finish_attempt, old["id"],
-                {"outcome": "crashed", "reason": "its worker was lost; the attempt was re-run",
-                 "finished_at": self.clock()},
-            )  # fmt: skip
+            fields: dict[str, Any] = {
+                "outcome": "crashed", "reason": "its worker was lost; the attempt was re-run",
+                "finished_at": self.clock(),
+            }  # fmt: skip
+            sha = merged.get(int(old["attempt"]))
+            if sha is not None and landed is None:
+                stat = await git.diff_stat(f"{sha}^", sha)
+                fields.update(
+                    outcome="succeeded", merged_sha=sha, files=list(stat.files), files_changed=len(stat.files),
+                    lines_added=stat.added, lines_removed=stat.removed,
+                    reason="merged onto the feature branch; its worker was lost before recording it, "
+                    "so the task was not run again",
+                )  # fmt: skip
+                landed = {k: fields.get(k) for k in ("outcome", "merged_sha", "files_changed", "lines_added",
+                                                      "lines_removed")}  # fmt: skip
+                landed.update(agent=old.get("agent"), model=old.get("model"), worktree=old.get("worktree"),
+                              key_id=old.get("key_id"), attempt=int(old["attempt"]))  # fmt: skip
+            await asyncio.to_thread(self.repo.finish_attempt, old["id"], fields)
+        return landed
+
+    async def _merged(
+        self, git: Git, t: Mapping[str, Any], f: Mapping[str, Any], base_sha: str, tip: str
+    ) -> dict[int, str]:
+        """Attempt number -> the commit on the feature branch (since `base_sha`) that the merge queue
+        made for that attempt of this task, read from the commits' trailers (`TRAILER_TASK`,
+        `TRAILER_ATTEMPT`)."""
+        task_line = f"{TRAILER_TASK}: {f['slug']}/{t['key']}"
+        out: dict[int, str] = {}
+        for sha, message in await git.messages(base_sha, tip, task_line):
+            lines = message.splitlines()
+            if task_line not in lines:
+                continue
+            for line in lines:
+                key, _, value = line.partition(": ")
+                if key == TRAILER_ATTEMPT and value.strip().isdigit():
+                    out.setdefault(int(value), sha)
+        return out
 
     async def _briefing(self, t: Mapping[str, Any], f: Mapping[str, Any], attempt: int) -> Briefing:
         earlier = [a for a in await asyncio.to_thread(self.repo.attempts, t["id"]) if a["attempt"] < attempt]
@@ -342,9 +406,12 @@ class AgentExecutor:
                 out.append(DepChange(dep["key"], dep["title"], tuple(a.get("files") or ())))
         return out
 
-    async def _message(self, t: Mapping[str, Any], job: AgentJob, outcome: AgentOutcome, agent: str) -> str:
+    async def _message(
+        self, t: Mapping[str, Any], feature_slug: str, job: AgentJob, outcome: AgentOutcome, agent: str
+    ) -> str:
         """The feature branch's commit for a task: id, title, agent, model(s), attempts and the cost of
-        all its attempts' keys so far (from the ledger)."""
+        all its attempts' keys so far (from the ledger), then the trailers that name the feature, task
+        and attempt (how a re-run finds the commit of an attempt whose worker died after merging)."""
         cost, unpriced, models = 0.0, 0, []  # model groups as the ledger has them
         for a in await asyncio.to_thread(self.repo.attempts, t["id"]):
             if a.get("key_id"):
@@ -357,7 +424,8 @@ class AgentExecutor:
             f"{t['key']}: {t['title']}\n\n"
             f"Agent: {agent}\nModel(s): {', '.join(models) or ', '.join(outcome.models) or job.model}\n"
             f"Attempts: {int(t['attempt'])}\n"
-            f"Cost: {priced}\n"
+            f"Cost: {priced}\n\n"
+            f"{TRAILER_TASK}: {feature_slug}/{t['key']}\n{TRAILER_ATTEMPT}: {int(t['attempt'])}\n"
         )
 
 

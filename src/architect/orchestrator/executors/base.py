@@ -1,12 +1,13 @@
-"""The executor interface: `health()` before dispatch, `run(ctx)` for one attempt."""
+"""The executor interface: `health()` before dispatch, `run(ctx)` for one attempt; `AgentPrograms`
+for an executor that can hold back some agents' tasks only."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ExecResult", "Executor", "TaskContext", "tail"]
+__all__ = ["AgentPrograms", "ExecResult", "Executor", "TaskContext", "tail"]
 
 TAIL_CHARS = 4000
 
@@ -43,6 +44,20 @@ class Executor(Protocol):
     name: str
 
     async def health(self) -> str | None:
-        """None when what this executor needs is available, else what is wrong."""
+        """None when what this executor needs is available, else what is wrong (then none of its
+        tasks is claimed until it is)."""
 
     async def run(self, ctx: TaskContext) -> ExecResult: ...
+
+
+@runtime_checkable
+class AgentPrograms(Protocol):
+    """An executor whose tasks are done by named agents, of which some may lack their program here:
+    the worker then holds back only those agents' tasks. A task's agent is its own, else its
+    feature's, else `default_agent`."""
+
+    default_agent: str
+
+    def missing(self) -> Mapping[str, str]:
+        """Agent name -> why its tasks cannot run here, for each such agent (none: all can)."""
+        ...

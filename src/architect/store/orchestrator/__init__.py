@@ -28,12 +28,21 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from architect.store.orchestrator.attempts import AttemptsMixin
-from architect.store.orchestrator.base import Claimed, ClaimOptions, Outcome, Row, TaskRepo
+from architect.store.orchestrator.base import DEFAULT_AGENT, Claimed, ClaimOptions, Outcome, Row, TaskRepo
 from architect.store.orchestrator.catalog import CatalogMixin
 from architect.store.orchestrator.execution import ExecutionMixin
 from architect.store.sqlite_memory import SQLiteMemory
 
-__all__ = ["ClaimOptions", "Claimed", "Outcome", "Row", "SQLTaskRepo", "SQLiteMemoryTaskRepo", "TaskRepo"]
+__all__ = [
+    "DEFAULT_AGENT",
+    "ClaimOptions",
+    "Claimed",
+    "Outcome",
+    "Row",
+    "SQLTaskRepo",
+    "SQLiteMemoryTaskRepo",
+    "TaskRepo",
+]
 
 
 class SQLTaskRepo(CatalogMixin, ExecutionMixin, AttemptsMixin):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from architect.errors import NotFoundInStore, StateConflict, StoreError
@@ -19,9 +19,22 @@ from architect.store.schema import INT32_MAX
 from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
 from architect.trust import Writer
 
-__all__ = ["FINAL", "ClaimOptions", "Claimed", "Outcome", "RepoBase", "Row", "TaskRepo", "dumps", "loads"]
+__all__ = [
+    "DEFAULT_AGENT",
+    "FINAL",
+    "ClaimOptions",
+    "Claimed",
+    "Outcome",
+    "RepoBase",
+    "Row",
+    "TaskRepo",
+    "agent_of",
+    "dumps",
+    "loads",
+]
 
 Row = dict[str, Any]
+DEFAULT_AGENT = "builtin"  # the agent of an agent task that names none, in a feature that names none
 JSON_TASK = ("deps", "params", "result", "validation")
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -57,6 +70,13 @@ def loads(v: str | None) -> Any:
     return None if v is None else orjson.loads(v)
 
 
+def agent_of(default_agent: Any) -> Any:
+    """SQL for the agent that does a task's attempts: the task's own `agent`, else its feature's, else
+    `default_agent` (a value or a bound parameter). Meaningful for tasks whose executor is `agent`."""
+    feature_agent = select(features.c.agent).where(features.c.id == tasks.c.feature_id).scalar_subquery()
+    return func.coalesce(tasks.c.agent, feature_agent, default_agent)
+
+
 def task_row(r: Any) -> Row:
     d = dict(r._mapping)
     for k in JSON_TASK:
@@ -73,12 +93,18 @@ def feature_row(r: Any) -> Row:
 
 @dataclass(frozen=True, slots=True)
 class ClaimOptions:
-    """What a worker may claim and the shared limits that apply (None: unlimited)."""
+    """What a worker may claim and the shared limits that apply (None: unlimited).
+
+    `exclude_agents`: agent tasks done by one of these agents are not claimed (their program is not
+    installed on this worker: they wait). A task's agent is its own `agent`, else its feature's, else
+    `default_agent` (the worker's configured default)."""
 
     feature_ids: tuple[int, ...] | None = None
     task_ids: tuple[int, ...] | None = None
     max_phase: int | None = None
     exclude_executors: tuple[str, ...] = ()
+    exclude_agents: tuple[str, ...] = ()
+    default_agent: str = DEFAULT_AGENT
     max_running: int | None = None
     role_limits: Mapping[str, int] = field(default_factory=dict)
     # at most `rate` starts per `rate_period` seconds across all workers, one every rate_period / rate
@@ -138,6 +164,9 @@ class TaskRepo(Protocol):
     # execution
     def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> Claimed: ...
     def ready_executors(self, feature_ids: Sequence[int] | None) -> set[str]: ...
+    def ready_agents(
+        self, feature_ids: Sequence[int] | None, default_agent: str = DEFAULT_AGENT
+    ) -> set[str]: ...
     def heartbeat(self, worker_id: str, task_ids: Sequence[int], now: float, lease_s: float) -> set[int]: ...
     def set_process(self, task_id: int, attempt: int, host: str | None, pgid: int | None) -> bool: ...
     def block_claimed(
@@ -161,7 +190,12 @@ class TaskRepo(Protocol):
     def remove_worker(self, worker_id: str) -> None: ...
     def workers(self) -> list[Row]: ...
     def active_count(
-        self, feature_ids: Sequence[int] | None, max_phase: int | None, exclude_executors: Sequence[str] = ()
+        self,
+        feature_ids: Sequence[int] | None,
+        max_phase: int | None,
+        exclude_executors: Sequence[str] = (),
+        exclude_agents: Sequence[str] = (),
+        default_agent: str = DEFAULT_AGENT,
     ) -> Row: ...
     # events, items, costs
     def add_event(

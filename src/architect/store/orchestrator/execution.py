@@ -7,14 +7,29 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, tuple_, update
 
-from architect.store.orchestrator.base import Claimed, ClaimOptions, Outcome, RepoBase, Row, dumps, task_row
+from architect.store.orchestrator.base import (
+    DEFAULT_AGENT,
+    Claimed,
+    ClaimOptions,
+    Outcome,
+    RepoBase,
+    Row,
+    agent_of,
+    dumps,
+    task_row,
+)
 from architect.store.orchestrator.fastpath import FastPath
 from architect.store.orchestrator.limits import Gcra, lock_limiter, save_tat
 from architect.store.schema_orchestrator import features, task_deps, task_workers, tasks
 
 __all__ = ["ExecutionMixin"]
+
+
+def _not_agents(agents: Sequence[str], default_agent: str) -> Any:
+    """Not an agent task done by one of `agents` (see `agent_of`)."""
+    return or_(tasks.c.executor != "agent", agent_of(default_agent).not_in(list(agents)))
 
 
 class ExecutionMixin(RepoBase):
@@ -30,6 +45,8 @@ class ExecutionMixin(RepoBase):
             conds.append(tasks.c.phase <= opts.max_phase)
         if opts.exclude_executors:
             conds.append(tasks.c.executor.not_in(opts.exclude_executors))
+        if opts.exclude_agents:
+            conds.append(_not_agents(opts.exclude_agents, opts.default_agent))
         return and_(*conds)
 
     def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> Claimed:
@@ -136,6 +153,15 @@ class ExecutionMixin(RepoBase):
     def ready_executors(self, feature_ids: Sequence[int] | None) -> set[str]:
         """The executors of the tasks that are ready now (to health-check only what is needed)."""
         q = select(tasks.c.executor).where(tasks.c.status == "ready").distinct()
+        if feature_ids is not None:
+            q = q.where(tasks.c.feature_id.in_(feature_ids))
+        with self._read() as conn:
+            return {str(r[0]) for r in conn.execute(q)}
+
+    def ready_agents(self, feature_ids: Sequence[int] | None, default_agent: str = DEFAULT_AGENT) -> set[str]:
+        """The agents of the agent tasks that are ready now (see `agent_of`)."""
+        agent = agent_of(default_agent)
+        q = select(agent).where(tasks.c.status == "ready", tasks.c.executor == "agent").distinct()
         if feature_ids is not None:
             q = q.where(tasks.c.feature_id.in_(feature_ids))
         with self._read() as conn:
@@ -386,12 +412,20 @@ class ExecutionMixin(RepoBase):
             ]
 
     def active_count(
-        self, feature_ids: Sequence[int] | None, max_phase: int | None, exclude_executors: Sequence[str] = ()
+        self,
+        feature_ids: Sequence[int] | None,
+        max_phase: int | None,
+        exclude_executors: Sequence[str] = (),
+        exclude_agents: Sequence[str] = (),
+        default_agent: str = DEFAULT_AGENT,
     ) -> Row:
-        """Task counts by status in scope, and how many of the scoped features are not active."""
+        """Task counts by status in scope (leaving out the tasks of `exclude_executors` and the agent
+        tasks of `exclude_agents`, as a claim does), and how many of the scoped features are not active."""
         q = select(tasks.c.status, func.count()).group_by(tasks.c.status)
         if exclude_executors:
             q = q.where(tasks.c.executor.not_in(list(exclude_executors)))
+        if exclude_agents:
+            q = q.where(_not_agents(exclude_agents, default_agent))
         fq = select(func.count()).where(features.c.status != "active")
         if feature_ids is not None:
             q = q.where(tasks.c.feature_id.in_(feature_ids))

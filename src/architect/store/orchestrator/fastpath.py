@@ -35,6 +35,7 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
     true,
     update,
@@ -42,14 +43,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
-from architect.store.orchestrator.base import ClaimOptions, Row, dumps, task_row
+from architect.store.orchestrator.base import ClaimOptions, Row, agent_of, dumps, task_row
 from architect.store.schema_orchestrator import features, task_deps, task_events, tasks
 
 __all__ = ["FastPath"]
 
 _EV_COLS = ["ts", "feature_id", "task_id", "task_key", "kind", "attempt", "worker_id", "data"]
 _DEADLOCK_RETRIES = 3
-Shape = tuple[bool, bool, bool, bool, bool]
+Shape = tuple[bool, bool, bool, bool, bool, bool]
 
 
 def _p(name: str, type_: Any) -> Any:
@@ -57,7 +58,7 @@ def _p(name: str, type_: Any) -> Any:
 
 
 def _claimable(shape: Shape) -> Any:
-    _, feats, task_ids, phase, exclude = shape
+    _, feats, task_ids, phase, exclude, agents = shape
     inactive = select(features.c.id).where(features.c.status != "active")
     conds = [
         tasks.c.status == "ready",
@@ -72,6 +73,9 @@ def _claimable(shape: Shape) -> Any:
         conds.append(tasks.c.phase <= _p("max_phase", Integer))
     if exclude:
         conds.append(tasks.c.executor != func.all(_p("exclude", ARRAY(Text))))
+    if agents:  # not an agent task done by an excluded agent
+        agent = agent_of(_p("default_agent", String))
+        conds.append(or_(tasks.c.executor != "agent", agent != func.all(_p("exclude_agents", ARRAY(Text)))))
     return and_(*conds)
 
 
@@ -200,6 +204,7 @@ class FastPath:
             opts.task_ids is not None,
             opts.max_phase is not None,
             bool(opts.exclude_executors),
+            bool(opts.exclude_agents),
         )
         stmt = self._stmts.get(shape)
         if stmt is None:
@@ -210,6 +215,7 @@ class FastPath:
             "claim_data": dumps({"batch": f"{worker_id}@{now:.6f}", "run": opts.run_id}),
             "feature_ids": list(opts.feature_ids or ()), "task_ids": list(opts.task_ids or ()),
             "max_phase": opts.max_phase, "exclude": list(opts.exclude_executors),
+            "exclude_agents": list(opts.exclude_agents), "default_agent": opts.default_agent,
         }  # fmt: skip
         if done_items:
             params["vid"] = [i for i, _, _ in done_items]
