@@ -114,6 +114,7 @@ def world(tmp_path: Path) -> Any:
             env = {
                 **os.environ,
                 "ARCHITECT_DATABASE_URL": db,
+                "ARCHITECT_HOME": str(tmp_path / "home"),  # attempt worktrees go under it
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "COLUMNS": "200",
             }

@@ -9,14 +9,18 @@ raises `GitError` with the command and its stderr. A command whose caller is can
 (git removes its lock files on SIGTERM) and waited for before the cancellation goes on.
 
 Naming (one place for it): the feature branch `architect/<feature>`, an attempt's branch
-`architect-task/<feature>/<task>-a<attempt>` and its worktree under `<git-common-dir>/architect/worktrees/`,
-the merge worktree `<git-common-dir>/architect/merge/<feature>`. Worktrees inside the repository's git
-directory leave the user's own working tree and `git status` untouched.
+`architect-task/<feature>/<task>-a<attempt>` and its worktree under `<home>/worktrees/<repo>-<hash>/`
+(`repo_worktrees`: Architect's own directory, outside both the user's working tree and the git
+directory), the merge worktree `<git-common-dir>/architect/merge/<feature>`. Either way the user's own
+working tree and `git status` are untouched. An attempt's worktree is not inside the git directory
+because coding agents guard it: Claude Code refuses to edit any file whose path has a `.git`
+component ("… which is a sensitive file"), so an agent working there could read but never edit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -37,6 +41,7 @@ __all__ = [
     "attempt_worktree",
     "feature_branch",
     "merge_worktree",
+    "repo_worktrees",
     "settle",
 ]
 
@@ -90,10 +95,20 @@ def attempt_branch(feature: str, task: str, attempt: int) -> str:
     return f"architect-task/{_name(feature, 'feature slug')}/{_name(task, 'task id')}-a{attempt}"
 
 
-def attempt_worktree(common_dir: Path, feature: str, task: str, attempt: int) -> Path:
-    """Where an attempt's worktree is checked out: inside the git directory, out of the user's way."""
+def repo_worktrees(home: Path, common_dir: Path) -> Path:
+    """The directory of one repository's attempt worktrees under Architect's `home`: named after the
+    repository and a hash of its git directory's path, so two repositories never share it."""
+    common = common_dir.absolute()
+    name = common.parent.name if common.name == ".git" else common.name.removesuffix(".git")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:40] or "repo"
+    digest = hashlib.sha256(str(common).encode()).hexdigest()[:10]
+    return home / "worktrees" / f"{safe}-{digest}"
+
+
+def attempt_worktree(root: Path, feature: str, task: str, attempt: int) -> Path:
+    """Where an attempt's worktree is checked out, under its repository's `repo_worktrees` root."""
     feature, task = _name(feature, "feature slug"), _name(task, "task id")
-    return common_dir / "architect" / "worktrees" / feature / f"{task}-a{attempt}"
+    return root / feature / f"{task}-a{attempt}"
 
 
 def merge_worktree(common_dir: Path, feature: str) -> Path:

@@ -18,6 +18,7 @@ from architect.orchestrator.git import (
     attempt_worktree,
     feature_branch,
     merge_worktree,
+    repo_worktrees,
     settle,
 )
 
@@ -111,10 +112,13 @@ async def test_update_ref_is_compare_and_swap(repo: Path) -> None:
     assert sh(repo, "rev-parse", "f") == newer
 
 
-async def test_worktree_lives_in_git_dir_and_leaves_user_tree_alone(repo: Path) -> None:
+async def test_worktree_lives_out_of_the_repository_and_leaves_user_tree_alone(
+    tmp_path: Path, repo: Path
+) -> None:
     git = await Git.open(repo)
     base = sh(repo, "rev-parse", "HEAD")
-    path = attempt_worktree(await git.common_dir(), "feat", "T1", 1)
+    path = attempt_worktree(repo_worktrees(tmp_path / "home", await git.common_dir()), "feat", "T1", 1)
+    assert ".git" not in path.parts and not path.is_relative_to(repo)
     branch = attempt_branch("feat", "T1", 1)
     assert branch == "architect-task/feat/T1-a1"
     await git.add_worktree(path, branch, "main")
@@ -129,9 +133,11 @@ async def test_worktree_lives_in_git_dir_and_leaves_user_tree_alone(repo: Path) 
     await git.remove_worktree(path, delete_branch=branch)  # already gone: no error
 
 
-async def test_add_worktree_after_a_crash_replaces_stale_worktree_and_branch(repo: Path) -> None:
+async def test_add_worktree_after_a_crash_replaces_stale_worktree_and_branch(
+    tmp_path: Path, repo: Path
+) -> None:
     git = await Git.open(repo)
-    path = attempt_worktree(await git.common_dir(), "feat", "T1", 1)
+    path = attempt_worktree(repo_worktrees(tmp_path / "home", await git.common_dir()), "feat", "T1", 1)
     branch = attempt_branch("feat", "T1", 1)
     await git.add_worktree(path, branch, "main")
     (path / "half.txt").write_text("half done\n")
@@ -209,7 +215,7 @@ async def test_commit_all_as_architect_whatever_the_environment(
     tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     git = await Git.open(repo)
-    path = attempt_worktree(await git.common_dir(), "feat", "T2", 1)
+    path = attempt_worktree(repo_worktrees(tmp_path / "home", await git.common_dir()), "feat", "T2", 1)
     await git.add_worktree(path, "architect-task/feat/T2-a1", "main")
     assert await git.commit_all(path, "nothing") is None
     other = make_repo(tmp_path / "other")
@@ -254,7 +260,11 @@ def test_names() -> None:
     common = Path("/r/.git")
     assert feature_branch("login-page") == "architect/login-page"
     assert merge_worktree(common, "login-page") == Path("/r/.git/architect/merge/login-page")
-    assert attempt_worktree(common, "f", "T003", 2) == Path("/r/.git/architect/worktrees/f/T003-a2")
+    root = repo_worktrees(Path("/home/u/.architect"), common)
+    assert root.parent == Path("/home/u/.architect/worktrees") and root.name.startswith("r-")
+    assert root != repo_worktrees(Path("/home/u/.architect"), Path("/other/r/.git"))  # same name, own root
+    assert repo_worktrees(Path("/h"), Path("/srv/calc.git")).name.startswith("calc-")  # a bare repository
+    assert attempt_worktree(root, "f", "T003", 2) == root / "f" / "T003-a2"
     for bad in ("../x", "a/b", "-x", "x.lock", ""):
         with pytest.raises(GitError, match="not usable"):
             feature_branch(bad)

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from architect.errors import GitError
-from architect.orchestrator.git import Git, attempt_branch, attempt_worktree, feature_branch, merge_worktree
+from architect.orchestrator.git import (
+    Git,
+    attempt_branch,
+    attempt_worktree,
+    feature_branch,
+    merge_worktree,
+    repo_worktrees,
+)
 from architect.orchestrator.merge import MergeQueue
 from tests.unit.orchestrator.test_git import commit, make_repo, sh
 
@@ -76,7 +83,8 @@ async def task(git: Git, key: str, files: dict[str, str], attempt: int = 1) -> t
     """A task attempt branched from the feature tip that changes `files`; (branch, its base)."""
     branch = attempt_branch(FEATURE, key, attempt)
     base = await git.resolve(BRANCH)
-    path = attempt_worktree(await git.common_dir(), FEATURE, key, attempt)
+    common = await git.common_dir()
+    path = attempt_worktree(repo_worktrees(common.parent.parent / "home", common), FEATURE, key, attempt)
     await git.add_worktree(path, branch, base)
     for name, text in files.items():
         (path / name).write_text(text)

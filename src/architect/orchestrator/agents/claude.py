@@ -6,7 +6,13 @@ default opus/sonnet/haiku aliases) is the job's model group, so all its calls la
 Telemetry, error reporting and the auto-updater are off; HOME is the attempt's scratch directory.
 The tools it may use without asking are Read, Edit, Write and Bash (as root,
 `--dangerously-skip-permissions` is refused). With `--output-format json` its stdout ends with one
-JSON result object: `is_error`, `result` (the final text), `num_turns`. See tests/agents/CAPTURED.md.
+JSON result object: `is_error`, `result` (the final text), `num_turns`, `permission_denials` (the tool
+calls it refused to run; print mode asks nobody). See tests/agents/CAPTURED.md.
+
+Claude Code refuses to edit any file with a `.git` component in its path ("… which is a sensitive
+file"), whatever `--allowedTools` says: that is why attempt worktrees live outside the repository's git
+directory (`orchestrator.git`). Such refusals do not fail the run (exit 0, `is_error` false), so the
+outcome's output names them: an attempt that changed nothing then says why.
 """
 
 from __future__ import annotations
@@ -25,9 +31,23 @@ from architect.orchestrator.agents.base import (
 from architect.orchestrator.agents.sandbox import Isolation, Ran
 from architect.orchestrator.executors.base import tail
 
-__all__ = ["ClaudeCodeRunner", "read_result"]
+__all__ = ["ClaudeCodeRunner", "denials", "read_result"]
 
 ALLOWED_TOOLS = "Read,Edit,Write,Bash"
+
+
+def denials(result: dict[str, Any], limit: int = 5) -> list[str]:
+    """The tool calls Claude Code refused to run, as `Tool target` lines (the first `limit`)."""
+    out: list[str] = []
+    found = result.get("permission_denials")
+    for d in found if isinstance(found, list) else []:
+        if not isinstance(d, dict):
+            continue
+        raw = d.get("tool_input")
+        args: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        target = next((str(args[k]) for k in ("file_path", "command", "path", "pattern") if args.get(k)), "")
+        out.append(f"{d.get('tool_name') or 'a tool'} {target[:200]}".strip())
+    return out[:limit] + ([f"… and {len(out) - limit} more"] if len(out) > limit else [])
 
 
 def read_result(output: str) -> dict[str, Any] | None:
@@ -73,7 +93,8 @@ class ClaudeCodeRunner(ProgramRunner):
 
     def outcome(self, ran: Ran, timeout_s: float) -> AgentOutcome:
         """As any program, then from its JSON result: an error result fails the attempt with its
-        text; the number of turns is the step count."""
+        text; the output is the final text and the tool calls it refused; the number of turns is the
+        step count."""
         base = super().outcome(ran, timeout_s)
         result = read_result(ran.output)
         if result is None:
@@ -81,7 +102,11 @@ class ClaudeCodeRunner(ProgramRunner):
         turns = result.get("num_turns")
         steps = turns if isinstance(turns, int) else None
         text = str(result.get("result") or "")
-        out = tail(text, OUTPUT_TAIL) if text else base.output
+        refused = denials(result)
+        shown = "\n".join(
+            [text, "", "Claude Code refused (permissions):", *(f"- {d}" for d in refused)]
+        ).strip()
+        out = tail(shown if refused else text, OUTPUT_TAIL) if text or refused else base.output
         if base.ok and result.get("is_error"):
             why = text[:300] or str(result.get("subtype") or "error")
             return AgentOutcome(False, f"claude reported an error: {why}", out, steps=steps)

@@ -7,8 +7,10 @@ Per attempt:
    keys revoked and worktrees removed - except one whose commit is already on the feature branch (the
    worker died between the merge and recording it, found by the commit's `Architect-Task` and
    `Architect-Attempt` trailers): that one is closed as `succeeded` and the task is done, not re-run;
-2. a worktree of the repository on `architect/<feature>/<task>-a<attempt>`, branched from the feature
-   branch (the user's own working tree is never touched);
+2. a worktree of the repository on `architect-task/<feature>/<task>-a<attempt>`, branched from the
+   feature branch, in Architect's own directory (`<home>/worktrees/<repo>-<hash>/<feature>/<task>-a<n>`,
+   `home` being ARCHITECT_HOME): the user's own working tree is never touched, and it is not inside the
+   git directory, whose files coding agents refuse to edit (see `orchestrator.git`);
 3. a virtual key of its own (`KeyMinter`): tagged with project, feature, task, attempt and agent,
    budgeted in USD per attempt, temporary; revoked when the attempt ends, whatever ends it;
 4. the runner (builtin, aider, claude-code, codex, script) in the worktree, confined (`Sandbox`),
@@ -35,14 +37,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from architect.config import AgentConfig, EscalateStep
+from architect.config import AgentConfig, EscalateStep, architect_home
 from architect.config_agents import BUILTIN
 from architect.errors import ArchitectError
 from architect.orchestrator.agents import AgentJob, AgentOutcome, Runner, Sandbox, build_runner, run_confined
 from architect.orchestrator.briefing import Briefing, DepChange, render_briefing
 from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
 from architect.orchestrator.executors.command import parse_test_summary
-from architect.orchestrator.git import Git, attempt_branch, attempt_worktree, feature_branch
+from architect.orchestrator.git import Git, attempt_branch, attempt_worktree, feature_branch, repo_worktrees
 from architect.orchestrator.keys import KeyMinter, MintedKey
 from architect.orchestrator.merge import MergeQueue
 from architect.store.orchestrator import Row, TaskRepo
@@ -106,6 +108,7 @@ class AgentExecutor:
         validator_timeout_s: float = 600.0,
         default_agent: str = "builtin",
         worker_id: str = "",
+        home: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repo = repo
@@ -116,6 +119,8 @@ class AgentExecutor:
         self.validator_timeout_s = validator_timeout_s
         self.default_agent = default_agent
         self.worker_id = worker_id
+        # where attempt worktrees go (`<home>/worktrees/…`); None: ARCHITECT_HOME, read at each attempt
+        self.home = home
         self.clock = clock
         self._runners: dict[str, Runner] = {}
 
@@ -171,7 +176,9 @@ class AgentExecutor:
         attempt = int(t["attempt"])
         branch = attempt_branch(f["slug"], t["key"], attempt)
         common = await git.common_dir()
-        worktree = attempt_worktree(common, f["slug"], t["key"], attempt)
+        worktree = attempt_worktree(
+            repo_worktrees(self.home or architect_home(), common), f["slug"], t["key"], attempt
+        )
         scratch = common / "architect" / "scratch" / f["slug"] / f"{t['key']}-a{attempt}"
         isolation = await self.sandbox.probe()
         started = self.clock()

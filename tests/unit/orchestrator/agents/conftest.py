@@ -41,16 +41,16 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def job(tmp_path: Path) -> AgentJob:
-    """A job in a worktree of a fresh repository (as the agent executor makes them: inside the git
-    directory), with `app.py` committed and a scratch directory."""
+    """A job in a worktree of a fresh repository (as the agent executor makes them: in Architect's home,
+    out of the repository and its git directory), with `app.py` committed and a scratch directory."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     (repo / "app.py").write_text('def greet():\n    return "hello"\n')
     git(repo, "add", "app.py")
     git(repo, "commit", "-qm", "start")
-    worktree = repo / ".git" / "architect" / "worktrees" / "feat" / "T1-a1"
-    git(repo, "worktree", "add", "-q", "-b", "architect/feat/T1-a1", str(worktree), "main")
+    worktree = tmp_path / "home" / "worktrees" / "repo-0123456789" / "feat" / "T1-a1"
+    git(repo, "worktree", "add", "-q", "-b", "architect-task/feat/T1-a1", str(worktree), "main")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     prompt = "Make greet() return hello world.\n"

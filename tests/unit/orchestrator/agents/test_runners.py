@@ -17,6 +17,7 @@ from architect.orchestrator.agents import (
     ClaudeCodeRunner,
     CodexRunner,
     Isolation,
+    Ran,
     RunnerKind,
     Sandbox,
     ScriptRunner,
@@ -36,10 +37,8 @@ def executable(path: Path, body: str) -> Path:
     return path
 
 
-def test_writable_paths_are_the_worktree_its_git_directory_and_scratch(job: AgentJob) -> None:
-    repo_git = job.worktree.parents[3]
-    assert repo_git.name == ".git"
-    assert writable_paths(job) == [job.worktree, job.scratch, repo_git]
+def test_writable_paths_are_the_worktree_its_git_directory_and_scratch(job: AgentJob, tmp_path: Path) -> None:
+    assert writable_paths(job) == [job.worktree, job.scratch, tmp_path / "repo" / ".git"]
 
 
 def test_aider_command_line_and_environment(job: AgentJob, tmp_path: Path) -> None:
@@ -116,6 +115,26 @@ async def test_claude_code_result_is_read_from_its_json(job: AgentJob) -> None:
     fake = executable(job.scratch / "bin" / "claude", FAKE_CLAUDE.replace("RESULT_ERROR", "true"))
     outcome = await ClaudeCodeRunner(program=str(fake)).run(job, Sandbox())
     assert not outcome.ok and outcome.reason == "claude reported an error: Done: edited app.py"
+
+
+def test_claude_code_refusals_are_named_in_the_output() -> None:
+    # what Claude Code 2.1 prints when it will not edit a file under a `.git` path (tests/acceptance/agents)
+    denied = {"tool_name": "Edit", "tool_use_id": "t1", "tool_input": {"file_path": "/r/.git/w/app.py",
+              "old_string": "a", "new_string": "b"}}  # fmt: skip
+    result = {"type": "result", "subtype": "success", "is_error": False, "num_turns": 3, "result": "I could not edit it.",
+              "permission_denials": [denied, {"tool_name": "Bash", "tool_input": {"command": "rm -rf /"}}]}  # fmt: skip
+    outcome = ClaudeCodeRunner().outcome(Ran(0, "warning\n" + json.dumps(result) + "\n", 1.0), 30)
+    assert outcome.ok and outcome.steps == 3  # the run itself succeeded; the executor sees no change
+    assert outcome.output == (
+        "I could not edit it.\n\nClaude Code refused (permissions):\n- Edit /r/.git/w/app.py\n- Bash rm -rf /"
+    )
+    many = {**result, "result": "", "permission_denials": [denied] * 7}
+    lines = ClaudeCodeRunner().outcome(Ran(0, json.dumps(many), 1.0), 30).output.splitlines()
+    assert (
+        lines[0] == "Claude Code refused (permissions):" and len(lines) == 7 and lines[-1] == "- … and 2 more"
+    )
+    plain = {**result, "permission_denials": []}
+    assert ClaudeCodeRunner().outcome(Ran(0, json.dumps(plain), 1.0), 30).output == "I could not edit it."
 
 
 def test_codex_command_line_config_and_sandbox_mode(job: AgentJob) -> None:
