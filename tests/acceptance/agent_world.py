@@ -71,14 +71,20 @@ def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def gateway_config(stub_url: str, db: str, gateway_url: str | None) -> dict[str, Any]:
-    """The gateway's config (a `coder` group on the stub, priced) with one builtin agent `coder`; with
+    """The gateway's config (a `coder` group on the stub, priced; a `dream` group on the simulated
+    fleet, whose answers are nonsense) with the builtin agents `coder` and `dreamer`; with
     `gateway_url`, the orchestrator section that points workers at the running gateway."""
     cfg: dict[str, Any] = {
         "database_url": db,
-        "providers": [{"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-up"}],
+        "providers": [{"name": "stub", "kind": "openai", "base_url": stub_url, "api_key": "sk-up"},
+                      {"name": "sim", "kind": "simulated"}],
         "models": [{"name": "coder", "deployments": [{"provider": "stub", "model": "stub-coder",
-                    "price": {"input_per_mtok": PRICE_IN, "output_per_mtok": PRICE_OUT}}]}],
-        "agents": [{"name": "coder", "runner": "builtin", "model": "coder", "max_steps": 12, "timeout_s": 120}],
+                    "price": {"input_per_mtok": PRICE_IN, "output_per_mtok": PRICE_OUT}}]},
+                   {"name": "dream", "deployments": [{"provider": "sim", "model": "sim-dream",
+                    "price": {"input_per_mtok": 0.1, "output_per_mtok": 0.4},
+                    "simulate": {"ttft_ms": 1, "tokens_per_s": 5000, "seed": 7}}]}],
+        "agents": [{"name": "coder", "runner": "builtin", "model": "coder", "max_steps": 12, "timeout_s": 120},
+                   {"name": "dreamer", "runner": "builtin", "model": "dream", "max_steps": 6, "timeout_s": 60}],
         "ledger": {"flush_interval_ms": 20},
     }  # fmt: skip
     if gateway_url:

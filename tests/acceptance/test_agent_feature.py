@@ -217,3 +217,50 @@ def test_the_merge_refuses_a_feature_branch_checked_out_by_the_user(world: Any) 
     assert "checked_out" in attempt["reason"] and str(repo) in attempt["reason"]
     assert git(repo, "rev-parse", "architect/mine") == git(repo, "rev-parse", "main")  # not moved
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_model_that_answers_nonsense_gets_nothing_merged(world: Any) -> None:
+    """The simulated fleet answers text, never a tool call: each attempt stops as a repeated failure,
+    the task fails after its attempts, the feature branch does not move, every key is revoked."""
+    repo, _script, _server, cfg_file, env, tmp = world
+    plan = tmp / "dream.yaml"
+    data = agent_plan(repo, "dream", ("T1",), {}, max_attempts=2)
+    data["agent"] = "dreamer"
+    plan.write_text(yaml.safe_dump(data))
+    assert cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
+    ran = cli("run", "dream", "--no-progress", "--config", str(cfg_file), env=env, cwd=tmp)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    shown = orjson.loads(cli("task", "show", "dream", "T1", "--json", env=env, cwd=tmp).stdout)
+    assert shown["task"]["status"] == "failed"
+    assert [a["outcome"] for a in shown["attempts"]] == ["repeated_failure", "repeated_failure"]
+    assert all(a["usage"]["calls"] >= 2 and a["merged_sha"] is None for a in shown["attempts"])
+    assert git(repo, "rev-parse", "architect/dream") == git(repo, "rev-parse", "main")
+    keys = orjson.loads(cli("keys", "list", "--all", "--json", env=env, cwd=tmp).stdout)["keys"]
+    minted = [k for k in keys if (k.get("tags") or {}).get("feature") == "dream"]
+    assert len(minted) == 2 and all(k["revoked"] and k["temporary"] for k in minted)
+
+
+def test_a_command_task_gets_a_key_of_its_own_and_its_calls_land_on_it(world: Any) -> None:
+    """A plain `command` task's script calls the gateway with the key in its environment
+    (OPENAI_BASE_URL / OPENAI_API_KEY, as the openai SDK reads them); the call is on the task's
+    ledger row, and the key is revoked when the task ends."""
+    _repo, _script, server, cfg_file, env, tmp = world
+    probe = tmp / "probe.py"
+    probe.write_text(
+        "import os, openai\n"
+        "c = openai.OpenAI(max_retries=0)\n"
+        "r = c.chat.completions.create(model='coder', messages=[{'role': 'user', 'content': '# Task T1: probe'}])\n"
+        "print('key', os.environ['ARCHITECT_API_KEY'][:12], os.environ['ARCHITECT_GATEWAY_URL'])\n"
+    )
+    plan = tmp / "cmd.yaml"
+    plan.write_text(yaml.safe_dump({"title": "cmd", "slug": "cmd", "project": "demo", "phases": [
+        {"tasks": [{"id": "C1", "title": "probe", "command": f"{sys.executable} {probe}"}]}]}))  # fmt: skip
+    assert cli("plan", "import", str(plan), env=env, cwd=tmp).returncode == 0
+    clean = {k: v for k, v in env.items() if not k.startswith(("OPENAI_", "ARCHITECT_API_KEY"))}
+    ran = cli("run", "cmd", "--no-progress", "--config", str(cfg_file), env=clean, cwd=tmp)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    rows = [r for r in server.calls() if r["feature"] == "cmd"]
+    assert len(rows) == 1 and rows[0]["task"] == "C1" and rows[0]["key_id"]
+    keys = orjson.loads(cli("keys", "list", "--all", "--json", env=env, cwd=tmp).stdout)["keys"]
+    (key,) = [k for k in keys if k["id"] == rows[0]["key_id"]]
+    assert key["revoked"] and key["temporary"] and (key["tags"] or {}).get("task") == "C1"
