@@ -153,3 +153,16 @@ async def test_a_worker_held_back_by_the_rate_sleeps_until_the_next_start_not_it
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05 - 1e-6  # 20/s: 50 ms apart
     # 9 intervals of 50 ms; waiting for the 1 s poll after each held-back claim would take ~9 s
     assert starts[-1] - starts[0] < 1.5
+
+
+def test_lint_summaries_of_ruff_and_mypy_are_counted_beside_the_tests() -> None:
+    out = (
+        "x.py:1:1: F401 unused import\nFound 3 errors.\n"
+        "src/a.py:2: error: Incompatible types\nFound 2 errors in 1 file (checked 31 source files)\n"
+        "==== 4 passed in 0.1s ====\n"
+    )
+    assert parse_test_summary(out) == {
+        "source": "pytest", "passed": 4, "failed": 0, "errors": 0, "skipped": 0, "ruff_errors": 3, "mypy_errors": 2,
+    }  # fmt: skip
+    clean = "All checks passed!\nSuccess: no issues found in 181 source files\n"
+    assert parse_test_summary(clean) == {"ruff_errors": 0, "mypy_errors": 0}

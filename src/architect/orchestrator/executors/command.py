@@ -26,6 +26,11 @@ from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
 __all__ = ["CommandExecutor", "kill_group", "parse_test_summary", "run_shell", "run_validator"]
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+_RUFF = re.compile(r"^(?:Found (\d+) errors?\b|(All checks passed!))", re.M)
+_MYPY = re.compile(
+    r"^(?:Found (\d+) errors? in \d+ files? \(checked (\d+) source files?\)|Success: no issues found in (\d+) source files?)",
+    re.M,
+)
 
 
 # The command runs under a small shell that kills its whole process group when it is told the
@@ -104,6 +109,18 @@ async def run_shell(
 
 
 def parse_test_summary(output: str, junit: str | None = None) -> dict[str, Any]:
+    """Test counts from a JUnit XML file if given, else from a pytest summary line, plus the error
+    counts of ruff's and mypy's summaries (`ruff_errors`, `mypy_errors`) found in the output; {} if
+    none of them."""
+    lint: dict[str, int] = {}
+    for m in _RUFF.finditer(output):
+        lint["ruff_errors"] = int(m.group(1)) if m.group(1) else 0
+    for m in _MYPY.finditer(output):
+        lint["mypy_errors"] = int(m.group(1)) if m.group(1) else 0
+    return {**_tests_summary(output, junit), **lint}
+
+
+def _tests_summary(output: str, junit: str | None) -> dict[str, Any]:
     """Counts from a JUnit XML file if given, else from a pytest summary line; {} if neither."""
     if junit:
         try:
