@@ -26,7 +26,7 @@ from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
 __all__ = ["CommandExecutor", "kill_group", "parse_test_summary", "run_shell", "run_validator"]
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
-_RUFF = re.compile(r"^(?:Found (\d+) errors?\b|(All checks passed!))", re.M)
+_RUFF = re.compile(r"^(?:Found (\d+) errors?\.[ \t]*$|(All checks passed!))", re.M)
 _MYPY = re.compile(
     r"^(?:Found (\d+) errors? in \d+ files? \(checked (\d+) source files?\)|Success: no issues found in (\d+) source files?)",
     re.M,
