@@ -9,6 +9,7 @@
     │   └── StateConflict               a row's state does not allow the change (a finished task, a duplicate)
     ├── PlanError                       an orchestrator plan is invalid (cycle, unknown dependency)
     ├── GitError                        a git command failed (carries the command and its stderr)
+    ├── RoutingDataError                an outcome file or an evaluation option is invalid (names the option)
     └── GatewayError                    an error with an HTTP status, rendered in the OpenAI format
         ├── InvalidRequest       400
         ├── AuthenticationFailed 401
@@ -56,6 +57,7 @@ __all__ = [
     "PlanError",
     "ProviderError",
     "RateLimited",
+    "RoutingDataError",
     "StateConflict",
     "StoreDataError",
     "StoreError",
@@ -99,6 +101,15 @@ class StateConflict(StoreError):
 
 class PlanError(ArchitectError):
     """An orchestrator plan is invalid."""
+
+
+class RoutingDataError(ArchitectError):
+    """An outcome file or an option of a router evaluation is invalid (missing file, unknown format,
+    unknown model); `option` is the command-line option it came from (`--data`, `--weak`, ...)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
 
 
 class GitError(ArchitectError):

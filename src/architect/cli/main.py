@@ -9,7 +9,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from architect.cli import alerts, cache, config_cmd, db, keys, orchestrator, plan, serve, spend, stats, task
+from architect.cli import (
+    alerts,
+    cache,
+    config_cmd,
+    db,
+    keys,
+    orchestrator,
+    plan,
+    router,
+    serve,
+    spend,
+    stats,
+    task,
+)
 from architect.errors import ArchitectError
 
 __all__ = ["app", "main"]
@@ -34,6 +47,7 @@ app.add_typer(keys.app, name="keys")
 spend.register(app)
 app.add_typer(cache.app, name="cache")
 alerts.register(app)
+app.add_typer(router.app, name="router")
 
 
 def main() -> None:
