@@ -133,7 +133,15 @@ def _print(r: dict[str, Any]) -> None:
             f"{_num(r['strong_quality'])}"
         )
         t = Table(title="RouteLLM metrics (95% bootstrap intervals over prompts)")
-        for col in ("router", "APGR", "APGR (every prompt)", "CPT(50%)", "CPT(80%)", "oracle APGR"):
+        for col in (
+            "router",
+            "APGR",
+            "APGR (every prompt)",
+            "CPT(50%)",
+            "CPT(80%)",
+            "APGR - counter",
+            "oracle APGR",
+        ):
             t.add_column(col, justify="right")
         for name, f in r["routers"].items():
             ci = f["ci"]
@@ -143,6 +151,7 @@ def _print(r: dict[str, Any]) -> None:
                 _num(f["apgr_fine"]) + _ci(ci["apgr_fine"]),
                 _pct(f["cpt50"]) + _ci(ci["cpt50"], _pct),
                 _pct(f["cpt80"]) + _ci(ci["cpt80"], _pct),
+                _ci(f.get("apgr_minus_counter_ci"), _signed).strip() or "-",
                 _num(f["oracle_apgr"]),
             )
         console.print(t)
@@ -180,6 +189,10 @@ def _print(r: dict[str, Any]) -> None:
                 "-" if te is None else _pct(te["cost_share"]),
             )
     console.print(t)
+
+
+def _signed(v: float) -> str:
+    return f"{v:+.3f}"
 
 
 def _pt(v: float) -> str:

@@ -2,7 +2,8 @@
 
 How predictions are made (never from a prompt's own outcome):
 - `folds` (cross-fitting): the rows are shuffled with the seed and cut into K folds; each fold is
-  predicted by a router fitted on the other K-1;
+  predicted by a router fitted on the other K-1 (for two models, a prompt's score is then its rank
+  within its fold: `fold_ranks`);
 - `train`: fitted on the training file, predicting the test file; where a threshold must be chosen (the
   RouterBench quality target), it is chosen on out-of-fold predictions of the training file (K folds);
 - `replay`: the rows shuffled with the seed (the MMLU file is sorted by subject); the router is fitted
@@ -67,6 +68,23 @@ def crossfit(name: str, p: Prompts, scores: F64, k: int, seed: int) -> F64:
     return out
 
 
+def fold_ranks(pred: F64, k: int, seed: int) -> F64:
+    """Two models, cross-fitted: each prompt's strong-win score replaced by its rank among its own fold's
+    prompts (ties share their mean rank), scaled to [0, 1]. K routers fitted on different rows differ by
+    offsets that would otherwise order whole folds (and, as a fold's outcomes pull its router the other
+    way, bias the pooled curve below random); ranked, each router only orders the prompts it held out."""
+    score = pred[:, 1] - pred[:, 0]
+    fold = _fold_ids(len(score), k, seed)
+    out = np.zeros(len(score))
+    for f in range(k):
+        held = np.nonzero(fold == f)[0]
+        _, inverse, counts = np.unique(score[held], return_inverse=True, return_counts=True)
+        upper = np.cumsum(counts)
+        mean_rank = upper - (counts + 1) / 2.0  # 0-based mean rank of each distinct value
+        out[held] = (mean_rank[inverse] + 0.5) / len(held)
+    return np.stack([np.zeros(len(score)), out], axis=1)
+
+
 def train_test(name: str, tp: Prompts, ts: F64, p: Prompts, seed: int) -> F64:
     r = make_router(name, seed)
     r.fit(tp, ts)
@@ -121,6 +139,20 @@ def _two_model(pred: F64, scores: F64, opts: EvalOptions) -> dict[str, Any]:
         for k in ("apgr", "apgr_fine", "cpt50", "cpt80")
     }
     return out
+
+
+def _paired(pred: F64, base: F64, scores: F64, opts: EvalOptions) -> list[float] | None:
+    """95% bootstrap interval of APGR(pred) - APGR(base) on the same resampled prompts."""
+    a, b = pred[:, 1] - pred[:, 0], base[:, 1] - base[:, 0]
+    w, s = scores[:, 0], scores[:, 1]
+
+    def diff(ix: NDArray[np.intp]) -> float | None:
+        wq, sq = float(w[ix].mean()), float(s[ix].mean())
+        x = M.apgr(M.routellm_curve(a[ix], w[ix], s[ix], opts.points), wq, sq)
+        y = M.apgr(M.routellm_curve(b[ix], w[ix], s[ix], opts.points), wq, sq)
+        return None if x is None or y is None else x - y
+
+    return _ci(diff, len(a), opts.bootstrap, opts.seed)
 
 
 def _hull_order(costs: F64, quality: F64) -> NDArray[np.intp]:
@@ -268,12 +300,17 @@ def evaluate(data: Outcomes, opts: EvalOptions, train: Outcomes | None = None) -
         result["folds"] = opts.folds
         for r in routers:
             preds[r] = crossfit(r, p, data.scores, opts.folds, opts.seed)
+            if two:
+                preds[r] = fold_ranks(preds[r], opts.folds, opts.seed)
     ev = data.take(rows)
     result["n"] = ev.n
     figures: dict[str, Any] = {}
     if two:
         for r in routers:
             figures[r] = _two_model(preds[r], ev.scores, opts)
+        for r in routers:
+            if r != "counter":
+                figures[r]["apgr_minus_counter_ci"] = _paired(preds[r], preds["counter"], ev.scores, opts)
         if ev.costs is not None:
             result["mean_cost"] = {
                 m: float(c) for m, c in zip(data.models, ev.costs.mean(axis=0), strict=True)

@@ -6,9 +6,10 @@
   few-shot preamble, the latest turn of a conversation; length is measured on the whole text;
 - lower-cased word unigrams and bigrams (a word: a run of letters/digits, or one other non-space
   character), hashed with CRC-32 into 2^18 columns, weighted log(1 + count), the row L2-normalised;
-- shape features in their own columns: log length, log lines, code present (a fence, or two of
-  `def`/`return`/`{`/`;`-ended lines/`#include`...), share of digits, of maths symbols, of upper case,
-  question marks, and conversation depth (turns separated by blank lines in a list prompt);
+- shape features in their own columns: log length, log lines and conversation depth (blank-line
+  separated turns) of the whole text; code present (a fence, or two of `def`/`return`/`{`/`;`-ended
+  lines/`#include`...), share of digits, of maths symbols, of upper case (ASCII), question marks, of the
+  cut text;
 - with the `semantic` extra installed (`tokenlearn-static-model`, checked through `architect._optional`),
   optionally the 64-dim static embedding of the cut text.
 
@@ -50,6 +51,8 @@ _CODE = re.compile(
     r"^\s*(def |class |return\b|import |#include|public |private |function\b|for \(|if \(|\}|.*;\s*$)", re.M
 )
 _MATH = re.compile(r"[=+\-*/^<>∑∫√π±≤≥∞]")
+_DIGIT = re.compile(r"\d")
+_UPPER = re.compile(r"[A-Z]")
 _SHAPE = 9  # shape columns after the hashed ones
 _EMBED_DIM = 64
 
@@ -121,16 +124,17 @@ def has_code(text: str) -> bool:
     return "```" in text or len(_CODE.findall(text)) >= 2
 
 
-def _shape(text: str) -> list[float]:
-    n = max(len(text), 1)
+def _shape(text: str, tail: str) -> list[float]:
+    """Length, lines and depth from the whole text (C-level counts); the rest from the cut `tail`."""
+    n = max(len(tail), 1)
     return [
         math.log1p(len(text)) / 10.0,
         math.log1p(text.count("\n")) / 5.0,
-        1.0 if has_code(text) else 0.0,
-        sum(c.isdigit() for c in text) / n * 5.0,
-        len(_MATH.findall(text)) / n * 10.0,
-        sum(c.isupper() for c in text) / n * 5.0,
-        min(text.count("?"), 5) / 5.0,
+        1.0 if has_code(tail) else 0.0,
+        len(_DIGIT.findall(tail)) / n * 5.0,
+        len(_MATH.findall(tail)) / n * 10.0,
+        len(_UPPER.findall(tail)) / n * 5.0,
+        min(tail.count("?"), 5) / 5.0,
         min(text.count("\n\n"), 20) / 20.0,
         1.0,  # a constant column: lets a regularised bias live in the features too
     ]
@@ -158,14 +162,15 @@ class HashedFeatures:
 
     def hashed_row(self, text: str) -> tuple[list[int], list[float]]:
         """One prompt's hashed n-gram and shape columns (no embedding)."""
-        words = _WORD.findall(cut(text, self.max_chars).lower())
+        tail = cut(text, self.max_chars)
+        words = _WORD.findall(tail.lower())
         grams = words + [a + " " + b for a, b in itertools.pairwise(words)]
         mask = self.hashed - 1
         counts = Counter(zlib.crc32(g.encode()) & mask for g in grams)
         idx = list(counts)
         vals = [math.log1p(c) for c in counts.values()]
         norm = math.sqrt(sum(v * v for v in vals)) or 1.0
-        shape = _shape(text)
+        shape = _shape(text, tail)
         return idx + list(range(self.hashed, self.hashed + _SHAPE)), [v / norm for v in vals] + shape
 
     def transform(self, texts: Sequence[str]) -> Sparse:

@@ -5,7 +5,8 @@ Two models, RouteLLM's procedure exactly:
 - the router gives each prompt a strong-win score; the thresholds are the edges of `points` (10)
   equal-count bins of the scores (`pandas.qcut(..., retbins=True)`: linear-interpolated quantiles);
   at every edge but the last a prompt goes to the strong model when its score >= the edge, at the last
-  when its score > the edge (so the shares run from 100% to 0%);
+  when its score > the edge (so the shares run from 100% to 0%); duplicate edges (tied scores), which
+  make `pandas.qcut` refuse, are kept here: a repeated point adds no area;
 - quality (mean score) against the share of strong calls, sorted by share;
 - PGR(s) = (quality(s) - weak) / (strong - weak), weak and strong being the two models' mean scores;
 - APGR = (AUC - weak AUC) / (strong AUC - weak AUC), each AUC by the trapezoid rule over the shares

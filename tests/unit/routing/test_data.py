@@ -73,7 +73,7 @@ def test_exclusions(tmp_path: Path) -> None:
     assert o.prompts == ["Kept"] and o.excluded == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    with pytest.raises(RoutingDataError, match="--exclude: .*line 1"):
+    with pytest.raises(RoutingDataError, match=r"--exclude: .*line 1"):
         load_exclusions(str(bad))
 
 
