@@ -4,13 +4,15 @@ How predictions are made (never from a prompt's own outcome):
 - `folds` (cross-fitting): the rows are shuffled with the seed and cut into K folds; each fold is
   predicted by a router fitted on the other K-1 (for two models, a prompt's score is then its rank
   within its fold: `fold_ranks`);
-- `train`: fitted on the training file, predicting the test file; where a threshold must be chosen (the
-  RouterBench quality target), it is chosen on out-of-fold predictions of the training file (K folds);
+- `train`: fitted on the training file, predicting the test file; where a knob must be chosen (the
+  RouterBench quality target or cost weight), it is chosen on out-of-fold predictions of the training
+  file (K folds, three different fold splits stacked, so that one split's luck does not pick it);
 - `replay`: the rows shuffled with the seed (the MMLU file is sorted by subject); the router is fitted
   on the first `warmup` outcomes, then predicts each following prompt before learning its outcome; the
   figures cover the rows after the warm-up.
 
-Every run also evaluates the baselines (random, and the per-tag counter) on the same rows; a
+Every run also evaluates the baselines on the same rows: the per-tag counter, and random routing (for
+two models the random router; for many models random mixing of single models, computed exactly); a
 RouterBench file also the TF-IDF + logistic-regression router. Intervals are 95% percentile bootstraps
 over the evaluated prompts (the predictions held fixed, `bootstrap` resamples).
 """
@@ -32,7 +34,8 @@ __all__ = ["EvalOptions", "evaluate"]
 
 F64 = NDArray[np.float64]
 Mode = Literal["folds", "train", "replay"]
-TARGETS = np.round(np.linspace(0.0, 1.0, 201), 3).astype(np.float64)
+TARGETS = np.round(np.linspace(0.0, 1.0, 1001), 3).astype(np.float64)
+CHOICE_REPEATS = 3  # K-fold cross-fittings of the training file, stacked, that choose a knob
 WITHIN = 0.01  # "within 1 point" of the best single model's quality
 
 
@@ -349,8 +352,15 @@ def evaluate(data: Outcomes, opts: EvalOptions, train: Outcomes | None = None) -
         for r in routers:
             chosen = None
             if train is not None:
-                oof = crossfit(r, _prompts(train, use_tags), train.scores, opts.folds, opts.seed)
-                chosen = {pol: _choose(oof, train, order, price, best, pol) for pol in POLICIES}
+                tp = _prompts(train, use_tags)
+                oof = np.concatenate(
+                    [
+                        crossfit(r, tp, train.scores, opts.folds, opts.seed + 1000 * j)
+                        for j in range(CHOICE_REPEATS)
+                    ]
+                )
+                stacked = train.take(np.tile(np.arange(train.n), CHOICE_REPEATS))
+                chosen = {pol: _choose(oof, stacked, order, price, best, pol) for pol in POLICIES}
             figures[r] = _many_models(preds[r], ev, order, price, best, opts, chosen)
         main = figures[routers[0]][opts.policy]
         result["policy"] = opts.policy

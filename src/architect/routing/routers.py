@@ -219,8 +219,9 @@ class PooledRouter:
         self.calibration = np.array([[c[1], c[0]] for c in cal])
 
     def predict(self, prompts: Prompts) -> F64:
-        d = self.difficulty.predict(prompts.features("text", self.fe))
-        z = _logit(d)[:, None] * self.calibration[None, :, 1] + self.calibration[None, :, 0]
+        x, th = prompts.features("text", self.fe), self.difficulty.theta
+        d = x.dot(th[:-1]) + th[-1]  # the difficulty's log-odds, as the calibration was fitted on
+        z = d[:, None] * self.calibration[None, :, 1] + self.calibration[None, :, 0]
         return sigmoid(z)
 
     def update(self, prompts: Prompts, scores: F64) -> None:
