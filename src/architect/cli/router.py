@@ -125,12 +125,13 @@ def _print(r: dict[str, Any]) -> None:
     mode = how.get(r["mode"], f"trained on {r.get('train', {}).get('data')}")
     console.print(
         f"[bold]{escape(r['data'])}[/] ({r['format']}): {r['n']:,} prompts evaluated, {mode}, seed {r['seed']}; "
-        f"{r['dropped']} rows lacking a score dropped, {r['excluded']} excluded; tags {'used' if r['tags'] else 'unused'}"
+        f"{r['dropped']} rows lacking a score dropped, {r['excluded']} excluded; "
+        f"{'tags (subject / eval_name) for counter and +tag routers' if r['tags'] else 'no tags'}"
     )
     if "apgr" in r:
+        names = ["", ""] if r["models"] == ["weak", "strong"] else [f" {escape(m)}" for m in r["models"]]
         console.print(
-            f"weak {escape(r['models'][0])}: {_num(r['weak_quality'])}, strong {escape(r['models'][1])}: "
-            f"{_num(r['strong_quality'])}"
+            f"weak{names[0]}: {_num(r['weak_quality'])}, strong{names[1]}: {_num(r['strong_quality'])}"
         )
         t = Table(title="RouteLLM metrics (95% bootstrap intervals over prompts)")
         for col in (
