@@ -50,6 +50,11 @@ def test_run_leaves_a_missing_agents_task_waiting_and_says_why(tmp_path: Path) -
     t1 = orjson.loads(cli("task", "show", "calc", "T1", "--json", env=env, cwd=tmp_path).stdout)
     t2 = orjson.loads(cli("task", "show", "calc", "T2", "--json", env=env, cwd=tmp_path).stdout)
     assert (t1["task"]["status"], t1["task"]["attempt"], t1["attempts"]) == ("ready", 0, [])
+    # the reason is on the task for the board and the API: it waits, and why
+    assert (
+        t1["task"]["reason"].startswith("waiting: agent aider: ")
+        and "/nonexistent/aider" in t1["task"]["reason"]
+    )
     assert t2["task"]["status"] == "succeeded" and [a["outcome"] for a in t2["attempts"]] == ["succeeded"]
     base = git(repo, "rev-parse", "main")
     assert git(repo, "log", "--format=%s", f"{base}..architect/calc").splitlines() == ["T2: Implement f2"]

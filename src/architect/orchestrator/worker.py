@@ -256,6 +256,11 @@ class Worker:
             return
         self._agents_at = now
         self.missing_agents = missing = dict(await asyncio.to_thread(self._agents.missing))
+        if missing:  # written on the waiting tasks, for the board and the API (a claim clears it)
+            await asyncio.to_thread(
+                self.manager.repo.note_waiting, missing, self.opts.claim.feature_ids,
+                self.opts.claim.default_agent, self.manager.clock(),
+            )  # fmt: skip
         for agent, why in sorted(missing.items()):
             if agent in self._needed_agents and self._announced.get(agent) != why:
                 self._status(f"waiting: tasks of agent {agent} held back (not claimed): {why}")

@@ -108,3 +108,18 @@ def test_active_count_and_ready_agents_see_the_same_agents(store: Store) -> None
     assert repo.active_count(None, None, ("command",), ("aider", "claude", "coder"))["counts"] == {
         "ready": 1  # B1: the default agent is builtin
     }
+
+
+def test_waiting_reasons_are_written_on_the_agents_ready_tasks_and_a_claim_clears_them(store: Store) -> None:
+    repo = store.tasks
+    _import(repo)
+    n = repo.note_waiting({"aider": "aider is not installed"}, None, "builtin", time.time())
+    reasons = {t["key"]: t["reason"] for f in repo.list_features() for t in repo.tasks(f["id"])}
+    assert n == 2  # A1 (its feature's agent) and B2 (its own); not A2 (claude), B1 (builtin), A3 (a command)
+    assert reasons["A1"] == reasons["B2"] == "waiting: agent aider: aider is not installed"
+    assert reasons["A2"] is None and reasons["B1"] is None and reasons["A3"] is None
+    assert (
+        repo.note_waiting({"aider": "aider is not installed"}, None, "builtin", time.time()) == 0
+    )  # unchanged
+    (claimed,) = repo.claim("w1", 1, time.time(), 30.0, ClaimOptions(task_ids=(_key_id(repo, "B2"),)))
+    assert claimed["reason"] is None

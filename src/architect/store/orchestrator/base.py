@@ -164,6 +164,13 @@ class TaskRepo(Protocol):
     # execution
     def claim(self, worker_id: str, n: int, now: float, lease_s: float, opts: ClaimOptions) -> Claimed: ...
     def ready_executors(self, feature_ids: Sequence[int] | None) -> set[str]: ...
+    def note_waiting(
+        self,
+        waiting: Mapping[str, str],
+        feature_ids: Sequence[int] | None,
+        default_agent: str = DEFAULT_AGENT,
+        now: float = 0.0,
+    ) -> int: ...
     def ready_agents(
         self, feature_ids: Sequence[int] | None, default_agent: str = DEFAULT_AGENT
     ) -> set[str]: ...

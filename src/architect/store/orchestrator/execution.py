@@ -167,6 +167,34 @@ class ExecutionMixin(RepoBase):
         with self._read() as conn:
             return {str(r[0]) for r in conn.execute(q)}
 
+    def note_waiting(
+        self,
+        waiting: Mapping[str, str],
+        feature_ids: Sequence[int] | None,
+        default_agent: str = DEFAULT_AGENT,
+        now: float = 0.0,
+    ) -> int:
+        """Write why ready agent tasks wait on them (`reason`: "waiting: agent A: why", for each agent
+        in `waiting`), so the board and the API say it; a claim clears it. Returns the rows changed."""
+        agent = agent_of(default_agent)
+        n = 0
+        with self._write() as conn:
+            for name, why in waiting.items():
+                text = f"waiting: agent {name}: {why}"
+                ids = select(tasks.c.id).where(
+                    tasks.c.status == "ready", tasks.c.executor == "agent", agent == name,
+                    or_(tasks.c.reason.is_(None), tasks.c.reason != text),
+                )  # fmt: skip
+                if feature_ids is not None:
+                    ids = ids.where(tasks.c.feature_id.in_(list(feature_ids)))
+                found = [int(r[0]) for r in conn.execute(ids)]
+                if found:
+                    conn.execute(
+                        update(tasks).where(tasks.c.id.in_(found)).values(reason=text, updated_at=now)
+                    )
+                    n += len(found)
+        return n
+
     def heartbeat(self, worker_id: str, task_ids: Sequence[int], now: float, lease_s: float) -> set[int]:
         """Extend the leases this worker still holds; returns the ids it still owns."""
         with self._write() as conn:

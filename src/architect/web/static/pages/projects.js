@@ -234,7 +234,10 @@ function card(t, m) {
     t.status === "running"
       ? el("div", { class: "muted" }, `${t.worker_id || "worker"} · started ${fmtAgo(t.started_at)}`)
       : null,
-    t.reason && ["failed", "blocked"].includes(t.status) ? el("div", { class: "deps" }, t.reason) : null,
+    t.reason &&
+      (["failed", "blocked"].includes(t.status) || (t.status === "ready" && t.reason.startsWith("waiting:")))
+      ? el("div", { class: "deps" }, t.reason)
+      : null,
     isAgent ? agentFacts(t, a) : null,
     el(
       "button",
