@@ -8,9 +8,9 @@ CPU time, process count, file size and open file limits (`Limits`); there is no 
 because Node and Bun reserve gigabytes of it and die under one.
 
 When `bwrap` (Debian's `bubblewrap`) can create its namespaces here, which `Sandbox.probe` finds out
-by running it once, the program also runs in a mount namespace: the whole filesystem read-only, fresh
-`/dev`, `/proc` and `/tmp` (the host's `/tmp` is not visible: only the writable paths are bound
-into it), and writable only the paths given (the worktree and its git directory, the attempt's
+by running it once, the program also runs in a mount namespace: the whole filesystem read-only (`/tmp`
+too: programs and checkouts may live there; temporary files go to TMPDIR, in the attempt's scratch
+directory), fresh `/dev` and `/proc`, and writable only the paths given (the worktree and its git directory, the attempt's
 scratch directory). It runs in a PID namespace of its own too: it cannot see or signal the worker,
 and when its first process ends or is killed, every process it started ends with it, even one that
 left the process group. The network is kept, so the gateway stays reachable. Where bwrap is missing
@@ -112,7 +112,9 @@ class Ran:
 
 
 def _bwrap_options(writable: Sequence[Path], cwd: Path | None) -> list[str]:
-    opts = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid"]
+    # `/tmp` stays as it is, read-only like the rest: programs, virtualenvs and checkouts may live
+    # under it (a fresh clone in /tmp, say); agents write their temporary files to TMPDIR (scratch)
+    opts = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid"]
     for path in writable:
         p = str(Path(path).absolute())
         opts += ["--bind", p, p]
@@ -177,8 +179,8 @@ class Sandbox:
         return Isolation("bwrap", f"{found}: read-only system, writable worktree and scratch, network kept")
 
     def wrap(self, argv: Sequence[str], *, writable: Sequence[Path], cwd: Path) -> list[str]:
-        """`argv` under bwrap when the probe found it usable (read-only `/`, fresh `/dev` `/proc`
-        `/tmp`, its own PID namespace, each of `writable` bound read-write, `cwd` as the working
+        """`argv` under bwrap when the probe found it usable (read-only `/`, `/tmp` included, fresh
+        `/dev` `/proc`, its own PID namespace, each of `writable` bound read-write, `cwd` as the working
         directory), else unchanged. Writable paths must exist. Call after `probe()`."""
         if self._isolation is None:
             raise RuntimeError("Sandbox.wrap before Sandbox.probe")
