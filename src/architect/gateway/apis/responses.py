@@ -101,8 +101,9 @@ class ResponsesAPI:
         result = d.adapter.chat_response(data)
         output, finish = output_from_chat(orjson.loads(result.body), t.response_id, t.custom)
         resp = response_object(call.body, t, call.model, output, result.usage, finish)
-        t.response = resp
-        return ChatResult(orjson.dumps(resp), result.usage, resp["status"])
+        body = orjson.dumps(resp)
+        t.response, t.encoded = resp, (resp, body)
+        return ChatResult(body, result.usage, resp["status"])
 
     def stream_translator(self, call: Call, d: Deployment) -> StreamTranslator:
         t = turn(call)

@@ -80,13 +80,18 @@ class ResponseStore:
         self._pending: dict[str, dict[str, Any]] = {}  # rows not yet written, by id
         self._flush: asyncio.Task[None] | None = None
         self._rules: tuple[tuple[str, ...], list[re.Pattern[str]]] = ((), [])
+        self._rules_of: Config | None = None  # the configuration `_rules` were read from
         self._bytes: dict[str, int] = {}  # per key: the bytes of its stored responses (see `_put`)
         self._writer: ThreadPoolExecutor | None = None  # one thread, at the ledger writer's lower priority
+        self._last = 0.0  # the creation time of the last response kept
 
-    def _redact_rules(self) -> list[re.Pattern[str]]:
-        patterns = tuple(self._config().ledger.redact)
-        if patterns != self._rules[0]:
-            self._rules = (patterns, [re.compile(p) for p in patterns])
+    def _redact_rules(self, config: Config) -> list[re.Pattern[str]]:
+        """The ledger's redaction rules, compiled once per configuration (a reload makes a new one)."""
+        if config is not self._rules_of:
+            patterns = tuple(config.ledger.redact)
+            if patterns != self._rules[0]:
+                self._rules = (patterns, [re.compile(p) for p in patterns])
+            self._rules_of = config
         return self._rules[1]
 
     # -- the pipeline's hook ------------------------------------------------------------------------
@@ -123,31 +128,35 @@ class ResponseStore:
         if call.api is not RESPONSES or not isinstance(state, Turn) or not state.store:
             return
         response = state.response
-        cfg = self._config().responses
+        config = self._config()
+        cfg = config.responses
         if response is None or not cfg.store or not isinstance(response.get("id"), str):
             return
-        doc: dict[str, Any] = {"input": input_items(call.body.get("input")), "response": response}
-        rules = self._redact_rules()
+        items = input_items(call.body.get("input"))
+        rules = self._redact_rules(config)
+        encoded = state.encoded
         if rules:
-            doc = _redacted(doc, rules)
-        body = orjson.dumps(doc)
-        if len(body) > cfg.max_bytes_per_key:
+            body = orjson.dumps(_redacted({"input": items, "response": response}, rules))
+        else:  # the response's JSON as it was sent, when it was
+            sent = encoded[1] if encoded is not None and encoded[0] is response else orjson.dumps(response)
+            body = b'{"input":%b,"response":%b}' % (orjson.dumps(items), sent)
+        size = len(body)
+        if size > cfg.max_bytes_per_key:
             log.info(
-                "response %s not stored: %d bytes, over responses.max_bytes_per_key",
-                response["id"],
-                len(body),
+                "response %s not stored: %d bytes, over responses.max_bytes_per_key", response["id"], size
             )
             return
-        now = self._clock()
-        row = {
-            "id": response["id"][:64],
+        now = max(self._clock(), self._last + 1e-6)  # in the order kept: `evict` removes the oldest
+        self._last = now
+        rid = response["id"][:64]
+        self._pending[rid] = {
+            "id": rid,
             "key_id": owner(call.principal),
             "created_at": now,
             "expires_at": now + cfg.ttl_s,
-            "size": len(body),
+            "size": size,
             "body": body.decode(),
         }
-        self._pending[row["id"]] = row
         if self._flush is None:
             self._flush = asyncio.get_running_loop().create_task(self._write())
 
