@@ -11,7 +11,8 @@ Both writes are a few statements whatever the number of rows, so the database do
 without the Python interpreter (the writer is a thread of the gateway's process, sharing its core and
 its interpreter lock with the event loop): on SQLite `put` is one multi-row INSERT per
 `_SQLITE_ROWS` rows (the driver's executemany steps once per row, releasing and retaking the lock
-each time), and `evict` finds the rows to remove with one window query, then removes them with one
+each time), and `evict` finds the rows to remove with two queries that read the index by key and
+creation time (it holds each row's size and expiry, migration 0010), then removes them with one
 DELETE."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, case, delete, func, insert, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, case, delete, func, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from architect.store.engine import begin_immediate, store_error
@@ -49,6 +50,22 @@ def _sqlite_params(rows: Sequence[Mapping[str, Any]]) -> tuple[Any, ...]:
         out += (storable(r["id"]), storable(r["key_id"]), r["created_at"], r["expires_at"], r["size"])
         out.append(storable(r["body"]))
     return tuple(out)
+
+
+def _oldest_out(live: ColumnElement[bool], need: int, n: int) -> Select[Any]:
+    """Over the `n` oldest rows matching `live`, oldest first: the creation time of the newest row
+    that must go to free `need` bytes (those whose running total before them is under `need`), the
+    bytes they free, and the running total of all `n` (under `need`: `n` rows were too few)."""
+    t = responses
+    oldest = select(t.c.created_at, t.c.size).where(live).order_by(t.c.created_at).limit(n).subquery()
+    run = func.sum(oldest.c.size).over(order_by=oldest.c.created_at, rows=(None, 0))
+    ranked = select(oldest.c.created_at, oldest.c.size, run.label("run")).subquery()
+    gone = ranked.c.run - ranked.c.size < need
+    return select(
+        func.max(case((gone, ranked.c.created_at))),
+        func.max(case((gone, ranked.c.run))),
+        func.max(ranked.c.run),
+    )
 
 
 class ResponseRepo(Protocol):
@@ -99,31 +116,34 @@ class SQLResponseRepo:
             raise store_error("reading responses' size", exc) from exc
 
     def evict(self, key_id: str, max_bytes: int, now: float) -> int:
-        """One window query over the key's live rows, newest first, gives the newest row that no
-        longer fits under `max_bytes` (its running total of sizes is over) and the bytes of those
-        that fit; that row, every older one and every expired one are deleted in one statement.
-        Rows created at the same time are kept or removed together (the window ranks them as one)."""
+        """The key's live bytes (one sum over the index), then, when over `max_bytes`, one window
+        over its oldest rows (their running total of sizes) finds the newest row that must go for the
+        rest to fit; that row, every older one and every expired one are removed in one DELETE. The
+        window reads the oldest rows only, about as many as should go (all of them if sizes vary too
+        much for that guess). Rows created at the same instant are removed together."""
         t = responses
-        total = func.sum(t.c.size).over(order_by=t.c.created_at.desc())
-        ranked = (
-            select(t.c.created_at, total.label("total"))
-            .where(t.c.key_id == key_id, t.c.expires_at > now)
-            .subquery()
-        )
-        q = select(
-            func.max(case((ranked.c.total > max_bytes, ranked.c.created_at))),
-            func.max(case((ranked.c.total <= max_bytes, ranked.c.total))),
-        )
+        live = and_(t.c.key_id == key_id, t.c.expires_at > now)
         try:
             with self._engine.connect() as conn, begin_immediate(conn):  # read then write: lock first
-                newest_out, kept = conn.execute(q).one()
+                total, count = conn.execute(
+                    select(func.coalesce(func.sum(t.c.size), 0), func.count()).where(live)
+                ).one()
+                total, kept, newest_gone = int(total), int(total), None
+                if total > max_bytes:
+                    need = total - max_bytes
+                    guess = min(count, int(count * need / total * 1.5) + 32)
+                    for n in (guess, count) if guess < count else (count,):
+                        newest_gone, freed, reached = conn.execute(_oldest_out(live, need, n)).one()
+                        if reached is not None and reached >= need:
+                            kept = total - int(freed)
+                            break
                 doomed = t.c.expires_at <= now
-                if newest_out is not None:
-                    doomed = or_(doomed, t.c.created_at <= newest_out)
+                if newest_gone is not None:
+                    doomed = or_(doomed, t.c.created_at <= newest_gone)
                 conn.execute(delete(t).where(t.c.key_id == key_id, doomed))
         except SQLAlchemyError as exc:
             raise store_error("evicting responses", exc) from exc
-        return int(kept or 0)
+        return kept
 
     def get(self, response_id: str, key_id: str, now: float) -> str | None:
         t = responses
