@@ -357,19 +357,50 @@ _CHAT_STREAMS = [
 ]
 
 
+_CHAT_STREAMS += [
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n: keep-alive\n\n'
+    b'data: {"choices":[{"delta":{"content":"y"}}]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\nevent: e\ndata: {"choices":[]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {"error":{"message":"boom","code":"c"}}\n\n'
+    b'data: {"choices":[{"delta":{"content":"z"}}]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {oops}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {"a":1},{"b":2}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
+    b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n',  # no [DONE]
+]
+
+
+class _Wrapped:
+    """An `OpenAIStream` that is not one to `FromChatStream`: it takes the path of other adapters."""
+
+    def __init__(self) -> None:
+        self.s = OpenAIStream(True)
+        self.feed, self.completion_text = self.s.feed, self.s.completion_text
+
+    usage = property(lambda self: self.s.usage)
+    done = property(lambda self: self.s.done)
+    error = property(lambda self: self.s.error)
+
+
 @pytest.mark.parametrize("raw", _CHAT_STREAMS)
 @pytest.mark.parametrize("step", [7, 10_000])
-def test_chunks_decoded_at_once_give_what_each_decoded_alone_gives(
+def test_the_upstream_read_directly_through_the_adapter_or_event_by_event_gives_the_same(
     raw: bytes, step: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Three paths, one outcome: a chat stream read by `FromChatStream` itself (an OpenAI-compatible
+    upstream), through the adapter's translator with its chunks decoded at once, and event by event."""
     from architect.gateway.apis import responses_stream
 
-    def run() -> tuple[bytes, dict[str, Any] | None]:
+    def run(inner: Any) -> tuple[Any, ...]:
         turn = Turn("resp_t", {})
         turn.custom = frozenset({"apply_patch"})
-        tr = FromChatStream(OpenAIStream(True), turn, _body(input="x"), "m", 1)
-        return b"".join(tr.feed(raw[i : i + step]) for i in range(0, len(raw), step)), turn.response
+        tr = FromChatStream(inner, turn, _body(input="x"), "m", 1)
+        out = b"".join(tr.feed(raw[i : i + step]) for i in range(0, len(raw), step))
+        error = tr.error.message if tr.error is not None else None
+        return out, turn.response, tr.usage, tr.done, error, tr.completion_text()
 
-    at_once = run()
+    direct = run(OpenAIStream(True))
+    assert run(_Wrapped()) == direct
     monkeypatch.setattr(responses_stream, "_decode", lambda raw: None)
-    assert run() == at_once
+    assert run(_Wrapped()) == direct

@@ -19,7 +19,12 @@ stream is relayed by `responses_native.NativeStream`. The events are written by
 `FromChatStream` reads the chat chunks of one read at once: when they are all single `data: ` lines
 (the inner translators write them so), they are decoded in one call, as a JSON array, into structs
 that keep only the fields it reads (`_Chunk`); anything else (other lines, shapes the structs do not
-take) takes the exact path, one `orjson.loads` per event, with the same outcome."""
+take) takes the exact path, one `orjson.loads` per event, with the same outcome. In front of an
+OpenAI-compatible deployment (whose translator, `OpenAIStream`, passes the chunks through) it reads
+the upstream's bytes itself, with that same decoding, which also checks each event is a JSON object
+and reads its usage: the upstream's stream is decoded once instead of twice. From the first read
+that is anything else (a comment, an `event:` or CRLF line, an error, an event that is not JSON) on,
+everything goes through `OpenAIStream`, as for any other deployment."""
 
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from architect.gateway.apis.responses_translate import (
     tool_item,
 )
 from architect.gateway.providers.base import StreamTranslator, Usage
+from architect.gateway.providers.openai import OpenAIStream, usage_from
 
 __all__ = ["TERMINAL", "FromChatStream", "error_event", "response_to_sse"]
 
@@ -68,6 +74,7 @@ class _Chunk(msgspec.Struct, gc=False):
 
     choices: list[_Choice] | None = None
     error: Any = None
+    usage: Any = None
 
 
 _CHUNK = msgspec.json.Decoder(_Chunk).decode
@@ -136,17 +143,22 @@ class FromChatStream:
 
     __slots__ = (
         "_body",
+        "_buf",
         "_created",
+        "_direct",
+        "_done",
         "_ev",
         "_finish",
         "_inner",
         "_items",
         "_model",
         "_open",
+        "_read_directly",
         "_start_response",
         "_started",
         "_tools",
         "_turn",
+        "_usage",
     )
 
     def __init__(
@@ -164,33 +176,63 @@ class FromChatStream:
         self._open: _Open | None = None
         self._tools: set[int] = set()  # chat tool_calls indexes seen
         self._finish: str | None = None
+        # reading the upstream's bytes itself (see the module's docstring): what it buffered, the
+        # usage and end it read, and whether it ever did
+        self._direct = self._read_directly = type(inner) is OpenAIStream
+        self._buf = b""
+        self._usage: Usage | None = None
+        self._done = False
 
     @property
     def usage(self) -> Usage | None:
-        return self._inner.usage
+        return self._usage if self._usage is not None else self._inner.usage
 
     @property
     def done(self) -> bool:
-        return self._inner.done
+        return self._done or self._inner.done
 
     @property
     def error(self) -> ProviderError | None:
         return self._inner.error
 
     def completion_text(self) -> str:
-        return self._inner.completion_text()
+        if not self._read_directly:
+            return self._inner.completion_text()
+        texts = [str(p.get("text") or "") for i in self._items for p in i.get("content") or ()]
+        o = self._open
+        if o is not None and o.kind == "message":
+            texts += o.parts
+        return "".join(texts)
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._direct:
+            buf = self._buf + chunk if self._buf else chunk
+            end = buf.rfind(b"\n\n")
+            if end < 0 and b"\r" not in buf:
+                self._buf = buf
+                return b""
+            decoded = _decode(buf[: end + 2]) if end >= 0 and b"\r" not in buf else None
+            if decoded is not None and not any(type(c.error) is dict for c in decoded[0]):
+                self._buf = buf[end + 2 :]
+                return self._chunks(*decoded)
+            self._direct = False  # from here on, through the adapter's translator
+            self._buf, chunk = b"", buf
         raw = self._inner.feed(chunk)
         if not raw:
             return b""
-        out: list[bytes] = []
         decoded = _decode(raw)
         if decoded is None:
+            out: list[bytes] = []
             self._each(raw, out)
             return b"".join(out)
-        chunks, done = decoded
+        return self._chunks(*decoded)
+
+    def _chunks(self, chunks: list[_Chunk], done: bool) -> bytes:
+        """The events for decoded chunks (and the end, after `[DONE]`)."""
+        out: list[bytes] = []
         for c in chunks:
+            if type(c.usage) is dict and self._direct:
+                self._usage = usage_from(c.usage) or self._usage
             if type(c.error) is dict:
                 self._failed(out, c.error)
                 continue
@@ -216,6 +258,7 @@ class FromChatStream:
                 if ch.finish_reason:
                     self._finish = str(ch.finish_reason)
         if done:
+            self._done = self._done or self._direct
             self._end(out)
         return b"".join(out)
 
@@ -407,9 +450,7 @@ class FromChatStream:
         if not self._started:
             self._start(out)
         self._close(out)
-        response = finished(
-            self._start_response, list(self._items), self._inner.usage, self._finish or "stop"
-        )
+        response = finished(self._start_response, list(self._items), self.usage, self._finish or "stop")
         encoded = orjson.dumps(response)
         self._turn.response, self._turn.encoded = response, (response, encoded)
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
