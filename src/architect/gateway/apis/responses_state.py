@@ -11,10 +11,11 @@
   string in them), as one row of the store's `responses` table, namespaced by the caller's key, for
   `responses.ttl_s`. A key's rows take at most `responses.max_bytes_per_key` bytes: when they go over,
   its oldest are evicted down to three quarters of the cap (a single response larger than the cap is
-  not kept). Rows are written behind the call, in batches (every 20 ms at most), by a thread at the
-  ledger writer's lower CPU priority (`ledger.writer_nice`: it shares the event loop's core);
-  until written they are read from memory, so the next turn finds its previous response at once (on
-  another gateway process, once written: some tens of milliseconds).
+  not kept). Rows are written behind the call, in batches (one every `responses.write_interval_ms`,
+  100 ms by default), by a thread at the ledger writer's lower CPU priority (`ledger.writer_nice`:
+  it shares the event loop's core); until written they are read from memory, so the next turn finds
+  its previous response at once on the same gateway process, and on another one once the batch is
+  written (within about the interval, plus the write).
 
 Every read and delete is scoped to the caller's key, the admin key included (it sees only what it
 stored itself): a stored conversation is readable only by the key that made it."""
@@ -45,7 +46,6 @@ __all__ = ["ResponseStore", "owner"]
 
 log = logging.getLogger("architect.gateway")
 
-_BATCH_S = 0.02  # how long kept responses wait to be written together (they are readable meanwhile)
 _EVICT_TO = 0.75  # a key over its cap is brought down to this part of it
 
 
@@ -164,7 +164,8 @@ class ResponseStore:
         """Write the pending rows in batches, off the loop, until none is left."""
         try:
             while self._pending:
-                await asyncio.sleep(_BATCH_S)  # let the calls finishing meanwhile join the batch
+                # let the calls finishing meanwhile join the batch (they are readable meanwhile)
+                await asyncio.sleep(self._config().responses.write_interval_ms / 1000)
                 rows = list(self._pending.values())
                 if self._writer is None:
                     nice = self._config().ledger.writer_nice
