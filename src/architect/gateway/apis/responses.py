@@ -99,7 +99,8 @@ class ResponsesAPI:
             t.response = obj
             return ChatResult(data, usage_of(obj.get("usage")), obj.get("status"))
         result = d.adapter.chat_response(data)
-        output, finish = output_from_chat(orjson.loads(result.body), t.response_id, t.custom)
+        chat = result.parsed if result.parsed is not None else orjson.loads(result.body)
+        output, finish = output_from_chat(chat, t.response_id, t.custom)
         resp = response_object(call.body, t, call.model, output, result.usage, finish)
         body = orjson.dumps(resp)
         t.response, t.encoded = resp, (resp, body)
