@@ -10,6 +10,10 @@ translators.
    a finish chunk, a usage chunk and `[DONE]`, ~1.7 KB), fed whole and fed one event per read.
 3. `AnthropicStream.feed` on a comparable Anthropic stream (message_start, 8 text deltas, message_delta,
    message_stop, with `event:` lines), fed whole.
+4. The inbound APIs' stream translators on the stream of 2., fed whole, each around an `OpenAIStream`
+   (usage asked for): `/v1/messages` (`messages_stream.FromChatStream`) and `/v1/responses`
+   (`responses_stream.FromChatStream`, text only), against the stream passed through as chat
+   completions pass it (`OpenAIStream` alone, usage kept).
 
 Each figure is the best of `--repeat` timeit runs of CPU time (so other processes on a shared machine
 skew it less), in microseconds per call (per stream for feed).
@@ -25,6 +29,8 @@ from collections.abc import Callable
 
 import orjson
 
+from architect.gateway.apis import messages_stream, responses_stream
+from architect.gateway.apis.responses_translate import Turn
 from architect.gateway.call import validate_chat, validate_embeddings
 from architect.gateway.providers.anthropic import AnthropicStream
 from architect.gateway.providers.openai import OpenAIStream
@@ -204,6 +210,24 @@ def main() -> None:
         AnthropicStream(include_usage=False, model="m").feed(astream)
 
     print(f"AnthropicStream.feed, {len(astream)} B stream     {best_us(afeed, r):7.2f} us")
+
+    def chat_passthrough() -> None:
+        OpenAIStream(include_usage=True).feed(whole)
+
+    def messages_feed() -> None:
+        messages_stream.FromChatStream(OpenAIStream(True), "msg_bench", "mock-model", 12).feed(whole)
+
+    body = {"model": "mock-model", "input": "Write one sentence about benchmarks.", "stream": True}
+
+    def responses_feed() -> None:
+        turn = Turn("resp_0123456789ab0000000001", body)
+        responses_stream.FromChatStream(OpenAIStream(True), turn, body, "mock-model", 1_700_000_000).feed(
+            whole
+        )
+
+    print(f"chat (OpenAIStream, usage kept), whole     {best_us(chat_passthrough, r):7.2f} us")
+    print(f"/v1/messages FromChatStream, whole         {best_us(messages_feed, r):7.2f} us")
+    print(f"/v1/responses FromChatStream, whole        {best_us(responses_feed, r):7.2f} us")
 
 
 if __name__ == "__main__":

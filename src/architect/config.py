@@ -291,6 +291,14 @@ class ResponsesConfig(_Model):
         description="the stored responses of one key take at most this many bytes; the oldest are evicted "
         "to make room (a single response larger than this is not kept)",
     )
+    write_interval_ms: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="kept responses are written to the store in batches, one at most this often: the "
+        "gateway process that answered reads them from memory until then, another one finds them once "
+        "written (a longer interval writes fewer, larger batches: less CPU per response)",
+    )
 
 
 class AlertRule(_Model):

@@ -5,21 +5,67 @@ in-memory SQLite database.
 A row belongs to one key (`key_id`): every read and delete names the key, so a key can never read or
 delete another key's response (to the caller it is the same as a missing id). Rows expire
 (`expires_at`, decided by the caller's clock); `evict` keeps a key's rows under a byte cap by removing
-its oldest (the caller decides when, from the key's `usage` it keeps count of)."""
+its oldest (the caller decides when, from the key's `usage` it keeps count of).
+
+Both writes are a few statements whatever the number of rows, so the database does the per-row work
+without the Python interpreter (the writer is a thread of the gateway's process, sharing its core and
+its interpreter lock with the event loop): on SQLite `put` is one multi-row INSERT per
+`_SQLITE_ROWS` rows (the driver's executemany steps once per row, releasing and retaking the lock
+each time), and `evict` finds the rows to remove with two queries that read the index by key and
+creation time (it holds each row's size and expiry, migration 0010), then removes them with one
+DELETE."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, case, delete, func, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from architect.store.engine import begin_immediate, store_error
 from architect.store.schema_responses import responses
 from architect.store.sqlite_memory import Serialised, SQLiteMemory
+from architect.store.text import storable
 
 __all__ = ["ResponseRepo", "SQLResponseRepo", "SQLiteMemoryResponseRepo"]
+
+_COLUMNS = ("id", "key_id", "created_at", "expires_at", "size", "body")
+_SQLITE_ROWS = 150  # rows per INSERT: 900 parameters, under the 999 of the oldest SQLite builds
+
+
+@cache
+def _sqlite_insert(n: int) -> str:
+    """The INSERT of `n` rows (qmark parameters, `_COLUMNS` in order)."""
+    row = "(" + ",".join("?" * len(_COLUMNS)) + ")"
+    return f"INSERT INTO responses ({', '.join(_COLUMNS)}) VALUES " + ",".join([row] * n)
+
+
+def _sqlite_params(rows: Sequence[Mapping[str, Any]]) -> tuple[Any, ...]:
+    """The rows' values in `_COLUMNS` order, one flat tuple; text made storable, as the schema's
+    types do on SQLAlchemy's path."""
+    out: list[Any] = []
+    for r in rows:
+        out += (storable(r["id"]), storable(r["key_id"]), r["created_at"], r["expires_at"], r["size"])
+        out.append(storable(r["body"]))
+    return tuple(out)
+
+
+def _oldest_out(live: ColumnElement[bool], need: int, n: int) -> Select[Any]:
+    """Over the `n` oldest rows matching `live`, oldest first: the creation time of the newest row
+    that must go to free `need` bytes (those whose running total before them is under `need`), the
+    bytes they free, and the running total of all `n` (under `need`: `n` rows were too few)."""
+    t = responses
+    oldest = select(t.c.created_at, t.c.size).where(live).order_by(t.c.created_at).limit(n).subquery()
+    run = func.sum(oldest.c.size).over(order_by=oldest.c.created_at, rows=(None, 0))
+    ranked = select(oldest.c.created_at, oldest.c.size, run.label("run")).subquery()
+    gone = ranked.c.run - ranked.c.size < need
+    return select(
+        func.max(case((gone, ranked.c.created_at))),
+        func.max(case((gone, ranked.c.run))),
+        func.max(ranked.c.run),
+    )
 
 
 class ResponseRepo(Protocol):
@@ -51,7 +97,12 @@ class SQLResponseRepo:
             return
         try:
             with self._engine.begin() as conn:
-                conn.execute(insert(responses), [dict(r) for r in rows])
+                if conn.dialect.name == "sqlite":
+                    for i in range(0, len(rows), _SQLITE_ROWS):
+                        part = rows[i : i + _SQLITE_ROWS]
+                        conn.exec_driver_sql(_sqlite_insert(len(part)), _sqlite_params(part))
+                else:  # psycopg's executemany pipelines the rows
+                    conn.execute(insert(responses), [dict(r) for r in rows])
         except SQLAlchemyError as exc:
             raise store_error("storing responses", exc) from exc
 
@@ -65,23 +116,31 @@ class SQLResponseRepo:
             raise store_error("reading responses' size", exc) from exc
 
     def evict(self, key_id: str, max_bytes: int, now: float) -> int:
+        """The key's live bytes (one sum over the index), then, when over `max_bytes`, one window
+        over its oldest rows (their running total of sizes) finds the newest row that must go for the
+        rest to fit; that row, every older one and every expired one are removed in one DELETE. The
+        window reads the oldest rows only, about as many as should go (all of them if sizes vary too
+        much for that guess). Rows created at the same instant are removed together."""
         t = responses
-        q = (
-            select(t.c.id, t.c.size, t.c.expires_at)
-            .where(t.c.key_id == key_id)
-            .order_by(t.c.created_at.desc(), t.c.id.desc())
-        )
+        live = and_(t.c.key_id == key_id, t.c.expires_at > now)
         try:
             with self._engine.connect() as conn, begin_immediate(conn):  # read then write: lock first
-                total, kept, doomed = 0, 0, []
-                for rid, size, expires_at in conn.execute(q):
-                    total += int(size)
-                    if expires_at <= now or total > max_bytes:
-                        doomed.append(rid)
-                    else:
-                        kept += int(size)
-                for i in range(0, len(doomed), 500):
-                    conn.execute(delete(t).where(t.c.id.in_(doomed[i : i + 500])))
+                total, count = conn.execute(
+                    select(func.coalesce(func.sum(t.c.size), 0), func.count()).where(live)
+                ).one()
+                total, kept, newest_gone = int(total), int(total), None
+                if total > max_bytes:
+                    need = total - max_bytes
+                    guess = min(count, int(count * need / total * 1.5) + 32)
+                    for n in (guess, count) if guess < count else (count,):
+                        newest_gone, freed, reached = conn.execute(_oldest_out(live, need, n)).one()
+                        if reached is not None and reached >= need:
+                            kept = total - int(freed)
+                            break
+                doomed = t.c.expires_at <= now
+                if newest_gone is not None:
+                    doomed = or_(doomed, t.c.created_at <= newest_gone)
+                conn.execute(delete(t).where(t.c.key_id == key_id, doomed))
         except SQLAlchemyError as exc:
             raise store_error("evicting responses", exc) from exc
         return kept

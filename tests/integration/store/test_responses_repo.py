@@ -67,6 +67,21 @@ def test_oldest_evicted_over_the_cap(store: Store) -> None:
     assert repo.evict("k", 100, 500.0) == 0  # all expired
 
 
+def test_eviction_frees_the_oldest_whatever_their_sizes(store: Store) -> None:
+    repo = store.responses
+    # 200 small old rows, then 10 large new ones: the oldest must all go, more than a guess from the
+    # average size reads first
+    repo.put([_row(f"s{i}", "k", float(i), size=1) for i in range(200)])
+    repo.put([_row(f"l{i}", "k", 300.0 + i, size=100) for i in range(10)])
+    repo.put([_row("gone", "k", 0.5, size=1, ttl=1.0)])  # expired at 2.0, whatever its place
+    assert repo.evict("k", 1000, 2.0) == 1000
+    assert repo.get("s199", "k", 2.0) is None and repo.get("l0", "k", 2.0) is not None
+    assert repo.usage("k", 2.0) == 1000 and repo.get("gone", "k", 0.9) is None
+    assert repo.evict("k", 5000, 2.0) == 1000  # under the cap: nothing more goes
+    assert repo.evict("k", 950, 2.0) == 900  # one more large row
+    assert repo.get("l0", "k", 2.0) is None and repo.get("l1", "k", 2.0) is not None
+
+
 def test_text_a_database_cannot_hold_is_stored_escaped_and_a_failed_batch_keeps_nothing(store: Store) -> None:
     from architect.errors import StoreError
 

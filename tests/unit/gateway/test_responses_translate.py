@@ -304,13 +304,103 @@ def test_native_stream_reads_usage_and_end() -> None:
     assert failed.error is not None and failed.error.message == "no" and not failed.done
 
 
-def test_the_fast_text_delta_writes_what_the_general_path_writes() -> None:
-    from architect.gateway.apis.responses_stream import _Events, _text_delta
+def test_the_event_templates_write_what_framing_their_objects_writes() -> None:
+    from architect.gateway.apis.responses_events import Events, text_delta
+    from architect.gateway.apis.responses_translate import message_item
 
-    fast, general = _Events(), _Events()
+    fast, general = Events(), Events()
     a: list[bytes] = []
     b: list[bytes] = []
+    iid = "msg_1_0"
+    at = {"item_id": iid, "output_index": 3, "content_index": 0}
     for text in ("Hello", ' "quoted" \u00e9\n', ""):
-        fast.text_delta(a, "msg_1_0", 3, text)
-        general.add(b, _text_delta("msg_1_0", 3, text))
-    assert a == b and fast.seq == general.seq == 3
+        ij, tj = orjson.dumps(iid), orjson.dumps(text)
+        fast.message_added(a, ij, 3)
+        item = {"type": "message", "status": "in_progress", "role": "assistant", "content": [], "id": iid}
+        general.add(b, {"type": "response.output_item.added", "output_index": 3, "item": item})
+        fast.open_text(a, ij, 3)
+        part = {"type": "output_text", "text": "", "annotations": []}
+        general.add(b, {"type": "response.content_part.added", **at, "part": part})
+        fast.text_delta(a, ij, 3, text)
+        general.add(b, text_delta(iid, 3, text))
+        fast.close_text(a, ij, 3, tj)
+        general.add(b, {"type": "response.output_text.done", **at, "text": text, "logprobs": []})
+        part = {"type": "output_text", "text": text, "annotations": []}
+        general.add(b, {"type": "response.content_part.done", **at, "part": part})
+        fast.message_done(a, ij, 3, tj)
+        done = {"type": "response.output_item.done", "output_index": 3, "item": message_item(iid, text)}
+        general.add(b, done)
+        response = {"id": "resp_1", "output": [message_item(iid, text)]}
+        fast.response(a, "response.completed", orjson.dumps(response))
+        general.add(b, {"type": "response.completed", "response": response})
+    assert b"".join(a) == b"".join(b) and fast.seq == general.seq == 21
+
+
+_CHAT_STREAMS = [
+    _chunks({"role": "assistant", "content": ""}, {"content": "Hel"}, {"content": 'lo "q" \u00e9\n'}),
+    _chunks({"reasoning_content": "hm"}, {"reasoning": " more"}, {"content": "Hi"}, finish="length"),
+    _chunks(
+        {"content": "a"},
+        {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "tool_calls": [
+                {"index": 1, "id": "c2", "function": {"name": "apply_patch", "arguments": '{"input":"P"}'}}
+            ]
+        },
+        {"content": "b"},
+        finish="tool_calls",
+    ),
+    _chunks({"content": "a"}, {"tool_calls": "odd"}, {"content": 5}, {"reasoning_content": ["x"]}),
+    b'data: {"choices":[{"delta":{"content":"x, y"}}]}\n\ndata: {"choices":[1,{"delta":null}]}\n\n'
+    b'data: {"choices":null}\n\ndata: {"error":{"message":"boom"}}\n\n',
+    b': a comment\n\ndata: {"choices":[{"delta":{"content":"x"}}]}\r\n\r\ndata: [DONE]\n\n',
+]
+
+
+_CHAT_STREAMS += [
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n: keep-alive\n\n'
+    b'data: {"choices":[{"delta":{"content":"y"}}]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\nevent: e\ndata: {"choices":[]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {"error":{"message":"boom","code":"c"}}\n\n'
+    b'data: {"choices":[{"delta":{"content":"z"}}]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {oops}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\ndata: {"a":1},{"b":2}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
+    b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n',  # no [DONE]
+]
+
+
+class _Wrapped:
+    """An `OpenAIStream` that is not one to `FromChatStream`: it takes the path of other adapters."""
+
+    def __init__(self) -> None:
+        self.s = OpenAIStream(True)
+        self.feed, self.completion_text = self.s.feed, self.s.completion_text
+
+    usage = property(lambda self: self.s.usage)
+    done = property(lambda self: self.s.done)
+    error = property(lambda self: self.s.error)
+
+
+@pytest.mark.parametrize("raw", _CHAT_STREAMS)
+@pytest.mark.parametrize("step", [7, 10_000])
+def test_the_upstream_read_directly_through_the_adapter_or_event_by_event_gives_the_same(
+    raw: bytes, step: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three paths, one outcome: a chat stream read by `FromChatStream` itself (an OpenAI-compatible
+    upstream), through the adapter's translator with its chunks decoded at once, and event by event."""
+    from architect.gateway.apis import responses_stream
+
+    def run(inner: Any) -> tuple[Any, ...]:
+        turn = Turn("resp_t", {})
+        turn.custom = frozenset({"apply_patch"})
+        tr = FromChatStream(inner, turn, _body(input="x"), "m", 1)
+        out = b"".join(tr.feed(raw[i : i + step]) for i in range(0, len(raw), step))
+        error = tr.error.message if tr.error is not None else None
+        return out, turn.response, tr.usage, tr.done, error, tr.completion_text()
+
+    direct = run(OpenAIStream(True))
+    assert run(_Wrapped()) == direct
+    monkeypatch.setattr(responses_stream, "_decode", lambda raw: None)
+    assert run(_Wrapped()) == direct

@@ -99,10 +99,12 @@ class ResponsesAPI:
             t.response = obj
             return ChatResult(data, usage_of(obj.get("usage")), obj.get("status"))
         result = d.adapter.chat_response(data)
-        output, finish = output_from_chat(orjson.loads(result.body), t.response_id, t.custom)
+        chat = result.parsed if result.parsed is not None else orjson.loads(result.body)
+        output, finish = output_from_chat(chat, t.response_id, t.custom)
         resp = response_object(call.body, t, call.model, output, result.usage, finish)
-        t.response = resp
-        return ChatResult(orjson.dumps(resp), result.usage, resp["status"])
+        body = orjson.dumps(resp)
+        t.response, t.encoded = resp, (resp, body)
+        return ChatResult(body, result.usage, resp["status"])
 
     def stream_translator(self, call: Call, d: Deployment) -> StreamTranslator:
         t = turn(call)

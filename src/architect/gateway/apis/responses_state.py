@@ -11,10 +11,11 @@
   string in them), as one row of the store's `responses` table, namespaced by the caller's key, for
   `responses.ttl_s`. A key's rows take at most `responses.max_bytes_per_key` bytes: when they go over,
   its oldest are evicted down to three quarters of the cap (a single response larger than the cap is
-  not kept). Rows are written behind the call, in batches (every 20 ms at most), by a thread at the
-  ledger writer's lower CPU priority (`ledger.writer_nice`: it shares the event loop's core);
-  until written they are read from memory, so the next turn finds its previous response at once (on
-  another gateway process, once written: some tens of milliseconds).
+  not kept). Rows are written behind the call, in batches (one every `responses.write_interval_ms`,
+  100 ms by default), by a thread at the ledger writer's lower CPU priority (`ledger.writer_nice`:
+  it shares the event loop's core); until written they are read from memory, so the next turn finds
+  its previous response at once on the same gateway process, and on another one once the batch is
+  written (within about the interval, plus the write).
 
 Every read and delete is scoped to the caller's key, the admin key included (it sees only what it
 stored itself): a stored conversation is readable only by the key that made it."""
@@ -45,7 +46,6 @@ __all__ = ["ResponseStore", "owner"]
 
 log = logging.getLogger("architect.gateway")
 
-_BATCH_S = 0.02  # how long kept responses wait to be written together (they are readable meanwhile)
 _EVICT_TO = 0.75  # a key over its cap is brought down to this part of it
 
 
@@ -80,13 +80,18 @@ class ResponseStore:
         self._pending: dict[str, dict[str, Any]] = {}  # rows not yet written, by id
         self._flush: asyncio.Task[None] | None = None
         self._rules: tuple[tuple[str, ...], list[re.Pattern[str]]] = ((), [])
+        self._rules_of: Config | None = None  # the configuration `_rules` were read from
         self._bytes: dict[str, int] = {}  # per key: the bytes of its stored responses (see `_put`)
         self._writer: ThreadPoolExecutor | None = None  # one thread, at the ledger writer's lower priority
+        self._last = 0.0  # the creation time of the last response kept
 
-    def _redact_rules(self) -> list[re.Pattern[str]]:
-        patterns = tuple(self._config().ledger.redact)
-        if patterns != self._rules[0]:
-            self._rules = (patterns, [re.compile(p) for p in patterns])
+    def _redact_rules(self, config: Config) -> list[re.Pattern[str]]:
+        """The ledger's redaction rules, compiled once per configuration (a reload makes a new one)."""
+        if config is not self._rules_of:
+            patterns = tuple(config.ledger.redact)
+            if patterns != self._rules[0]:
+                self._rules = (patterns, [re.compile(p) for p in patterns])
+            self._rules_of = config
         return self._rules[1]
 
     # -- the pipeline's hook ------------------------------------------------------------------------
@@ -123,31 +128,35 @@ class ResponseStore:
         if call.api is not RESPONSES or not isinstance(state, Turn) or not state.store:
             return
         response = state.response
-        cfg = self._config().responses
+        config = self._config()
+        cfg = config.responses
         if response is None or not cfg.store or not isinstance(response.get("id"), str):
             return
-        doc: dict[str, Any] = {"input": input_items(call.body.get("input")), "response": response}
-        rules = self._redact_rules()
+        items = input_items(call.body.get("input"))
+        rules = self._redact_rules(config)
+        encoded = state.encoded
         if rules:
-            doc = _redacted(doc, rules)
-        body = orjson.dumps(doc)
-        if len(body) > cfg.max_bytes_per_key:
+            body = orjson.dumps(_redacted({"input": items, "response": response}, rules))
+        else:  # the response's JSON as it was sent, when it was
+            sent = encoded[1] if encoded is not None and encoded[0] is response else orjson.dumps(response)
+            body = b'{"input":%b,"response":%b}' % (orjson.dumps(items), sent)
+        size = len(body)
+        if size > cfg.max_bytes_per_key:
             log.info(
-                "response %s not stored: %d bytes, over responses.max_bytes_per_key",
-                response["id"],
-                len(body),
+                "response %s not stored: %d bytes, over responses.max_bytes_per_key", response["id"], size
             )
             return
-        now = self._clock()
-        row = {
-            "id": response["id"][:64],
+        now = max(self._clock(), self._last + 1e-6)  # in the order kept: `evict` removes the oldest
+        self._last = now
+        rid = response["id"][:64]
+        self._pending[rid] = {
+            "id": rid,
             "key_id": owner(call.principal),
             "created_at": now,
             "expires_at": now + cfg.ttl_s,
-            "size": len(body),
+            "size": size,
             "body": body.decode(),
         }
-        self._pending[row["id"]] = row
         if self._flush is None:
             self._flush = asyncio.get_running_loop().create_task(self._write())
 
@@ -155,7 +164,8 @@ class ResponseStore:
         """Write the pending rows in batches, off the loop, until none is left."""
         try:
             while self._pending:
-                await asyncio.sleep(_BATCH_S)  # let the calls finishing meanwhile join the batch
+                # let the calls finishing meanwhile join the batch (they are readable meanwhile)
+                await asyncio.sleep(self._config().responses.write_interval_ms / 1000)
                 rows = list(self._pending.values())
                 if self._writer is None:
                     nice = self._config().ledger.writer_nice

@@ -13,29 +13,104 @@ inside the stream) or `error` (a broken upstream), never `response.completed`.
 
 `FromChatStream` turns a chat-completions stream (from any adapter) into these events;
 `response_to_sse` streams a complete response (a cache replay). A Responses API deployment's own
-stream is relayed by `responses_native.NativeStream`."""
+stream is relayed by `responses_native.NativeStream`. The events are written by
+`responses_events.Events`.
+
+`FromChatStream` reads the chat chunks of one read at once: when they are all single `data: ` lines
+(the inner translators write them so), they are decoded in one call, as a JSON array, into structs
+that keep only the fields it reads (`_Chunk`); anything else (other lines, shapes the structs do not
+take) takes the exact path, one `orjson.loads` per event, with the same outcome. In front of an
+OpenAI-compatible deployment (whose translator, `OpenAIStream`, passes the chunks through) it reads
+the upstream's bytes itself, with that same decoding, which also checks each event is a JSON object
+and reads its usage: the upstream's stream is decoded once instead of twice. From the first read
+that is anything else (a comment, an `event:` or CRLF line, an error, an event that is not JSON) on,
+everything goes through `OpenAIStream`, as for any other deployment."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from architect.errors import ProviderError
 from architect.gateway.apis.relay import data_of
+from architect.gateway.apis.responses_events import Events, summary_delta
 from architect.gateway.apis.responses_translate import (
     Turn,
     custom_input,
+    finished,
     message_item,
     reasoning_item,
     response_object,
     tool_item,
 )
 from architect.gateway.providers.base import StreamTranslator, Usage
+from architect.gateway.providers.openai import OpenAIStream, usage_from
 
 __all__ = ["TERMINAL", "FromChatStream", "error_event", "response_to_sse"]
 
 TERMINAL = ("response.completed", "response.incomplete")
+_SEP = b"\n\ndata: "
+_DONE = b"data: [DONE]\n\n"
+
+
+class _Delta(msgspec.Struct, gc=False):
+    """The fields of a chat chunk's `delta` that are read (any JSON value: checked where used)."""
+
+    content: Any = None
+    reasoning_content: Any = None
+    reasoning: Any = None
+    tool_calls: Any = None
+
+
+class _Choice(msgspec.Struct, gc=False):
+    delta: _Delta | None = None
+    finish_reason: Any = None
+
+
+class _Chunk(msgspec.Struct, gc=False):
+    """A chat chunk as `FromChatStream` reads it."""
+
+    choices: list[_Choice] | None = None
+    error: Any = None
+    usage: Any = None
+
+
+_CHUNK = msgspec.json.Decoder(_Chunk).decode
+_CHUNKS = msgspec.json.Decoder(list[_Chunk]).decode
+
+
+def _decode(raw: bytes) -> tuple[list[_Chunk], bool] | None:
+    """The chunks of `raw` (complete events from the inner translator) and whether it ends with
+    `[DONE]`, when every event is one `data: ` line that the structs take; else None."""
+    if raw.find(b"\n") == len(raw) - 2 and raw.startswith(b"data: "):  # one event: a read per event
+        if raw == _DONE:
+            return [], True
+        try:
+            return [_CHUNK(raw[6:-2])], False
+        except msgspec.DecodeError:
+            return None
+    done = raw.endswith(_DONE)
+    if done:
+        raw = raw[: -len(_DONE)]
+        if not raw:
+            return [], True
+    if not raw.startswith(b"data: ") or not raw.endswith(b"\n\n"):
+        return None
+    parts = raw[6:-2].split(_SEP)
+    parts[0] = b"[" + parts[0]
+    parts[-1] += b"]"
+    array = b",".join(parts)
+    if b"\n" in array:
+        return None
+    try:
+        chunks = _CHUNKS(array)
+    except msgspec.DecodeError:  # also a shape the structs do not take (a ValidationError)
+        return None
+    if len(chunks) != len(parts):
+        return None  # a comma inside an event's data: it was not one JSON object
+    return chunks, done
 
 
 def error_event(message: str, code: str = "server_error") -> bytes:
@@ -44,225 +119,16 @@ def error_event(message: str, code: str = "server_error") -> bytes:
     return b"event: error\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-class _Events:
-    """Frames events and numbers them (`sequence_number`)."""
-
-    __slots__ = ("seq",)
-
-    def __init__(self) -> None:
-        self.seq = 0
-
-    def add(self, out: list[bytes], obj: dict[str, Any]) -> None:
-        obj["sequence_number"] = self.seq
-        self.seq += 1
-        out.append(b"event: " + obj["type"].encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n")
-
-    def text_delta(self, out: list[bytes], iid: str, index: int, text: str) -> None:
-        """`response.output_text.delta` (the most frequent event), written without building its object;
-        the same bytes `add` would write for `_text_delta(iid, index, text)`."""
-        out.append(
-            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":%b,'
-            b'"output_index":%d,"content_index":0,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'
-            % (orjson.dumps(iid), index, orjson.dumps(text), self.seq)
-        )
-        self.seq += 1
-
-    def item(self, out: list[bytes], item: dict[str, Any], index: int) -> None:
-        """The events of one complete output item."""
-        kind, iid = item.get("type"), item.get("id")
-        if kind == "message":
-            self.add(
-                out,
-                {
-                    "type": "response.output_item.added",
-                    "output_index": index,
-                    "item": {**item, "status": "in_progress", "content": []},
-                },
-            )
-            text = "".join(str(p.get("text") or "") for p in item.get("content") or ())
-            self.open_text(out, iid, index)
-            if text:
-                self.add(out, _text_delta(iid, index, text))
-            self.close_text(out, iid, index, text)
-        elif kind == "reasoning":
-            self.add(
-                out,
-                {
-                    "type": "response.output_item.added",
-                    "output_index": index,
-                    "item": {**item, "summary": []},
-                },
-            )
-            text = "".join(str(p.get("text") or "") for p in item.get("summary") or ())
-            self.open_summary(out, iid, index)
-            if text:
-                self.add(out, _summary_delta(iid, index, text))
-            self.close_summary(out, iid, index, text)
-        elif kind == "function_call":
-            args = str(item.get("arguments") or "")
-            self.add(
-                out,
-                {
-                    "type": "response.output_item.added",
-                    "output_index": index,
-                    "item": {**item, "arguments": "", "status": "in_progress"},
-                },
-            )
-            if args:
-                self.add(
-                    out,
-                    {
-                        "type": "response.function_call_arguments.delta",
-                        "item_id": iid,
-                        "output_index": index,
-                        "delta": args,
-                    },
-                )
-            self.add(
-                out,
-                {
-                    "type": "response.function_call_arguments.done",
-                    "item_id": iid,
-                    "output_index": index,
-                    "name": item.get("name"),
-                    "arguments": args,
-                },
-            )
-        elif kind == "custom_tool_call":
-            text = str(item.get("input") or "")
-            self.add(
-                out,
-                {
-                    "type": "response.output_item.added",
-                    "output_index": index,
-                    "item": {**item, "input": "", "status": "in_progress"},
-                },
-            )
-            if text:
-                self.add(
-                    out,
-                    {
-                        "type": "response.custom_tool_call_input.delta",
-                        "item_id": iid,
-                        "output_index": index,
-                        "delta": text,
-                    },
-                )
-            self.add(
-                out,
-                {
-                    "type": "response.custom_tool_call_input.done",
-                    "item_id": iid,
-                    "output_index": index,
-                    "input": text,
-                },
-            )
-        else:
-            self.add(out, {"type": "response.output_item.added", "output_index": index, "item": item})
-        self.add(out, {"type": "response.output_item.done", "output_index": index, "item": item})
-
-    def open_text(self, out: list[bytes], iid: object, index: int) -> None:
-        part = {"type": "output_text", "text": "", "annotations": []}
-        self.add(
-            out,
-            {
-                "type": "response.content_part.added",
-                "item_id": iid,
-                "output_index": index,
-                "content_index": 0,
-                "part": part,
-            },
-        )
-
-    def close_text(self, out: list[bytes], iid: object, index: int, text: str) -> None:
-        self.add(
-            out,
-            {
-                "type": "response.output_text.done",
-                "item_id": iid,
-                "output_index": index,
-                "content_index": 0,
-                "text": text,
-                "logprobs": [],
-            },
-        )
-        part = {"type": "output_text", "text": text, "annotations": []}
-        self.add(
-            out,
-            {
-                "type": "response.content_part.done",
-                "item_id": iid,
-                "output_index": index,
-                "content_index": 0,
-                "part": part,
-            },
-        )
-
-    def open_summary(self, out: list[bytes], iid: object, index: int) -> None:
-        self.add(
-            out,
-            {
-                "type": "response.reasoning_summary_part.added",
-                "item_id": iid,
-                "output_index": index,
-                "summary_index": 0,
-                "part": {"type": "summary_text", "text": ""},
-            },
-        )
-
-    def close_summary(self, out: list[bytes], iid: object, index: int, text: str) -> None:
-        self.add(
-            out,
-            {
-                "type": "response.reasoning_summary_text.done",
-                "item_id": iid,
-                "output_index": index,
-                "summary_index": 0,
-                "text": text,
-            },
-        )
-        self.add(
-            out,
-            {
-                "type": "response.reasoning_summary_part.done",
-                "item_id": iid,
-                "output_index": index,
-                "summary_index": 0,
-                "part": {"type": "summary_text", "text": text},
-            },
-        )
-
-
-def _text_delta(iid: object, index: int, delta: str) -> dict[str, Any]:
-    return {
-        "type": "response.output_text.delta",
-        "item_id": iid,
-        "output_index": index,
-        "content_index": 0,
-        "delta": delta,
-        "logprobs": [],
-    }
-
-
-def _summary_delta(iid: object, index: int, delta: str) -> dict[str, Any]:
-    return {
-        "type": "response.reasoning_summary_text.delta",
-        "item_id": iid,
-        "output_index": index,
-        "summary_index": 0,
-        "delta": delta,
-    }
-
-
 class _Open:
     """The output item being streamed."""
 
-    __slots__ = ("call_id", "chat_index", "index", "item_id", "kind", "name", "parts")
+    __slots__ = ("call_id", "chat_index", "iid_json", "index", "item_id", "kind", "name", "parts")
 
     def __init__(self, kind: str, index: int, item_id: str) -> None:
         self.kind = kind  # "message", "reasoning", "function_call" or "custom_tool_call"
         self.index = index
         self.item_id = item_id
+        self.iid_json = orjson.dumps(item_id)
         self.parts: list[str] = []
         self.chat_index = -1
         self.call_id = ""
@@ -277,16 +143,22 @@ class FromChatStream:
 
     __slots__ = (
         "_body",
+        "_buf",
         "_created",
+        "_direct",
+        "_done",
         "_ev",
         "_finish",
         "_inner",
         "_items",
         "_model",
         "_open",
+        "_read_directly",
+        "_start_response",
         "_started",
         "_tools",
         "_turn",
+        "_usage",
     )
 
     def __init__(
@@ -297,33 +169,101 @@ class FromChatStream:
         self._body = body
         self._model = model
         self._created = created
-        self._ev = _Events()
+        self._ev = Events()
         self._started = False
+        self._start_response: dict[str, Any] = {}  # the response as the first events sent it
         self._items: list[dict[str, Any]] = []
         self._open: _Open | None = None
         self._tools: set[int] = set()  # chat tool_calls indexes seen
         self._finish: str | None = None
+        # reading the upstream's bytes itself (see the module's docstring): what it buffered, the
+        # usage and end it read, and whether it ever did
+        self._direct = self._read_directly = type(inner) is OpenAIStream
+        self._buf = b""
+        self._usage: Usage | None = None
+        self._done = False
 
     @property
     def usage(self) -> Usage | None:
-        return self._inner.usage
+        return self._usage if self._usage is not None else self._inner.usage
 
     @property
     def done(self) -> bool:
-        return self._inner.done
+        return self._done or self._inner.done
 
     @property
     def error(self) -> ProviderError | None:
         return self._inner.error
 
     def completion_text(self) -> str:
-        return self._inner.completion_text()
+        if not self._read_directly:
+            return self._inner.completion_text()
+        texts = [str(p.get("text") or "") for i in self._items for p in i.get("content") or ()]
+        o = self._open
+        if o is not None and o.kind == "message":
+            texts += o.parts
+        return "".join(texts)
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._direct:
+            buf = self._buf + chunk if self._buf else chunk
+            end = buf.rfind(b"\n\n")
+            if end < 0 and b"\r" not in buf:
+                self._buf = buf
+                return b""
+            decoded = _decode(buf[: end + 2]) if end >= 0 and b"\r" not in buf else None
+            if decoded is not None and not any(type(c.error) is dict for c in decoded[0]):
+                self._buf = buf[end + 2 :]
+                return self._chunks(*decoded)
+            self._direct = False  # from here on, through the adapter's translator
+            self._buf, chunk = b"", buf
         raw = self._inner.feed(chunk)
         if not raw:
             return b""
+        decoded = _decode(raw)
+        if decoded is None:
+            out: list[bytes] = []
+            self._each(raw, out)
+            return b"".join(out)
+        return self._chunks(*decoded)
+
+    def _chunks(self, chunks: list[_Chunk], done: bool) -> bytes:
+        """The events for decoded chunks (and the end, after `[DONE]`)."""
         out: list[bytes] = []
+        for c in chunks:
+            if type(c.usage) is dict and self._direct:
+                self._usage = usage_from(c.usage) or self._usage
+            if type(c.error) is dict:
+                self._failed(out, c.error)
+                continue
+            if not self._started:
+                self._start(out)
+            for ch in c.choices or ():
+                d = ch.delta
+                if d is not None:
+                    text, o = d.content, self._open
+                    if (  # the usual delta: more text of the open message
+                        o is not None
+                        and o.kind == "message"
+                        and type(text) is str
+                        and d.reasoning_content is None
+                        and d.reasoning is None
+                        and d.tool_calls is None
+                    ):
+                        if text:
+                            o.parts.append(text)
+                            self._ev.text_delta(out, o.iid_json, o.index, text)
+                    else:
+                        self._delta(text, d.reasoning_content or d.reasoning, d.tool_calls, out)
+                if ch.finish_reason:
+                    self._finish = str(ch.finish_reason)
+        if done:
+            self._done = self._done or self._direct
+            self._end(out)
+        return b"".join(out)
+
+    def _each(self, raw: bytes, out: list[bytes]) -> None:
+        """The exact path: event by event, each parsed on its own."""
         for ev in raw.split(b"\n\n"):
             if not ev:
                 continue
@@ -341,11 +281,21 @@ class FromChatStream:
             if not isinstance(obj, dict):
                 continue
             if isinstance(obj.get("error"), dict):
-                err = self._inner.error
-                self._failed(out, err.message if err else str(obj["error"].get("message")))
+                self._failed(out, obj["error"])
                 continue
-            self._chunk(obj, out)
-        return b"".join(out)
+            if not self._started:
+                self._start(out)
+            for ch in obj.get("choices") or ():
+                if not isinstance(ch, dict):
+                    continue
+                delta = ch.get("delta")
+                if not isinstance(delta, dict):
+                    delta = {}
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                self._delta(delta.get("content"), reasoning, delta.get("tool_calls"), out)
+                finish = ch.get("finish_reason")
+                if finish:
+                    self._finish = str(finish)
 
     def _response(self, finish: str | None, usage: Usage | None) -> dict[str, Any]:
         return response_object(
@@ -354,9 +304,10 @@ class FromChatStream:
 
     def _start(self, out: list[bytes]) -> None:
         self._started = True
-        response = self._response("in_progress", None)
-        self._ev.add(out, {"type": "response.created", "response": response})
-        self._ev.add(out, {"type": "response.in_progress", "response": response})
+        self._start_response = self._response("in_progress", None)
+        response = orjson.dumps(self._start_response)
+        self._ev.response(out, "response.created", response)
+        self._ev.response(out, "response.in_progress", response)
 
     def _begin(self, kind: str, prefix: str, item: dict[str, Any], out: list[bytes]) -> _Open:
         self._close(out)
@@ -364,6 +315,10 @@ class FromChatStream:
         base = self._turn.response_id.removeprefix("resp_")
         opened = _Open(kind, index, f"{prefix}_{base}_{index}")
         self._open = opened
+        if kind == "message":
+            self._ev.message_added(out, opened.iid_json, index)
+            self._ev.open_text(out, opened.iid_json, index)
+            return opened
         self._ev.add(
             out,
             {
@@ -382,9 +337,12 @@ class FromChatStream:
         text = "".join(o.parts)
         ev, iid, index = self._ev, o.item_id, o.index
         if o.kind == "message":
-            ev.close_text(out, iid, index, text)
-            item = message_item(iid, text)
-        elif o.kind == "reasoning":
+            text_json = orjson.dumps(text)
+            ev.close_text(out, o.iid_json, index, text_json)
+            ev.message_done(out, o.iid_json, index, text_json)
+            self._items.append(message_item(iid, text))
+            return
+        if o.kind == "reasoning":
             ev.close_summary(out, iid, index, text)
             item = reasoning_item(iid, text)
         else:
@@ -425,36 +383,25 @@ class FromChatStream:
         self._items.append(item)
         ev.add(out, {"type": "response.output_item.done", "output_index": index, "item": item})
 
-    def _chunk(self, obj: dict[str, Any], out: list[bytes]) -> None:
-        if not self._started:
-            self._start(out)
-        for ch in obj.get("choices") or ():
-            if not isinstance(ch, dict):
-                continue
-            delta = ch.get("delta") or {}
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                o = self._open
-                if o is None or o.kind != "reasoning":
-                    o = self._begin("reasoning", "rs", {"type": "reasoning", "summary": []}, out)
-                    self._ev.open_summary(out, o.item_id, o.index)
-                o.parts.append(reasoning)
-                self._ev.add(out, _summary_delta(o.item_id, o.index, reasoning))
-            text = delta.get("content")
-            if type(text) is str and text:
-                o = self._open
-                if o is None or o.kind != "message":
-                    item = {"type": "message", "status": "in_progress", "role": "assistant", "content": []}
-                    o = self._begin("message", "msg", item, out)
-                    self._ev.open_text(out, o.item_id, o.index)
-                o.parts.append(text)
-                self._ev.text_delta(out, o.item_id, o.index, text)
-            for tc in delta.get("tool_calls") or ():
+    def _delta(self, text: object, reasoning: object, tool_calls: object, out: list[bytes]) -> None:
+        """One choice's delta: its reasoning, its text and its tool calls, in that order."""
+        if isinstance(reasoning, str) and reasoning:
+            o = self._open
+            if o is None or o.kind != "reasoning":
+                o = self._begin("reasoning", "rs", {"type": "reasoning", "summary": []}, out)
+                self._ev.open_summary(out, o.item_id, o.index)
+            o.parts.append(reasoning)
+            self._ev.add(out, summary_delta(o.item_id, o.index, reasoning))
+        if type(text) is str and text:
+            o = self._open
+            if o is None or o.kind != "message":
+                o = self._begin("message", "msg", {}, out)
+            o.parts.append(text)
+            self._ev.text_delta(out, o.iid_json, o.index, text)
+        if type(tool_calls) is list:
+            for tc in tool_calls:
                 if isinstance(tc, dict):
                     self._tool_delta(tc, out)
-            finish = ch.get("finish_reason")
-            if finish:
-                self._finish = str(finish)
 
     def _tool_delta(self, tc: dict[str, Any], out: list[bytes]) -> None:
         i = int(tc.get("index") or 0)
@@ -503,12 +450,16 @@ class FromChatStream:
         if not self._started:
             self._start(out)
         self._close(out)
-        response = self._response(self._finish or "stop", self._inner.usage)
-        self._turn.response = response
+        response = finished(self._start_response, list(self._items), self.usage, self._finish or "stop")
+        encoded = orjson.dumps(response)
+        self._turn.response, self._turn.encoded = response, (response, encoded)
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
-        self._ev.add(out, {"type": kind, "response": response})
+        self._ev.response(out, kind, encoded)
 
-    def _failed(self, out: list[bytes], message: str) -> None:
+    def _failed(self, out: list[bytes], upstream: dict[str, Any]) -> None:
+        """`response.failed`, for an error event from the upstream (`upstream`: its error object)."""
+        err = self._inner.error
+        message = err.message if err else str(upstream.get("message"))
         if not self._started:
             self._start(out)
         response = self._response("in_progress", None)
@@ -519,7 +470,7 @@ class FromChatStream:
 
 def response_to_sse(response: dict[str, Any]) -> list[bytes]:
     """The events that stream a complete response."""
-    ev = _Events()
+    ev = Events()
     out: list[bytes] = []
     start = {**response, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
     ev.add(out, {"type": "response.created", "response": start})

@@ -38,6 +38,7 @@ from architect.gateway.providers.base import Usage
 __all__ = [
     "Turn",
     "custom_input",
+    "finished",
     "input_items",
     "output_from_chat",
     "response_object",
@@ -80,9 +81,10 @@ class Turn:
     """A `/v1/responses` call's own state (`Call.state`): the response id it answers with, the
     previous response it continues, the names of its `custom` tools (their calls come back as
     `custom_tool_call`s), whether it is kept (`store`), and the final response object once there is
-    one (for `responses_state` to keep)."""
+    one (for `responses_state` to keep), with its JSON when the gateway already encoded it
+    (`encoded`: the object and its bytes, so the bytes are used only for that very object)."""
 
-    __slots__ = ("custom", "previous_id", "prior_size", "response", "response_id", "store")
+    __slots__ = ("custom", "encoded", "previous_id", "prior_size", "response", "response_id", "store")
 
     def __init__(self, response_id: str, body: dict[str, Any]) -> None:
         self.response_id = response_id
@@ -91,6 +93,7 @@ class Turn:
         self.custom: frozenset[str] = frozenset()
         self.prior_size = 0  # bytes of the stored items the call continues
         self.response: dict[str, Any] | None = None
+        self.encoded: tuple[dict[str, Any], bytes] | None = None
 
 
 def input_items(value: object) -> list[dict[str, Any]]:
@@ -251,11 +254,14 @@ def to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], list[str], frozenset[
         dropped.add("reasoning")
     if body.get("include"):
         dropped.add("include")
-    items = input_items(body.get("input"))
-    chat: dict[str, Any] = {
-        "model": body["model"],
-        "messages": _messages(items, body.get("instructions"), dropped),
-    }
+    value, instructions = body.get("input"), body.get("instructions")
+    if isinstance(value, str):  # one user message (what `_messages` makes of it, without the items)
+        messages = [{"role": "user", "content": value}]
+        if instructions:
+            messages.insert(0, {"role": "system", "content": instructions})
+    else:
+        messages = _messages(input_items(value), instructions, dropped)
+    chat: dict[str, Any] = {"model": body["model"], "messages": messages}
     custom: frozenset[str] = frozenset()
     tools = body.get("tools")
     if tools:
@@ -403,11 +409,7 @@ def response_object(
     """The Responses `response` object of a call: its request's parameters echoed, its output, its
     status (`completed`, or `incomplete` with the reason, or `in_progress` while `finish` is
     "in_progress") and its usage."""
-    if finish == "in_progress":
-        status, incomplete = "in_progress", None
-    else:
-        status, reason = _FINISH.get(str(finish), ("completed", None))
-        incomplete = {"reason": reason} if reason else None
+    status, incomplete = _status(finish)
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
     return {
         "id": turn.response_id,
@@ -434,3 +436,25 @@ def response_object(
         "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
+
+
+def _status(finish: str | None) -> tuple[str, dict[str, str] | None]:
+    """A response's status and `incomplete_details` for a chat finish reason."""
+    if finish == "in_progress":
+        return "in_progress", None
+    status, reason = _FINISH.get(str(finish), ("completed", None))
+    return status, {"reason": reason} if reason else None
+
+
+def finished(
+    started: dict[str, Any], output: list[dict[str, Any]], usage: Usage | None, finish: str | None
+) -> dict[str, Any]:
+    """The response `started` (a `response_object` in progress, as a stream's first events sent it)
+    once finished: the same object with its output, status and usage (keys in the same order)."""
+    status, incomplete = _status(finish)
+    response = dict(started)
+    response["status"] = status
+    response["incomplete_details"] = incomplete
+    response["output"] = output
+    response["usage"] = responses_usage(usage) if status != "in_progress" else None
+    return response

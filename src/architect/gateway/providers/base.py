@@ -38,11 +38,14 @@ class Usage:
 
 @dataclass(slots=True)
 class ChatResult:
-    """A complete (non-stream) answer: the OpenAI-format body to return, and its usage if known."""
+    """A complete (non-stream) answer: the OpenAI-format body to return, and its usage if known;
+    `parsed`, when the adapter decoded the body as it is, is that object (read only), so that an
+    inbound API translating the answer does not decode it again."""
 
     body: bytes
     usage: Usage | None
     finish_reason: str | None = None
+    parsed: dict[str, Any] | None = None
 
 
 class StreamTranslator(Protocol):

@@ -247,7 +247,7 @@ class OpenAIAdapter:
             raise ProviderError("the provider returned an unexpected body", kind="bad_response")
         choices = obj.get("choices") or ()
         finish = choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
-        return ChatResult(data, usage_from(obj.get("usage")), finish)
+        return ChatResult(data, usage_from(obj.get("usage")), finish, obj)
 
     def stream_translator(self, include_usage: bool, model: str) -> OpenAIStream:
         return OpenAIStream(include_usage)
