@@ -12,7 +12,7 @@ without the Python interpreter (the writer is a thread of the gateway's process,
 its interpreter lock with the event loop): on SQLite `put` is one multi-row INSERT per
 `_SQLITE_ROWS` rows (the driver's executemany steps once per row, releasing and retaking the lock
 each time), and `evict` finds the rows to remove with two queries that read the index by key and
-creation time (it holds each row's size and expiry, migration 0010), then removes them with one
+creation time (it holds each row's size and expiry, migration 0011), then removes them with one
 DELETE."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The table of stored Responses API answers (`previous_response_id`): one row per response a key
-asked to keep, namespaced by the key, with an expiry. Migration 0009 creates it; 0010 makes the index
+asked to keep, namespaced by the key, with an expiry. Migration 0009 creates it; 0011 makes the index
 by key and creation time cover what eviction reads (`size`, `expires_at`)."""
 
 from __future__ import annotations

@@ -3,14 +3,14 @@ each row's `size` and `expires_at`, so eviction's window over a key's rows (thei
 bytes, newest first) and the key's byte count read the index alone, never the rows themselves (a
 kilobyte or more each, so most of the table).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
