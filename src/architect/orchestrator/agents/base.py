@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ class Invocation:
     stdin: bytes | None = None
 
 
-class ProgramRunner:
+class ProgramRunner(ABC):
     """A runner that starts an installed agent CLI headless, confined, in the worktree. Subclasses
     say how (`invocation`) and, when they can, read more from its output (`outcome`)."""
 
@@ -179,9 +180,9 @@ class ProgramRunner:
         self.timeout_s = timeout_s
 
     # ------------------------------------------------------------------ what subclasses give
+    @abstractmethod
     def invocation(self, job: AgentJob, isolation: Isolation) -> Invocation:
         """argv, environment and stdin for this job (may write files into `job.scratch`)."""
-        raise NotImplementedError
 
     def outcome(self, ran: Ran, timeout_s: float) -> AgentOutcome:
         """The outcome from how the program ended: timed out, stopped by the gateway's refusal for
