@@ -3,7 +3,7 @@
 
 Each concern keeps its tables in its own module on this one `metadata`: `schema` (the ledger's
 `calls`), `schema_orchestrator`, `schema_keys`, `schema_budgets`, `schema_audit`, `schema_alerts`,
-`schema_rollups`, `schema_cache`, `schema_responses`. A repository module imports the tables it uses; `all_metadata()`
+`schema_rollups`, `schema_cache`, `schema_responses`, `schema_routing`. A repository module imports the tables it uses; `all_metadata()`
 imports them all so the declared schema is complete. Every text column is declared with `store.text`'s
 `String` or `Text`, which escape what a database cannot hold (NUL, lone surrogates) the same way on
 SQLite and PostgreSQL; `tests/integration/store/test_text.py` checks that none is left out.
@@ -11,7 +11,7 @@ SQLite and PostgreSQL; `tests/integration/store/test_text.py` checks that none i
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, Table
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, Table, false
 
 from architect.store.text import String, Text
 
@@ -71,6 +71,13 @@ calls = Table(
     Column("attempt_log", Text),
     Column("cost_source", String(16)),
     Column("dropped", Text),
+    # what an `auto` route decided (migration 0012): the auto group asked for (the group served is
+    # `model_group`), P(acceptable) per candidate as JSON, the call's task type, and whether the choice
+    # was an exploration
+    Column("routed_by", String(200)),
+    Column("route_scores", Text),
+    Column("task_type", String(100)),
+    Column("explored", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_calls_ts", "ts"),
     Index("ix_calls_group_ts", "model_group", "ts"),
     Index("ix_calls_key_ts", "key_id", "ts"),
@@ -90,6 +97,7 @@ def all_metadata() -> MetaData:
         schema_orchestrator,
         schema_responses,
         schema_rollups,
+        schema_routing,
     )
 
     return metadata

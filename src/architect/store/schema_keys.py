@@ -32,5 +32,6 @@ api_keys = Table(
     Column("scopes", Text),  # JSON list of granted scopes (access.auth.SCOPES), NULL = none
     # minted for one task attempt (orchestrator agents): hidden from `keys list` unless asked (0010)
     Column("temporary", Boolean, nullable=False, server_default=false()),
+    Column("route", Text),  # JSON object of route settings (quality_target, cost_weight, privacy) (0012)
     UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
 )

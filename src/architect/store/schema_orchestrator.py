@@ -115,6 +115,7 @@ tasks = Table(
     # agent tasks (0010): the agent (None: the feature's default) and the USD budget of each attempt
     Column("agent", String(100)),
     Column("budget_usd", Float),
+    Column("route", Text),  # JSON object of the task's route settings for its calls (0012)
     UniqueConstraint("feature_id", "key", name="uq_tasks_feature_key"),
     Index("ix_tasks_claim", "status", "priority", "ready_at"),
     Index("ix_tasks_lease", "status", "lease_expires"),
