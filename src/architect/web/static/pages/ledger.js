@@ -215,6 +215,31 @@ const kv = (pairs) =>
     pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]),
   );
 
+/** The auto route's decision (P(acceptable) per candidate, the chosen one first marked) and the
+ * call's outcome, when it has either. */
+function routeSection(c, outcome) {
+  if (!c.routed_by && !outcome) return [];
+  const scores = c.route_scores && typeof c.route_scores === "object" ? Object.entries(c.route_scores) : [];
+  const prediction = scores.length
+    ? scores.map(([g, p]) => `${g === c.model_group ? "▶ " : ""}${g} ${Number(p).toFixed(2)}`).join(" · ")
+    : null;
+  const judged = outcome
+    ? `${Number(outcome.outcome).toFixed(2)} (${outcome.source}${outcome.comment ? `: ${outcome.comment}` : ""})`
+    : "none yet";
+  return [
+    el("h3", {}, "Auto route and outcome"),
+    kv([
+      ["Routed by", c.routed_by],
+      ["Chosen", c.routed_by ? c.model_group : null],
+      ["Task type", c.task_type],
+      ["Prediction P(acceptable)", prediction],
+      ["Reason", c.routed_by ? c.route_reason : null],
+      ["Explored", c.routed_by ? (c.explored ? "yes (exploration)" : "no") : null],
+      ["Outcome", judged],
+    ]),
+  ];
+}
+
 async function openDetail(id, retries = 3) {
   const body = el(
     "div",
@@ -266,6 +291,7 @@ async function openDetail(id, retries = 3) {
       ["Stream", c.stream ? "yes" : "no"],
       ["Attempts / fallbacks", `${c.attempts} / ${c.fallbacks}`],
     ]),
+    ...routeSection(c, data.outcome),
     el("h3", {}, "Timings and tokens"),
     kv([
       ["Time to first token", fmtMs(c.ttft_ms)],

@@ -95,6 +95,7 @@ const tiles = el("section", { "aria-label": "Key figures", class: "tiles-section
 const charts = el("div", { class: "grid" });
 const alerts = el("section", { class: "card", "aria-labelledby": "alerts-h" });
 const budgetsCard = el("section", { class: "card", "aria-labelledby": "budgets-h" });
+const autoCard = el("section", { class: "card", "aria-labelledby": "auto-h", id: "auto-card", hidden: true });
 const recent = el("div");
 const recentCard = el(
   "section",
@@ -111,6 +112,7 @@ root.replaceChildren(
   ),
   tiles,
   charts,
+  autoCard,
   el("div", { class: "grid" }, budgetsCard, alerts),
   recentCard,
 );
@@ -260,7 +262,55 @@ async function load() {
             "No budgets set. Create a key with a budget on the Keys & budgets page, or set one in the config.",
           ),
   );
+  await loadAuto(since);
   document.getElementById("updated").textContent = `Updated ${fmtTime(now)}`;
+}
+
+const pOrDash = (x) => (x === null || x === undefined ? "—" : x.toFixed(2));
+
+/** "Routed by auto": per auto group in range, each candidate's share of its calls, the predicted
+ * P(acceptable) against the observed outcomes, explorations and the saving against the baseline.
+ * Shown only when an auto group served calls in range. */
+async function loadAuto(since) {
+  let data;
+  try {
+    data = await api(`/quality?${q({ since })}`);
+  } catch (e) {
+    autoCard.hidden = false;
+    autoCard.replaceChildren(el("h2", { id: "auto-h" }, "Routed by auto"), errorBox(e, "Auto routes"));
+    return;
+  }
+  const groups = data.auto || [];
+  autoCard.hidden = groups.length === 0;
+  if (!groups.length) return;
+  autoCard.replaceChildren(
+    el("h2", { id: "auto-h" }, "Routed by auto"),
+    ...groups.flatMap((a) => [
+      el(
+        "p",
+        { class: "muted" },
+        `${a.group}: ${fmtInt(a.calls)} calls · ${fmtUsd(a.cost_usd)} · saving vs baseline ${fmtUsd(a.saving_usd)}` +
+          ` · explored ${fmtPct(a.explored_share)} (${fmtUsd(a.explored_cost_usd)})`,
+      ),
+      table(
+        [
+          { label: "Candidate", cell: (c) => c.model_group },
+          { label: "Share", num: true, cell: (c) => fmtPct(c.share) },
+          { label: "Calls", num: true, cell: (c) => fmtInt(c.calls) },
+          { label: "Predicted P", num: true, cell: (c) => pOrDash(c.predicted_mean) },
+          {
+            label: "Observed",
+            num: true,
+            cell: (c) =>
+              c.outcomes ? `${pOrDash(c.observed_mean)} (${fmtInt(c.outcomes)} outcomes)` : "no outcome yet",
+          },
+          { label: "Cost", num: true, cell: (c) => fmtUsd(c.cost_usd) },
+        ],
+        a.candidates,
+        { caption: `Candidates of ${a.group}` },
+      ),
+    ]),
+  );
 }
 
 async function loadAlerts() {

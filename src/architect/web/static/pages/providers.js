@@ -17,6 +17,7 @@ import {
   fmtUsd,
   liveIndicator,
   rangeSelect,
+  section,
   subscribe,
   table,
   unpricedNote,
@@ -26,6 +27,7 @@ const root = app();
 const health = el("div", { id: "health" });
 const costs = el("div", { class: "grid", id: "costs" });
 const note = el("div");
+const quality = el("section", { class: "card", "aria-labelledby": "quality-h", id: "quality" });
 root.replaceChildren(
   el(
     "div",
@@ -41,6 +43,7 @@ root.replaceChildren(
     health,
   ),
   costs,
+  quality,
 );
 
 const kinds = (m) =>
@@ -210,3 +213,42 @@ subscribe("call,breaker", () => {
 });
 load();
 setInterval(load, 15000);
+
+/** Quality per model group x task type, from the recorded outcomes (feedback, task validation): the
+ * posterior mean of the share of acceptable answers, its 90% interval and the price-tier prior. */
+async function loadQuality() {
+  await section(quality, "Quality", async () => {
+    const data = await api("/quality");
+    const rows = data.rows || [];
+    return [
+      el("h2", { id: "quality-h" }, "Quality per model group and task type"),
+      el(
+        "p",
+        { class: "muted" },
+        "From recorded outcomes (POST /v1/feedback, task validation); the mean is a Beta posterior " +
+          "that starts at the price-tier prior, with its 90% interval.",
+      ),
+      table(
+        [
+          { label: "Model group", cell: (r) => r.model_group },
+          { label: "Task type", cell: (r) => r.task_type },
+          { label: "Outcomes", num: true, cell: (r) => fmtInt(r.n) },
+          { label: "Acceptable", num: true, cell: (r) => (r.n ? fmtPct(r.successes / r.n) : "—") },
+          { label: "Estimate", num: true, cell: (r) => r.mean.toFixed(2) },
+          {
+            label: "90% interval",
+            cell: (r) => `${r.interval[0].toFixed(2)} – ${r.interval[1].toFixed(2)}`,
+          },
+          { label: "Prior", num: true, cell: (r) => r.prior.toFixed(2) },
+        ],
+        rows,
+        {
+          caption: "Quality per model group and task type",
+          empty:
+            "No outcomes recorded yet. Send POST /v1/feedback for calls, or run agent tasks whose validator judges them.",
+        },
+      ),
+    ];
+  });
+}
+loadQuality();
