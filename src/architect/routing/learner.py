@@ -191,10 +191,14 @@ class QualityModel:
     def quality(self, project: str | None = None) -> list[QualityRow]:
         """The quality table (for `GET /api/v1/quality`): per model group and task type, from the
         counts of the last sync (a project's counts are read from the store)."""
-        counts = [{"model_group": g, "task_type": t, "n": n, "sum": s} for (g, t), (n, s) in self._counts.items()]
+        counts = [
+            {"model_group": g, "task_type": t, "n": n, "sum": s} for (g, t), (n, s) in self._counts.items()
+        ]
         if project is None:
             return quality_rows(counts, self._priors)
-        return quality_rows(counts, self._priors, project=project, project_counts=self.repo.quality(project=project))
+        return quality_rows(
+            counts, self._priors, project=project, project_counts=self.repo.quality(project=project)
+        )
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -297,7 +301,10 @@ class QualityModel:
         }
         if self.scope == "project":
             self._project_counts = {
-                (str(r["project"]), str(r["model_group"]), str(r["task_type"] or "unknown")): (int(r["n"]), float(r["sum"]))
+                (str(r["project"]), str(r["model_group"]), str(r["task_type"] or "unknown")): (
+                    int(r["n"]),
+                    float(r["sum"]),
+                )
                 for r in self.repo.quality(by_project=True)
                 if r["model_group"] is not None and r["project"] is not None
             }
@@ -334,7 +341,9 @@ class QualityModel:
             try:
                 idx, val = unpack(data)
             except ValueError:
-                log.warning("route features of %s are not readable; learned without them", r.get("request_id"))
+                log.warning(
+                    "route features of %s are not readable; learned without them", r.get("request_id")
+                )
             else:
                 keep = (idx >= 0) & (idx < self.dim)
                 lm = self._text.get(group)

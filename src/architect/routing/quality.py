@@ -148,7 +148,10 @@ def quality_rows(
         if r.get("model_group") is not None
     }
     if project is None:
-        return [_row(g, t, None, n, s, priors.get(g, DEFAULT_PRIOR), None) for (g, t), (n, s) in sorted(glob.items())]
+        return [
+            _row(g, t, None, n, s, priors.get(g, DEFAULT_PRIOR), None)
+            for (g, t), (n, s) in sorted(glob.items())
+        ]
     out = []
     for r in project_counts:
         if r.get("model_group") is None:

@@ -40,8 +40,19 @@ __all__ = [
 OUTCOME_SOURCES = ("feedback", "task", "escalation")
 KEY_SWEEP_S = 600.0  # key outcomes younger than this are applied again to calls written since
 _SETTINGS = ("quality_target", "cost_weight", "privacy")
-_OUTCOME_COLUMNS = ("id", "request_id", "ts", "key_id", "project", "model_group", "task_type", "outcome", "source")
+_OUTCOME_COLUMNS = (
+    "id",
+    "request_id",
+    "ts",
+    "key_id",
+    "project",
+    "model_group",
+    "task_type",
+    "outcome",
+    "source",
+)
 _FAR = 1e13  # a time after every call
+Projects = str | Sequence[str] | None  # one project, any of several, or every project
 
 
 class RoutingRepo(Protocol):
@@ -92,9 +103,9 @@ class RoutingRepo(Protocol):
         """The newest `n` outcomes, oldest first, with their features (a learner's replay)."""
 
     def outcome_for(self, request_id: str) -> dict[str, Any] | None: ...
-    def quality(self, *, project: str | None = None, by_project: bool = False) -> list[dict[str, Any]]:
+    def quality(self, *, project: Projects = None, by_project: bool = False) -> list[dict[str, Any]]:
         """Outcome counts: `model_group`, `task_type` (and `project` with `by_project`), `n`, `sum`;
-        only the outcomes of `project` when given."""
+        only the outcomes of `project` (a name, or any of a list of names) when given."""
 
     # -- features of auto decisions
     def put_features(self, rows: Sequence[tuple[str, float, bytes]]) -> None:
@@ -104,14 +115,14 @@ class RoutingRepo(Protocol):
 
     # -- what auto routes did (from the ledger)
     def auto_calls(
-        self, since: float, *, routed_by: str | None = None, project: str | None = None
+        self, since: float, *, routed_by: str | None = None, project: Projects = None
     ) -> list[dict[str, Any]]:
         """Calls an auto route decided since `since`, per (`routed_by`, `model_group`): `calls`,
         `explored`, `cost_usd`, `explored_cost_usd`, `baseline_cost_usd` (of the calls with a baseline)
         and `baselined_cost_usd` (their cost)."""
 
     def auto_outcomes(
-        self, since: float, *, routed_by: str | None = None, project: str | None = None, limit: int = 50_000
+        self, since: float, *, routed_by: str | None = None, project: Projects = None, limit: int = 50_000
     ) -> list[dict[str, Any]]:
         """The newest (at most `limit`) auto-routed calls since `since` that have an outcome:
         `routed_by`, `model_group`, `route_scores` (JSON text), `outcome`."""
@@ -168,7 +179,9 @@ class SQLRoutingRepo:
 
     # ------------------------------------------------------------------ reading calls (the memory double overrides)
     def _call(self, conn: Connection, request_id: str) -> dict[str, Any] | None:
-        q = select(calls.c.request_id, calls.c.key_id, calls.c.project, calls.c.model_group, calls.c.task_type)
+        q = select(
+            calls.c.request_id, calls.c.key_id, calls.c.project, calls.c.model_group, calls.c.task_type
+        )
         row = conn.execute(q.where(calls.c.request_id == request_id)).first()
         return dict(row._mapping) if row else None
 
@@ -186,7 +199,13 @@ class SQLRoutingRepo:
         )  # fmt: skip
         src = src.where(k.c.key_id.in_(list(key_ids))) if key_ids is not None else src.where(k.c.ts >= since)
         cols = ["request_id", "ts", "key_id", "project", "model_group", "task_type", "outcome", "source"]
-        stmt = insert(call_outcomes).from_select(cols, src).returning(call_outcomes.c.id)
+        # a call another process judged meanwhile keeps its outcome (no unique-key error)
+        stmt = (
+            self._insert(call_outcomes)
+            .from_select(cols, src)
+            .on_conflict_do_nothing()
+            .returning(call_outcomes.c.id)
+        )
         return len(conn.execute(stmt).all())
 
     # ------------------------------------------------------------------ outcomes
@@ -227,7 +246,8 @@ class SQLRoutingRepo:
                     conn.execute(delete(key_outcomes).where(key_outcomes.c.key_id == key_id))
                     conn.execute(
                         delete(call_outcomes).where(
-                            call_outcomes.c.key_id == key_id, call_outcomes.c.source.in_(("task", "escalation"))
+                            call_outcomes.c.key_id == key_id,
+                            call_outcomes.c.source.in_(("task", "escalation")),
                         )
                     )
                     conn.execute(insert(key_outcomes).values(**row))
@@ -263,7 +283,9 @@ class SQLRoutingRepo:
         with self._engine.connect() as conn:
             rows = [
                 dict(r._mapping)
-                for r in conn.execute(self._outcome_select().where(o.c.id > after_id).order_by(o.c.id).limit(limit))
+                for r in conn.execute(
+                    self._outcome_select().where(o.c.id > after_id).order_by(o.c.id).limit(limit)
+                )
             ]
             if ids:
                 extra = conn.execute(self._outcome_select().where(o.c.id.in_(list(ids))).order_by(o.c.id))
@@ -273,7 +295,10 @@ class SQLRoutingRepo:
     def last_outcomes(self, n: int) -> list[dict[str, Any]]:
         o = call_outcomes
         with self._engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(self._outcome_select().order_by(o.c.id.desc()).limit(n))]
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(self._outcome_select().order_by(o.c.id.desc()).limit(n))
+            ]
         return rows[::-1]
 
     def outcome_for(self, request_id: str) -> dict[str, Any] | None:
@@ -281,12 +306,12 @@ class SQLRoutingRepo:
             row = conn.execute(select(call_outcomes).where(call_outcomes.c.request_id == request_id)).first()
         return dict(row._mapping) if row else None
 
-    def quality(self, *, project: str | None = None, by_project: bool = False) -> list[dict[str, Any]]:
+    def quality(self, *, project: Projects = None, by_project: bool = False) -> list[dict[str, Any]]:
         o = call_outcomes
         keys = [o.c.model_group, o.c.task_type] + ([o.c.project] if by_project else [])
         q = select(*keys, func.count().label("n"), func.sum(o.c.outcome).label("sum")).group_by(*keys)
         if project is not None:
-            q = q.where(o.c.project == project)
+            q = q.where(_in(o.c.project, project))
         with self._engine.connect() as conn:
             return [
                 {**r._mapping, "n": int(r.n), "sum": float(r.sum or 0.0)}
@@ -310,7 +335,7 @@ class SQLRoutingRepo:
 
     # ------------------------------------------------------------------ auto routes' calls
     def auto_calls(
-        self, since: float, *, routed_by: str | None = None, project: str | None = None
+        self, since: float, *, routed_by: str | None = None, project: Projects = None
     ) -> list[dict[str, Any]]:
         c = calls
         explored = case((c.c.explored, 1), else_=0)
@@ -333,7 +358,7 @@ class SQLRoutingRepo:
             return [_numbers(dict(r._mapping)) for r in conn.execute(q)]
 
     def auto_outcomes(
-        self, since: float, *, routed_by: str | None = None, project: str | None = None, limit: int = 50_000
+        self, since: float, *, routed_by: str | None = None, project: Projects = None, limit: int = 50_000
     ) -> list[dict[str, Any]]:
         c, o = calls, call_outcomes
         q = (
@@ -348,12 +373,22 @@ class SQLRoutingRepo:
             return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def _filtered(q: Any, routed_by: str | None, project: str | None) -> Any:
+def _filtered(q: Any, routed_by: str | None, project: Projects) -> Any:
     if routed_by is not None:
         q = q.where(calls.c.routed_by == routed_by)
     if project is not None:
-        q = q.where(calls.c.project == project)
+        q = q.where(_in(calls.c.project, project))
     return q
+
+
+def _in(col: Any, project: str | Sequence[str]) -> Any:
+    return col == project if isinstance(project, str) else col.in_(list(project))
+
+
+def _has(project: Projects, value: str | None) -> bool:
+    if project is None:
+        return True
+    return value == project if isinstance(project, str) else value in project
 
 
 def _numbers(r: dict[str, Any]) -> dict[str, Any]:
@@ -405,18 +440,18 @@ class SQLiteMemoryRoutingRepo(Serialised, SQLRoutingRepo):
             conn.execute(insert(call_outcomes), rows)
         return len(rows)
 
-    def _auto(self, since: float, routed_by: str | None, project: str | None) -> list[dict[str, Any]]:
+    def _auto(self, since: float, routed_by: str | None, project: Projects) -> list[dict[str, Any]]:
         return [
             c
             for c in self._calls()
             if c["routed_by"] is not None
             and c["ts"] >= since
             and (routed_by is None or c["routed_by"] == routed_by)
-            and (project is None or c["project"] == project)
+            and _has(project, c["project"])
         ]
 
     def auto_calls(
-        self, since: float, *, routed_by: str | None = None, project: str | None = None
+        self, since: float, *, routed_by: str | None = None, project: Projects = None
     ) -> list[dict[str, Any]]:
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for c in self._auto(since, routed_by, project):
@@ -437,7 +472,7 @@ class SQLiteMemoryRoutingRepo(Serialised, SQLRoutingRepo):
         return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1] or ""))]
 
     def auto_outcomes(
-        self, since: float, *, routed_by: str | None = None, project: str | None = None, limit: int = 50_000
+        self, since: float, *, routed_by: str | None = None, project: Projects = None, limit: int = 50_000
     ) -> list[dict[str, Any]]:
         with self._engine.connect() as conn:
             outcome = {r.request_id: r.outcome for r in conn.execute(select(call_outcomes))}

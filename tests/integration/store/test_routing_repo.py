@@ -36,7 +36,9 @@ def _call(rid: str, key: str | None = "k1", **kw: Any) -> CallRecord:
 def test_project_settings(store: Store) -> None:
     repo = store.routing
     assert repo.get_settings("p1") is None and repo.list_settings() == []
-    row = repo.put_settings("p1", {"quality_target": 0.9, "privacy": "local-only"}, actor="admin-key", now=5.0)
+    row = repo.put_settings(
+        "p1", {"quality_target": 0.9, "privacy": "local-only"}, actor="admin-key", now=5.0
+    )
     assert row == {
         "project": "p1", "quality_target": 0.9, "cost_weight": None, "privacy": "local-only",
         "updated_at": 5.0, "updated_by": "admin-key",
@@ -44,7 +46,11 @@ def test_project_settings(store: Store) -> None:
     assert repo.get_settings("p1") == row
     repo.put_settings("p1", {"cost_weight": 0.2}, actor="key:x", now=6.0)  # replaces every field
     got = repo.get_settings("p1")
-    assert got is not None and (got["quality_target"], got["cost_weight"], got["privacy"]) == (None, 0.2, None)
+    assert got is not None and (got["quality_target"], got["cost_weight"], got["privacy"]) == (
+        None,
+        0.2,
+        None,
+    )
     repo.put_settings("p0", {"quality_target": 0.5}, actor="a")
     assert [r["project"] for r in repo.list_settings()] == ["p0", "p1"]
     assert repo.delete_settings("p1") is True and repo.delete_settings("p1") is False
@@ -58,7 +64,12 @@ def test_feedback_is_scoped_to_the_calls_key_and_replaces(store: Store) -> None:
     assert repo.record_feedback("nope", "k1", 1.0) is None
     got = repo.record_feedback("r1", "k1", 0.75, "fine", now=200.0)
     assert got is not None
-    assert (got["model_group"], got["task_type"], got["project"], got["outcome"]) == ("small", "code", "p1", 0.75)
+    assert (got["model_group"], got["task_type"], got["project"], got["outcome"]) == (
+        "small",
+        "code",
+        "p1",
+        0.75,
+    )
     first = repo.outcome_for("r1")
     assert first is not None and first["comment"] == "fine" and first["source"] == "feedback"
     assert repo.record_feedback("r1", None, 0.0) is not None  # the admin: any call
@@ -87,7 +98,10 @@ def test_key_outcomes_apply_now_and_in_the_sweep(store: Store) -> None:
     assert repo.key_outcome("ka")["source"] == "task"  # type: ignore[index]
     assert repo.set_key_outcome("ka", 1.0, "task", now=1900.0) == 3
     assert {r["request_id"]: r["outcome"] for r in repo.outcomes_since(0)} == {
-        "a4": 1.0, "a1": 1.0, "a5": 1.0, "a6": 1.0
+        "a4": 1.0,
+        "a1": 1.0,
+        "a5": 1.0,
+        "a6": 1.0,
     }
     assert repo.set_key_outcome("kb", 0.0, "escalation", replace=False) == 1
 
@@ -134,4 +148,6 @@ def test_auto_calls_and_their_outcomes(store: Store) -> None:
     assert repo.auto_calls(0.0, routed_by="other") == [] and repo.auto_calls(0.0, project="p9") == []
     repo.record_feedback("c1", "k1", 1.0)
     out = repo.auto_outcomes(0.0)
-    assert out == [{"routed_by": "auto", "model_group": "small", "route_scores": '{"small": 0.8}', "outcome": 1.0}]
+    assert out == [
+        {"routed_by": "auto", "model_group": "small", "route_scores": '{"small": 0.8}', "outcome": 1.0}
+    ]

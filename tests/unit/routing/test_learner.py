@@ -30,7 +30,13 @@ def _x(text: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _outcome(
-    store: Store, model: QualityModel | None, rid: str, group: str, y: float, text: str | None = None, **kw: Any
+    store: Store,
+    model: QualityModel | None,
+    rid: str,
+    group: str,
+    y: float,
+    text: str | None = None,
+    **kw: Any,
 ) -> None:
     row: dict[str, Any] = {"request_id": rid, "ts": 1.0, "endpoint": "chat", "model": "auto", "key_id": "k",
                            "project": "p1", "model_group": group, "task_type": "code", "routed_by": "auto"}  # fmt: skip
@@ -89,9 +95,9 @@ def test_beta_part_from_the_prior_and_counts_per_task_type_and_project() -> None
     store = Store.memory()
     model = QualityModel(store.routing, scope="project")
     model.load()
-    assert model.predict(None, project=None, task_type="code", candidates=["small", "large"], prior=PRIOR) == {
-        "small": pytest.approx(0.55), "large": pytest.approx(0.85)
-    }
+    assert model.predict(
+        None, project=None, task_type="code", candidates=["small", "large"], prior=PRIOR
+    ) == {"small": pytest.approx(0.55), "large": pytest.approx(0.85)}
     for i in range(8):
         _outcome(store, None, f"a{i}", "small", 1.0)  # project p1, code: the small model is fine
     _outcome(store, None, "b0", "small", 0.0, project="p2")
@@ -137,7 +143,12 @@ def test_two_learners_on_one_store_agree_and_a_restart_replays(sqlite_url: str) 
     a.sync()
     b.sync()
     x = _x("prove the integral theorem omega")
-    kw: dict[str, Any] = {"project": None, "task_type": "code", "candidates": ["small", "large"], "prior": PRIOR}
+    kw: dict[str, Any] = {
+        "project": None,
+        "task_type": "code",
+        "candidates": ["small", "large"],
+        "prior": PRIOR,
+    }
     pa, pb = a.predict(x, **kw), b.predict(x, **kw)
     assert pa == pytest.approx(pb, abs=1e-9)
     three = open_store(sqlite_url)
@@ -201,5 +212,7 @@ def test_start_syncs_in_the_background_and_aclose_writes_the_buffered_features()
     assert model.learned == 1 and model.outcome_count("small", "code") == 1
     rows = store.routing.outcomes_since(0)
     assert rows[0]["features"] is not None
-    assert math.isfinite(model.predict(_x("hi"), project=None, task_type="code", candidates=["small"], prior={})["small"])
+    assert math.isfinite(
+        model.predict(_x("hi"), project=None, task_type="code", candidates=["small"], prior={})["small"]
+    )
     store.close()
