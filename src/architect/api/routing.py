@@ -26,15 +26,15 @@ from architect.principal import TASKS_EXECUTE, Principal, actor_of
 from architect.routing.quality import quality_rows
 from architect.trust import may_execute
 
-__all__ = ["ProjectSettings", "router"]
+__all__ = ["ProjectSettings", "RouteIn", "router"]
 
 router = APIRouter(tags=["routing"])
 
 Project = Annotated[Identifier, Field(description="a project name")]
 
 
-class ProjectSettings(Body):
-    """A project's route settings (each may be left out: not set at the project level)."""
+class RouteIn(Body):
+    """Route settings of one level (a project, a task): each may be left out (not set at this level)."""
 
     quality_target: float | None = Field(
         default=None, gt=0, lt=1, allow_inf_nan=False,
@@ -47,6 +47,9 @@ class ProjectSettings(Body):
     privacy: Literal["any", "local-only"] | None = Field(
         default=None, description="local-only: only deployments marked local (the strictest level wins)"
     )
+
+
+ProjectSettings = RouteIn
 
 
 def _settings_out(row: dict[str, Any]) -> dict[str, Any]:

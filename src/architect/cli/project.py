@@ -40,7 +40,9 @@ def _show(out: dict[str, Any], json: bool) -> None:
     if json:
         print_json(out)
         return
-    shown = ", ".join(f"{k}={v}" for k, v in out["settings"].items()) or "none (the auto group's defaults apply)"
+    shown = (
+        ", ".join(f"{k}={v}" for k, v in out["settings"].items()) or "none (the auto group's defaults apply)"
+    )
     console.print(f"project {out['project']}: {shown}")
 
 
@@ -88,7 +90,9 @@ def set_settings(
     cost_weight: Annotated[
         float | None, typer.Option(help=">= 0: instead of a target, maximise P - weight x relative price")
     ] = None,
-    privacy: Annotated[str | None, typer.Option(help="any or local-only (only deployments marked local)")] = None,
+    privacy: Annotated[
+        str | None, typer.Option(help="any or local-only (only deployments marked local)")
+    ] = None,
     server: ServerOpt = None,
     key: KeyOpt = None,
     database_url: DatabaseOpt = None,

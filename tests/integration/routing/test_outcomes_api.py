@@ -26,7 +26,10 @@ def server() -> Iterator[LiveServer]:
             "auth": {"admin_key": ADMIN},
             "providers": [{"name": "sim", "kind": "simulated"}],
             "models": [
-                {"name": "small", "deployments": [{"provider": "sim", "model": "s", "simulate": {"ttft_ms": 1}}]}
+                {
+                    "name": "small",
+                    "deployments": [{"provider": "sim", "model": "s", "simulate": {"ttft_ms": 1}}],
+                }
             ],
         }
     )
@@ -130,7 +133,11 @@ def test_quality_figures_and_what_a_key_sees(server: LiveServer, keys: dict[str,
     assert code["interval"][0] < code["mean"] < code["interval"][1]
     (auto,) = out["auto"]
     cands = {c["model_group"]: c for c in auto["candidates"]}
-    assert auto["calls"] == 3 and auto["explored"] == 1 and auto["explored_share"] == pytest.approx(1 / 3, abs=1e-3)
+    assert (
+        auto["calls"] == 3
+        and auto["explored"] == 1
+        and auto["explored_share"] == pytest.approx(1 / 3, abs=1e-3)
+    )
     assert auto["saving_usd"] == pytest.approx(0.09) and auto["explored_cost_usd"] == pytest.approx(0.05)
     assert cands["small"]["share"] == pytest.approx(2 / 3, abs=1e-3)
     assert (cands["small"]["predicted_mean"], cands["small"]["observed_mean"]) == (0.9, 1.0)
@@ -141,9 +148,13 @@ def test_quality_figures_and_what_a_key_sees(server: LiveServer, keys: dict[str,
     assert ("large", "code") not in {(x["model_group"], x["task_type"]) for x in mine["rows"]}
     denied = httpx.get(f"{server.url}/api/v1/quality", headers=_h(keys["a"]), params={"project": "pb"})
     assert denied.status_code == 403 and denied.json()["error"]["param"] == "project"
-    proj = httpx.get(f"{server.url}/api/v1/quality", headers=_h(ADMIN), params={"project": "pb", "since": 0}).json()
+    proj = httpx.get(
+        f"{server.url}/api/v1/quality", headers=_h(ADMIN), params={"project": "pb", "since": 0}
+    ).json()
     assert [(x["model_group"], x["project"], x["n"]) for x in proj["rows"]] == [("large", "pb", 1)]
-    grp = httpx.get(f"{server.url}/api/v1/quality", headers=_h(ADMIN), params={"group": "auto", "since": 0}).json()
+    grp = httpx.get(
+        f"{server.url}/api/v1/quality", headers=_h(ADMIN), params={"group": "auto", "since": 0}
+    ).json()
     assert {x["model_group"] for x in grp["rows"]} <= {"small", "large"} and len(grp["auto"]) == 1
 
 
@@ -166,7 +177,9 @@ def test_project_settings_read_write_and_validation(server: LiveServer, keys: di
                        ({"quality_target": True}, "quality_target"), ({"quality": 0.5}, "quality")):  # fmt: skip
         r = httpx.put(url, headers=_h(ADMIN), json=bad)
         assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
-    assert httpx.put(url, headers=_h(ADMIN), json={"cost_weight": 1}).json()["settings"] == {"cost_weight": 1.0}
+    assert httpx.put(url, headers=_h(ADMIN), json={"cost_weight": 1}).json()["settings"] == {
+        "cost_weight": 1.0
+    }
     audit = server.store.audit.list_audit(since=0, limit=10, action="project.settings")
     assert audit and audit[0]["target"] == "pa"
     assert httpx.delete(url, headers=_h(keys["a"])).status_code == 403
