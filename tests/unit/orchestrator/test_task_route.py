@@ -147,3 +147,31 @@ def test_the_validator_judges_the_key_and_a_success_judges_earlier_attempts() ->
     assert minter.judged == []
     failing = _Minter(fail=True)
     asyncio.run(_executor(failing)._judge(t, 4, "k", {"outcome": "succeeded", "validation": {"ok": True}}))
+
+
+async def test_a_command_tasks_key_carries_its_route_and_its_validator_judges_it() -> None:
+    from architect.orchestrator.executors import CommandExecutor
+    from architect.orchestrator.worker import TaskKeys, Worker, WorkerOptions
+
+    repo = SQLiteMemoryTaskRepo()
+    m = Manager(repo)
+    m.import_plans(parse_yaml("""
+title: Cmd
+phases:
+  - tasks:
+      - {id: T1, title: ok, command: "true", validator: "true", route: {privacy: local-only}}
+      - {id: T2, title: red, command: "true", validator: "false", max_attempts: 1}
+      - {id: T3, title: none, command: "true"}
+"""))  # fmt: skip
+    minter = _Minter()
+    keys = iter(["k1", "k2", "k3"])
+    minter.mint = lambda **kw: (minter.minted.append(kw), (next(keys), "s"))[1]  # type: ignore[method-assign]
+    w = Worker(m, {"command": CommandExecutor()}, WorkerOptions(slots=1, poll_s=0.02, exit_when_idle=True),
+               keys=TaskKeys("http://127.0.0.1:9", minter))  # fmt: skip
+    await asyncio.wait_for(w.run(), 20)
+    routes = {kw["tags"]["task"]: kw["route"] for kw in minter.minted}
+    assert routes == {"T1": {"privacy": "local-only"}, "T2": None, "T3": None}
+    by_task = {kw["tags"]["task"]: k for kw, k in zip(minter.minted, ["k1", "k2", "k3"], strict=True)}
+    assert sorted(minter.judged) == sorted(
+        [(by_task["T1"], 1.0, "task", True), (by_task["T2"], 0.0, "task", True)]
+    )
