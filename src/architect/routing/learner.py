@@ -55,6 +55,7 @@ PRUNE_S = 3600.0  # how often old features are pruned
 FEATURE_DAYS = 30.0  # features older than this are pruned
 MAX_PENDING = 10_000  # features buffered between flushes; more are dropped (and counted)
 _BATCH = 1000
+_MAX_GAP_QUERY = 500  # skipped ids asked for again per read (the newest)
 _CLIP = 1e-4
 
 Scope = Literal["global", "project"]
@@ -239,8 +240,9 @@ class QualityModel:
                 self._count(r, -1.0)
             for r in rows:
                 self._learn(r)
-            if rows:
-                self._note_gaps(int(rows[0]["id"]) - 1, rows)
+            if rows:  # only recent ids may still commit; older gaps are deleted (changed) outcomes
+                recent = [r for r in rows if int(r["id"]) > int(rows[-1]["id"]) - _BATCH]
+                self._note_gaps(int(recent[0]["id"]) - 1, recent)
                 self.watermark = int(rows[-1]["id"])
 
     def sync(self) -> int:
@@ -259,7 +261,7 @@ class QualityModel:
                 if now - since > GAP_S:
                     del self._gaps[gap]
             learned = 0
-            ids: Sequence[int] = sorted(self._gaps)
+            ids: Sequence[int] = sorted(self._gaps)[-_MAX_GAP_QUERY:]
             while True:
                 rows = self.repo.outcomes_since(self.watermark, _BATCH, ids)
                 new = [r for r in rows if int(r["id"]) > self.watermark]
