@@ -44,6 +44,7 @@ __all__ = [
     "ProviderConfig",
     "ResponsesConfig",
     "RetryConfig",
+    "RoutingConfig",
     "ServerConfig",
     "SessionsConfig",
     "SimulationConfig",
@@ -301,6 +302,22 @@ class ResponsesConfig(_Model):
     )
 
 
+class RoutingConfig(_Model):
+    """How `auto` routes learn from outcomes (docs/routing.md, "Outcomes and learning")."""
+
+    scope: Literal["global", "project"] = Field(
+        default="global",
+        description="global: one quality estimate per model group and task type; project: per project, "
+        "shrunk to the global one with the weight of 5 outcomes",
+    )
+    refresh_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="how often a process reads new outcomes from the store and learns them",
+    )
+
+
 class AlertRule(_Model):
     name: str
     kind: Literal["budget", "error_rate", "latency_p95", "breaker_open"]
@@ -323,6 +340,9 @@ class Config(_Model):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     responses: ResponsesConfig = Field(
         default_factory=ResponsesConfig, description="stored Responses API answers (previous_response_id)"
+    )
+    routing: RoutingConfig = Field(
+        default_factory=RoutingConfig, description="how auto routes learn from outcomes (scope, refresh)"
     )
     alerts: list[AlertRule] = Field(default_factory=list)
     alert_webhook: str | None = None

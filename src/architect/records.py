@@ -93,6 +93,12 @@ class CallRecord:
     # cache hit: it cost nothing); None when no deployment answered
     cost_source: str | None = None
     dropped: str | None = None  # request fields a translation dropped, comma-separated
+    # what an `auto` route decided (migration 0012): the auto group asked for, P(acceptable) per
+    # candidate (JSON text), the call's task type, and whether the choice was an exploration
+    routed_by: str | None = None
+    route_scores: str | None = None
+    task_type: str | None = None
+    explored: bool = False
 
     @property
     def cache_hit(self) -> bool:

@@ -2,7 +2,8 @@
 Config and a Store: the router, the request pipeline and its hooks (per-key limits, the response
 cache, budgets, the stored Responses API answers), the ledger writer and its observers (rollups and Prometheus counters), the event bus,
 the authenticator with its key resolver, key states and dashboard sessions, the login guard, the
-alerter and the orchestrator's task manager. No globals: the app and the API reach it through
+alerter, the orchestrator's task manager, the feedback endpoint's recorder and the auto routes'
+quality model (built, and numpy imported, only when the config has an auto group or it is asked for). No globals: the app and the API reach it through
 `app.state.runtime`.
 
 It sits above the domains (it builds their services) and below the API, the dashboard and the CLI
@@ -32,6 +33,7 @@ from architect.config import Config
 from architect.errors import ConfigError
 from architect.events import EventBus
 from architect.gateway.apis.responses_state import ResponseStore
+from architect.gateway.feedback import Feedback
 from architect.gateway.hooks import Hooks
 from architect.gateway.ledger import LedgerWriter
 from architect.gateway.pipeline import Pipeline
@@ -46,8 +48,9 @@ from architect.store import Store
 
 if TYPE_CHECKING:
     from architect.orchestrator.manager import Manager
+    from architect.routing.learner import QualityModel
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "has_auto_route"]
 
 log = logging.getLogger("architect.gateway")
 
@@ -104,6 +107,10 @@ class Runtime:
         # stored Responses API answers (previous_response_id)
         self.responses = ResponseStore(store.responses, lambda: self.config)
 
+        # outcomes of calls (`POST /v1/feedback`) that auto routes learn from (`quality`)
+        self.feedback = Feedback(self.ledger, lambda: store.routing)
+        self._quality_started = False
+
         # the request path
         self.hooks = Hooks(
             key_limits=self.key_limits, cache=self.cache, budgets=self.budgets, conversations=self.responses
@@ -123,6 +130,28 @@ class Runtime:
             audit=self.store.audit.add_audit,
         )
 
+    @functools.cached_property
+    def quality(self) -> QualityModel:
+        """The auto routes' model of each candidate's quality, synced with the store (built, and
+        numpy imported, on first use; started with the runtime when the config has an auto group)."""
+        from architect.routing.learner import QualityModel
+
+        cfg = self.config.routing
+        return QualityModel(self.store.routing, scope=cfg.scope, refresh_s=cfg.refresh_s)
+
+    def quality_priors(self) -> dict[str, float]:
+        """The price-tier prior means auto routes used last (none while no model is built)."""
+        return self.quality.priors if "quality" in self.__dict__ else {}
+
+    async def _start_quality(self) -> None:
+        if self._quality_started or not has_auto_route(self.config):
+            return
+        self._quality_started = True
+        await self.quality.start()
+
+    async def _sweep_key_outcomes(self) -> None:
+        await asyncio.to_thread(self.store.routing.sweep_key_outcomes)
+
     # -- life cycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         _warn_unpriced(self.router)
@@ -141,6 +170,10 @@ class Runtime:
         if self.config.alert_webhook:
             self.spawn(self.alerter.deliver())
         self.spawn(_every(3600.0, self._purge_responses, "removing expired responses"))
+        await self._start_quality()
+        self.spawn(
+            _every(KEY_SWEEP_EVERY_S, self._sweep_key_outcomes, "applying task outcomes to late calls")
+        )
         if self.config.ledger.retention_days:
             self.spawn(self._retention_loop(self.config.ledger.retention_days))
 
@@ -158,6 +191,8 @@ class Runtime:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.responses.aclose()
+        if "quality" in self.__dict__:
+            await self.quality.aclose()
         # what the ledger holds now, and the rollups of it (the final flush's rows are aggregated by
         # the closing writer's observers; `close` below writes those)
         await asyncio.to_thread(self.ledger.flush)
@@ -186,6 +221,7 @@ class Runtime:
                 self.spawn(_close_later(transport))
         log.info("configuration reloaded: %d model groups", len(router.groups))
         _warn_unpriced(router)
+        await self._start_quality()
 
     # -- services the API and the CLI use ------------------------------------------------------
     async def budgets_changed(self) -> None:
@@ -225,6 +261,14 @@ class Runtime:
             except Exception:  # keep serving; the next pass retries
                 log.exception("ledger retention pass failed")
             await asyncio.sleep(3600)
+
+
+KEY_SWEEP_EVERY_S = 30.0  # task outcomes are applied to the calls the ledger wrote since, this often
+
+
+def has_auto_route(config: Config) -> bool:
+    """Whether a model group of the config is an `auto` route (the model is started only then)."""
+    return any(str(g.strategy) == "auto" for g in config.models)
 
 
 def _l2(config: Config, store: Store) -> L2Tier | None:

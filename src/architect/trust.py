@@ -5,7 +5,8 @@ worker checks with it):
 
 * of every task: a non-`manual` `executor`, every key of `params` (command, callable, prompt, model,
   ...) and the `validator` (a shell command);
-* of every task also its `agent` and `budget_usd` (which agent runs, how much it may spend);
+* of every task also its `agent`, `budget_usd` and `route` (which agent runs, how much it may spend,
+  which models and providers its calls may reach);
 * of a task whose text becomes a model's prompt (`PROMPT_EXECUTORS`: `llm`, whose template renders
   them, and `agent`, the coding-agent executor): also the task's `title`, `description` and `role`,
   and its feature's `title`, `spec` and `acceptance`;
@@ -56,7 +57,7 @@ PROMPT_TASK_FIELDS: Final = ("title", "description", "role")
 PROMPT_FEATURE_FIELDS: Final = ("title", "spec", "acceptance")
 # A feature's executable fields, as stored (a plan's `budget_usd` sets both budgets)
 AGENT_FEATURE_FIELDS: Final = ("repo", "base", "agent", "attempt_budget_usd", "total_budget_usd", "validator")
-AGENT_TASK_FIELDS: Final = ("agent", "budget_usd")  # executable on every task
+AGENT_TASK_FIELDS: Final = ("agent", "budget_usd", "route")  # executable on every task
 UNTRUSTED: Final = "untrusted_executable"  # the blocked reason of a task whose writer was not allowed
 NOT_ALLOWED: Final = "command_not_allowed"  # the blocked reason of a command outside the allow-list
 HOLD_REASONS: Final = frozenset({UNTRUSTED, NOT_ALLOWED})  # blocked until a person acts, not by a dependency

@@ -4,7 +4,9 @@ Each attempt of an agent task gets a virtual key of its own: temporary (hidden f
 unless asked), never granted a scope (so never `tasks:execute`), tagged with the attempt's project,
 feature, task, attempt and agent, with a `total` budget of the attempt's USD when it has one. The
 feature's total budget is a budget of scope `feature` (calls tagged with the feature). Usage is read
-back from the ledger by key id: that is how an attempt's models, tokens and cost are known.
+back from the ledger by key id: that is how an attempt's models, tokens and cost are known. The key
+carries the task's `route` settings (the task level of an `auto` route's settings), and the attempt's
+outcome is recorded by key (`store.routing`): every call made with the key is judged by it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from architect.access.keys import KeyService
 from architect.store.ledger import LedgerRepo
+from architect.store.routing import RoutingRepo
 
 __all__ = ["AttemptKeys", "usage_of"]
 
@@ -43,18 +46,39 @@ class AttemptKeys:
     """The orchestrator's `KeyMinter` over the access domain."""
 
     def __init__(
-        self, keys: KeyService, ledger: LedgerRepo, *, clock: Callable[[], float] = time.time
+        self,
+        keys: KeyService,
+        ledger: LedgerRepo,
+        *,
+        routing: RoutingRepo | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`routing`: where attempts' outcomes go (None: they are not recorded)."""
         self.keys = keys
         self.ledger = ledger
+        self.routing = routing
         self.clock = clock
 
-    def mint(self, *, name: str, tags: Mapping[str, str], budget_usd: float | None) -> tuple[str, str]:
+    def mint(
+        self,
+        *,
+        name: str,
+        tags: Mapping[str, str],
+        budget_usd: float | None,
+        route: Mapping[str, Any] | None = None,
+    ) -> tuple[str, str]:
         secret, view = self.keys.create(
             name=name, actor=ACTOR, tags=dict(tags), budget_usd=budget_usd, budget_period="total",
             temporary=True,
         )  # fmt: skip
-        return str(view["id"]), secret
+        key_id = str(view["id"])
+        if route:  # before the secret is handed out, so no call of the key goes without it
+            self.keys.keys.update_key(key_id, {"route": dict(route)})
+        return key_id, secret
+
+    def judge(self, key_id: str, outcome: float, source: str, *, replace: bool = True) -> None:
+        if self.routing is not None:
+            self.routing.set_key_outcome(key_id, outcome, source, replace=replace)
 
     def revoke(self, key_id: str) -> None:
         self.keys.revoke(key_id, actor=ACTOR)

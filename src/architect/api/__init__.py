@@ -1,6 +1,6 @@
 """The REST API under /api/v1 (FastAPI, OpenAPI spec at /api/v1/openapi.json).
 
-One router per domain (`core`, `orchestrator`, `access`, `metrics`, `cache`); `create_api` mounts them. Authentication is the
+One router per domain (`core`, `orchestrator`, `access`, `metrics`, `cache`, `routing`); `create_api` mounts them. Authentication is the
 `principal`/`admin_only` dependencies in `architect.api.deps`; parameter types shared by every router
 are in `architect.api.params`; errors are rendered by `architect.api.errors` and documented in the
 spec by `architect.api.spec`.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from architect.api import access, cache, core, metrics, orchestrator
+from architect.api import access, cache, core, metrics, orchestrator, routing
 from architect.api.errors import install_handlers
 from architect.api.guard import ParamGuard
 from architect.api.spec import build_openapi
@@ -19,7 +19,7 @@ from architect.runtime import Runtime
 
 __all__ = ["create_api"]
 
-_ROUTERS = (core.router, orchestrator.router, access.router, metrics.router, cache.router)
+_ROUTERS = (core.router, orchestrator.router, access.router, metrics.router, cache.router, routing.router)
 
 
 def create_api(runtime: Runtime) -> FastAPI:

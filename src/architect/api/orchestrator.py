@@ -43,6 +43,7 @@ from architect.api.params import (
     Title,
     omitted,
 )
+from architect.api.routing import RouteIn
 from architect.api.spec import EventStream, text_content
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.orchestrator.manager import Manager
@@ -103,6 +104,10 @@ class TaskPatch(Body):
     validator: str | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = omitted()
     budget_usd: USD | None = Field(default=None, description="USD budget of each attempt")
+    route: RouteIn | None = Field(
+        default=None,
+        description="route settings of its attempts' keys (quality_target, cost_weight, privacy)",
+    )
 
 
 class ApproveIn(Body):
@@ -254,6 +259,8 @@ async def patch_task(
     m = runtime.tasks
     f = await _feature(m, ref, p)
     fields = body.model_dump(exclude_unset=True)
+    if "route" in fields:  # only the settings given; an empty object is none
+        fields["route"] = {k: v for k, v in (fields["route"] or {}).items() if v is not None} or None
     writer = writer_for(p)
     if not writer.trusted:
         t = await _call(m.repo.get_task, f["id"], key)

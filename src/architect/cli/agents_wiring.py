@@ -43,7 +43,9 @@ def build_executors(
     from architect.orchestrator.worker import TaskKeys
 
     url = gateway_url_of(config, gateway_url)
-    minter = AttemptKeys(KeyService(store.keys, store.budgets, store.audit), store.ledger)
+    minter = AttemptKeys(
+        KeyService(store.keys, store.budgets, store.audit), store.ledger, routing=store.routing
+    )
     executors = default_executors(f"{url.rstrip('/').removesuffix('/v1')}/v1", gateway_key)
     agents = {a.name: a for a in config.all_agents()} if config is not None else {}
     orch = config.orchestrator if config is not None else OrchestratorConfig()

@@ -17,6 +17,7 @@ from architect.cli import (
     keys,
     orchestrator,
     plan,
+    project,
     router,
     serve,
     spend,
@@ -44,6 +45,7 @@ orchestrator.register(app)
 app.add_typer(plan.app, name="plan")
 app.add_typer(task.app, name="task")
 app.add_typer(keys.app, name="keys")
+app.add_typer(project.app, name="project")
 spend.register(app)
 app.add_typer(cache.app, name="cache")
 alerts.register(app)

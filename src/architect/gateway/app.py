@@ -24,6 +24,7 @@ from architect.gateway.apis.responses import RESPONSES
 from architect.gateway.apis.responses_state import ResponseStore
 from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags
+from architect.gateway.feedback import Feedback
 from architect.gateway.hooks import Authenticate
 from architect.gateway.pipeline import Pipeline
 from architect.gateway.routing import Router
@@ -67,6 +68,9 @@ class Host(Protocol):
 
     @property
     def responses(self) -> ResponseStore: ...
+
+    @property
+    def feedback(self) -> Feedback: ...
 
     async def start(self) -> None: ...
 
@@ -134,6 +138,13 @@ class GatewayApp:
                 body = parse_body(await self._read_body(headers, receive))
                 status, out, extra = await count_tokens(body, principal, self.runtime.router, headers)
                 await _send_json(send, status, out, extra)
+                return
+            if path == "/v1/feedback":
+                if method != "POST":
+                    raise MethodNotAllowed("POST")
+                principal = await self.runtime.auth.authenticate(_credentials(headers))
+                body = parse_body(await self._read_body(headers, receive))
+                await _send_json(send, 200, await self.runtime.feedback.record(body, principal), [])
                 return
             if path.startswith("/v1/responses/"):
                 err_api = RESPONSES

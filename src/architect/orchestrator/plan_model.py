@@ -41,6 +41,7 @@ __all__ = [
     "Name",
     "PhaseSpec",
     "PlanSpec",
+    "RouteSpec",
     "TaskSpec",
     "budget_field",
     "check_agent_names",
@@ -88,6 +89,25 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RouteSpec(_M):
+    """A task's route settings: the `route` its attempts' keys carry (docs/routing.md): the quality
+    target or cost weight and the privacy their calls' `auto` routes use."""
+
+    quality_target: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
+    cost_weight: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    privacy: Literal["any", "local-only"] | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> RouteSpec:
+        if self.quality_target is None and self.cost_weight is None and self.privacy is None:
+            raise ValueError("give quality_target, cost_weight or privacy")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """As `tasks.route` holds it: only the fields set."""
+        return self.model_dump(exclude_none=True)
+
+
 class TaskSpec(_M):
     id: Name = Field(pattern=rf"^{KEY}$")
     title: Name = Field(min_length=1)
@@ -104,6 +124,7 @@ class TaskSpec(_M):
     max_crashes: int = Field(default=3, ge=0, le=100)
     agent: AgentName | None = None
     budget_usd: USD | None = None
+    route: RouteSpec | None = None
     done: bool = False
 
     @field_validator("after", mode="before")
@@ -284,6 +305,7 @@ def to_plan(f: FeatureSpec, project: str, base_dir: Path | None = None) -> dict[
                     "executor": executor, "params": params, "validator": t.validator,
                     "max_attempts": t.max_attempts, "max_crashes": t.max_crashes, "done": t.done,
                     "agent": t.agent, "budget_usd": t.budget_usd,
+                    "route": t.route.stored() if t.route is not None else None,
                 }
             )  # fmt: skip
     items = [

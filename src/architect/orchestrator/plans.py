@@ -29,7 +29,9 @@ Feature-level agent fields (YAML)::
     budget_usd: 0.5          # per attempt; or {attempt: 0.5, total: 5}
     validator: pytest -q     # default validator of its tasks
 
-and per task `agent: NAME` (or `executor: agent` for the default) and `budget_usd` (per attempt).
+and per task `agent: NAME` (or `executor: agent` for the default), `budget_usd` (per attempt) and
+`route: {quality_target: 0.9, cost_weight: 0.2, privacy: local-only}` (any of them: the route settings
+of its attempts' keys, docs/routing.md).
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def export_yaml(
             d: dict[str, Any] = {"id": t["key"], "title": t["title"]}
             for k, v in (("description", t.get("description")), ("after", t["deps"]), ("role", t.get("role")),
                          ("estimate", t.get("estimate_h")), ("validator", t.get("validator")),
-                         ("agent", t.get("agent")), ("budget_usd", t.get("budget_usd"))):  # fmt: skip
+                         ("agent", t.get("agent")), ("budget_usd", t.get("budget_usd")),
+                         ("route", t.get("route"))):  # fmt: skip
                 if v:
                     d[k] = v
             d.update(priority=t["priority"], executor=t["executor"], params=t["params"])

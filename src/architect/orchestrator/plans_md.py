@@ -21,7 +21,7 @@ A trailing `` `$ command` `` makes a `command` task, `` `@name` `` an `agent` ta
 `` `@` `` one run by the feature's default agent; a task with neither is `manual`. The front matter
 (`---` ... `---` as the very first lines) holds the feature-level fields (`repo`, `base`, `agent`,
 `budget_usd`, `validator`, `acceptance`, `project`, `slug`) and, under `tasks`, per-task fields
-(`budget_usd`, `validator`, `max_attempts`, `max_crashes`, `priority`, `estimate`, `role`); in a
+(`budget_usd`, `validator`, `max_attempts`, `max_crashes`, `priority`, `estimate`, `role`, `route`); in a
 file with several features it applies to each. `export_markdown` writes all of them back.
 """
 
@@ -50,7 +50,16 @@ _FENCE = re.compile(r"^---\s*$")
 _END = re.compile(r"^(---|\.\.\.)\s*$")
 # Front matter: the feature-level fields, and the per-task fields a task line cannot carry.
 FEATURE_FIELDS = ("project", "slug", "acceptance", "repo", "base", "agent", "budget_usd", "validator")
-TASK_FIELDS = ("budget_usd", "validator", "max_attempts", "max_crashes", "priority", "estimate", "role")
+TASK_FIELDS = (
+    "budget_usd",
+    "validator",
+    "max_attempts",
+    "max_crashes",
+    "priority",
+    "estimate",
+    "role",
+    "route",
+)
 _TASK_DEFAULTS = {"max_attempts": 3, "max_crashes": 3, "priority": 5}
 
 
@@ -187,7 +196,7 @@ def front_matter(feature: Mapping[str, Any], tasks: Sequence[Any]) -> dict[str, 
         fields = {
             "budget_usd": t.get("budget_usd"), "validator": t.get("validator"), "role": t.get("role"),
             "estimate": t.get("estimate_h"), "max_attempts": t.get("max_attempts"),
-            "max_crashes": t.get("max_crashes"), "priority": t.get("priority"),
+            "max_crashes": t.get("max_crashes"), "priority": t.get("priority"), "route": t.get("route"),
         }  # fmt: skip
         kept = {k: v for k, v in fields.items() if v is not None and v != _TASK_DEFAULTS.get(k)}
         if kept:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import socket
 import time
@@ -399,7 +400,11 @@ class Worker:
         tags = {"project": feature["project"], "feature": feature["slug"], "task": t["key"],
                 "attempt": str(t["attempt"])}  # fmt: skip
         name = f"attempt {feature['slug']}/{t['key']}#{t['attempt']}"
-        key_id, secret = await asyncio.to_thread(self.keys.minter.mint, name=name, tags=tags, budget_usd=None)
+        key_id, secret = await asyncio.to_thread(
+            functools.partial(
+                self.keys.minter.mint, name=name, tags=tags, budget_usd=None, route=t.get("route") or None
+            )
+        )
         url = self.keys.gateway_url.rstrip("/").removesuffix("/v1")
         env.update(ARCHITECT_GATEWAY_URL=url, ARCHITECT_API_KEY=secret, OPENAI_BASE_URL=f"{url}/v1",
                    OPENAI_API_KEY=secret)  # fmt: skip
@@ -452,6 +457,10 @@ class Worker:
             res.ok and t.get("validator") and t["executor"] != "agent"
         ):  # an agent task validates in its worktree
             validation = await run_validator(ctx, str(t["validator"]))
+            if key_id is not None and self.keys is not None:  # the attempt's outcome, by its key
+                verdict = 1.0 if validation["ok"] else 0.0
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.keys.minter.judge, key_id, verdict, "task")
             if not validation["ok"]:
                 res = ExecResult(False, res.result, f"validator failed (exit code {validation['exit_code']})")
         duration = round(time.monotonic() - start, 4)

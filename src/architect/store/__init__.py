@@ -8,11 +8,12 @@ an in-memory double. No other package writes SQL.
     store.alerts / store.rollups / store.spend     # alert events and state, metric rollups, ledger spend
     store.tasks / store.cache                      # the orchestrator and the response cache
     store.responses                                # stored Responses API answers (previous_response_id)
+    store.routing                                  # the auto route: project settings, outcomes, features
 
 Each repository is built, and its module imported, when its attribute is first read. On a memory
 store, the repositories whose double is their own SQL (keys, budgets, audit, alerts, rollups, tasks,
-responses) share one in-memory SQLite database (`store.sqlite_memory`); the ledger, its spend and the
-cache are pure Python.
+responses, routing) share one in-memory SQLite database (`store.sqlite_memory`); the ledger, its spend
+and the cache are pure Python (the routing double reads its calls from the memory ledger).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from architect.store.orchestrator import TaskRepo
     from architect.store.responses import ResponseRepo
     from architect.store.rollups import RollupRepo
+    from architect.store.routing import RoutingRepo
     from architect.store.spend import SpendRepo
     from architect.store.sqlite_memory import SQLiteMemory
 
@@ -144,6 +146,14 @@ class Store:
         if self.engine is None:
             return responses.SQLiteMemoryResponseRepo(self._sqlite_memory())
         return responses.SQLResponseRepo(self.engine)
+
+    @functools.cached_property
+    def routing(self) -> RoutingRepo:
+        from architect.store import routing
+
+        if self.engine is None:
+            return routing.SQLiteMemoryRoutingRepo(self._sqlite_memory(), self.ledger)
+        return routing.SQLRoutingRepo(self.engine)
 
     @functools.cached_property
     def redacted_url(self) -> str:

@@ -27,7 +27,8 @@ project_settings = Table(
 # One outcome per call (0 = not acceptable .. 1 = acceptable), the latest one given: from feedback
 # (`POST /v1/feedback`), a task attempt's validation (`task`) or a later attempt's success
 # (`escalation`). `id` grows with every write, so a reader can follow new outcomes (a changed
-# outcome is deleted and written again). The call's group, project and task type are copied from its
+# outcome is deleted and written again; on SQLite the table is AUTOINCREMENT, so the id of a deleted
+# row is never given again, as PostgreSQL's sequence never does). The call's group, project and task type are copied from its
 # ledger row so the quality table is one GROUP BY here.
 call_outcomes = Table(
     "call_outcomes",
@@ -44,6 +45,7 @@ call_outcomes = Table(
     Column("comment", Text),
     UniqueConstraint("request_id", name="uq_call_outcomes_request"),
     Index("ix_call_outcomes_group_type", "model_group", "task_type"),
+    sqlite_autoincrement=True,
 )
 
 # The outcome of a task attempt, by the temporary key it ran with: every call of that key (also ones

@@ -82,3 +82,26 @@ def test_budgets_of_a_new_attempt_key_and_of_its_feature_apply_from_the_first_ca
     with pytest.raises(openai.RateLimitError) as e:
         _chat(server, roomy)
     assert e.value.code == "budget_exceeded" and "feature 'checkout'" in e.value.message
+
+
+def test_an_attempt_key_carries_the_tasks_route_and_its_outcome_judges_its_calls(server: LiveServer) -> None:
+    s = server.store
+    minter = AttemptKeys(KeyService(s.keys, s.budgets, s.audit), s.ledger, routing=s.routing)
+    route = {"quality_target": 0.9, "privacy": "local-only"}
+    key_id, secret = minter.mint(
+        name="attempt checkout/T4#1", tags={**TAGS, "task": "T4"}, budget_usd=None, route=route
+    )
+    assert s.keys.get_key(key_id)["route"] == route  # type: ignore[index]
+    _chat(server, secret)
+    server.runtime.ledger.flush()
+    minter.judge(key_id, 0.0, "task")
+    (rid,) = [r["request_id"] for r in server.calls() if r["key_id"] == key_id]
+    assert s.routing.outcome_for(rid)["source"] == "task"  # type: ignore[index]
+    minter.judge(key_id, 0.0, "escalation", replace=False)  # already judged: kept
+    assert s.routing.key_outcome(key_id)["source"] == "task"  # type: ignore[index]
+    plain_id, _ = minter.mint(name="attempt checkout/T5#1", tags={**TAGS, "task": "T5"}, budget_usd=None)
+    assert s.keys.get_key(plain_id)["route"] is None  # type: ignore[index]
+    AttemptKeys(KeyService(s.keys, s.budgets, s.audit), s.ledger).judge(
+        plain_id, 1.0, "task"
+    )  # no store: nothing
+    assert s.routing.key_outcome(plain_id) is None

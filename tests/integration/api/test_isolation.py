@@ -36,6 +36,7 @@ def _b_values(a: Tenant, b: Tenant) -> dict[str, tuple[list[Any], list[Any]]]:
         "key_id": ([b.key_id], [a.key_id]),
         "budget_id": (list(b.budget_ids), list(a.budget_ids)),
         "request_id": ([b.request_ids[0]], [a.request_ids[0]]),
+        "project": ([b.project], [a.project]),
     }
 
 

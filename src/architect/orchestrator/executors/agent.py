@@ -25,12 +25,19 @@ Per attempt:
 
 A failed attempt's reason and output reach the next attempt's briefing; its worktree is kept for
 inspection. A merged attempt's worktree and branch are removed.
+
+What an `auto` route learns from (`KeyMinter.judge`, docs/routing.md): the attempt's key carries the
+task's `route` settings, and its validator's verdict is the key's outcome (passed 1, failed 0, source
+`task`), applied to every call made with it; when an attempt succeeds, the task's earlier attempts
+that have no outcome get 0 (source `escalation`: a later attempt had to do it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +57,8 @@ from architect.orchestrator.merge import MergeQueue
 from architect.store.orchestrator import Row, TaskRepo
 
 __all__ = ["TRAILER_ATTEMPT", "TRAILER_TASK", "AgentExecutor", "resolve_agent"]
+
+log = logging.getLogger("architect.orchestrator")
 
 # The trailers of a task's commit on the feature branch: `Architect-Task: <feature>/<task>`, and the
 # attempt that made it.
@@ -223,6 +232,8 @@ class AgentExecutor:
             fields.update(finished_at=end, duration_s=round(end - started, 3))
             with contextlib.suppress(Exception):
                 await asyncio.shield(asyncio.to_thread(self.repo.finish_attempt, attempt_id, fields))
+        if key is not None:
+            await self._judge(t, attempt, key.id, fields)
         ok = fields["outcome"] == "succeeded"
         if ok:
             with contextlib.suppress(ArchitectError):
@@ -289,6 +300,29 @@ class AgentExecutor:
         return out
 
     # ------------------------------------------------------------------ pieces
+    async def _judge(
+        self, t: Mapping[str, Any], attempt: int, key_id: str, fields: Mapping[str, Any]
+    ) -> None:
+        """The attempt's outcome by its key: its validator's verdict; when it succeeded, 0 for the
+        task's earlier attempts without one. A failure here is logged, never the attempt's."""
+        validation = fields.get("validation")
+        try:
+            if isinstance(validation, Mapping) and "ok" in validation:
+                verdict = 1.0 if validation["ok"] else 0.0
+                await asyncio.to_thread(self.minter.judge, key_id, verdict, "task")
+            if fields.get("outcome") == "succeeded":
+                for a in await asyncio.to_thread(self.repo.attempts, t["id"]):
+                    if int(a["attempt"]) < attempt and a.get("key_id"):
+                        await asyncio.to_thread(
+                            functools.partial(
+                                self.minter.judge, str(a["key_id"]), 0.0, "escalation", replace=False
+                            )
+                        )
+        except Exception:
+            log.warning(
+                "task %s attempt %d: recording its outcome failed", t.get("key"), attempt, exc_info=True
+            )
+
     def _validator(self, t: Mapping[str, Any], f: Mapping[str, Any]) -> str | None:
         v = t.get("validator") or f.get("validator")
         return str(v) if v else None
@@ -322,7 +356,7 @@ class AgentExecutor:
         }  # fmt: skip
         key_id, secret = self.minter.mint(
             name=f"attempt {f['slug']}/{t['key']}#{attempt}", tags=tags,
-            budget_usd=float(budget) if budget else None,
+            budget_usd=float(budget) if budget else None, route=t.get("route") or None,
         )  # fmt: skip
         return MintedKey(key_id, secret)
 

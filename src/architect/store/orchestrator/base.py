@@ -35,7 +35,7 @@ __all__ = [
 
 Row = dict[str, Any]
 DEFAULT_AGENT = "builtin"  # the agent of an agent task that names none, in a feature that names none
-JSON_TASK = ("deps", "params", "result", "validation")
+JSON_TASK = ("deps", "params", "result", "validation", "route")
 FINAL = ("succeeded", "failed", "cancelled")
 
 

@@ -45,7 +45,7 @@ __all__ = ["CatalogMixin"]
 
 _TASK_FIELDS = (
     "phase", "title", "description", "deps", "priority", "estimate_h", "role",
-    "executor", "params", "validator", "max_attempts", "max_crashes", "agent", "budget_usd",
+    "executor", "params", "validator", "max_attempts", "max_crashes", "agent", "budget_usd", "route",
 )  # fmt: skip
 _FEATURE_FIELDS = ("project", "title", "spec", *AGENT_FEATURE_FIELDS)
 # Changing where a feature's agents work forgets the base SHA its first run recorded.

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("comment", sa.Text),
         sa.UniqueConstraint("request_id", name="uq_call_outcomes_request"),
+        sqlite_autoincrement=True,  # a deleted (changed) outcome's id is never given again
     )
     op.create_index("ix_call_outcomes_group_type", "call_outcomes", ["model_group", "task_type"])
     op.create_table(
