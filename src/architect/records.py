@@ -93,6 +93,13 @@ class CallRecord:
     # cache hit: it cost nothing); None when no deployment answered
     cost_source: str | None = None
     dropped: str | None = None  # request fields a translation dropped, comma-separated
+    # an `auto` route's decision: the auto group asked for (`model_group` is the candidate that served
+    # it), P(acceptable) per candidate (stored as JSON), whether the choice was an exploration; the
+    # task type (tag `type`, else `role`, else "unknown") is set on every call
+    routed_by: str | None = None
+    route_scores: Mapping[str, float] | None = None
+    task_type: str | None = None
+    explored: bool = False
 
     @property
     def cache_hit(self) -> bool:
@@ -122,8 +129,9 @@ class CallRecord:
             log = orjson.loads(log)
         if log is not None:
             data["attempt_log"] = [a if isinstance(a, AttemptRecord) else AttemptRecord(**a) for a in log]
-        if isinstance(data.get("tags"), str):
-            data["tags"] = orjson.loads(data["tags"])
+        for k in ("tags", "route_scores"):
+            if isinstance(data.get(k), str):
+                data[k] = orjson.loads(data[k])
         return cls(**data)
 
 

@@ -42,6 +42,8 @@ from architect.metrics.observer import LedgerMetrics
 from architect.metrics.prometheus import PromMetrics
 from architect.metrics.rollups import Rollups
 from architect.principal import ADMIN, ANONYMOUS, Principal
+from architect.routing.decide import AutoRouter
+from architect.routing.predict import PriorModel, QualityModel
 from architect.store import Store
 
 if TYPE_CHECKING:
@@ -104,9 +106,18 @@ class Runtime:
         # stored Responses API answers (previous_response_id)
         self.responses = ResponseStore(store.responses, lambda: self.config)
 
+        # routing: P(acceptable) per candidate (the prior until the learner is wired), the route
+        # settings of every call and the `auto` groups' decisions
+        self.quality: QualityModel = PriorModel()
+        self.route = AutoRouter(self.quality)
+
         # the request path
         self.hooks = Hooks(
-            key_limits=self.key_limits, cache=self.cache, budgets=self.budgets, conversations=self.responses
+            key_limits=self.key_limits,
+            cache=self.cache,
+            budgets=self.budgets,
+            conversations=self.responses,
+            routes=self.route,
         )
         self.pipeline = Pipeline(config, self.router, self.ledger, self.events, self.hooks)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -127,6 +138,7 @@ class Runtime:
     async def start(self) -> None:
         _warn_unpriced(self.router)
         self.ledger.start()
+        await self.quality.start()
         self.spawn(_every(self.login.config.window_s, self.login.flush, "writing the login audit"))
         await self.budgets_changed()
         self.spawn(_every(self.budgets.refresh_s, self.budgets_changed, "refreshing budgets"))
@@ -158,6 +170,7 @@ class Runtime:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.responses.aclose()
+        await self.quality.aclose()
         # what the ledger holds now, and the rollups of it (the final flush's rows are aggregated by
         # the closing writer's observers; `close` below writes those)
         await asyncio.to_thread(self.ledger.flush)

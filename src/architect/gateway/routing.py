@@ -262,16 +262,23 @@ class Router:
             yield from g.deployments
 
     def order(
-        self, group: Group, est_prompt_tokens: int, max_tokens: int, *, fit_tokens: int | None = None
+        self,
+        group: Group,
+        est_prompt_tokens: int,
+        max_tokens: int,
+        *,
+        fit_tokens: int | None = None,
+        deployments: list[Deployment] | None = None,
     ) -> list[Route]:
         """The group's deployments whose context window fits the request, best first by the group's
         strategy, each with the reason it is at its place. (Breakers and limits are checked by the
         executor when it picks, so a deployment that frees up meanwhile is still used.) A deployment is
         left out when `fit_tokens` (the prompt's low estimate; default `est_prompt_tokens`) plus
-        `max_tokens` exceeds its window."""
+        `max_tokens` exceeds its window. `deployments`: the ones of the group to consider (those that
+        pass the call's hard constraints, `gateway.constraints`); default all."""
         usable: list[Deployment] = []
         need = (est_prompt_tokens if fit_tokens is None else fit_tokens) + max_tokens
-        for d in group.deployments:
+        for d in group.deployments if deployments is None else deployments:
             window = d.config.context_window
             if window is not None and need > window:
                 continue

@@ -1,6 +1,6 @@
 """Virtual keys: `SQLKeyRepo(engine)` on SQLite/PostgreSQL; `SQLiteMemoryKeyRepo(db)` is the same
 implementation on the memory store's in-memory SQLite database. Only the SHA-256 of a key's secret is
-stored; the list fields (`models`, `tags`, `projects`, `scopes`) are JSON in their columns and
+stored; the list fields (`models`, `tags`, `projects`, `scopes`) and `route` are JSON in their columns and
 decoded on the way out."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from architect.store.sqlite_memory import Serialised, SQLiteMemory
 
 __all__ = ["KeyRepo", "SQLKeyRepo", "SQLiteMemoryKeyRepo"]
 
-_JSON_FIELDS = ("models", "tags", "projects", "scopes")
+_JSON_FIELDS = ("models", "tags", "projects", "scopes", "route")
 
 
 class KeyRepo(Protocol):
