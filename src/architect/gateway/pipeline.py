@@ -97,7 +97,7 @@ class Pipeline:
         deployment of its chain may take."""
         tags = call.tags
         call.task_type = tags.get("type") or tags.get("role") or "unknown"
-        if call.endpoint != "embeddings":
+        if self.router.limited and call.endpoint != "embeddings":
             call.needs = request_needs(call.endpoint, call.body)
         routes = self.hooks.routes
         routes.resolve(call)

@@ -140,6 +140,9 @@ class Router:
     clock: Callable[[], float] = time.monotonic
     aliases: dict[str, str] = field(default_factory=dict)  # exact alias -> group name
     patterns: list[tuple[Callable[[str], object], str]] = field(default_factory=list)  # (match, group)
+    # some deployment declares it cannot take tools, JSON-schema formats or images (else a request's
+    # needs are not worth reading: every deployment takes everything)
+    limited: bool = False
 
     @classmethod
     def build(
@@ -179,6 +182,7 @@ class Router:
             for dep, bp in zip(deps, budget_prices([x.pricing for x in deps]), strict=True):
                 dep.budget_price = bp
             router.groups[g.name] = Group(g.name, g, deps)
+            router.limited |= any(not (d.tools and d.json_schema and d.images) for d in g.deployments)
             for a in g.aliases:
                 if "*" in a or "?" in a:
                     router.patterns.append((re.compile(fnmatch.translate(a)).match, g.name))

@@ -42,6 +42,8 @@ def _config(url: str) -> dict[str, Any]:
                 "candidates": ["large", "small"],
                 "exploration": {"share": 0.0},
             },
+            {"name": "tiny", "deployments": [dep("tiny-m", 0.01, context_window=100)]},
+            {"name": "auto-tiny", "strategy": "auto", "candidates": ["tiny"]},
             {"name": "cloud", "fallbacks": ["onprem"], "deployments": [dep("cloud-m", 1.0)]},
             {"name": "onprem", "deployments": [dep("onprem-m", 0.0, local=True)]},
             {"name": "cloudonly", "deployments": [dep("cloudonly-m", 1.0, tools=False)]},
@@ -215,3 +217,28 @@ def test_the_ledger_records_the_decision_on_sqlite_and_postgresql(stub: StubServ
         (row,) = srv.calls()
     assert row["routed_by"] == "auto" and row["model_group"] == "small" and row["task_type"] == "coder"
     assert orjson.loads(row["route_scores"]) == {"small": 0.55, "large": 0.85} and row["explored"] is False
+
+
+def test_a_stream_through_auto_and_a_prompt_no_candidate_can_hold(
+    server: LiveServer, stub: StubServer
+) -> None:
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/chat/completions",
+        json={"model": "auto", "messages": MSG, "stream": True},
+        headers={"authorization": f"Bearer {ADMIN}", "x-architect-route": "quality=0.5"},
+        timeout=20,
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["x-architect-route"].startswith("group=small;")
+        assert b"[DONE]" in r.read()
+    assert _sent_model(stub) == "small-m"
+    long = [{"role": "user", "content": "word " * 400}]
+    r = _chat(server, "auto-tiny", messages=long)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["message"].startswith("context window: ") and err["code"] == "context_length_exceeded"
+    models = httpx.get(
+        server.url + "/v1/models", headers={"x-api-key": ADMIN, "anthropic-version": "2023-06-01"}
+    ).json()
+    assert {"auto", "auto-tiny"} <= {m["id"] for m in models["data"]}
