@@ -102,7 +102,11 @@ class Pipeline:
         routes = self.hooks.routes
         routes.resolve(call)
         if group.config.strategy != "auto":
-            check_chain(call.model, self.executor.chain(group), call.needs, call.local_only)
+            if call.needs or call.local_only:
+                chain = self.executor.chain(group)
+                extra = (self.router.group(n) for g in chain for n in g.config.context_window_fallbacks)
+                chain += [g for g in extra if g is not None and g not in chain]
+                check_chain(call.model, chain, call.needs, call.local_only)
             return
         candidates = [g for n in group.config.candidates if (g := self.router.groups.get(n)) is not None]
         eligible = [g for g in candidates if self._fits(call, g)]

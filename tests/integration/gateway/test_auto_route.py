@@ -42,6 +42,13 @@ def _config(url: str) -> dict[str, Any]:
                 "candidates": ["large", "small"],
                 "exploration": {"share": 0.0},
             },
+            {
+                "name": "mixed",
+                "deployments": [
+                    dep("mixed-cloud", 1.0, weight=100),
+                    dep("mixed-local", 1.0, weight=1, local=True),
+                ],
+            },
             {"name": "tiny", "deployments": [dep("tiny-m", 0.01, context_window=100)]},
             {"name": "auto-tiny", "strategy": "auto", "candidates": ["tiny"]},
             {"name": "cloud", "fallbacks": ["onprem"], "deployments": [dep("cloud-m", 1.0)]},
@@ -179,6 +186,14 @@ def test_a_local_only_key_goes_only_to_local_deployments(server: LiveServer, stu
         and row["fallbacks"] == 1
         and row["attempts"] == 1
     )
+    # a weighted group mixing both: always its local deployment (by weight it would be the cloud one)
+    for _ in range(5):
+        r = _chat(server, "mixed", key=key)
+        assert r.status_code == 200 and _sent_model(stub) == "mixed-local"
+        assert r.headers["x-architect-deployment"].startswith("mixed/stub/mixed-local")
+    # the request alone may ask for it too (any key)
+    r = _chat(server, "mixed", headers={"x-architect-route": "privacy=local-only"})
+    assert r.status_code == 200 and _sent_model(stub) == "mixed-local"
     n = len(stub.requests)
     r = _chat(server, "cloudonly", key=key)
     assert r.status_code == 400
