@@ -2,7 +2,8 @@
 Config and a Store: the router, the request pipeline and its hooks (per-key limits, the response
 cache, budgets, the stored Responses API answers), the ledger writer and its observers (rollups and Prometheus counters), the event bus,
 the authenticator with its key resolver, key states and dashboard sessions, the login guard, the
-alerter and the orchestrator's task manager. No globals: the app and the API reach it through
+alerter, the orchestrator's task manager, and routing: the quality model (`quality`) and the route hook
+over it (`route`: every call's route settings, the `auto` groups' decisions). No globals: the app and the API reach it through
 `app.state.runtime`.
 
 It sits above the domains (it builds their services) and below the API, the dashboard and the CLI
