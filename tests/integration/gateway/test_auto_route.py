@@ -110,6 +110,11 @@ def test_auto_picks_cheap_or_strong_by_the_knob_and_records_the_decision(
     assert plain["routed_by"] is None and plain["route_scores"] is None and plain["task_type"] == "unknown"
     models = httpx.get(server.url + "/v1/models", headers={"authorization": f"Bearer {ADMIN}"}).json()
     assert "auto" in [m["id"] for m in models["data"]]
+    detail = httpx.get(
+        server.url + "/api/v1/calls/auto-default", headers={"authorization": f"Bearer {ADMIN}"}
+    )
+    call = detail.json()["call"]
+    assert call["route_scores"] == {"small": 0.55, "large": 0.85} and call["routed_by"] == "auto"
     ready = httpx.get(server.url + "/readyz", headers={"authorization": f"Bearer {ADMIN}"}).json()
     assert ready["checks"]["models"]["auto"] == {"available": True, "candidates": ["large", "small"]}
 
