@@ -156,7 +156,7 @@ def _auto_decisions(model: QualityModel, prompts: list[str], runs: int) -> list[
         call.group, call.est_prompt_tokens, call.task_type = auto, 2000, "t"
         t0 = time.perf_counter()
         decide.resolve(call)
-        decide.decide(call, auto, eligible)
+        decide.decide(call, auto, eligible, eligible)
         out.append((time.perf_counter() - t0) * 1e6)
     return out
 

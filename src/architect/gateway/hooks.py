@@ -100,9 +100,9 @@ class Routes(Protocol):
         project and its group (sets `call.route` and `call.local_only`); raise InvalidRequest naming
         the field for a bad `x-architect-route` / `metadata.architect_route`."""
 
-    def decide(self, call: Call, group: Group, eligible: list[Group]) -> None:
-        """For a call to the `auto` group `group`: choose among its `eligible` candidates (those with
-        a deployment that can take the call; at least one). Sets `call.group` (the chosen one),
+    def decide(self, call: Call, group: Group, candidates: list[Group], eligible: list[Group]) -> None:
+        """For a call to the `auto` group `group` (its `candidates`, in config order): choose among the
+        `eligible` ones (those with a deployment that can take the call; at least one). Sets `call.group` (the chosen one),
         `call.chain`, `call.routed_by`, `call.route_scores`, `call.explored`, `call.route_prefix`,
         `call.route_header`."""
 
@@ -116,7 +116,7 @@ class NullRoutes:
     def resolve(self, call: Call) -> None:
         return None
 
-    def decide(self, call: Call, group: Group, eligible: list[Group]) -> None:
+    def decide(self, call: Call, group: Group, candidates: list[Group], eligible: list[Group]) -> None:
         call.routed_by = group.name
         call.group = eligible[0]
         call.chain = list(eligible)

@@ -119,7 +119,7 @@ class Pipeline:
                 param="messages",
                 code="context_length_exceeded",
             )
-        routes.decide(call, group, eligible)
+        routes.decide(call, group, candidates, eligible)
 
     @staticmethod
     def _fits(call: Call, g: Group) -> bool:

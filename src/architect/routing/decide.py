@@ -11,7 +11,8 @@ For a call to an `auto` group, `decide`:
    the dearest;
 2. features: `HashedFeatures.hashed_row` of the prompt's system and user text (the last 1,500
    characters, as the evaluation cuts them);
-3. P(acceptable) per candidate from the `QualityModel`, with each candidate's price-tier prior;
+3. P(acceptable) per candidate from the `QualityModel`, with each candidate's price-tier prior (the tiers
+   over all of the group's candidates, so a candidate's prior does not depend on the others' eligibility);
 4. the policy: `quality_target` q: the cheapest candidate with P >= q, else (none reaches it) the one
    with the highest P; `cost_weight` w: the highest P - w x price / dearest price;
 5. exploration: with probability `exploration.share`, while exploration's extra cost so far is at
@@ -36,7 +37,7 @@ from architect.gateway.costs import cost_usd
 from architect.gateway.providers.base import Usage
 from architect.gateway.routing import NOMINAL_OUTPUT_TOKENS, Group
 from architect.routing.policy import EMPTY, EffectiveRoute, RouteSettings, parse_header, resolve
-from architect.routing.predict import Features, OutcomeCounts, QualityModel, price_prior
+from architect.routing.predict import PRIOR_ONE, Features, OutcomeCounts, QualityModel, price_prior
 
 if TYPE_CHECKING:
     from architect.routing.features import HashedFeatures
@@ -163,14 +164,18 @@ class AutoRouter:
         call.route = eff
         call.local_only = eff.privacy == "local-only"
 
-    def decide(self, call: Call, group: Group, eligible: list[Group]) -> None:
+    def decide(self, call: Call, group: Group, candidates: list[Group], eligible: list[Group]) -> None:
         eff = call.route if isinstance(call.route, EffectiveRoute) else resolve([], _group_settings(group))
         out = call.max_tokens or NOMINAL_OUTPUT_TOKENS
         tokens = call.est_prompt_tokens or 0
         prices = {g.name: _price(g, call, tokens, out) for g in eligible}
         order = sorted(eligible, key=lambda g: _price_key(prices[g.name][0]))
         names = [g.name for g in order]
-        prior = price_prior(names)
+        # the prior's price tiers are over all candidates (at every deployment's price), so a candidate's
+        # prior does not depend on which others this call may use
+        tiers = sorted(candidates, key=lambda g: _price_key(_price(g, call, tokens, out, admit=False)[0]))
+        every = price_prior([g.name for g in tiers])
+        prior = {n: every.get(n, PRIOR_ONE) for n in names}
         x = self._features(call)
         project = call.tags.get("project")
         task_type = call.task_type or "unknown"
@@ -271,11 +276,13 @@ def _group_settings(group: Group) -> RouteSettings:
     return RouteSettings(quality_target=group.config.quality_target, cost_weight=group.config.cost_weight)
 
 
-def _price(g: Group, call: Call, tokens: int, out: int) -> tuple[float | None, PriceConfig | None]:
-    """A candidate's cost for this call at its cheapest admitted deployment of known price (None when
-    none has a known price), and that price."""
+def _price(
+    g: Group, call: Call, tokens: int, out: int, *, admit: bool = True
+) -> tuple[float | None, PriceConfig | None]:
+    """A candidate's cost for this call at its cheapest admitted deployment (`admit`; else any) of known
+    price (None when none has a known price), and that price."""
     best: tuple[float | None, PriceConfig | None] = (None, None)
-    for d in admitted(g, call.needs, call.local_only):
+    for d in admitted(g, call.needs, call.local_only) if admit else g.deployments:
         pr = d.price
         if pr is None:
             continue

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # numpy is imported only where features are made (a gateway w
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["Features", "OutcomeCounts", "PriorModel", "QualityModel", "price_prior"]
+__all__ = ["PRIOR_ONE", "Features", "OutcomeCounts", "PriorModel", "QualityModel", "price_prior"]
 
 Features: TypeAlias = "tuple[NDArray[np.int32], NDArray[np.float32]]"
 

@@ -109,7 +109,8 @@ def _decide(
     group = router.groups["auto"]
     call.group = group
     ar.resolve(call)
-    ar.decide(call, group, [router.groups[n] for n in names])
+    candidates = [router.groups[n] for n in group.config.candidates]
+    ar.decide(call, group, candidates, [router.groups[n] for n in names])
 
 
 def test_quality_target_takes_the_cheapest_candidate_that_reaches_it() -> None:
