@@ -62,6 +62,10 @@ async def readyz(request: Request) -> Response:
         states = {d.name: d.breaker.state for d in g.deployments}
         available = any(s != "open" for s in states.values())
         groups[name] = {"available": available, "deployments": states}
+    for name, g in runtime.router.groups.items():  # an auto group: available when a candidate is
+        if g.config.strategy == "auto":
+            cands = [c for c in g.config.candidates if c in groups]
+            groups[name] = {"available": any(groups[c]["available"] for c in cands), "candidates": cands}
     checks["models"] = groups
     return JSONResponse({**status, "checks": checks}, status_code=200 if ok else 503)
 

@@ -35,6 +35,7 @@ __all__ = [
     "Config",
     "DeploymentConfig",
     "EscalateStep",
+    "ExplorationConfig",
     "LedgerConfig",
     "LimitsConfig",
     "LoginConfig",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 ProviderKind = Literal["openai", "anthropic", "simulated"]
-Strategy = Literal["weighted", "least-busy", "lowest-latency", "lowest-cost"]
+Strategy = Literal["weighted", "least-busy", "lowest-latency", "lowest-cost", "auto"]
 # The deployment and provider the metrics count cache hits under; no configured one may take it.
 CACHE_NAME = "cache"
 
@@ -163,6 +164,19 @@ class DeploymentConfig(_Model):
     weight: float = Field(default=1.0, gt=0)
     context_window: int | None = Field(default=None, ge=1)
     simulate: SimulationConfig = Field(default_factory=SimulationConfig)
+    local: bool = Field(
+        default=False,
+        description="the model runs on infrastructure you control: a call whose route says `privacy: local-only` "
+        "goes only to deployments with `local: true` (docs/routing.md)",
+    )
+    tools: bool = Field(
+        default=True, description="takes tool definitions (`tools`); false: requests with tools skip it"
+    )
+    json_schema: bool = Field(
+        default=True,
+        description="takes a JSON-schema response format (structured output); false: such requests skip it",
+    )
+    images: bool = Field(default=True, description="takes image input; false: requests with images skip it")
 
 
 class RetryConfig(_Model):
@@ -171,6 +185,19 @@ class RetryConfig(_Model):
     backoff_base_s: float = Field(default=0.05, ge=0)
     backoff_max_s: float = Field(default=4.0, ge=0)
     max_retry_after_s: float = Field(default=10.0, ge=0)
+
+
+class ExplorationConfig(_Model):
+    """How often an `auto` group tries a candidate other than the one its policy picks (to learn about it)."""
+
+    share: float = Field(default=0.05, ge=0, le=1, description="share of the group's calls that explore")
+    budget_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="exploration stops while its extra cost so far exceeds this share of the group's spend "
+        "(counted in this process)",
+    )
 
 
 class ModelGroupConfig(_Model):
@@ -185,7 +212,44 @@ class ModelGroupConfig(_Model):
     context_window_fallbacks: list[str] = Field(default_factory=list)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     limit_wait_s: float = Field(default=0.0, ge=0)
-    deployments: list[DeploymentConfig] = Field(min_length=1)
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
+    candidates: list[str] = Field(
+        default_factory=list,
+        description="`strategy: auto` only: the model groups it chooses among, per call (at least one; not "
+        "auto groups themselves)",
+    )
+    quality_target: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="`strategy: auto`: the cheapest candidate whose predicted P(acceptable) reaches this "
+        "(default 0.8 when neither this nor cost_weight is set); keys, tasks, projects and requests may "
+        "override it",
+    )
+    cost_weight: float | None = Field(
+        default=None,
+        ge=0,
+        description="`strategy: auto`, instead of quality_target: the candidate with the highest "
+        "P(acceptable) - cost_weight x price / dearest price",
+    )
+    exploration: ExplorationConfig = Field(
+        default_factory=ExplorationConfig, description="`strategy: auto`: exploration of other candidates"
+    )
+
+    @model_validator(mode="after")
+    def _auto(self) -> ModelGroupConfig:
+        if self.strategy == "auto":
+            if not self.candidates:
+                raise ValueError("candidates: an auto group needs at least one candidate group")
+            if self.deployments:
+                raise ValueError("deployments: an auto group has none (it routes to its candidates)")
+        else:
+            if not self.deployments:
+                raise ValueError("deployments: at least one deployment (only an auto group has none)")
+            for f in ("candidates", "quality_target", "cost_weight"):
+                if f in self.model_fields_set:
+                    raise ValueError(f"{f}: only for strategy: auto")
+        return self
 
 
 class ServerConfig(_Model):
@@ -375,6 +439,7 @@ class Config(_Model):
             if p.name == CACHE_NAME:
                 raise ValueError(f"providers[{pi}].name: {CACHE_NAME!r} is reserved for cache hits")
         groups = {g.name for g in self.models}
+        auto = {g.name for g in self.models if g.strategy == "auto"}
         for gi, g in enumerate(self.models):
             for di, d in enumerate(g.deployments):
                 if d.name == CACHE_NAME:
@@ -386,6 +451,17 @@ class Config(_Model):
                         f"models[{gi}].deployments[{di}].provider: unknown provider {d.provider!r} "
                         f"(known: {', '.join(sorted(providers)) or 'none'})"
                     )
+            for ci, c in enumerate(g.candidates):
+                if c not in groups:
+                    raise ValueError(f"models[{gi}].candidates[{ci}]: unknown model group {c!r}")
+                if c in auto:
+                    raise ValueError(f"models[{gi}].candidates[{ci}]: {c!r} is an auto group itself")
+            if len(set(g.candidates)) != len(g.candidates):
+                raise ValueError(f"models[{gi}].candidates: a group is listed twice")
+            if g.strategy == "auto" and (g.fallbacks or g.context_window_fallbacks):
+                raise ValueError(
+                    f"models[{gi}].fallbacks: an auto group has none (its chain is its other candidates)"
+                )
             for f in (*g.fallbacks, *g.context_window_fallbacks):
                 if f not in groups:
                     raise ValueError(f"models[{gi}].fallbacks: unknown model group {f!r}")

@@ -128,8 +128,9 @@ class CallRecord:
             log = orjson.loads(log)
         if log is not None:
             data["attempt_log"] = [a if isinstance(a, AttemptRecord) else AttemptRecord(**a) for a in log]
-        if isinstance(data.get("tags"), str):
-            data["tags"] = orjson.loads(data["tags"])
+        for k in ("tags", "route_scores"):
+            if isinstance(data.get(k), str):
+                data[k] = orjson.loads(data[k])
         return cls(**data)
 
 

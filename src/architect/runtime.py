@@ -2,8 +2,10 @@
 Config and a Store: the router, the request pipeline and its hooks (per-key limits, the response
 cache, budgets, the stored Responses API answers), the ledger writer and its observers (rollups and Prometheus counters), the event bus,
 the authenticator with its key resolver, key states and dashboard sessions, the login guard, the
-alerter, the orchestrator's task manager, the feedback endpoint's recorder and the auto routes'
-quality model (built, and numpy imported, only when the config has an auto group or it is asked for). No globals: the app and the API reach it through
+alerter, the orchestrator's task manager, the feedback endpoint's recorder, and routing: the route hook
+(`route`: every call's route settings, the `auto` groups' decisions) over the auto routes' quality model
+(`quality`: built, and numpy imported, only when the config has an auto group or it is asked for). No
+globals: the app and the API reach it through
 `app.state.runtime`.
 
 It sits above the domains (it builds their services) and below the API, the dashboard and the CLI
@@ -44,6 +46,8 @@ from architect.metrics.observer import LedgerMetrics
 from architect.metrics.prometheus import PromMetrics
 from architect.metrics.rollups import Rollups
 from architect.principal import ADMIN, ANONYMOUS, Principal
+from architect.routing.decide import AutoRouter
+from architect.routing.predict import PriorModel
 from architect.store import Store
 
 if TYPE_CHECKING:
@@ -110,10 +114,17 @@ class Runtime:
         # outcomes of calls (`POST /v1/feedback`) that auto routes learn from (`quality`)
         self.feedback = Feedback(self.ledger, lambda: store.routing)
         self._quality_started = False
+        # routing: the route settings of every call and the `auto` groups' decisions; P(acceptable) is
+        # the prior until `_start_quality` hands the route the learner (a config with an auto group)
+        self.route = AutoRouter(PriorModel())
 
         # the request path
         self.hooks = Hooks(
-            key_limits=self.key_limits, cache=self.cache, budgets=self.budgets, conversations=self.responses
+            key_limits=self.key_limits,
+            cache=self.cache,
+            budgets=self.budgets,
+            conversations=self.responses,
+            routes=self.route,
         )
         self.pipeline = Pipeline(config, self.router, self.ledger, self.events, self.hooks)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -147,6 +158,7 @@ class Runtime:
         if self._quality_started or not has_auto_route(self.config):
             return
         self._quality_started = True
+        self.route.quality = self.quality
         await self.quality.start()
 
     async def _sweep_key_outcomes(self) -> None:

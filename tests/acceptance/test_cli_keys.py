@@ -137,3 +137,29 @@ def test_keys_create_with_project_grants(sqlite_url: str) -> None:
             a["after"]["name"]: a["after"]["projects"] for a in store.audit.list_audit(action="key.create")
         }
         assert created == {"two": ["shop", "web"], "every": "*", "remote": ["beta"]}
+
+
+def test_keys_route_settings_local_and_remote(sqlite_url: str) -> None:
+    db = ["--database-url", sqlite_url]
+    r = _cli(
+        "keys", "create", "--name", "q", "--quality-target", "0.9", "--privacy", "local-only", "--json", *db
+    )
+    assert r.returncode == 0, r.stderr
+    made = orjson.loads(r.stdout)
+    assert made["route"] == {"quality_target": 0.9, "privacy": "local-only"}
+    bad = _cli("keys", "create", "--name", "b", "--quality-target", "1.5", *db)
+    assert bad.returncode != 0 and "route.quality_target" in bad.stderr
+    r = _cli("keys", "route", made["id"], "--cost-weight", "0.3", "--json", *db)
+    assert r.returncode == 0, r.stderr
+    assert orjson.loads(r.stdout)["route"] == {"cost_weight": 0.3}
+    r = _cli("keys", "route", made["id"], "--clear", "--json", *db)
+    assert r.returncode == 0 and orjson.loads(r.stdout)["route"] == {}
+    admin = "cli-admin-key"
+    with StubServer() as stub:
+        cfg = stub_config(stub.url)
+        cfg["auth"] = {"admin_key": admin}
+        with LiveServer(make_config(cfg), store=open_store(sqlite_url)) as srv:
+            remote = ["--server", srv.url, "--key", admin, "--json"]
+            r = _cli("keys", "route", made["id"], "--quality-target", "0.6", *remote)
+            assert r.returncode == 0, r.stderr
+            assert orjson.loads(r.stdout)["route"] == {"quality_target": 0.6}

@@ -126,6 +126,7 @@ def key_view(row: Mapping[str, Any], budgets: list[dict[str, Any]] | None = None
         "projects": ALL_PROJECTS if (g := granted_projects(row)) is None else sorted(g),
         "scopes": row.get("scopes") or [],
         "temporary": bool(row.get("temporary")),
+        "route": row.get("route") or {},
         "budgets": [
             {
                 "id": b["id"],
@@ -156,6 +157,7 @@ def principal_for(row: Mapping[str, Any]) -> Principal:
             "bodies": row.get("bodies"),
             "created_at": row.get("created_at"),
             "temporary": bool(row.get("temporary")),
+            "route": row.get("route") or None,
         },
     )
 
@@ -184,7 +186,10 @@ class KeyService:
         projects: str | list[str] | None = None,
         scopes: list[str] | None = None,
         temporary: bool = False,
+        route: Mapping[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
+        """`route`: the key's route settings (quality_target, cost_weight, privacy), already checked
+        by the caller (`routing.policy.RouteSettings.parse`: the access domain does not import routing)."""
         if not name.strip():
             raise InvalidRequest("name: must not be empty", param="name")
         check_identifier(name, "name")
@@ -222,6 +227,7 @@ class KeyService:
             "projects": granted,
             "scopes": scopes,
             "temporary": temporary,
+            "route": dict(route) if route else None,
         }
         self.keys.create_key(row)
         if budget_usd is not None:
@@ -240,6 +246,14 @@ class KeyService:
         """Keys (those minted for task attempts only with `temporary`)."""
         budgets = self.budgets.list_budgets()
         return [key_view(r, budgets) for r in self.keys.list_keys(ids) if temporary or not r.get("temporary")]
+
+    def set_route(self, key_id: str, route: Mapping[str, Any] | None, *, actor: str) -> dict[str, Any]:
+        """Replace a key's route settings (None or {}: none); checked by the caller, as in `create`."""
+        before = self.view(key_id)
+        self.keys.update_key(key_id, {"route": dict(route) if route else None, "updated_at": time.time()})
+        after = self.view(key_id)
+        self.audit.add_audit(actor, "key.route", key_id, before, after)
+        return after
 
     def revoke(self, key_id: str, *, actor: str) -> dict[str, Any]:
         before = self.view(key_id)

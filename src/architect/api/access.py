@@ -30,6 +30,7 @@ from architect.api.params import (
 )
 from architect.errors import NotFound, NotFoundInStore, PermissionDenied
 from architect.principal import Principal, Scope, actor_of
+from architect.routing.policy import Privacy, RouteSettings
 
 __all__ = ["router"]
 
@@ -37,6 +38,32 @@ router = APIRouter(tags=["access"])
 
 SpendBy = Literal["project", "key_id", "model_group", "deployment", "provider", "feature", "task", "endpoint"]
 PerMinute = Annotated[int, Field(ge=1, le=INT32_MAX)]
+
+
+class RouteBody(Body):
+    """Route settings (docs/routing.md, "The auto route"); any subset."""
+
+    quality_target: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="an auto group takes the cheapest candidate predicted to reach it",
+    )
+    cost_weight: float | None = Field(
+        default=None,
+        ge=0,
+        description="instead: the highest P(acceptable) - cost_weight x price / dearest price",
+    )
+    privacy: Privacy | None = Field(
+        default=None, description="`local-only`: the key's calls go only to deployments with `local: true`"
+    )
+
+    def stored(self) -> dict[str, object] | None:
+        return RouteSettings(self.quality_target, self.cost_weight, self.privacy).as_dict() or None
+
+
+class KeyUpdate(Body):
+    route: RouteBody | None = Field(description="the key's route settings; null or {} removes them")
 
 
 class KeyCreate(Body):
@@ -56,6 +83,9 @@ class KeyCreate(Body):
     )
     scopes: list[Scope] | None = Field(
         default=None, description="granted scopes; `tasks:execute` may write the task fields that run code"
+    )
+    route: RouteBody | None = Field(
+        default=None, description="route settings of the key's calls (quality_target, cost_weight, privacy)"
     )
 
 
@@ -92,8 +122,10 @@ async def list_keys(
 @router.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     """Create a key; the response holds the secret, shown only this once."""
+    fields = body.model_dump(exclude={"route"})
+    route = body.route.stored() if body.route is not None else None
     secret, view = await asyncio.to_thread(
-        lambda: runtime.keys.create(actor=actor_of(principal), **body.model_dump())
+        lambda: runtime.keys.create(actor=actor_of(principal), route=route, **fields)
     )
     if body.budget_usd is not None:
         await runtime.budgets_changed()
@@ -105,6 +137,17 @@ async def get_key(key_id: KeyId, runtime: RuntimeDep, principal: PrincipalDep) -
     if not principal.is_admin and principal.key_id != key_id:
         raise NotFoundInStore(f"no key with id {key_id!r}")
     return await asyncio.to_thread(runtime.keys.view, key_id)
+
+
+@router.patch("/keys/{key_id}")
+async def update_key(
+    key_id: KeyId, body: KeyUpdate, runtime: RuntimeDep, principal: AdminDep
+) -> dict[str, Any]:
+    """Change a key's route settings (in force on every process within a second)."""
+    route = body.route.stored() if body.route is not None else None
+    view = await asyncio.to_thread(runtime.keys.set_route, key_id, route, actor=actor_of(principal))
+    runtime.key_resolver.invalidate()
+    return view
 
 
 @router.post("/keys/{key_id}/revoke")

@@ -81,8 +81,9 @@ async def get_call(request_id: RequestId, runtime: RuntimeDep, principal: Princi
     if call is None or (not principal.is_admin and call.get("key_id") != principal.key_id):
         raise NotFoundInStore(f"no call with request id {request_id}")
     attempts = await asyncio.to_thread(runtime.store.ledger.attempts_for, request_id)
-    if call.get("tags"):
-        call["tags"] = orjson.loads(call["tags"])
+    for k in ("tags", "route_scores"):  # JSON objects in their columns
+        if call.get(k):
+            call[k] = orjson.loads(call[k])
     return {"call": call, "attempts": attempts}
 
 

@@ -1,4 +1,4 @@
-"""`architect keys create|list|revoke|rotate`: on the local store directly, or against a running
+"""`architect keys create|list|route|revoke|rotate`: on the local store directly, or against a running
 server with `--server URL --key K` (then the audit log records the server-side principal)."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from architect.access.audit import local_actor
 from architect.access.keys import KeyService, parse_budget
 from architect.cli.common import DatabaseOpt, JsonOpt, console, err_console, open_cli_store, print_json
 from architect.errors import ArchitectError, GatewayError
+from architect.routing.policy import RouteSettings
 
 __all__ = ["app", "call_server"]
 
-app = typer.Typer(help="Virtual API keys: create, list, revoke, rotate.", no_args_is_help=True)
+app = typer.Typer(help="Virtual API keys: create, list, route, revoke, rotate.", no_args_is_help=True)
 
 ServerOpt = Annotated[
     str | None,
@@ -73,6 +74,29 @@ def _projects(text: str | None) -> str | list[str] | None:
     return names or None
 
 
+QualityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--quality-target",
+        help="route: an auto group takes the cheapest candidate predicted to reach it (0-1)",
+    ),
+]
+CostWeightOpt = Annotated[
+    float | None,
+    typer.Option("--cost-weight", help="route: instead, max P(acceptable) - weight x price / dearest price"),
+]
+PrivacyOpt = Annotated[
+    str | None,
+    typer.Option("--privacy", help="route: local-only sends the key's calls only to local: true deployments"),
+]
+
+
+def _route(quality_target: float | None, cost_weight: float | None, privacy: str | None) -> dict[str, object]:
+    """The route settings given on the command line, checked (an error names the option's field)."""
+    given = {"quality_target": quality_target, "cost_weight": cost_weight, "privacy": privacy}
+    return RouteSettings.parse(given, where="route").as_dict()
+
+
 def _show_secret(secret: str, view: dict[str, Any], json: bool, verb: str) -> None:
     if json:
         print_json({"key": secret, **view})
@@ -104,6 +128,9 @@ def create(
             help="granted scopes, comma-separated: tasks:execute (may write task fields that run code)"
         ),
     ] = None,
+    quality_target: QualityOpt = None,
+    cost_weight: CostWeightOpt = None,
+    privacy: PrivacyOpt = None,
     server: ServerOpt = None,
     key: KeyOpt = None,
     database_url: DatabaseOpt = None,
@@ -119,6 +146,7 @@ def create(
         "expires_at": time.time() + expires_days * 86400 if expires_days else None,
         "projects": _projects(projects),
         "scopes": [x.strip() for x in scopes.split(",") if x.strip()] if scopes else None,
+        "route": _route(quality_target, cost_weight, privacy) or None,
     }
     if budget_usd:
         body["budget_usd"], body["budget_period"] = parse_budget(budget_usd)
@@ -162,6 +190,7 @@ def list_keys(
         "projects",
         "tags",
         "scopes",
+        "route",
         "budgets",
     ):
         table.add_column(col)
@@ -178,10 +207,38 @@ def list_keys(
             "all" if k.get("projects") == "*" else ",".join(k.get("projects") or []) or "-",
             ",".join(f"{a}={b}" for a, b in (k["tags"] or {}).items()) or "-",
             ",".join(k.get("scopes") or []) or "-",
+            ",".join(f"{a}={b}" for a, b in (k.get("route") or {}).items()) or "-",
             "; ".join(f"${b['spent_usd']:.2f}/${b['limit_usd']:.2f} per {b['period']}" for b in k["budgets"])
             or "-",
         )
     console.print(table)
+
+
+@app.command("route")
+def route(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
+    quality_target: QualityOpt = None,
+    cost_weight: CostWeightOpt = None,
+    privacy: PrivacyOpt = None,
+    clear: Annotated[bool, typer.Option("--clear", help="remove the key's route settings")] = False,
+    server: ServerOpt = None,
+    key: KeyOpt = None,
+    database_url: DatabaseOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Set a key's route settings (they replace the ones it had), or remove them with --clear."""
+    settings = _route(quality_target, cost_weight, privacy)
+    if clear == bool(settings):
+        raise typer.BadParameter("give --quality-target, --cost-weight and/or --privacy, or --clear alone")
+    if server:
+        view = call_server(server, key, "PATCH", f"/keys/{key_id}", {"route": settings or None})
+    else:
+        view = _local(database_url).set_route(key_id, settings or None, actor=local_actor())
+    if json:
+        print_json(view)
+    else:
+        shown = "; ".join(f"{k}={v}" for k, v in (view.get("route") or {}).items()) or "none"
+        err_console.print(f"[green]route of[/green] {view['id']} ({view['name']}): {shown}")
 
 
 @app.command("revoke")

@@ -27,7 +27,7 @@ from architect.gateway.call import Call, parse_body, parse_tags
 from architect.gateway.feedback import Feedback
 from architect.gateway.hooks import Authenticate
 from architect.gateway.pipeline import Pipeline
-from architect.gateway.routing import Router
+from architect.gateway.routing import Group, Router
 
 __all__ = ["GatewayApp", "Host"]
 
@@ -135,8 +135,22 @@ class GatewayApp:
                 if method != "POST":
                     raise MethodNotAllowed("POST")
                 principal = await self.runtime.auth.authenticate(_credentials(headers))
-                body = parse_body(await self._read_body(headers, receive))
-                status, out, extra = await count_tokens(body, principal, self.runtime.router, headers)
+                raw = await self._read_body(headers, receive)
+                body = parse_body(raw)
+
+                def local_only(group: Group) -> bool:
+                    """The caller's privacy (its route settings), before its prompt goes anywhere."""
+                    tags = {**principal.tags, **parse_tags(headers.get("x-architect-tags"), None)}
+                    call = Call("messages", body, raw, principal, tags, None, headers, MESSAGES)
+                    route = headers.get("x-architect-route")
+                    call.route_request = ("x-architect-route", route) if route is not None else None
+                    call.group = group
+                    self.runtime.pipeline.hooks.routes.resolve(call)
+                    return call.local_only
+
+                status, out, extra = await count_tokens(
+                    body, principal, self.runtime.router, headers, local_only
+                )
                 await _send_json(send, status, out, extra)
                 return
             if path == "/v1/feedback":
@@ -158,17 +172,25 @@ class GatewayApp:
             raw = await self._read_body(headers, receive)
             body = parse_body(raw)
             api.validate(body)
+            route: tuple[str, str] | None = None
+            if (text := headers.get("x-architect-route")) is not None:
+                route = ("x-architect-route", text)
             if api is MESSAGES:  # kept for Anthropic deployments; its `user_id` is not a tag
                 meta = body.get("metadata")
                 metadata = (
                     {k: v for k, v in meta.items() if k != "user_id"} if isinstance(meta, dict) else meta
                 )
-            elif api is RESPONSES:  # kept: echoed in the response, sent to Responses API deployments
-                metadata = body.get("metadata")
             else:
-                metadata = body.pop("metadata", None)
+                # kept for Responses (echoed, sent to Responses API deployments), not for chat
+                metadata = body.get("metadata") if api is RESPONSES else body.pop("metadata", None)
+                if isinstance(metadata, dict) and "architect_route" in metadata:
+                    metadata = dict(metadata)  # route settings, not a tag
+                    text = metadata.pop("architect_route")
+                    if route is None:
+                        route = ("metadata.architect_route", text if isinstance(text, str) else repr(text))
             tags = parse_tags(headers.get("x-architect-tags"), metadata)
             call = Call(api.name, body, raw, principal, tags, request_id, headers, api)
+            call.route_request = route
             if api.streams and call.stream:
                 await self._stream(call, receive, send)
             else:
@@ -361,6 +383,8 @@ def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:
     ]
     if call.dropped:
         out.append((b"x-architect-dropped", ",".join(call.dropped).encode()))
+    if call.route_header is not None:
+        out.append((b"x-architect-route", call.route_header.encode()))
     if call.deployment is not None:
         out.append((b"x-architect-deployment", call.deployment.name.encode()))
         if call.deployment.simulated:

@@ -55,26 +55,37 @@ class Call:
         "budget_reservation",
         "cache_plan",
         "cache_tier",
+        "chain",
         "cost_usd",
+        "decision",
         "deployment",
         "dropped",
         "endpoint",
         "error",
         "est_prompt_tokens",
+        "explored",
         "fallbacks",
         "group",
         "headers",
         "http_status",
         "include_usage",
         "key_ticket",
+        "local_only",
         "max_tokens",
         "model",
+        "needs",
         "principal",
         "prompt_size",
         "raw_body",
         "request_id",
         "response_body",
+        "route",
+        "route_header",
+        "route_prefix",
         "route_reason",
+        "route_request",
+        "route_scores",
+        "routed_by",
         "saved_cost_usd",
         "saved_ms",
         "semantic_off",
@@ -85,6 +96,7 @@ class Call:
         "stream",
         "t0",
         "tags",
+        "task_type",
         "tokens_estimated",
         "translated",
         "translation_dropped",
@@ -153,6 +165,24 @@ class Call:
         self.budget_reservation: object | None = None  # the budgets' hold (their own type)
         self.response_body: bytes | None = None
         self.cost_usd = 0.0
+        # the route (`gateway.constraints`, `hooks.Routes`): what the request needs of a deployment, its
+        # privacy, its route settings as the request gave them ((where, text): the x-architect-route
+        # header or metadata.architect_route) and as resolved (the routes hook's own type)
+        self.needs: frozenset[str] = frozenset()
+        self.local_only = False
+        self.route_request: tuple[str, str] | None = None
+        self.route: object | None = None
+        # what an `auto` group decided: the auto group asked for, the chain of candidate groups it chose
+        # (the chosen one first), P(acceptable) per candidate, whether it explored, the reason put
+        # before each attempt's, the x-architect-route header and the hook's own state for settling
+        self.routed_by: str | None = None
+        self.chain: list[Group] | None = None
+        self.route_scores: dict[str, float] | None = None
+        self.explored = False
+        self.route_prefix: str | None = None
+        self.route_header: str | None = None
+        self.decision: object | None = None
+        self.task_type: str | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0

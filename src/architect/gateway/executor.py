@@ -39,6 +39,7 @@ from architect.errors import (
 )
 from architect.events import EventBus
 from architect.gateway.call import Call, StreamSettle
+from architect.gateway.constraints import admitted, refusal
 from architect.gateway.limits import Ticket
 from architect.gateway.providers.base import UNSUPPORTED, Usage
 from architect.gateway.providers.transport import ConnectError, ReadError, TransportError, TransportTimeout
@@ -67,6 +68,12 @@ def _health(exc: ProviderError) -> bool:
     """Does this failure say the deployment is healthy? A 400 for a bad prompt does; a 5xx, timeout,
     429 or rejected credentials do not."""
     return not exc.retryable and exc.kind != "upstream_auth"
+
+
+def _constraint_note(g: Group, needs: frozenset[str], local_only: bool) -> str:
+    """Why none of `g`'s deployments may take the call (for the route's failure list)."""
+    why = sorted({r for d in g.deployments if (r := refusal(d, needs, local_only)) is not None})
+    return "no deployment may take the call (" + ", ".join(why or ["none"]) + ")"
 
 
 class _Run:
@@ -118,7 +125,11 @@ class Executor:
         if self.events is not None:
             self.events.publish("breaker", {"deployment": breaker.name, "group": group, **entry})
 
-    def chain(self, group: Group) -> list[Group]:
+    def chain(self, group: Group, call: Call | None = None) -> list[Group]:
+        """The groups a call to `group` may go to, in order: the group, then its fallbacks; for a call
+        an `auto` route sent to `group`, the chain it chose (`call.chain`)."""
+        if call is not None and call.chain is not None:
+            return list(call.chain)
         out = [group]
         for name in group.config.fallbacks:
             g = self.router.group(name)
@@ -140,7 +151,8 @@ class Executor:
         assert group is not None, "the pipeline resolves the group before routing"
         deadline = self.clock() + group.config.retry.max_time_s
         run = _Run()
-        chain = self.chain(group)
+        chain = self.chain(group, call)
+        needs, local_only = call.needs, call.local_only
         gi = 0
         while gi < len(chain):
             g = chain[gi]
@@ -148,7 +160,13 @@ class Executor:
             if g is not group:
                 call.fallbacks += 1
             low = call.prompt_size.low if call.prompt_size is not None else None
-            routes = self.router.order(g, call.est_prompt_tokens or 0, call.max_tokens, fit_tokens=low)
+            admit = admitted(g, needs, local_only)
+            if not admit:
+                run.failures.append(f"{g.name}: skipped, {_constraint_note(g, needs, local_only)}")
+                continue
+            routes = self.router.order(
+                g, call.est_prompt_tokens or 0, call.max_tokens, fit_tokens=low, deployments=admit
+            )
             if not routes:
                 run.too_large = True
                 run.failures.append(f"{g.name}: the request exceeds every deployment's context window")
@@ -204,7 +222,7 @@ class Executor:
                     break
                 await self.sleep(delay)
             tries += 1
-            reason = route.reason
+            reason = route.reason if call.route_prefix is None else f"{call.route_prefix} | {route.reason}"
             if probe:
                 reason += "; half-open probe"
             if skipped:

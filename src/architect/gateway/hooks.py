@@ -5,7 +5,8 @@
 
 The access domain provides `KeyLimits` and `Budgets`; the cache domain provides `ResponseCache`;
 `Conversations` is the state an inbound API keeps between calls (the Responses API's stored responses,
-`gateway.apis.responses_state`).
+`gateway.apis.responses_state`); the routing domain provides `Routes` (route settings, the `auto`
+decision).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Protocol
 
 from architect.gateway.call import Call
 from architect.gateway.providers.base import Usage
+from architect.gateway.routing import Group
 from architect.principal import Principal
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "NullCache",
     "NullConversations",
     "NullKeyLimits",
+    "NullRoutes",
     "ResponseCache",
+    "Routes",
 ]
 
 
@@ -90,6 +94,38 @@ class Conversations(Protocol):
         """After a successful call: keep what a later call may refer to (it may be written later)."""
 
 
+class Routes(Protocol):
+    def resolve(self, call: Call) -> None:
+        """Before routing, for every call: its route settings from the request, its task, key and
+        project and its group (sets `call.route` and `call.local_only`); raise InvalidRequest naming
+        the field for a bad `x-architect-route` / `metadata.architect_route`."""
+
+    def decide(self, call: Call, group: Group, candidates: list[Group], eligible: list[Group]) -> None:
+        """For a call to the `auto` group `group` (its `candidates`, in config order): choose among the
+        `eligible` ones (those with a deployment that can take the call; at least one). Sets `call.group` (the chosen one),
+        `call.chain`, `call.routed_by`, `call.route_scores`, `call.explored`, `call.route_prefix`,
+        `call.route_header`."""
+
+    def settled(self, call: Call) -> None:
+        """After an `auto` call ended (its cost known): count its spend (and exploration's extra)."""
+
+
+class NullRoutes:
+    """No route settings (privacy `any`); an auto group takes its first eligible candidate."""
+
+    def resolve(self, call: Call) -> None:
+        return None
+
+    def decide(self, call: Call, group: Group, candidates: list[Group], eligible: list[Group]) -> None:
+        call.routed_by = group.name
+        call.group = eligible[0]
+        call.chain = list(eligible)
+        call.route_prefix = "auto: first candidate (no route policy)"
+
+    def settled(self, call: Call) -> None:
+        return None
+
+
 class NullKeyLimits:
     async def admit(self, call: Call) -> None:
         return None
@@ -134,4 +170,5 @@ class Hooks:
     cache: ResponseCache = field(default_factory=NullCache)
     budgets: Budgets = field(default_factory=NullBudgets)
     conversations: Conversations = field(default_factory=NullConversations)
+    routes: Routes = field(default_factory=NullRoutes)
     budgets_active: bool = False  # skip worst-case estimation when no budget exists

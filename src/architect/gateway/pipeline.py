@@ -23,9 +23,10 @@ from typing import Any
 import orjson
 
 from architect.config import Config, PriceConfig
-from architect.errors import NotFound, PermissionDenied, ProviderError
+from architect.errors import InvalidRequest, NotFound, PermissionDenied, ProviderError
 from architect.events import EventBus
 from architect.gateway.call import Call, parse_tags
+from architect.gateway.constraints import admitted, check_chain, request_needs
 from architect.gateway.costs import cost_usd, worst_case_cost
 from architect.gateway.estimate import chat_prompt_size, text_prompt_size
 from architect.gateway.executor import Executor
@@ -33,7 +34,7 @@ from architect.gateway.hooks import Hooks
 from architect.gateway.ledger import LedgerWriter
 from architect.gateway.providers.base import Usage
 from architect.gateway.providers.transport import HTTPRequest
-from architect.gateway.routing import Deployment, Router
+from architect.gateway.routing import Deployment, Group, Router
 from architect.gateway.stream import ChatStream, StreamStart, failed
 from architect.records import CallRecord
 
@@ -87,7 +88,48 @@ class Pipeline:
             else text_prompt_size(call.raw_body)
         )
         call.prompt_size, call.est_prompt_tokens = size, size.estimate
+        self._route(call, group)
         await self.hooks.key_limits.admit(call)
+
+    def _route(self, call: Call, group: Group) -> None:
+        """The call's hard constraints and route settings; for an `auto` group, its decision (the group
+        the call goes to and the chain after it). Refuses (400 naming the constraint) a call no
+        deployment of its chain may take."""
+        tags = call.tags
+        call.task_type = tags.get("type") or tags.get("role") or "unknown"
+        if self.router.limited and call.endpoint != "embeddings":
+            call.needs = request_needs(call.endpoint, call.body)
+        routes = self.hooks.routes
+        routes.resolve(call)
+        if group.config.strategy != "auto":
+            if call.needs or call.local_only:
+                chain = self.executor.chain(group)
+                extra = (self.router.group(n) for g in chain for n in g.config.context_window_fallbacks)
+                chain += [g for g in extra if g is not None and g not in chain]
+                check_chain(call.model, chain, call.needs, call.local_only)
+            return
+        candidates = [g for n in group.config.candidates if (g := self.router.groups.get(n)) is not None]
+        eligible = [g for g in candidates if self._fits(call, g)]
+        if not eligible:
+            check_chain(call.model, candidates, call.needs, call.local_only)
+            low = call.prompt_size.low if call.prompt_size is not None else call.est_prompt_tokens or 0
+            raise InvalidRequest(
+                f"context window: the request (at least about {low} prompt + {call.max_tokens} completion "
+                f"tokens) is larger than the context window of every candidate of model '{call.model}'",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        routes.decide(call, group, candidates, eligible)
+
+    @staticmethod
+    def _fits(call: Call, g: Group) -> bool:
+        """Whether a deployment of `g` passes the call's hard constraints and its window fits the call."""
+        low = call.prompt_size.low if call.prompt_size is not None else call.est_prompt_tokens or 0
+        need = low + call.max_tokens
+        return any(
+            d.config.context_window is None or need <= d.config.context_window
+            for d in admitted(g, call.needs, call.local_only)
+        )
 
     async def _reserve(self, call: Call) -> None:
         """Reserve the call's worst case on its budgets: the prompt's upper bound (never below its
@@ -98,8 +140,8 @@ class Pipeline:
         assert call.group is not None, "_prepare resolves the group"
         bound = call.prompt_size.bound if call.prompt_size is not None else 0
         worst = 0.0
-        for g in self.executor.chain(call.group):
-            for d in g.deployments:
+        for g in self.executor.chain(call.group, call):
+            for d in admitted(g, call.needs, call.local_only):
                 if d.budget_price is not None:
                     worst = max(worst, worst_case_cost(d.budget_price, bound, call.max_tokens or 4096))
         await self.hooks.budgets.reserve(call, worst)
@@ -257,6 +299,8 @@ class Pipeline:
         )
         record = self._record(call, d, usage, baseline)
         record.cost_source = source
+        if call.routed_by is not None:
+            self.hooks.routes.settled(call)
         self.ledger.submit(record)
         if self.events.subscribers:
             self.events.publish("call", {k: getattr(record, k) for k in _EVENT_FIELDS})
@@ -295,7 +339,15 @@ class Pipeline:
             task=tags.get("task"),
             tags=tags or None,
             model=call.model,
-            model_group=group.name if group is not None else None,
+            # the group asked for; for an auto route, the candidate that answered (it may be one its
+            # chain fell back to): the one an outcome of the call judges
+            model_group=(
+                d.group
+                if call.routed_by is not None and d is not None
+                else group.name
+                if group is not None
+                else None
+            ),
             deployment=d.name if d is not None else None,
             provider=d.provider if d is not None else None,
             simulated=d is not None and d.simulated,
@@ -321,6 +373,10 @@ class Pipeline:
             route_reason=call.route_reason,
             attempt_log=attempts or None,
             dropped=",".join(call.dropped) if call.dropped else None,
+            routed_by=call.routed_by,
+            route_scores=call.route_scores,
+            task_type=call.task_type,
+            explored=call.explored,
         )
         self._bodies(call, record)
         return record

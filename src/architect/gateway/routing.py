@@ -140,6 +140,9 @@ class Router:
     clock: Callable[[], float] = time.monotonic
     aliases: dict[str, str] = field(default_factory=dict)  # exact alias -> group name
     patterns: list[tuple[Callable[[str], object], str]] = field(default_factory=list)  # (match, group)
+    # some deployment declares it cannot take tools, JSON-schema formats or images (else a request's
+    # needs are not worth reading: every deployment takes everything)
+    limited: bool = False
 
     @classmethod
     def build(
@@ -179,6 +182,7 @@ class Router:
             for dep, bp in zip(deps, budget_prices([x.pricing for x in deps]), strict=True):
                 dep.budget_price = bp
             router.groups[g.name] = Group(g.name, g, deps)
+            router.limited |= any(not (d.tools and d.json_schema and d.images) for d in g.deployments)
             for a in g.aliases:
                 if "*" in a or "?" in a:
                     router.patterns.append((re.compile(fnmatch.translate(a)).match, g.name))
@@ -262,16 +266,23 @@ class Router:
             yield from g.deployments
 
     def order(
-        self, group: Group, est_prompt_tokens: int, max_tokens: int, *, fit_tokens: int | None = None
+        self,
+        group: Group,
+        est_prompt_tokens: int,
+        max_tokens: int,
+        *,
+        fit_tokens: int | None = None,
+        deployments: list[Deployment] | None = None,
     ) -> list[Route]:
         """The group's deployments whose context window fits the request, best first by the group's
         strategy, each with the reason it is at its place. (Breakers and limits are checked by the
         executor when it picks, so a deployment that frees up meanwhile is still used.) A deployment is
         left out when `fit_tokens` (the prompt's low estimate; default `est_prompt_tokens`) plus
-        `max_tokens` exceeds its window."""
+        `max_tokens` exceeds its window. `deployments`: the ones of the group to consider (those that
+        pass the call's hard constraints, `gateway.constraints`); default all."""
         usable: list[Deployment] = []
         need = (est_prompt_tokens if fit_tokens is None else fit_tokens) + max_tokens
-        for d in group.deployments:
+        for d in group.deployments if deployments is None else deployments:
             window = d.config.context_window
             if window is not None and need > window:
                 continue

@@ -130,6 +130,7 @@ def _tags_text(tags: Any) -> str | None:
 _COLUMNS = tuple(_CALL_DEFAULTS)
 _LOG_AT = _COLUMNS.index("attempt_log")
 _TAGS_AT = _COLUMNS.index("tags")
+_SCORES_AT = _COLUMNS.index("route_scores")
 _VALUES = attrgetter(*_COLUMNS)  # a record's values in column order, as a tuple
 _NONES = tuple([None] * len(_COLUMNS))
 # The text columns: the raw insert path escapes them as the schema's types do for SQLAlchemy.
@@ -148,6 +149,7 @@ def _runs(records: Sequence[CallRecord]) -> list[tuple[tuple[bool, ...], list[tu
         vals = list(_VALUES(r))
         vals[_LOG_AT] = _log_text(vals[_LOG_AT])
         vals[_TAGS_AT] = _tags_text(vals[_TAGS_AT])
+        vals[_SCORES_AT] = _tags_text(vals[_SCORES_AT])
         _TEXT.apply(vals)
         mask = tuple(map(is_not, vals, _NONES))
         if mask != last:
@@ -327,6 +329,7 @@ class MemoryLedger:
             row = dict(zip(_COLUMNS, _VALUES(r), strict=True))
             row["attempt_log"] = _log_text(row["attempt_log"])
             row["tags"] = _tags_text(row["tags"])
+            row["route_scores"] = _tags_text(row["route_scores"])
             new.append({k: storable(v) if isinstance(v, str) else v for k, v in row.items()})
         self.calls.extend(new)
 

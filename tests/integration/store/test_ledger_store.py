@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from architect.store import Store, open_store
@@ -122,3 +123,33 @@ def test_a_sqlite_store_limits_its_wal(sqlite_url: str) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == WAL_SIZE_LIMIT
     finally:
         store.close()
+
+
+def test_auto_route_columns_round_trip(store: Store) -> None:
+    """What an `auto` route decided (routed_by, route_scores as JSON, task_type, explored) is written and
+    read back on every store; a call without a decision reads explored False and the others null."""
+    record_rows(
+        store.ledger,
+        [
+            _call(
+                "auto-1",
+                1000.0,
+                model="auto",
+                model_group="small",
+                routed_by="auto",
+                route_scores={"small": 0.831, "large": 0.95},
+                task_type="summarise",
+                explored=True,
+            ),
+            _call("plain-1", 1001.0),
+        ],
+    )
+    auto = store.ledger.get_call("auto-1")
+    plain = store.ledger.get_call("plain-1")
+    assert auto is not None and plain is not None
+    assert auto["routed_by"] == "auto" and auto["model_group"] == "small"
+    assert orjson.loads(auto["route_scores"]) == {"small": 0.831, "large": 0.95}
+    assert auto["task_type"] == "summarise" and bool(auto["explored"]) is True
+    assert plain["routed_by"] is None and plain["route_scores"] is None and bool(plain["explored"]) is False
+    rows = store.ledger.calls_between(0, 2000, where={"routed_by": "auto"}, columns=["request_id"])
+    assert [r["request_id"] for r in rows] == ["auto-1"]

@@ -13,6 +13,7 @@ group when it has one, otherwise an estimate that says so (`"estimate": true` in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,7 +38,7 @@ from architect.principal import Principal
 
 if TYPE_CHECKING:
     from architect.gateway.call import Call
-    from architect.gateway.routing import Deployment, Router
+    from architect.gateway.routing import Deployment, Group, Router
 
 __all__ = ["MESSAGES", "MessagesAPI", "count_tokens"]
 
@@ -146,10 +147,16 @@ MESSAGES = MessagesAPI()
 
 
 async def count_tokens(
-    body: dict[str, Any], principal: Principal, router: Router, headers: dict[str, str]
+    body: dict[str, Any],
+    principal: Principal,
+    router: Router,
+    headers: dict[str, str],
+    local_only: Callable[[Group], bool] | None = None,
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """(status, body, headers) of a count_tokens request: asked of the group's Anthropic deployment
-    when it has one, else estimated from the translated prompt's size."""
+    when it has one, else estimated from the translated prompt's size. `local_only(group)`: whether
+    the caller's route settings allow only `local: true` deployments (then the prompt is sent to no
+    other one)."""
     need_model(body)
     check_count_tokens_body(body)
     model = body["model"]
@@ -162,8 +169,9 @@ async def count_tokens(
         raise PermissionDenied(
             f"this key may not use model '{model}'", param="model", code="model_not_allowed"
         )
+    local = local_only is not None and local_only(group)
     for d in group.deployments:
-        if native(d) and d.breaker.allow():
+        if native(d) and d.breaker.allow() and (d.config.local or not local):
             req_headers = {**d.headers, **_JSON, **{h: headers[h] for h in _FORWARDED if h in headers}}
             payload = orjson.dumps({**body, "model": d.model})
             try:
