@@ -93,10 +93,11 @@ class CallRecord:
     # cache hit: it cost nothing); None when no deployment answered
     cost_source: str | None = None
     dropped: str | None = None  # request fields a translation dropped, comma-separated
-    # what an `auto` route decided (migration 0012): the auto group asked for, P(acceptable) per
-    # candidate (JSON text), the call's task type, and whether the choice was an exploration
+    # an `auto` route's decision: the auto group asked for (`model_group` is the candidate that served
+    # it), P(acceptable) per candidate (stored as JSON), whether the choice was an exploration; the
+    # task type (tag `type`, else `role`, else "unknown") is set on every call
     routed_by: str | None = None
-    route_scores: str | None = None
+    route_scores: Mapping[str, float] | None = None
     task_type: str | None = None
     explored: bool = False
 

@@ -47,6 +47,7 @@ from architect.metrics.prometheus import PromMetrics
 from architect.metrics.rollups import Rollups
 from architect.principal import ADMIN, ANONYMOUS, Principal
 from architect.routing.decide import AutoRouter
+from architect.routing.policy import project_route
 from architect.routing.predict import PriorModel
 from architect.store import Store
 
@@ -161,6 +162,12 @@ class Runtime:
         self.route.quality = self.quality
         await self.quality.start()
 
+    async def project_settings_changed(self) -> None:
+        """Read every project's route settings from the store into the route hook (at start, then
+        every `routing.refresh_s`: another process's change is in force here within that)."""
+        rows = await asyncio.to_thread(self.store.routing.list_settings)
+        self.route.set_projects({r["project"]: project_route(r) for r in rows})
+
     async def _sweep_key_outcomes(self) -> None:
         await asyncio.to_thread(self.store.routing.sweep_key_outcomes)
 
@@ -183,6 +190,10 @@ class Runtime:
             self.spawn(self.alerter.deliver())
         self.spawn(_every(3600.0, self._purge_responses, "removing expired responses"))
         await self._start_quality()
+        await self.project_settings_changed()
+        self.spawn(
+            _every(self.config.routing.refresh_s, self.project_settings_changed, "reading project settings")
+        )
         self.spawn(
             _every(KEY_SWEEP_EVERY_S, self._sweep_key_outcomes, "applying task outcomes to late calls")
         )

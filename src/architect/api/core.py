@@ -76,7 +76,8 @@ async def list_calls(
 
 @router.get("/calls/{request_id}")
 async def get_call(request_id: RequestId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
-    """One call with its attempts (timings, tokens, cost, cache)."""
+    """One call with its attempts (timings, tokens, cost, cache) and its outcome (feedback, task
+    validation; None until it has one)."""
     call = await asyncio.to_thread(runtime.store.ledger.get_call, request_id)
     if call is None or (not principal.is_admin and call.get("key_id") != principal.key_id):
         raise NotFoundInStore(f"no call with request id {request_id}")
@@ -84,7 +85,9 @@ async def get_call(request_id: RequestId, runtime: RuntimeDep, principal: Princi
     for k in ("tags", "route_scores"):  # JSON objects in their columns
         if call.get(k):
             call[k] = orjson.loads(call[k])
-    return {"call": call, "attempts": attempts}
+    judged = await asyncio.to_thread(runtime.store.routing.outcome_for, request_id)
+    outcome = {k: judged[k] for k in ("outcome", "source", "comment", "ts")} if judged else None
+    return {"call": call, "attempts": attempts, "outcome": outcome}
 
 
 @router.get("/providers")

@@ -23,6 +23,7 @@ from architect.api.deps import PrincipalDep, RuntimeDep
 from architect.api.params import Body, Filter, Identifier, Timestamp
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.principal import TASKS_EXECUTE, Principal, actor_of
+from architect.routing.policy import project_route
 from architect.routing.quality import quality_rows
 from architect.trust import may_execute
 
@@ -97,6 +98,9 @@ async def put_project_settings(
     before = await asyncio.to_thread(store.routing.get_settings, project)
     settings = body.model_dump(exclude_none=True)
     row = await asyncio.to_thread(lambda: store.routing.put_settings(project, settings, actor=actor_of(p)))
+    runtime.route.set_project(
+        project, project_route(row)
+    )  # in force here at once, elsewhere within refresh_s
     await asyncio.to_thread(
         store.audit.add_audit, actor_of(p), "project.settings", project,
         before and _settings_out(before)["settings"], settings,
@@ -113,6 +117,7 @@ async def delete_project_settings(project: Project, runtime: RuntimeDep, p: Prin
     if before is None:
         raise NotFoundInStore(f"project {project!r}: no settings")
     await asyncio.to_thread(store.routing.delete_settings, project)
+    runtime.route.set_project(project, None)
     await asyncio.to_thread(
         store.audit.add_audit,
         actor_of(p),

@@ -170,6 +170,15 @@ class QualityModel:
             return self._counts.get((group, task_type), (0, 0.0))[0]
         return sum(n for (g, _), (n, _s) in self._counts.items() if g == group)
 
+    def outcome_counts(
+        self, *, project: str | None, task_type: str, candidates: Sequence[str]
+    ) -> dict[str, int]:
+        """The outcomes of each candidate on `task_type` (in `project` with `routing.scope: project`):
+        exploration picks the candidate with the fewest (`predict.OutcomeCounts`)."""
+        if self.scope == "project" and project is not None:
+            return {c: self._project_counts.get((project, c, task_type), (0, 0.0))[0] for c in candidates}
+        return {c: self.outcome_count(c, task_type) for c in candidates}
+
     def text_outcomes(self, group: str) -> int:
         """The outcomes with features the text model of `group` has learned."""
         return self._text_n.get(group, 0)

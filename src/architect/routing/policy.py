@@ -30,6 +30,7 @@ __all__ = [
     "Privacy",
     "RouteSettings",
     "parse_header",
+    "project_route",
     "resolve",
 ]
 
@@ -185,3 +186,11 @@ def resolve(levels: Sequence[tuple[str, RouteSettings]], group_default: RouteSet
         if named is not None:
             sources["privacy"] = named
     return EffectiveRoute(quality, weight, privacy, sources)
+
+
+def project_route(row: Mapping[str, object]) -> RouteSettings:
+    """A project's settings as the store's `project_settings` row holds them (validated when written)."""
+    return RouteSettings.parse(
+        {k: row[k] for k in ("quality_target", "cost_weight", "privacy") if row.get(k) is not None},
+        where="project_settings",
+    )

@@ -116,10 +116,10 @@ def test_quality_figures_and_what_a_key_sees(server: LiveServer, keys: dict[str,
     common = {"endpoint": "chat", "model": "auto", "routed_by": "auto", "task_type": "code", "ts": 1e9}
     server.store.ledger.record([
         CallRecord(request_id="q1", key_id="kq", project="pa", model_group="small", cost_usd=0.01,
-                   baseline_cost_usd=0.1, route_scores='{"small": 0.9, "large": 0.95}', **common),
+                   baseline_cost_usd=0.1, route_scores={"small": 0.9, "large": 0.95}, **common),
         CallRecord(request_id="q2", key_id="kq", project="pa", model_group="small", cost_usd=0.01, **common),
         CallRecord(request_id="q3", key_id="kq", project="pb", model_group="large", cost_usd=0.05,
-                   explored=True, route_scores='{"small": 0.2, "large": 0.6}', **common),
+                   explored=True, route_scores={"small": 0.2, "large": 0.6}, **common),
     ])  # fmt: skip
     repo = server.store.routing
     repo.record_feedback("q1", None, 1.0)

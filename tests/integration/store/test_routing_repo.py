@@ -133,7 +133,7 @@ def test_outcomes_follow_ids_with_features_and_quality_counts(store: Store) -> N
 
 def test_auto_calls_and_their_outcomes(store: Store) -> None:
     store.ledger.record([
-        _call("c1", routed_by="auto", cost_usd=0.01, baseline_cost_usd=0.1, route_scores='{"small": 0.8}'),
+        _call("c1", routed_by="auto", cost_usd=0.01, baseline_cost_usd=0.1, route_scores={"small": 0.8}),
         _call("c2", routed_by="auto", cost_usd=0.02, explored=True, model_group="large"),
         _call("c3", routed_by="auto", cost_usd=0.01, ts=500.0),
         _call("c4", cost_usd=5.0),  # not an auto route's
