@@ -60,7 +60,11 @@ def dashboard_config() -> dict[str, Any]:
         "auth": {"admin_key": ADMIN_KEY},
         "providers": [{"name": "sim", "kind": "simulated"}],
         "baseline": "strong",
-        "models": [sim("fast", 5, 0.1, 0.4), sim("strong", 10, 3.0, 15.0)],
+        "models": [
+            sim("fast", 5, 0.1, 0.4),
+            sim("strong", 10, 3.0, 15.0),
+            {"name": "auto", "strategy": "auto", "candidates": ["fast", "strong"]},
+        ],
         "ledger": {"flush_interval_ms": 20},
     }
 

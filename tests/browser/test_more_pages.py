@@ -1,4 +1,6 @@
-"""Keys & budgets (create, revoke, a key's own view), providers, the task board live, the report."""
+"""Keys & budgets (create, revoke, a key's own view), providers, the task board live, the report, and
+what shows of the `auto` route (the overview's card, a call's prediction and outcome, the quality
+table), from real calls through the gateway and a real `POST /v1/feedback`."""
 
 from __future__ import annotations
 
@@ -159,3 +161,59 @@ def test_the_board_follows_a_task_run_and_the_report_renders(
     assert text.startswith("# Status report: Checkout flow")
     check_axe(page, axe_source)
     shoot(page, "report")
+
+
+def _feedback(server: LiveServer, request_id: str, passed: bool) -> None:
+    r = httpx.post(
+        f"{server.url}/v1/feedback",
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        json={"request_id": request_id, "passed": passed, "comment": "checked by hand"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_auto_routing_shows_on_overview_call_detail_and_quality(
+    page: Any, server: LiveServer, axe_source: str
+) -> None:
+    # the default target (0.8) is above both price-tier priors: the route takes the highest P (strong);
+    # a request asking for 0.5 gets the cheapest that reaches it (fast)
+    strong = chat(server, model="auto")
+    fast = chat(server, model="auto", **{"x-architect-route": "quality=0.5"})
+    assert "strong" in strong.headers["x-architect-route"] and "fast" in fast.headers["x-architect-route"]
+    fast_id = fast.headers["x-request-id"]
+    _feedback(server, fast_id, passed=True)
+    _feedback(server, strong.headers["x-request-id"], passed=False)
+
+    login(page)
+    card = page.locator("#auto-card")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("auto: 2 calls")
+    rows = card.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    # each candidate served one call: 50% each, and its one outcome observed
+    for name, observed in (("fast", "1.00"), ("strong", "0.00")):
+        row = rows.filter(has_text=name)
+        expect(row).to_contain_text("50.0%")
+        expect(row).to_contain_text(f"{observed} (1 outcomes)")
+    check_axe(page, axe_source)
+    shoot(page, "overview-auto")
+
+    page.goto(f"{server.url}/ui/ledger?call={fast_id}")
+    detail = page.locator("#call-detail")
+    expect(detail).to_contain_text("Auto route and outcome")
+    expect(detail).to_contain_text("▶ fast 0.55")  # the chosen candidate marked, its prediction
+    expect(detail).to_contain_text("strong 0.85")
+    expect(detail).to_contain_text("cheapest with P>=0.50")
+    expect(detail).to_contain_text("1.00 (feedback: checked by hand)")
+    check_axe(page, axe_source)
+
+    page.goto(f"{server.url}/ui/providers")
+    quality = page.locator("#quality tbody tr")
+    expect(quality).to_have_count(2)
+    # fast: prior 0.55 with the weight of 2 outcomes, one success: (1.1 + 1) / 3 = 0.70
+    expect(quality.filter(has_text="fast")).to_contain_text("0.70")
+    # strong: prior 0.85, one failure: 1.7 / 3 = 0.57
+    expect(quality.filter(has_text="strong")).to_contain_text("0.57")
+    check_axe(page, axe_source)
+    shoot(page, "providers-quality")
