@@ -25,7 +25,8 @@ TAGS = {"project": "shop", "feature": "checkout", "task": "T1", "attempt": "1", 
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
     cfg = stub_config("http://127.0.0.1:9", deployments=[
-        {"provider": "stub", "model": "stub-model", "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}])  # fmt: skip
+        {"provider": "stub", "model": "stub-model", "local": True,  # a local-only route may reach it
+         "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}])  # fmt: skip
     with StubServer() as stub:
         cfg["providers"][0]["base_url"] = stub.url
         cfg["auth"] = {"admin_key": ADMIN}
