@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from architect.config import PriceConfig
 from architect.gateway.call import Call
-from architect.gateway.constraints import admitted
+from architect.gateway.constraints import admitted, request_needs
 from architect.gateway.costs import cost_usd
 from architect.gateway.providers.base import Usage
 from architect.gateway.routing import NOMINAL_OUTPUT_TOKENS, Group
@@ -264,7 +264,15 @@ class AutoRouter:
 
             hashed = self._hashed = HashedFeatures()
         idx, vals = hashed.hashed_row(text)
-        return np.asarray(idx, dtype=np.int32), np.asarray(vals, dtype=np.float32)
+        needs = request_needs(call.endpoint, call.body)
+        items = call.body.get("input") if call.endpoint == "responses" else call.body.get("messages")
+        ridx, rvals = hashed.request_columns(
+            tools="tools" in needs,
+            json_schema="json_schema" in needs,
+            images="images" in needs,
+            turns=len(items) if isinstance(items, list) else 1,
+        )
+        return np.asarray(idx + ridx, dtype=np.int32), np.asarray(vals + rvals, dtype=np.float32)
 
     def exploration(self, group: str) -> dict[str, Any]:
         """An auto group's counters in this process (spend, exploration's extra cost, explorations)."""

@@ -54,6 +54,9 @@ _MATH = re.compile(r"[=+\-*/^<>∑∫√π±≤≥∞]")
 _DIGIT = re.compile(r"\d")
 _UPPER = re.compile(r"[A-Z]")
 _SHAPE = 9  # shape columns after the hashed ones
+REQUEST_COLS = (
+    4  # then the request's shape beyond its text (the auto route): tools, JSON schema, images, turns
+)
 _EMBED_DIM = 64
 
 F64 = NDArray[np.float64]
@@ -158,7 +161,7 @@ class HashedFeatures:
             if mod is None:
                 raise RuntimeError("embeddings need the semantic extra (tokenlearn-static-model)")
             self._embed = mod.get_embeddings
-        self.dim = self.hashed + _SHAPE + (_EMBED_DIM if embed else 0)
+        self.dim = self.hashed + _SHAPE + REQUEST_COLS + (_EMBED_DIM if embed else 0)
 
     def hashed_row(self, text: str) -> tuple[list[int], list[float]]:
         """One prompt's hashed n-gram and shape columns (no embedding)."""
@@ -173,13 +176,27 @@ class HashedFeatures:
         shape = _shape(text, tail)
         return idx + list(range(self.hashed, self.hashed + _SHAPE)), [v / norm for v in vals] + shape
 
+    def request_columns(
+        self, *, tools: bool, json_schema: bool, images: bool, turns: int
+    ) -> tuple[list[int], list[float]]:
+        """The request's shape beyond its text, as columns after the shape ones: tools offered, a
+        JSON-schema answer asked for, images in the input, log(1 + turns) / 3 (the conversation's depth
+        in messages). Outcome files have no such fields: the evaluation leaves these columns empty."""
+        base = self.hashed + _SHAPE
+        return list(range(base, base + REQUEST_COLS)), [
+            float(tools),
+            float(json_schema),
+            float(images),
+            math.log1p(max(turns, 0)) / 3.0,
+        ]
+
     def transform(self, texts: Sequence[str]) -> Sparse:
         """The feature rows of `texts`."""
         rows = [self.hashed_row(t) for t in texts]
         if self._embed is not None:
             vecs = np.asarray(self._embed([cut(t, self.max_chars) for t in texts]), dtype=np.float64)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            base = self.hashed + _SHAPE
+            base = self.hashed + _SHAPE + REQUEST_COLS
             rows = [
                 (ix + list(range(base, base + _EMBED_DIM)), vs + vecs[i].tolist())
                 for i, (ix, vs) in enumerate(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,7 @@ def test_cut_keeps_the_end_at_a_word() -> None:
 def test_hashed_features_rows() -> None:
     fe = HashedFeatures(bits=10)
     x = fe.transform(["a b a", "", "x" * 5000])
-    assert x.n == 3 and x.dim == (1 << 10) + 9
+    assert x.n == 3 and x.dim == (1 << 10) + 9 + 4  # hashed, shape and request columns
     idx, val = x.row(0)
     hashed = val[idx < (1 << 10)]
     assert np.linalg.norm(hashed) == pytest.approx(1.0)  # the n-gram part is L2-normalised
@@ -156,3 +158,10 @@ def test_learned_router_beats_the_baselines_on_signal() -> None:
     lo, hi = res["routers"]["text"]["ci"]["apgr"]
     assert lo <= res["apgr"] <= hi
     assert {"random", "counter", "text"} <= set(res["routers"]) and res["router"] == "text"
+
+
+def test_request_columns_follow_the_shape_columns() -> None:
+    fe = HashedFeatures(bits=10)
+    idx, vals = fe.request_columns(tools=True, json_schema=False, images=True, turns=7)
+    assert idx == [1024 + 9, 1024 + 10, 1024 + 11, 1024 + 12] and max(idx) < fe.dim
+    assert vals[:3] == [1.0, 0.0, 1.0] and vals[3] == pytest.approx(math.log(8) / 3)
