@@ -51,7 +51,7 @@ def turn(call: Call) -> Turn:
     state = call.state
     if isinstance(state, Turn):
         return state
-    t = Turn(f"resp_{call.request_id}", call.body)
+    t = Turn(f"resp_{call.call_id}", call.body)
     call.state = t
     return t
 

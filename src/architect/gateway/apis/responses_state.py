@@ -184,10 +184,14 @@ class ResponseStore:
             self._flush = None
 
     def _put(self, rows: list[dict[str, Any]], cap: int) -> None:
-        """Insert a batch; then, per key, evict its oldest rows when its count of bytes (read once from
+        """Insert a batch (a row the store refuses, its id taken or its values, is left out: the
+        others are written); then, per key, evict its oldest rows when its count of bytes (read once from
         the store, then kept here) goes over the cap. With several gateway processes each counts its
         own writes on top of what it read, so a key may briefly hold more until one of them evicts."""
-        self._repo.put(rows)
+        missed = self._repo.put(rows)
+        if missed:  # their id was taken or their values refused: the others are written all the same
+            left = set(missed)
+            rows = [r for r in rows if r["id"] not in left]
         now = self._clock()
         for row in rows:
             key = row["key_id"]
