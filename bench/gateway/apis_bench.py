@@ -3,7 +3,7 @@
 against `/v1/chat/completions`, stream and non-stream, at concurrency 1 and 64, with the shared
 instrument's mock upstream (../shared/bench/gateway/mock_upstream.py) and its wrk script.
 
-    .venv/bin/python bench/gateway/apis_bench.py [--rounds 5] [--duration 8] [--conc 1 64]
+    .venv/bin/python bench/gateway/apis_bench.py [--rounds 5] [--duration 8] [--conc 1 64] [--wrk-timeout S]
 
 Architect (`serve --config bench/gateway/architect-bench.yaml`, open mode, a fresh ARCHITECT_HOME) is
 pinned to CPU 1, the mock and wrk to CPU 0. Each round runs every (mode, concurrency) cell once per API
@@ -66,6 +66,9 @@ def serves(path: str, body: dict[str, object]) -> bool:
         return False
 
 
+WRK_TIMEOUT: list[str] = []  # `--wrk-timeout`: wrk's own default (2 s) unless given
+
+
 def wrk(url: str, body_file: Path, conc: int, duration: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "WRK_BODY_FILE": str(body_file), "WRK_OUT": out.name, "WRK_VALIDATE": "0"}
@@ -78,6 +81,7 @@ def wrk(url: str, body_file: Path, conc: int, duration: int) -> dict[str, float]
             f"-t{threads}",
             f"-c{conc}",
             f"-d{duration}s",
+            *WRK_TIMEOUT,
             "-s",
             str(SHARED / "wrk_chat.lua"),
             url,
@@ -96,7 +100,15 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--conc", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--apis", nargs="+", default=list(BODIES), help="chat is always measured")
+    ap.add_argument(
+        "--wrk-timeout",
+        type=int,
+        help="seconds before wrk counts a request as timed out (its default: 2); on a loaded machine a "
+        "starved core can hold requests longer, and any error ends the run",
+    )
     args = ap.parse_args()
+    if args.wrk_timeout:
+        WRK_TIMEOUT[:] = ["--timeout", f"{args.wrk_timeout}s"]
     home = tempfile.mkdtemp(prefix="apis-bench-")
     mock = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, str(SHARED / "mock_upstream.py"), str(MOCK)]

@@ -29,7 +29,7 @@ __all__ = ["Call", "StreamSettle", "parse_body", "parse_tags", "validate_chat", 
 
 _TAG_KEYS = ("project", "feature", "task")
 
-# Request ids: a random per-process prefix and a counter (unique across processes, no syscall per id).
+# Call ids: a random per-process prefix and a counter (unique across processes, no syscall per id).
 _ID_PREFIX = os.urandom(6).hex()
 _ids = itertools.count(1)
 
@@ -55,6 +55,7 @@ class Call:
         "budget_reservation",
         "cache_plan",
         "cache_tier",
+        "call_id",
         "chain",
         "cost_usd",
         "decision",
@@ -118,8 +119,15 @@ class Call:
         api: InboundAPI | None = None,
     ) -> None:
         """`headers`: the request's headers, names in lower case (cache controls and tags read them).
-        `api`: the inbound API the client speaks (by default the one named `endpoint`)."""
-        self.request_id = request_id or f"{_ID_PREFIX}{next(_ids):010x}"
+        `api`: the inbound API the client speaks (by default the one named `endpoint`).
+
+        `call_id` is the gateway's own id of the call, unique whatever the client sends: the ids of
+        the objects a call answers with (`resp_...`, `msg_...`) derive from it. `request_id` is the
+        client's `x-request-id` when it sent a valid one (a correlation value, which a client may
+        reuse: the ledger keeps a reused one's later calls under a derived id, `ledger.LedgerWriter`),
+        else the call id."""
+        self.call_id = call_id = f"{_ID_PREFIX}{next(_ids):010x}"
+        self.request_id = request_id or call_id
         self.t0 = time.perf_counter()
         self.ts = time.time()
         self.api: InboundAPI = api or (EMBEDDINGS if endpoint == "embeddings" else CHAT)

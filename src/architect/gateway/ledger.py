@@ -16,19 +16,29 @@ dropped and counted (`dropped`, exported as a metric and in /readyz), and the ga
 A batch the database refuses because of a row's values (`StoreDataError`) is retried in halves down to
 single rows, so every other row is written; a row that still fails is appended to the quarantine file
 (JSON lines: the row, the error and the time) and counted (`quarantined`, in /readyz and /metrics).
-Any other failure (the database is down or locked) keeps the rows queued for the next flush."""
+Any other failure (the database is down or locked) keeps the rows queued for the next flush.
+
+A request id is the client's `x-request-id` when it sent one, and `calls.request_id` is unique: a
+client may reuse its id, and its calls must all be recorded. A call whose request id is already taken
+(by an earlier row of its batch, or by a row in the ledger: the row the database refused is then
+looked up) is recorded under a derived id, `<the client's id, up to 47 characters>:<16 hex digits>`
+(`reused_id`; a valid request id, so `GET /api/v1/calls/{id}` reads it), and counted (`renamed`);
+nothing is quarantined for it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
+import secrets
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,9 +46,29 @@ from architect.errors import StoreDataError, StoreError
 from architect.records import CallRecord
 from architect.store.ledger import LedgerRepo
 
-__all__ = ["LedgerObserver", "LedgerWriter", "lower_thread_priority"]
+__all__ = ["LedgerObserver", "LedgerWriter", "lower_thread_priority", "reused_id"]
 
 log = logging.getLogger("architect.ledger")
+
+_REQUEST_ID = attrgetter("request_id")
+
+
+def reused_id(request_id: str) -> str:
+    """The id a call is recorded under when its request id is already taken: the client's id (cut to
+    47 characters) and 16 random hex digits, 64 characters at most."""
+    return f"{request_id[:47]}:{secrets.token_hex(8)}"
+
+
+def _distinct(calls: list[CallRecord]) -> list[CallRecord]:
+    """`calls` with every request id but the first of its kind made unique (`reused_id`)."""
+    seen: set[str] = set()
+    out: list[CallRecord] = []
+    for c in calls:
+        if c.request_id in seen:
+            c = dataclasses.replace(c, request_id=reused_id(c.request_id))
+        seen.add(c.request_id)
+        out.append(c)
+    return out
 
 
 class LedgerObserver(Protocol):
@@ -79,6 +109,7 @@ class LedgerWriter:
         self.written = 0
         self.failed_batches = 0
         self.quarantined = 0
+        self.renamed = 0  # calls recorded under a derived id: their request id was taken (`reused_id`)
         self._last_warning = -1e9
 
     @property
@@ -123,6 +154,8 @@ class LedgerWriter:
             while self._queue:
                 queue = self._queue
                 calls = [queue.popleft() for _ in range(min(len(queue), self._batch))]
+                if len(set(map(_REQUEST_ID, calls))) != len(calls):  # a client reused its x-request-id
+                    calls = self._distinct(calls)
                 try:
                     self._repo.record(calls)
                 except StoreDataError as exc:
@@ -139,6 +172,23 @@ class LedgerWriter:
                 written += len(calls)
                 self._written(calls)
         return written
+
+    def _distinct(self, calls: list[CallRecord]) -> list[CallRecord]:
+        out = _distinct(calls)
+        renamed = sum(a is not b for a, b in zip(calls, out, strict=True))
+        self.renamed += renamed
+        log.info("ledger: %d calls reused a request id of their batch; recorded under derived ids", renamed)
+        return out
+
+    def _reused(self, row: CallRecord) -> CallRecord | None:
+        """`row` under a derived id when the ledger already holds its request id (a client reused its
+        `x-request-id`), else None."""
+        try:
+            taken = self._repo.get_call(row.request_id) is not None
+        except Exception:  # the database went away meanwhile: the row is quarantined as refused
+            log.debug("ledger: cannot look up request id %.64r", row.request_id, exc_info=True)
+            return None
+        return dataclasses.replace(row, request_id=reused_id(row.request_id)) if taken else None
 
     def _written(self, calls: list[CallRecord]) -> None:
         self.written += len(calls)
@@ -178,6 +228,27 @@ class LedgerWriter:
                     self._written(part)
                     continue
             if len(part) == 1:
+                renamed = self._reused(part[0])
+                if renamed is not None:
+                    try:
+                        self._repo.record([renamed])
+                    except StoreDataError as exc:
+                        error = exc
+                    except StoreError as exc:
+                        left = part + [row for p, _ in reversed(parts) for row in p]
+                        log.error("ledger flush failed (%d calls kept for retry): %s", len(left), exc)
+                        return written, left
+                    else:
+                        written += 1
+                        self.renamed += 1
+                        log.info(
+                            "ledger: request id %.64r was already recorded (a client reused its "
+                            "x-request-id); this call is recorded as %s",
+                            part[0].request_id,
+                            renamed.request_id,
+                        )
+                        self._written([renamed])
+                        continue
                 self._quarantine(part[0], error)
             else:
                 mid = len(part) // 2

@@ -7,6 +7,11 @@ delete another key's response (to the caller it is the same as a missing id). Ro
 (`expires_at`, decided by the caller's clock); `evict` keeps a key's rows under a byte cap by removing
 its oldest (the caller decides when, from the key's `usage` it keeps count of).
 
+`put` writes what it can: a row whose id is taken (the primary key) or whose values the database
+refuses is left out, and every other row of the batch is written; it returns the ids left out. A
+batch goes in with plain INSERTs; only when the database refuses it is it written again with
+`ON CONFLICT (id) DO NOTHING`, then, if a value is refused, row by row.
+
 Both writes are a few statements whatever the number of rows, so the database does the per-row work
 without the Python interpreter (the writer is a thread of the gateway's process, sharing its core and
 its interpreter lock with the event loop): on SQLite `put` is one multi-row INSERT per
@@ -17,12 +22,26 @@ DELETE."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Engine, Select, and_, case, delete, func, insert, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from architect.store.engine import begin_immediate, store_error
 from architect.store.schema_responses import responses
@@ -30,6 +49,8 @@ from architect.store.sqlite_memory import Serialised, SQLiteMemory
 from architect.store.text import storable
 
 __all__ = ["ResponseRepo", "SQLResponseRepo", "SQLiteMemoryResponseRepo"]
+
+log = logging.getLogger("architect.store")
 
 _COLUMNS = ("id", "key_id", "created_at", "expires_at", "size", "body")
 _SQLITE_ROWS = 150  # rows per INSERT: 900 parameters, under the 999 of the oldest SQLite builds
@@ -69,8 +90,9 @@ def _oldest_out(live: ColumnElement[bool], need: int, n: int) -> Select[Any]:
 
 
 class ResponseRepo(Protocol):
-    def put(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert rows (`id, key_id, created_at, expires_at, size, body`)."""
+    def put(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Insert rows (`id, key_id, created_at, expires_at, size, body`); returns the ids of those
+        not written (their id was taken, or the database refused their values): the others are."""
 
     def usage(self, key_id: str, now: float) -> int:
         """The bytes (`size`) of a key's live rows."""
@@ -92,19 +114,53 @@ class SQLResponseRepo:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def put(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def put(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if not rows:
-            return
+            return []
         try:
-            with self._engine.begin() as conn:
-                if conn.dialect.name == "sqlite":
-                    for i in range(0, len(rows), _SQLITE_ROWS):
-                        part = rows[i : i + _SQLITE_ROWS]
-                        conn.exec_driver_sql(_sqlite_insert(len(part)), _sqlite_params(part))
-                else:  # psycopg's executemany pipelines the rows
-                    conn.execute(insert(responses), [dict(r) for r in rows])
+            try:
+                with self._engine.begin() as conn:
+                    if conn.dialect.name == "sqlite":
+                        for i in range(0, len(rows), _SQLITE_ROWS):
+                            part = rows[i : i + _SQLITE_ROWS]
+                            conn.exec_driver_sql(_sqlite_insert(len(part)), _sqlite_params(part))
+                    else:  # psycopg's executemany pipelines the rows
+                        conn.execute(insert(responses), [dict(r) for r in rows])
+                return []
+            except (IntegrityError, DataError):  # a row refused: the others are written all the same
+                written = self._put_tolerant(rows)
         except SQLAlchemyError as exc:
             raise store_error("storing responses", exc) from exc
+        missed = [str(r["id"]) for r in rows if r["id"] not in written]
+        log.warning("%d responses not stored (id taken or values refused): %s", len(missed), missed[:10])
+        return missed
+
+    def _put_tolerant(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Insert rows, leaving out those whose id is taken (and, row by row, those whose values the
+        database refuses); returns the ids written."""
+        try:
+            with self._engine.begin() as conn:
+                return self._insert_new(conn, rows)
+        except (IntegrityError, DataError):
+            pass
+        written: set[str] = set()
+        for r in rows:
+            try:
+                with self._engine.begin() as conn:
+                    written |= self._insert_new(conn, [r])
+            except (IntegrityError, DataError) as exc:
+                log.warning("response %.64r not stored: %s", r["id"], exc.__class__.__name__)
+        return written
+
+    @staticmethod
+    def _insert_new(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """INSERT ... ON CONFLICT (id) DO NOTHING; the ids inserted."""
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        q = dialect.insert(responses).on_conflict_do_nothing(index_elements=["id"]).returning(responses.c.id)
+        written: set[str] = set()
+        for i in range(0, len(rows), _SQLITE_ROWS):
+            written.update(conn.execute(q, [dict(r) for r in rows[i : i + _SQLITE_ROWS]]).scalars())
+        return written
 
     def usage(self, key_id: str, now: float) -> int:
         t = responses

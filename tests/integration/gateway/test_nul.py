@@ -103,37 +103,41 @@ def test_message_content_with_nul_is_recorded_escaped(
         )
 
 
+_REFUSE_POISON = """
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation'; END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON calls FOR EACH ROW
+WHEN (NEW.request_id = 'poison-1') EXECUTE FUNCTION refuse_poison();
+"""
+
+
 def test_a_row_the_database_refuses_is_quarantined_and_counted_in_readyz_and_metrics(
     stub: StubServer, pg_url: str, tmp_path: Path
 ) -> None:
     qfile = tmp_path / "ledger-quarantine.jsonl"
-    srv = LiveServer(make_config(stub_config(stub.url)), open_store(pg_url, migrate="upgrade"))
+    store = open_store(pg_url, migrate="upgrade")
+    with store.engine.begin() as conn:  # the database refuses one row (as a check it has would)
+        conn.exec_driver_sql(_REFUSE_POISON)
+    srv = LiveServer(make_config(stub_config(stub.url)), store)
     srv.runtime.ledger.quarantine_path = qfile
     with srv, httpx.Client(base_url=srv.url) as c:
         chat = {"model": "m", "messages": MSG}
-        # a client that sends the same request id twice: the second row breaks the unique index
-        for _ in range(2):
-            assert (
-                c.post("/v1/chat/completions", json=chat, headers={"x-request-id": "dup-1"}).status_code
-                == 200
-            )
-        for i in range(3):
-            assert (
-                c.post("/v1/chat/completions", json=chat, headers={"x-request-id": f"ok-{i}"}).status_code
-                == 200
-            )
+        # a client that sends the same request id twice: both calls are recorded, the second under a
+        # derived id; a row the database refuses is quarantined, and the rest written
+        for rid in ("dup-1", "dup-1", "poison-1", "ok-0", "ok-1", "ok-2"):
+            assert c.post("/v1/chat/completions", json=chat, headers={"x-request-id": rid}).status_code == 200
 
         def ledger() -> dict[str, int] | None:
             lg: dict[str, int] = c.get("/readyz").json()["checks"]["ledger"]
-            return lg if lg["written"] + lg["quarantined"] == 5 else None
+            return lg if lg["written"] + lg["quarantined"] == 6 else None
 
-        assert wait_until(ledger) == {"queue_depth": 0, "dropped": 0, "written": 4, "quarantined": 1}
+        assert wait_until(ledger) == {"queue_depth": 0, "dropped": 0, "written": 5, "quarantined": 1}
         assert "architect_ledger_quarantined_total 1.0" in c.get("/metrics").text
         ids = sorted(r["request_id"] for r in srv.calls())
-        assert ids == ["dup-1", "ok-0", "ok-1", "ok-2"]
+        assert ids[0] == "dup-1" and ids[1].startswith("dup-1:") and ids[2:] == ["ok-0", "ok-1", "ok-2"]
         (entry,) = [orjson.loads(line) for line in qfile.read_text().splitlines()]
-        assert entry["row"]["request_id"] == "dup-1" and entry["row"]["status"] == "ok"
-        assert "UniqueViolation" in entry["error"]
+        assert entry["row"]["request_id"] == "poison-1" and entry["row"]["status"] == "ok"
+        assert "CheckViolation" in entry["error"]
 
 
 def test_messages_api_refuses_control_characters_in_identifiers_and_records_nul_text(

@@ -92,7 +92,7 @@ def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(
     w = LedgerWriter(store.ledger, quarantine_path=qfile, batch_size=50)
     record_rows(store.ledger, [_row("dup")])
     rows = [_row(f"r{i:03d}") for i in range(120)]
-    rows[3] = _row("dup")  # a duplicate request id
+    rows[3] = _row("dup")  # a request id already recorded: recorded under a derived id, not refused
     rows[60] = _row("no-model", model=None)  # a missing required value
     unjsonable = AttemptRecord(  # a value that is not JSON
         attempt=1, ts=0.0, model_group="g", deployment="d", provider="p", route_reason=object()
@@ -102,12 +102,15 @@ def test_rows_the_database_refuses_for_any_reason_are_isolated_in_order(
     for r in rows:
         w.submit(CallRecord.from_row(r))
     with caplog.at_level(logging.DEBUG, logger="architect"):
-        assert w.flush() == 116
+        assert w.flush() == 117
     # PostgreSQL's own message quotes the failing row ("Failing row contains ..."): never in the log
     assert not any("prompt of" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
-    assert w.quarantined == 4 and w.depth == 0
-    assert [e["row"]["request_id"] for e in _quarantined(qfile)] == ["dup", "no-model", "bad-log", "neg"]
+    assert w.quarantined == 3 and w.renamed == 1 and w.depth == 0
+    assert [e["row"]["request_id"] for e in _quarantined(qfile)] == ["no-model", "bad-log", "neg"]
     got = [c["request_id"] for c in store.ledger.calls_between(0, time.time() + 1, limit=500)]
+    (renamed,) = [rid for rid in got if rid.startswith("dup:")]
+    assert len(renamed) == 20 and store.ledger.get_call(renamed) is not None
+    got.remove(renamed)
     assert got == ["dup"] + [r["request_id"] for i, r in enumerate(rows) if i not in (3, 60, 61, 119)]
 
 

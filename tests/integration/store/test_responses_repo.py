@@ -82,16 +82,25 @@ def test_eviction_frees_the_oldest_whatever_their_sizes(store: Store) -> None:
     assert repo.get("l0", "k", 2.0) is None and repo.get("l1", "k", 2.0) is not None
 
 
-def test_text_a_database_cannot_hold_is_stored_escaped_and_a_failed_batch_keeps_nothing(store: Store) -> None:
-    from architect.errors import StoreError
-
+def test_text_a_database_cannot_hold_is_stored_escaped(store: Store) -> None:
     repo = store.responses
     row = _row("r-nul", "k1", 1.0)
     row["body"] = '{"text":"a\x00b \ud800"}'  # NUL and a lone surrogate, as a client may send them
-    repo.put([row])
+    assert repo.put([row]) == []
     assert repo.get("r-nul", "k1", 2.0) == '{"text":"a\ufffdb \ufffd"}'
-    with pytest.raises(StoreError):  # the same id again: the whole batch is refused
-        repo.put([_row("r-new", "k1", 1.0), _row("r-nul", "k1", 1.0)])
-    assert repo.get("r-new", "k1", 2.0) is None
-    repo.put([_row("r-after", "k1", 1.0)])  # and the store takes the next batch
+
+
+def test_a_row_whose_id_is_taken_never_drops_the_rest_of_its_batch(store: Store) -> None:
+    repo = store.responses
+    assert repo.put([_row("r-old", "k1", 1.0, size=7)]) == []
+    batch = [_row(f"r{i}", "k1" if i % 2 else "k2", 2.0 + i) for i in range(400)]  # several INSERTs on SQLite
+    batch[5] = _row("r-old", "k2", 2.0, size=9)  # the same id again, another key's: left out, named
+    batch[250] = _row("r-old", "k1", 2.0, size=11)
+    assert repo.put(batch) == ["r-old", "r-old"]
+    for i in range(400):
+        if i not in (5, 250):
+            assert repo.get(f"r{i}", "k1" if i % 2 else "k2", 2.0) == f'{{"r":"r{i}"}}'
+    assert repo.get("r-old", "k1", 2.0) == '{"r":"r-old"}' and repo.get("r-old", "k2", 2.0) is None
+    assert repo.usage("k1", 2.0) == 7 + 10 * 199  # the first row of that id, as it was
+    assert repo.put([_row("r-after", "k1", 1.0)]) == []  # and the store takes the next batch
     assert repo.get("r-after", "k1", 2.0) is not None

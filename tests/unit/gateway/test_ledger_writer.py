@@ -148,3 +148,19 @@ def test_quarantined_rows_are_valid_json_whatever_they_hold(tmp_path: Path) -> N
     (entry,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
     assert entry["row"]["total_ms"] == "nan" and entry["row"]["tags"] == "b'\\x00'"
     assert entry["row"]["cost_usd"] == 2**80
+
+
+def test_a_reused_request_id_is_recorded_under_a_derived_id_never_quarantined(tmp_path: Path) -> None:
+    repo = MemoryLedger()
+    repo.record([CallRecord.from_row({**_row(0), "request_id": "same"})])  # an earlier batch's
+    w = LedgerWriter(repo, quarantine_path=tmp_path / "q.jsonl")
+    ids = ["a", "same", "b", "same", "same", "c"]
+    for i, rid in enumerate(ids):
+        w.submit(CallRecord.from_row({**_row(i), "request_id": rid, "total_ms": float(i)}))
+    assert w.flush() == 6 and w.renamed == 3 and w.quarantined == 0 and w.depth == 0
+    assert not (tmp_path / "q.jsonl").exists()
+    got = [(c["request_id"], c["total_ms"]) for c in repo.calls[1:]]
+    assert sorted(t for _, t in got) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # every call, once
+    derived = [rid for rid, _ in got if rid.startswith("same:")]
+    assert len(derived) == 3 and len(set(derived)) == 3 and all(len(d) == 21 for d in derived)
+    assert {rid for rid, _ in got} - set(derived) == {"a", "b", "c"}

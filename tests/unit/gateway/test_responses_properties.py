@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from architect.errors import InvalidRequest
-from architect.gateway.apis.responses_translate import to_chat
+from architect.gateway.apis.responses_state import _input_json
+from architect.gateway.apis.responses_translate import input_items, to_chat
 from architect.gateway.apis.responses_validation import check_responses_body
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=6)
@@ -129,3 +131,13 @@ def test_broken_item_names_its_path(body: dict[str, Any], i: int, field: str) ->
         assert exc.param is not None and exc.param.startswith(f"input[{i}]")
     else:
         raise AssertionError(f"input[{i}].{field}=5 passed")
+
+
+@given(st.one_of(st.text(), st.lists(ITEM, max_size=4), st.none(), st.integers()))
+@settings(max_examples=300, deadline=None)
+def test_the_stored_input_is_the_items_json_whatever_the_input(value: Any) -> None:
+    try:
+        expected = orjson.dumps(input_items(value))
+    except orjson.JSONEncodeError:  # a lone surrogate: neither can encode it
+        return
+    assert _input_json(value) == expected

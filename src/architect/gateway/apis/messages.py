@@ -111,16 +111,14 @@ class MessagesAPI:
                 raise ProviderError("the provider returned an unexpected body", kind="bad_response")
             return ChatResult(data, usage_of(obj.get("usage")), obj.get("stop_reason"))
         result = d.adapter.chat_response(data)
-        msg = message_from_chat(
-            orjson.loads(result.body), message_id(call.request_id), call.model, result.usage
-        )
+        msg = message_from_chat(orjson.loads(result.body), message_id(call.call_id), call.model, result.usage)
         return ChatResult(orjson.dumps(msg), result.usage, msg["stop_reason"])
 
     def stream_translator(self, call: Call, d: Deployment) -> StreamTranslator:
         if native(d):
             return NativeStream()
         inner = d.adapter.stream_translator(True, d.model)
-        return FromChatStream(inner, message_id(call.request_id), call.model, call.est_prompt_tokens or 0)
+        return FromChatStream(inner, message_id(call.call_id), call.model, call.est_prompt_tokens or 0)
 
     def error_response(self, exc: GatewayError) -> tuple[int, bytes]:
         status = exc.status

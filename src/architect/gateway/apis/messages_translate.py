@@ -332,5 +332,7 @@ def message_from_chat(
     }
 
 
-def message_id(request_id: str) -> str:
-    return f"msg_{request_id}"
+def message_id(call_id: str) -> str:
+    """A message's id, from the gateway's own id of the call (never the client's `x-request-id`,
+    which a client may reuse)."""
+    return f"msg_{call_id}"

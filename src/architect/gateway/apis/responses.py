@@ -51,7 +51,7 @@ def turn(call: Call) -> Turn:
     state = call.state
     if isinstance(state, Turn):
         return state
-    t = Turn(f"resp_{call.request_id}", call.body)
+    t = Turn(f"resp_{call.call_id}", call.body)
     call.state = t
     return t
 
@@ -96,7 +96,7 @@ class ResponsesAPI:
                 ) from exc
             if not isinstance(obj, dict):
                 raise ProviderError("the provider returned an unexpected body", kind="bad_response")
-            t.response = obj
+            t.response, t.encoded = obj, (obj, data)  # kept as the deployment sent it: not encoded again
             return ChatResult(data, usage_of(obj.get("usage")), obj.get("status"))
         result = d.adapter.chat_response(data)
         chat = result.parsed if result.parsed is not None else orjson.loads(result.body)

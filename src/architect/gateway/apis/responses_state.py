@@ -67,6 +67,16 @@ def _redacted(value: Any, rules: list[re.Pattern[str]]) -> Any:
     return value
 
 
+_TEXT_INPUT = b'[{"type":"message","role":"user","content":[{"type":"input_text","text":%b}]}]'
+
+
+def _input_json(value: object) -> bytes:
+    """`orjson.dumps(input_items(value))`, without building the items (or copying the list) first."""
+    if isinstance(value, str):
+        return _TEXT_INPUT % orjson.dumps(value)
+    return orjson.dumps(value) if isinstance(value, list) else b"[]"
+
+
 class ResponseStore:
     """Implements `architect.gateway.hooks.Conversations` for the Responses API, and answers
     `GET`/`DELETE /v1/responses/{id}`."""
@@ -132,14 +142,14 @@ class ResponseStore:
         cfg = config.responses
         if response is None or not cfg.store or not isinstance(response.get("id"), str):
             return
-        items = input_items(call.body.get("input"))
         rules = self._redact_rules(config)
         encoded = state.encoded
         if rules:
+            items = input_items(call.body.get("input"))
             body = orjson.dumps(_redacted({"input": items, "response": response}, rules))
         else:  # the response's JSON as it was sent, when it was
             sent = encoded[1] if encoded is not None and encoded[0] is response else orjson.dumps(response)
-            body = b'{"input":%b,"response":%b}' % (orjson.dumps(items), sent)
+            body = b'{"input":%b,"response":%b}' % (_input_json(call.body.get("input")), sent)
         size = len(body)
         if size > cfg.max_bytes_per_key:
             log.info(
@@ -184,10 +194,14 @@ class ResponseStore:
             self._flush = None
 
     def _put(self, rows: list[dict[str, Any]], cap: int) -> None:
-        """Insert a batch; then, per key, evict its oldest rows when its count of bytes (read once from
+        """Insert a batch (a row the store refuses, its id taken or its values, is left out: the
+        others are written); then, per key, evict its oldest rows when its count of bytes (read once from
         the store, then kept here) goes over the cap. With several gateway processes each counts its
         own writes on top of what it read, so a key may briefly hold more until one of them evicts."""
-        self._repo.put(rows)
+        missed = self._repo.put(rows)
+        if missed:  # their id was taken or their values refused: the others are written all the same
+            left = set(missed)
+            rows = [r for r in rows if r["id"] not in left]
         now = self._clock()
         for row in rows:
             key = row["key_id"]

@@ -207,14 +207,19 @@ class FromChatStream:
     def feed(self, chunk: bytes) -> bytes:
         if self._direct:
             buf = self._buf + chunk if self._buf else chunk
-            end = buf.rfind(b"\n\n")
-            if end < 0 and b"\r" not in buf:
-                self._buf = buf
-                return b""
-            decoded = _decode(buf[: end + 2]) if end >= 0 and b"\r" not in buf else None
-            if decoded is not None and not any(type(c.error) is dict for c in decoded[0]):
-                self._buf = buf[end + 2 :]
-                return self._chunks(*decoded)
+            if b"\r" not in buf:
+                end = buf.rfind(b"\n\n")
+                if end < 0:
+                    self._buf = buf
+                    return b""
+                decoded = _decode(buf[: end + 2])
+                if decoded is not None:
+                    for c in decoded[0]:
+                        if type(c.error) is dict:
+                            break
+                    else:
+                        self._buf = buf[end + 2 :]
+                        return self._chunks(*decoded)
             self._direct = False  # from here on, through the adapter's translator
             self._buf, chunk = b"", buf
         raw = self._inner.feed(chunk)
