@@ -98,14 +98,29 @@ async def run_shell(
         code: int | None = proc.returncode
     except TimeoutError:
         kill_group(proc.pid)
-        out = b""
-        with contextlib.suppress(Exception):
-            out, _ = await asyncio.wait_for(proc.communicate(), 5)
+        out = await _reap(proc)
         code = None
     except BaseException:  # cancelled (claim lost, shutdown): take the whole group down
         kill_group(proc.pid)
+        await asyncio.shield(_reap(proc))
         raise
     return code, out.decode(errors="replace"), time.monotonic() - start
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> bytes:
+    """After its group was killed: the output left in the pipe, the process reaped and its pipe
+    closed (a process that escaped the group may hold the pipe open: given up after 5 s, then the
+    transport is closed so no pipe outlives the run)."""
+    out = b""
+    with contextlib.suppress(Exception):
+        out, _ = await asyncio.wait_for(proc.communicate(), 5)
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    transport = getattr(proc, "_transport", None)  # asyncio keeps it private; closing it closes the pipes
+    if transport is not None:
+        transport.close()
+    return out
 
 
 def parse_test_summary(output: str, junit: str | None = None) -> dict[str, Any]:
