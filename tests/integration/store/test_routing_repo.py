@@ -149,5 +149,5 @@ def test_auto_calls_and_their_outcomes(store: Store) -> None:
     repo.record_feedback("c1", "k1", 1.0)
     out = repo.auto_outcomes(0.0)
     assert out == [
-        {"routed_by": "auto", "model_group": "small", "route_scores": '{"small": 0.8}', "outcome": 1.0}
+        {"routed_by": "auto", "model_group": "small", "route_scores": '{"small":0.8}', "outcome": 1.0}
     ]
