@@ -4,6 +4,7 @@ Responses API, answering by request content, not by order.
     with AgentStub() as stub:
         stub.url                      # "http://127.0.0.1:PORT/v1"
         stub.requests                 # recorded {"path", "headers", "body"} dicts
+        stub.delay_s = 0.5            # each answer waits this long first (0 by default)
 
 Chat completions (`POST /v1/chat/completions`): when the request offers tools and its last message is
 not a tool result, the answer calls a tool: the first custom-translated one (a single string parameter
@@ -94,6 +95,7 @@ def _event(obj: dict[str, Any]) -> bytes:
 class AgentStub:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.delay_s = 0.0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -114,6 +116,8 @@ class AgentStub:
                 "body": body,
             }
         )
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         return body
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

@@ -55,7 +55,7 @@ class KeyLimits(Protocol):
 
 @dataclass(slots=True)
 class CachedAnswer:
-    body: bytes  # a complete chat.completion JSON body
+    body: bytes  # a complete answer in the call's API format (made the call's own by `InboundAPI.from_cache`)
     tier: str  # "hit-l1" | "hit-l2" | "hit-normalised" | "hit-semantic"
     cost_usd: float  # what the original call cost (the saving)
     latency_ms: float  # what the original call took (the latency saved)

@@ -154,7 +154,7 @@ class Pipeline:
             if hit is not None:
                 call.cache_tier, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
                 call.usage = hit.usage  # a non-stream answer has no first token: ttft_ms stays None
-                return hit.body
+                return call.api.from_cache(call, hit.body)  # with this call's own ids
             await self._reserve(call)
             body = await self.executor.run(call, lambda d: self._send_chat(call, d))
             call.response_body = body
@@ -198,7 +198,7 @@ class Pipeline:
             if hit is not None:
                 call.cache_tier, call.saved_cost_usd, call.saved_ms = hit.tier, hit.cost_usd, hit.latency_ms
                 call.usage = hit.usage
-                replay = call.api.replay(call, hit.body)
+                replay = call.api.replay(call, call.api.from_cache(call, hit.body))
                 return ChatStream(call, self.finish, self.hooks.cache, None, replay)
             await self._reserve(call)
             start = await self.executor.run(call, lambda d: self._open_stream(call, d))

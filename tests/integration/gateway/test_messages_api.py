@@ -433,6 +433,7 @@ def test_deterministic_messages_are_cached_per_api_and_replayed_as_messages_even
     texts = [[b.text for b in m.content if b.type == "text"] for m in (plain.parse(), again, first)]
     assert texts[0] == texts[1] == texts[2] == ["Hello from the translated deployment."]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert len({m.id for m in (plain.parse(), again, first)}) == 3  # each answer its own message id
     assert len(chat.requests) == before + 1  # one upstream call for three answers
     # the same request over chat completions is another entry: its bytes are in another format
     r = httpx.post(

@@ -14,7 +14,7 @@ from architect.gateway.apis.messages_stream import (
     message_to_sse,
     sse_to_message,
 )
-from architect.gateway.apis.messages_translate import message_from_chat, to_chat
+from architect.gateway.apis.messages_translate import message_from_chat, message_id, reissue, to_chat
 from architect.gateway.providers.base import Usage
 from architect.gateway.providers.openai import OpenAIStream
 
@@ -223,3 +223,28 @@ def test_a_native_stream_passes_through_and_breaks_on_an_event_that_is_not_json(
     out = tr.feed(b'event: content_block_delta\ndata: {"type": oops}\n\n')
     assert out.startswith(b"event: error\n") and tr.error is not None and not tr.done
     assert tr.feed(b'event: message_stop\ndata: {"type":"message_stop"}\n\n') == b""
+
+
+def test_reissue_gives_a_cached_message_the_new_calls_ids() -> None:
+    old, new = "0123456789abcdef012345", "fedcba9876543210fedcba"
+    chat = {
+        "choices": [
+            {
+                "message": {
+                    "content": "hi",
+                    "tool_calls": [
+                        {"function": {"name": "f", "arguments": "{}"}},
+                        {"id": "toolu_up", "function": {"name": "g", "arguments": "{}"}},
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    cached = message_from_chat(chat, message_id(old), "m", None)
+    reissue(cached, message_id(new))
+    assert cached["id"] == f"msg_{new}"
+    assert [b.get("id") for b in cached["content"]] == [None, f"toolu_msg_{new}_1", "toolu_up"]
+    native = {"id": "msg_01XFDUDYJgAACzvnptvVoYEL", "content": [{"type": "tool_use", "id": "toolu_01A"}]}
+    reissue(native, message_id(new))
+    assert native["id"] == f"msg_{new}" and native["content"][0]["id"] == "toolu_01A"

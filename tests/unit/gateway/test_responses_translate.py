@@ -13,7 +13,13 @@ import pytest
 from architect.errors import UpstreamRefused
 from architect.gateway.apis.responses_native import NativeStream, sse_to_response
 from architect.gateway.apis.responses_stream import FromChatStream, response_to_sse
-from architect.gateway.apis.responses_translate import Turn, output_from_chat, response_object, to_chat
+from architect.gateway.apis.responses_translate import (
+    Turn,
+    output_from_chat,
+    reissue,
+    response_object,
+    to_chat,
+)
 from architect.gateway.providers.base import Usage
 from architect.gateway.providers.openai import OpenAIStream
 
@@ -404,3 +410,51 @@ def test_the_upstream_read_directly_through_the_adapter_or_event_by_event_gives_
     assert run(_Wrapped()) == direct
     monkeypatch.setattr(responses_stream, "_decode", lambda raw: None)
     assert run(_Wrapped()) == direct
+
+
+_OLD, _NEW = "0123456789abcdef012345", "fedcba9876543210fedcba"
+
+
+def test_reissue_makes_a_cached_response_the_new_calls_own() -> None:
+    chat = {
+        "choices": [
+            {
+                "message": {
+                    "content": "hi",
+                    "reasoning_content": "think",
+                    "tool_calls": [
+                        {"function": {"name": "f", "arguments": "{}"}},
+                        {"id": "call_up", "function": {"name": "g", "arguments": "{}"}},
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    old = Turn(f"resp_{_OLD}", {"previous_response_id": "resp_a", "metadata": {"k": "v"}, "user": "u"})
+    output, finish = output_from_chat(chat, old.response_id, frozenset())
+    cached = orjson.loads(orjson.dumps(response_object({}, old, "m", output, None, finish, created_at=1)))
+    body = {"store": False, "metadata": {"mine": "1"}}
+    new = Turn(f"resp_{_NEW}", {"previous_response_id": "resp_b", **body})
+    reissue(cached, new, body)
+    assert cached["id"] == f"resp_{_NEW}" and _OLD not in orjson.dumps(cached).decode()
+    assert [(i.get("id"), i.get("call_id")) for i in cached["output"]] == [
+        (f"rs_{_NEW}", None),
+        (f"msg_{_NEW}", None),
+        (f"fc_{_NEW}_0", f"call_{_NEW}_0"),
+        (f"fc_{_NEW}_1", "call_up"),  # the upstream's own call id: kept
+    ]
+    assert (cached["previous_response_id"], cached["store"], cached["metadata"]) == (
+        "resp_b",
+        False,
+        {"mine": "1"},
+    )
+    assert cached["user"] is None and cached["created_at"] > 1
+    assert cached["output"][1]["content"][0]["text"] == "hi"
+
+
+def test_reissue_keeps_a_providers_item_ids() -> None:
+    native = {"id": "resp_68ab12", "output": [{"type": "message", "id": "msg_68ab12", "content": []}]}
+    reissue(native, Turn(f"resp_{_NEW}", {}), {})
+    assert native["id"] == f"resp_{_NEW}" and native["output"][0]["id"] == "msg_68ab12"
+    assert native["store"] is True and native["previous_response_id"] is None

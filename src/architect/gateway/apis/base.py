@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from architect.gateway.call import Call
     from architect.gateway.routing import Deployment
 
-__all__ = ["UNSUPPORTED", "HTTPParts", "InboundAPI", "refused"]
+__all__ = ["UNSUPPORTED", "HTTPParts", "InboundAPI", "derived_base", "refused"]
 
 HTTPParts = tuple[str, bytes, dict[str, str]]  # (path under the deployment's base URL, body, headers)
 
@@ -55,8 +55,14 @@ class InboundAPI(Protocol):
     def stream_error(self, message: str, kind: str) -> bytes:
         """The event that ends a stream that broke after its first byte (never a clean end)."""
 
+    def from_cache(self, call: Call, body: bytes) -> bytes:
+        """Another call's complete answer (a cache hit, or an identical call's coalesced answer) made
+        this call's own, before it is returned or replayed: the ids the API gives per answer are this
+        call's, and what the API keeps of an answer is left on the call as for an answer of its own
+        (the Responses API's stored response). Done once per hit, on the hot path: a small edit."""
+
     def replay(self, call: Call, body: bytes) -> list[bytes]:
-        """The stream events of a complete (cached) answer."""
+        """The stream events of a complete (cached) answer, as `from_cache` made it."""
 
     def assemble(self, stream: bytes) -> bytes | None:
         """The complete answer a finished stream made (to cache it); None if it cannot be rebuilt."""
@@ -66,3 +72,19 @@ def refused(message: str, param: str) -> ProviderError:
     """A request field the chosen deployment cannot take: a 400 naming it unless another deployment of
     the group or its fallbacks can; not a health issue of the deployment."""
     return UpstreamRefused(message, param=param, code=UNSUPPORTED)
+
+
+_HEX = "0123456789abcdef"
+
+
+def derived_base(old: object, new: str, prefix: str) -> tuple[str, str] | None:
+    """For another answer's id `old` and this call's `new` (both `prefix` + a base): (old base, new
+    base) when `old` is of the form the gateway makes from a call id (lower-case hex of the new base's
+    length), so that the ids the gateway made from it (items, tool calls) are to be made from the new
+    one; None when it is not (a provider's own id, whose items' ids are the provider's: kept)."""
+    if not isinstance(old, str) or not old.startswith(prefix) or old == new:
+        return None
+    old_base, new_base = old[len(prefix) :], new.removeprefix(prefix)
+    if len(old_base) != len(new_base) or old_base.strip(_HEX):
+        return None
+    return old_base, new_base

@@ -55,6 +55,9 @@ class ChatAPI:
     def stream_error(self, message: str, kind: str) -> bytes:
         return sse_error_event(message) if kind == "stream_error" else _coded(message, kind)
 
+    def from_cache(self, call: Call, body: bytes) -> bytes:
+        return body  # a completion's id is not kept, nor referred to, by the gateway
+
     def replay(self, call: Call, body: bytes) -> list[bytes]:
         return completion_to_sse(body, call.include_usage)
 

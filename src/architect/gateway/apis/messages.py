@@ -28,7 +28,7 @@ from architect.gateway.apis.messages_stream import (
     message_to_sse,
     sse_to_message,
 )
-from architect.gateway.apis.messages_translate import message_from_chat, message_id, to_chat
+from architect.gateway.apis.messages_translate import message_from_chat, message_id, reissue, to_chat
 from architect.gateway.apis.messages_validation import check_count_tokens_body, check_messages_body
 from architect.gateway.estimate import chat_prompt_size
 from architect.gateway.providers.anthropic import usage_of
@@ -129,6 +129,17 @@ class MessagesAPI:
 
     def stream_error(self, message: str, kind: str) -> bytes:
         return error_event(message, "api_error")
+
+    def from_cache(self, call: Call, body: bytes) -> bytes:
+        """The cached message with this call's id (and the tool_use ids made from it)."""
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # never: the cache holds what was answered
+        if not isinstance(message, dict):
+            return body
+        reissue(message, message_id(call.call_id))
+        return orjson.dumps(message)
 
     def replay(self, call: Call, body: bytes) -> list[bytes]:
         return message_to_sse(orjson.loads(body))

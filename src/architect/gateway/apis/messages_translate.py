@@ -29,10 +29,10 @@ from typing import Any
 import orjson
 
 from architect.errors import ProviderError
-from architect.gateway.apis.base import refused
+from architect.gateway.apis.base import derived_base, refused
 from architect.gateway.providers.base import Usage
 
-__all__ = ["STOP_REASONS", "anthropic_usage", "message_from_chat", "message_id", "to_chat"]
+__all__ = ["STOP_REASONS", "anthropic_usage", "message_from_chat", "message_id", "reissue", "to_chat"]
 
 # chat finish_reason -> Messages stop_reason
 STOP_REASONS = {
@@ -336,3 +336,19 @@ def message_id(call_id: str) -> str:
     """A message's id, from the gateway's own id of the call (never the client's `x-request-id`,
     which a client may reuse)."""
     return f"msg_{call_id}"
+
+
+def reissue(message: dict[str, Any], new_id: str) -> None:
+    """Make another call's message (a cached or coalesced answer, parsed from its JSON) the one of the
+    call whose message id is `new_id`, in place: its id, and the ids of its `tool_use` blocks the
+    gateway made from the previous id (`toolu_<id>_<n>`; a native deployment's own are kept)."""
+    bases = derived_base(message.get("id"), new_id, "msg_")
+    message["id"] = new_id
+    if bases is None:
+        return
+    old, new = bases
+    for block in message.get("content") or ():
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            value = block.get("id")
+            if isinstance(value, str) and old in value:
+                block["id"] = value.replace(old, new)

@@ -24,6 +24,7 @@ from architect.gateway.apis.responses_stream import FromChatStream, error_event,
 from architect.gateway.apis.responses_translate import (
     Turn,
     output_from_chat,
+    reissue,
     response_object,
     to_chat,
     usage_of,
@@ -120,8 +121,25 @@ class ResponsesAPI:
     def stream_error(self, message: str, kind: str) -> bytes:
         return error_event(message, kind)
 
+    def from_cache(self, call: Call, body: bytes) -> bytes:
+        """The cached response with this call's id, item ids and echoed fields (`reissue`), left on
+        the call's `Turn` (kept by `responses_state` unless the call said `store: false`)."""
+        t = turn(call)
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # never: the cache holds what was answered
+        if not isinstance(obj, dict):
+            return body
+        reissue(obj, t, call.body)
+        data = orjson.dumps(obj)
+        t.response, t.encoded = obj, (obj, data)
+        return data
+
     def replay(self, call: Call, body: bytes) -> list[bytes]:
-        return response_to_sse(orjson.loads(body))
+        encoded = turn(call).encoded
+        response = encoded[0] if encoded is not None and encoded[1] is body else orjson.loads(body)
+        return response_to_sse(response)
 
     def assemble(self, stream: bytes) -> bytes | None:
         response = sse_to_response(stream)

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from architect.gateway.apis.base import refused
+from architect.gateway.apis.base import derived_base, refused
 from architect.gateway.providers.base import Usage
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "finished",
     "input_items",
     "output_from_chat",
+    "reissue",
     "response_object",
     "responses_usage",
     "to_chat",
@@ -436,6 +437,31 @@ def response_object(
         "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
+
+
+def reissue(response: dict[str, Any], turn: Turn, body: dict[str, Any]) -> None:
+    """Make another call's response (a cached or coalesced answer, parsed from its JSON) `turn`'s own,
+    in place: its id (`turn.response_id`), the ids of its output items and tool calls the gateway made
+    from the previous id (`msg_<base>`, `fc_<base>_0`, `call_<base>_0`, ...; a native deployment's
+    own item ids are kept: they are the provider's), its creation time, and the request fields it
+    echoes that are not part of the cache key (`previous_response_id`, `store`, `metadata`, `user`)."""
+    bases = derived_base(response.get("id"), turn.response_id, "resp_")
+    response["id"] = turn.response_id
+    if bases is not None:
+        old, new = bases
+        for item in response.get("output") or ():
+            if not isinstance(item, dict):
+                continue
+            for field in ("id", "call_id"):
+                value = item.get(field)
+                if isinstance(value, str) and old in value:
+                    item[field] = value.replace(old, new)
+    response["created_at"] = int(time.time())
+    response["previous_response_id"] = turn.previous_id
+    response["store"] = turn.store
+    response["metadata"] = body.get("metadata") or {}
+    if "user" in response or "user" in body:
+        response["user"] = body.get("user")
 
 
 def _status(finish: str | None) -> tuple[str, dict[str, str] | None]:
