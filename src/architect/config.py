@@ -257,6 +257,7 @@ class ServerConfig(_Model):
     port: int = Field(default=8400, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_api_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    malloc_trim_s: float = Field(default=0.0, ge=0)
 
 
 class LoginConfig(_Model):

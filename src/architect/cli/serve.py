@@ -9,6 +9,9 @@ import os
 import shutil
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -136,6 +139,8 @@ def serve(
     # 0.1 ms bounds how long the loop waits. Together the two narrowed the p99; neither did alone.
     sys.setswitchinterval(0.0001)
     limit_malloc_arenas(MALLOC_ARENAS)
+    trimmer = MallocTrimmer(cfg.server.malloc_trim_s)
+    trimmer.start()
     # Long-lived start-up objects are moved out of the collector's view, and young collections run
     # less often: fewer, shorter GC pauses on the request path.
     gc.collect()
@@ -163,6 +168,7 @@ def serve(
     try:
         asyncio.run(main()) if os.name == "nt" else _run_uvloop(main)
     finally:
+        trimmer.stop()
         store.close()
 
 
@@ -194,3 +200,61 @@ def limit_malloc_arenas(arenas: int) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
+def glibc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None where the C library has none (not Linux, or musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+class MallocTrimmer:
+    """Every `interval_s` seconds, on a daemon thread of its own, hands the free memory inside glibc's
+    malloc arenas back to the system (`malloc_trim(0)`: the free pages in the middle of each arena too,
+    not only at its top).
+
+    Under sustained load the arenas keep more and more free memory resident (live allocations do not
+    grow). Trimming returns part of it: the keyed memory bench's creep was lower with it but did not stop
+    (bench/RESULTS.md, "Returning free arena memory"), so `server.malloc_trim_s` is off by default.
+    ctypes releases the GIL for the call, so the event loop runs on while a trim walks the arenas (an
+    allocation in an arena being trimmed waits for it). A no-op when `interval_s` is 0 or where there is
+    no glibc `malloc_trim`."""
+
+    def __init__(self, interval_s: float, trim: Callable[[int], int] | None = None) -> None:
+        self.interval_s = interval_s
+        self._trim = trim if trim is not None else (glibc_malloc_trim() if interval_s > 0 else None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.trims = 0
+        self.seconds = 0.0  # time spent in malloc_trim, in all
+
+    def start(self) -> bool:
+        """Start the thread; False (nothing started) when trimming is off or unsupported."""
+        if self.interval_s <= 0 or self._trim is None or self._thread is not None:
+            return False
+        self._thread = threading.Thread(target=self._run, name="malloc-trim", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        trim = self._trim
+        assert trim is not None
+        while not self._stop.wait(self.interval_s):
+            t0 = time.perf_counter()
+            trim(0)
+            self.seconds += time.perf_counter() - t0
+            self.trims += 1
