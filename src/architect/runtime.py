@@ -53,6 +53,7 @@ from architect.store import Store
 
 if TYPE_CHECKING:
     from architect.orchestrator.manager import Manager
+    from architect.routing.features import HashedFeatures
     from architect.routing.learner import QualityModel
 
 __all__ = ["Runtime", "has_auto_route"]
@@ -149,7 +150,22 @@ class Runtime:
         from architect.routing.learner import QualityModel
 
         cfg = self.config.routing
-        return QualityModel(self.store.routing, scope=cfg.scope, refresh_s=cfg.refresh_s)
+        return QualityModel(
+            self.store.routing, scope=cfg.scope, refresh_s=cfg.refresh_s, dim=self.route_features.dim
+        )
+
+    @functools.cached_property
+    def route_features(self) -> HashedFeatures:
+        """The auto route's feature maker: hashed n-grams, shape and request columns, plus the static
+        embedding when `routing.embed` is set (ConfigError when the `semantic` extra is missing)."""
+        from architect.routing.features import HashedFeatures, embeddings_available
+
+        embed = self.config.routing.embed
+        if embed and not embeddings_available():
+            raise ConfigError(
+                "routing.embed needs the semantic extra (pip install 'architect-llm[semantic]')"
+            )
+        return HashedFeatures(embed=embed)
 
     def quality_priors(self) -> dict[str, float]:
         """The price-tier prior means auto routes used last (none while no model is built)."""
@@ -159,6 +175,7 @@ class Runtime:
         if self._quality_started or not has_auto_route(self.config):
             return
         self._quality_started = True
+        self.route.use_features(self.route_features)
         self.route.quality = self.quality
         await self.quality.start()
 

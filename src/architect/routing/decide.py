@@ -272,7 +272,16 @@ class AutoRouter:
             images="images" in needs,
             turns=len(items) if isinstance(items, list) else 1,
         )
-        return np.asarray(idx + ridx, dtype=np.int32), np.asarray(vals + rvals, dtype=np.float32)
+        eidx, evals = hashed.embed_columns(text)
+        return (
+            np.asarray(idx + ridx + eidx, dtype=np.int32),
+            np.asarray(vals + rvals + evals, dtype=np.float32),
+        )
+
+    def use_features(self, features: HashedFeatures) -> None:
+        """The feature maker of the decisions from now on (the runtime's: with the static embedding when
+        `routing.embed` is set; the quality model's dimension must match `features.dim`)."""
+        self._hashed = features
 
     def exploration(self, group: str) -> dict[str, Any]:
         """An auto group's counters in this process (spend, exploration's extra cost, explorations)."""

@@ -190,6 +190,16 @@ class HashedFeatures:
             math.log1p(max(turns, 0)) / 3.0,
         ]
 
+    def embed_columns(self, text: str) -> tuple[list[int], list[float]]:
+        """The static embedding of the cut text (L2-normalised) as the columns after the request ones;
+        none when this instance was made without `embed`."""
+        if self._embed is None:
+            return [], []
+        vec = np.asarray(self._embed([cut(text, self.max_chars)])[0], dtype=np.float64)
+        vec /= max(float(np.linalg.norm(vec)), 1e-12)
+        base = self.hashed + _SHAPE + REQUEST_COLS
+        return list(range(base, base + _EMBED_DIM)), vec.tolist()
+
     def transform(self, texts: Sequence[str]) -> Sparse:
         """The feature rows of `texts`."""
         rows = [self.hashed_row(t) for t in texts]

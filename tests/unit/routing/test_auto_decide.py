@@ -270,3 +270,25 @@ def test_prompt_text_reads_system_and_user_text_of_each_api() -> None:
         ]
     }
     assert prompt_text("responses", resp) == "U"
+
+
+def test_features_carry_the_request_shape_and_with_embed_the_static_embedding() -> None:
+    from architect.routing.features import HashedFeatures
+
+    router = _router()
+    fake = Fake({"small": 0.9, "mid": 0.9, "large": 0.9})
+    ar = AutoRouter(fake, rng=random.Random(0))
+    _decide(ar, router, _call("Fix the failing test in parser.py"))
+    ((_, (plain_idx, plain_vals)),) = fake.features
+    fe = HashedFeatures()
+    request = dict(zip(plain_idx.tolist(), plain_vals.tolist(), strict=True))
+    base = fe.hashed + 9
+    assert [request[base + i] for i in range(3)] == [0.0, 0.0, 0.0]  # no tools, format or images
+    assert max(plain_idx) < fe.dim
+    embed = HashedFeatures(embed=True)
+    ar.use_features(embed)
+    _decide(ar, router, _call("Fix the failing test in parser.py"))
+    idx, vals = fake.features[1][1]
+    extra = idx[idx >= fe.dim]  # the embedding's 64 columns, after the request ones
+    assert len(extra) == 64 and max(idx) < embed.dim
+    assert abs(float((vals[idx >= fe.dim] ** 2).sum()) - 1.0) < 1e-5  # L2-normalised
