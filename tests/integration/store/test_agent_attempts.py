@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,17 +23,6 @@ from architect.store.orchestrator import ClaimOptions, Outcome, TaskRepo
 PLAN = (
     "---\nrepo: /srv/shop\n---\n# Feature: Agents\n## Phase 1: A\n- [ ] T1 Edit `@`\n- [ ] T2 Also `@aider`\n"
 )
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
-    yield s
-    s.close()
 
 
 def _feature(repo: TaskRepo) -> tuple[Manager, int, dict[str, Any]]:

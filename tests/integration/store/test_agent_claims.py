@@ -8,14 +8,13 @@ tasks the same way."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
-from architect.store import Store, open_store
+from architect.store import Store
 from architect.store.orchestrator import ClaimOptions, Outcome, TaskRepo
 
 # feature `aid` names aider as its agent; feature `plain` names none (the default agent does its tasks)
@@ -25,17 +24,6 @@ AIDED = (
 )
 PLAIN = "---\nrepo: /srv/shop\n---\n# Feature: Plain\n## Phase 1: A\n- [ ] B1 The default agent `@`\n- [ ] B2 Aider `@aider`\n"
 ALL = {"A1", "A2", "A3", "B1", "B2"}
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
-    yield s
-    s.close()
 
 
 def _import(repo: TaskRepo) -> dict[str, Any]:

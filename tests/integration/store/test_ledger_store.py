@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 
 from architect.store import Store, open_store
 from tests.helpers import record_rows
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
-    yield s
-    s.close()
 
 
 def _call(rid: str, ts: float, **kw: object) -> dict[str, object]:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,17 +22,6 @@ from architect.records import CallRecord
 from architect.store import Store, open_store
 from architect.store.budgets import period_start
 from architect.store.orchestrator import ClaimOptions
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
-    yield s
-    s.close()
 
 
 def _key(key_id: str, secret_hash: str, **kw: Any) -> dict[str, Any]:

@@ -4,23 +4,9 @@ under its byte cap by evicting the oldest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from architect.store import Store, open_store
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
-    yield s
-    s.close()
+from architect.store import Store
 
 
 def _row(rid: str, key: str, t: float, size: int = 10, ttl: float = 100.0) -> dict[str, Any]:

@@ -5,24 +5,12 @@ the quality counts, and what auto routes did."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from architect.records import CallRecord
-from architect.store import Store, open_store
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
-    yield s
-    s.close()
+from architect.store import Store
 
 
 def _call(rid: str, key: str | None = "k1", **kw: Any) -> CallRecord:
