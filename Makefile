@@ -85,7 +85,7 @@ test: install $(BROWSER_STAMP) lint-js agents
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 unit: install
 	$(BIN)/pytest -q tests/unit

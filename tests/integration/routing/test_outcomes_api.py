@@ -68,7 +68,12 @@ def test_feedback_on_a_call_just_made_is_scoped_to_its_key(server: LiveServer, k
     rid = _chat(server, keys["a"])
     r = _feedback(server, keys["a"], {"request_id": rid, "passed": True, "comment": "good"})
     assert r.status_code == 200, r.text
-    assert r.json() == {"request_id": rid, "outcome": 1.0, "model_group": "small", "task_type": None}
+    assert r.json() == {
+        "request_id": rid,
+        "outcome": 1.0,
+        "model_group": "small",
+        "task_type": "unknown",
+    }  # no type or role tag
     other = _feedback(server, keys["b"], {"request_id": rid, "score": 0.0})
     assert other.status_code == 404 and other.json()["error"]["param"] == "request_id"
     assert _feedback(server, keys["a"], {"request_id": "missing", "score": 1}).status_code == 404
