@@ -23,6 +23,7 @@ from architect.config_agents import (
     OrchestratorConfig,
     check_agents,
 )
+from architect.config_routing import ExplorationConfig, RoutingConfig
 from architect.errors import ConfigError
 
 __all__ = [
@@ -185,19 +186,6 @@ class RetryConfig(_Model):
     backoff_base_s: float = Field(default=0.05, ge=0)
     backoff_max_s: float = Field(default=4.0, ge=0)
     max_retry_after_s: float = Field(default=10.0, ge=0)
-
-
-class ExplorationConfig(_Model):
-    """How often an `auto` group tries a candidate other than the one its policy picks (to learn about it)."""
-
-    share: float = Field(default=0.05, ge=0, le=1, description="share of the group's calls that explore")
-    budget_share: float = Field(
-        default=0.1,
-        ge=0,
-        le=1,
-        description="exploration stops while its extra cost so far exceeds this share of the group's spend "
-        "(counted in this process)",
-    )
 
 
 class ModelGroupConfig(_Model):
@@ -364,28 +352,6 @@ class ResponsesConfig(_Model):
         description="kept responses are written to the store in batches, one at most this often: the "
         "gateway process that answered reads them from memory until then, another one finds them once "
         "written (a longer interval writes fewer, larger batches: less CPU per response)",
-    )
-
-
-class RoutingConfig(_Model):
-    """How `auto` routes learn from outcomes (docs/routing.md, "Outcomes and learning")."""
-
-    scope: Literal["global", "project"] = Field(
-        default="global",
-        description="global: one quality estimate per model group and task type; project: per project, "
-        "shrunk to the global one with the weight of 5 outcomes",
-    )
-    refresh_s: float = Field(
-        default=2.0,
-        gt=0,
-        le=3600,
-        description="how often a process reads new outcomes from the store and learns them",
-    )
-    embed: bool = Field(
-        default=False,
-        description="add the `semantic` extra's static embedding (64 dimensions) of the prompt to the auto "
-        "route's features (needs that extra; costs ~0.8 ms per decision and added nothing on the shared "
-        "data: docs/routing.md)",
     )
 
 
