@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -138,3 +141,26 @@ def live(config: Config, **kw: Any) -> Iterator[LiveServer]:
 def record_rows(ledger: LedgerRepo, rows: Iterable[Mapping[str, Any]]) -> None:
     """Write calls given as `calls` rows (dicts) to a ledger repository."""
     ledger.record([CallRecord.from_row(r) for r in rows])
+
+
+def git(repo: Path, *args: str) -> str:
+    """`git -C repo args...` as the tests' own identity (the caller's GIT_* variables left out, so a
+    run from inside a git hook cannot redirect it); its stdout, stripped. Raises on a non-zero exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env |= {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env, timeout=60
+    ).stdout.strip()
+
+
+def git_repo(path: Path) -> Path:
+    """A new repository at `path` on branch main with one empty commit."""
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "commit", "-q", "--allow-empty", "-m", "first")
+    return path

@@ -4,7 +4,6 @@ model group, a plan of agent tasks, and the real CLI in a subprocess."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tests.helpers import git
 
 __all__ = [
     "ARCHITECT",
@@ -27,15 +28,6 @@ __all__ = [
 
 PRICE_IN, PRICE_OUT = 1.0, 2.0  # $/Mtok of the `coder` group
 ARCHITECT = [sys.executable, "-m", "architect"]
-
-
-def git(repo: Path, *args: str) -> str:
-    """`git -C repo args...` as the test's own identity; its stdout, stripped."""
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-        env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-             "GIT_COMMITTER_EMAIL": "t@x"},
-    ).stdout.strip()  # fmt: skip
 
 
 def make_repo(root: Path, keys: tuple[str, ...]) -> dict[str, str]:

@@ -6,9 +6,7 @@ attempt rows and the ledger's calls of each attempt's key; a task's detail with 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,23 +19,9 @@ from architect.orchestrator.manager import Manager
 from architect.store.orchestrator import ClaimOptions
 from tests.browser.conftest import ADMIN_KEY, check_axe, implemented, login, shoot
 from tests.browser.test_more_pages import bus_publisher
-from tests.helpers import LiveServer, record_rows
+from tests.helpers import LiveServer, git_repo, record_rows
 
 SHA = "3f9c2a1b7d4e" + "0" * 28
-
-
-def _git_repo(path: Path) -> Path:
-    path.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env |= {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
-        subprocess.run(["git", "-C", str(path), *args], check=True, env=env, capture_output=True)
-    return path
 
 
 def _plan(repo: Path) -> str:
@@ -68,7 +52,7 @@ def test_the_board_shows_each_agent_tasks_agent_models_attempts_cost_and_files(
     if not implemented(api_paths, "/api/v1/features/x/agents"):
         pytest.skip("/api/v1/features/{ref}/agents is not implemented on this server yet")
     auth = {"authorization": f"Bearer {ADMIN_KEY}"}
-    plan = {"format": "md", "text": _plan(_git_repo(tmp_path / "calc")), "project": "maths"}
+    plan = {"format": "md", "text": _plan(git_repo(tmp_path / "calc")), "project": "maths"}
     r = httpx.post(f"{server.url}/api/v1/plans", headers=auth, json=plan)
     assert r.status_code == 201, r.text
     fid = r.json()[0]["feature"]["id"]

@@ -55,7 +55,7 @@ from tests.acceptance.agents.conftest import (
     text_of,
     tools_offered,
 )
-from tests.helpers import LiveServer, make_config
+from tests.helpers import LiveServer, git, make_config
 from tests.stubs.scripted_chat import ScriptedChat
 
 pytestmark = pytest.mark.timeout(180)
@@ -69,14 +69,6 @@ LEFTOVER = "T1: work left uncommitted by the agent"  # the executor's commit of 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, timeout=30,
-        env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-             "GIT_COMMITTER_EMAIL": "t@x"},
-    ).stdout.strip()  # fmt: skip
-
-
 def make_repo(root: Path, nonce: str) -> None:
     """calc/ops.py (the nonce, and an `add` that subtracts) and tests/test_ops.py, which fails."""
     (root / "calc").mkdir(parents=True)
@@ -88,9 +80,9 @@ def make_repo(root: Path, nonce: str) -> None:
     (root / "tests" / "test_ops.py").write_text(
         "from calc.ops import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
     )
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "base")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
 
 
 # -- the model's script: by request content ---------------------------------------------------------
@@ -319,21 +311,21 @@ def run_feature(world: World, slug: str, agent: dict[str, Any]) -> dict[str, Any
     assert attempt["validation"]["ok"] and attempt["validation"]["passed"] == 1, attempt["validation"]
 
     # the feature branch: one commit on base holding the edit, and the validator passes on it
-    base = _git(world.repo, "rev-parse", "main")
-    (commit,) = _git(world.repo, "log", "--format=%H|%s", f"{base}..architect/{slug}").splitlines()
+    base = git(world.repo, "rev-parse", "main")
+    (commit,) = git(world.repo, "log", "--format=%H|%s", f"{base}..architect/{slug}").splitlines()
     sha, subject = commit.split("|", 1)
     assert sha == attempt["merged_sha"] and subject == "T1: Fix add"
-    assert _git(world.repo, "diff", "--name-only", base, sha) == SOURCE
-    assert _git(world.repo, "show", f"{sha}:{SOURCE}").endswith(f"def add(a, b):\n{RIGHT.rstrip()}")
+    assert git(world.repo, "diff", "--name-only", base, sha) == SOURCE
+    assert git(world.repo, "show", f"{sha}:{SOURCE}").endswith(f"def add(a, b):\n{RIGHT.rstrip()}")
     check = world.tmp / "check"
-    _git(world.repo, "worktree", "add", "-q", "--detach", str(check), sha)
+    git(world.repo, "worktree", "add", "-q", "--detach", str(check), sha)
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_ops.py"],
                            cwd=check, capture_output=True, text=True, timeout=60,
                            env={**os.environ, "PYTHONPATH": "", "PYTHONDONTWRITEBYTECODE": "1"})  # fmt: skip
     assert tests.returncode == 0 and "1 passed" in tests.stdout, tests.stdout
     # the user's own tree is untouched; the merged attempt's worktree (out of the git directory) is gone
-    assert _git(world.repo, "status", "--porcelain") == ""
-    assert _git(world.repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert git(world.repo, "status", "--porcelain") == ""
+    assert git(world.repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
     assert ".git" not in Path(attempt["worktree"]).parts and not Path(attempt["worktree"]).exists()
     return attempt
 

@@ -7,8 +7,6 @@ and the scope a key needs to write a feature's agent fields."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import httpx
 import pytest
 
 from architect.store import open_store
-from tests.helpers import LiveServer, make_config, record_rows, stub_config
+from tests.helpers import LiveServer, git_repo, make_config, record_rows, stub_config
 
 ADMIN = "admin-secret-key-0123456789"
 
@@ -33,18 +31,7 @@ def server(db_url: str) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    r = tmp_path / "shop"
-    r.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env |= {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
-        subprocess.run(["git", "-C", str(r), *args], check=True, env=env, capture_output=True)
-    return r
+    return git_repo(tmp_path / "shop")
 
 
 def _h(secret: str) -> dict[str, str]:

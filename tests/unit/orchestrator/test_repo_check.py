@@ -3,8 +3,6 @@ before any of it is stored (real git on repositories made by the test; the CLI e
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,37 +14,26 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_yaml
 from architect.orchestrator.repo_check import check_plan_repos, check_repo
 from architect.store.orchestrator import SQLiteMemoryTaskRepo
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env |= {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True)
-    return res.stdout.strip()
+from tests.helpers import git
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     r = tmp_path / "shop"
     r.mkdir()
-    _git(r, "init", "-q", "-b", "main")
+    git(r, "init", "-q", "-b", "main")
     (r / "a.txt").write_text("a\n")
-    _git(r, "add", "a.txt")
-    _git(r, "commit", "-q", "-m", "first")
+    git(r, "add", "a.txt")
+    git(r, "commit", "-q", "-m", "first")
     return r
 
 
 def test_a_repository_and_a_base_that_resolve(repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     assert check_repo(str(repo), "main") == head
     assert check_repo(str(repo), None) == head  # no base: HEAD
     assert check_repo(str(repo), head[:10]) == head
-    _git(repo, "tag", "v1")
+    git(repo, "tag", "v1")
     assert check_repo(str(repo), "v1") == head
 
 
@@ -65,7 +52,7 @@ def test_what_is_refused_names_the_field(repo: Path, tmp_path: Path) -> None:
         check_repo(str(repo), "nope")
     empty = tmp_path / "empty"
     empty.mkdir()
-    _git(empty, "init", "-q")
+    git(empty, "init", "-q")
     with pytest.raises(PlanError, match=r"^base: not given, and HEAD does not resolve to a commit"):
         check_repo(str(empty), None)
 

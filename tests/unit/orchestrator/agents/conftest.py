@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from architect.orchestrator.agents import AgentJob, Limits, Sandbox
+from tests.helpers import git
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -29,14 +29,6 @@ async def bwrap() -> Sandbox:
 @pytest.fixture
 def limits_only() -> Sandbox:
     return Sandbox(Limits(), use_bwrap=False)
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from architect.orchestrator.agents import (
     build_runner,
     writable_paths,
 )
-from tests.unit.orchestrator.agents.conftest import git
+from tests.helpers import git
 
 BWRAP = Isolation("bwrap", "test")
 RLIMITS = Isolation("rlimits", "test")
