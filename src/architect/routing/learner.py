@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from architect.routing.features import HashedFeatures
 from architect.routing.linear import OnlineLogistic
-from architect.routing.quality import DEFAULT_PRIOR, PRIOR_WEIGHT, SHRINK, QualityRow, posterior, quality_rows
+from architect.routing.quality import DEFAULT_PRIOR, PRIOR_WEIGHT, SHRINK, QualityRow, quality_rows
 from architect.routing.state import pack, unpack
 from architect.store.routing import RoutingRepo
 
@@ -71,8 +71,11 @@ def _sigmoid(z: float) -> float:
 
 
 def _mean(n: float, s: float, prior: float, weight: float = PRIOR_WEIGHT) -> float:
-    a, b = posterior(n, s, prior, weight)
-    return a / (a + b)
+    """The Beta posterior's mean, exactly: with no outcomes, the prior itself (`posterior` adds a tiny
+    epsilon to its parameters for the interval, which would put a prior of 0.7 just under a target of
+    0.7)."""
+    p = min(1.0 - 1e-6, max(1e-6, prior))
+    return (weight * p + min(max(s, 0.0), n)) / (weight + n)
 
 
 def _add(c: list[float], sign: float, y: float) -> None:

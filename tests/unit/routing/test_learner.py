@@ -114,6 +114,14 @@ def test_beta_part_from_the_prior_and_counts_per_task_type_and_project() -> None
     store.close()
 
 
+def test_with_no_outcomes_the_prediction_is_the_prior_exactly() -> None:
+    # a target equal to a price tier (0.7) must be reached by that tier's candidate, not missed by 1e-15
+    model = QualityModel(Store.memory().routing)
+    p = model.predict(None, project=None, task_type="unknown", candidates=["a", "b", "c"],
+                      prior={"a": 0.55, "b": 0.7, "c": 0.85})  # fmt: skip
+    assert p == {"a": 0.55, "b": 0.7, "c": 0.85}
+
+
 def test_learns_a_separable_toy_and_uses_text_only_after_enough_outcomes() -> None:
     store = Store.memory()
     model = QualityModel(store.routing, min_text=20)
