@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pytest workers (pytest-xdist); each test file runs whole on one of them
+TEST_WORKERS ?= 2
 
 .PHONY: run test install agents lint lint-js format-js typecheck imports unit integration acceptance lock bench-gateway clean
 
@@ -85,14 +87,14 @@ test: install $(BROWSER_STAMP) lint-js agents
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 unit: install
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/unit
 integration: install
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/integration
 acceptance: install
-	$(BIN)/pytest -q tests/acceptance
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/acceptance
 
 # Re-resolve the lock file after changing dependencies in pyproject.toml.
 lock: | $(BIN)/python

@@ -246,6 +246,7 @@ class ServerConfig(_Model):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_api_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     malloc_trim_s: float = Field(default=0.0, ge=0)
+    allocator: Literal["auto", "jemalloc", "system"] = "auto"
 
 
 class LoginConfig(_Model):

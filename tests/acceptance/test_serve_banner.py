@@ -8,6 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
+import pytest
+
 from tests.acceptance.conftest import start_server
 
 ADMIN_KEY = "sk-admin-banner-test"
@@ -45,3 +48,30 @@ def test_the_banner_examples_send_the_admin_key_from_the_environment(home: dict[
     finally:
         served.proc.kill()
         served.proc.wait(10)
+
+
+def test_the_server_runs_on_the_allocator_its_banner_names(home: dict[str, str], tmp_path: Path) -> None:
+    """`server.allocator` (default auto): jemalloc where installed, under the very process the caller
+    started (its pid); `system` keeps the C library's malloc. The banner says which."""
+    from architect.cli.memory import jemalloc_library
+    from architect.cli.serve import EXAMPLE
+    from tests.conftest import IN_CI
+
+    if jemalloc_library() is None and not IN_CI:
+        pytest.skip("libjemalloc2 is not installed (.ci/run installs it; under CI=true it must be there)")
+    for allocator, expected in (
+        ("auto", "memory: jemalloc (/"),
+        ("system", "memory: the C library's malloc"),
+    ):
+        config = tmp_path / f"{allocator}.yaml"
+        config.write_text(EXAMPLE.read_text() + f"\nserver:\n  allocator: {allocator}\n")
+        served = start_server(["--config", str(config)], home)
+        try:
+            log = Path(home["ARCHITECT_HOME"], f"serve-{served.url.rsplit(':', 1)[1]}.log").read_text()
+            assert expected in log, log
+            maps = Path(f"/proc/{served.proc.pid}/maps").read_text()  # the pid the caller holds
+            assert ("libjemalloc" in maps) is (allocator == "auto")
+            assert httpx.get(served.url + "/healthz", timeout=5).status_code == 200
+        finally:
+            served.proc.terminate()
+            served.proc.wait(20)

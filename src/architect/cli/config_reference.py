@@ -99,7 +99,15 @@ DESCRIPTIONS: dict[str, str] = {
         "every this many seconds `architect serve` hands the free pages inside glibc's malloc arenas back"
         " to the system (malloc_trim(0) on a thread of its own, off the event loop); 0 = never. Linux with"
         " glibc only, a no-op elsewhere; read at start. Lowers resident memory a little under sustained"
-        " load (10 s: about 2 MiB less after 10 minutes, bench/RESULTS.md) but does not stop its creep"
+        " load (10 s: about 2 MiB less after 10 minutes, bench/RESULTS.md) but does not stop its creep;"
+        " with jemalloc (server.allocator) it does nothing"
+    ),
+    "ServerConfig.allocator": (
+        "the memory allocator `architect serve` runs on: jemalloc (Debian's libjemalloc2; serve executes"
+        " itself again with it in LD_PRELOAD, the same pid) keeps resident memory steady under sustained"
+        " load, where glibc's malloc creeps (bench/RESULTS.md); system = the C library's malloc, its"
+        " arenas capped at 2; auto = jemalloc where installed, else system (the start-up banner says"
+        " which). Read at start"
     ),
     "AuthConfig.admin_key": "the admin key; ARCHITECT_ADMIN_KEY overrides",
     "LedgerConfig.bodies": "store request/response bodies: off, hashed (SHA-256), or full (with redaction)",

@@ -9,15 +9,14 @@ import os
 import shutil
 import signal
 import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from architect.cli import memory as allocator
 from architect.cli.common import ConfigOpt, DatabaseOpt, err_console, open_cli_store
+from architect.cli.memory import Decision, jemalloc_path
 from architect.config import Config, architect_home, default_database_url, load_config
 
 __all__ = ["register"]
@@ -25,11 +24,9 @@ __all__ = ["register"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "simulated.yaml"
 # Under ARCHITECT_HOME: ledger rows the database refused (see gateway.ledger).
 LEDGER_QUARANTINE_FILE = "ledger-quarantine.jsonl"
-MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number for the arena cap
 
 
-def _banner(cfg: Config, host: str, port: int, db: str) -> None:
+def _banner(cfg: Config, host: str, port: int, db: str, memory: Decision) -> None:
     url = f"http://{host}:{port}"
     model = cfg.models[0].name if cfg.models else "MODEL"
     # With an admin key the examples read it from the environment: the curl header is in double
@@ -46,6 +43,11 @@ def _banner(cfg: Config, host: str, port: int, db: str) -> None:
         f"[bold]Architect[/bold] gateway on [cyan]{url}[/cyan]   (store: {db})", highlight=False
     )
     err_console.print(f"  auth: {auth}", highlight=False)
+    where = jemalloc_path() if memory.allocator == "jemalloc" else None
+    runs_on = f"jemalloc ({where})" if where else "the C library's malloc"
+    if where and memory.objects:
+        runs_on += ", Python's objects included"
+    err_console.print(f"  memory: {runs_on}" + (f"; {memory.note}" if memory.note else ""), highlight=False)
     if not cfg.auth.admin_key:
         err_console.print(
             "  [yellow]open mode is single-user: anyone who can reach this loopback port acts as admin "
@@ -95,14 +97,20 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Start the gateway."""
+    path = str(EXAMPLE) if example and not config else config
+    cfg = load_config(path)
+    try:  # before anything starts: choosing jemalloc may execute this command again
+        memory = allocator.apply(cfg.server.allocator)
+    except allocator.AllocatorError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
     import uvicorn
 
     from architect.app import create_app
     from architect.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    path = str(EXAMPLE) if example and not config else config
-    cfg = load_config(path)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
     if not cfg.auth.admin_key and host not in ("127.0.0.1", "localhost", "::1"):
@@ -117,7 +125,11 @@ def serve(
     )
     app = create_app(runtime)
     _banner(
-        cfg, host, port, store.redacted_url if database_url or cfg.database_url else default_database_url()
+        cfg,
+        host,
+        port,
+        store.redacted_url if database_url or cfg.database_url else default_database_url(),
+        memory,
     )
     uv_config = uvicorn.Config(
         app,
@@ -138,8 +150,10 @@ def serve(
     # writer runs at a lower priority (ledger.writer_nice); when the kernel preempts it holding the GIL,
     # 0.1 ms bounds how long the loop waits. Together the two narrowed the p99; neither did alone.
     sys.setswitchinterval(0.0001)
-    limit_malloc_arenas(MALLOC_ARENAS)
-    trimmer = MallocTrimmer(cfg.server.malloc_trim_s)
+    on_glibc = memory.allocator == "system"
+    if on_glibc:
+        allocator.limit_malloc_arenas(allocator.MALLOC_ARENAS)
+    trimmer = allocator.MallocTrimmer(cfg.server.malloc_trim_s if on_glibc else 0.0)
     trimmer.start()
     # Long-lived start-up objects are moved out of the collector's view, and young collections run
     # less often: fewer, shorter GC pauses on the request path.
@@ -180,81 +194,3 @@ def _run_uvloop(main: object) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """Cap glibc's malloc arenas for this process (before the server's threads start); True when set.
-
-    glibc gives threads that allocate at once arenas of their own, up to eight per core, and memory
-    freed in an arena serves only that arena. The ledger writer and the worker threads that run store
-    calls (a budget's reserve and settle) then fragment several arenas, and resident memory creeps up
-    over minutes of load (bench/RESULTS.md). Python's GIL serialises most allocation anyway, so two
-    arenas cost no measurable contention. Nothing is changed when `MALLOC_ARENA_MAX` is set (the
-    operator's choice) or where the C library has no `mallopt` (not Linux)."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_ARENA_MAX, arenas))
-
-
-def glibc_malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None where the C library has none (not Linux, or musl)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        fn = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-class MallocTrimmer:
-    """Every `interval_s` seconds, on a daemon thread of its own, hands the free memory inside glibc's
-    malloc arenas back to the system (`malloc_trim(0)`: the free pages in the middle of each arena too,
-    not only at its top).
-
-    Under sustained load the arenas keep more and more free memory resident (live allocations do not
-    grow). Trimming returns part of it: the keyed memory bench's creep was lower with it but did not stop
-    (bench/RESULTS.md, "Returning free arena memory"), so `server.malloc_trim_s` is off by default.
-    ctypes releases the GIL for the call, so the event loop runs on while a trim walks the arenas (an
-    allocation in an arena being trimmed waits for it). A no-op when `interval_s` is 0 or where there is
-    no glibc `malloc_trim`."""
-
-    def __init__(self, interval_s: float, trim: Callable[[int], int] | None = None) -> None:
-        self.interval_s = interval_s
-        self._trim = trim if trim is not None else (glibc_malloc_trim() if interval_s > 0 else None)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.trims = 0
-        self.seconds = 0.0  # time spent in malloc_trim, in all
-
-    def start(self) -> bool:
-        """Start the thread; False (nothing started) when trimming is off or unsupported."""
-        if self.interval_s <= 0 or self._trim is None or self._thread is not None:
-            return False
-        self._thread = threading.Thread(target=self._run, name="malloc-trim", daemon=True)
-        self._thread.start()
-        return True
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        trim = self._trim
-        assert trim is not None
-        while not self._stop.wait(self.interval_s):
-            t0 = time.perf_counter()
-            trim(0)
-            self.seconds += time.perf_counter() - t0
-            self.trims += 1

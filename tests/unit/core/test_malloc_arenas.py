@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from architect.cli.serve import MALLOC_ARENAS, limit_malloc_arenas
+from architect.cli.memory import MALLOC_ARENAS, limit_malloc_arenas
 
 # Each check runs in a fresh interpreter: the cap is process-wide and is not undone.
-_PROBE = "import sys; from architect.cli.serve import limit_malloc_arenas as f; sys.exit(0 if f({n}) else 3)"
+_PROBE = "import sys; from architect.cli.memory import limit_malloc_arenas as f; sys.exit(0 if f({n}) else 3)"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")

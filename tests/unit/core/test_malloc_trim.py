@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from architect.cli import serve
-from architect.cli.serve import EXAMPLE, MallocTrimmer, glibc_malloc_trim
+from architect.cli.memory import MallocTrimmer, glibc_malloc_trim
+from architect.cli.serve import EXAMPLE
 from architect.config import ServerConfig
 from tests.helpers import wait_until
 
@@ -94,15 +95,16 @@ def test_serve_starts_the_trimmer_with_the_configured_interval(
             close()
         raise Stop
 
-    monkeypatch.setattr(serve, "MallocTrimmer", Spy)
+    monkeypatch.setattr(serve.allocator, "MallocTrimmer", Spy)
     monkeypatch.setattr(serve, "_run_uvloop", no_server)
     monkeypatch.setattr(serve.asyncio, "run", no_server)
-    monkeypatch.setattr(serve, "limit_malloc_arenas", lambda arenas: False)
+    monkeypatch.setattr(serve.allocator, "limit_malloc_arenas", lambda arenas: False)
     monkeypatch.setattr(serve.gc, "freeze", lambda: None)
     monkeypatch.setattr(serve.gc, "set_threshold", lambda *a: None)
     monkeypatch.setattr(serve.sys, "setswitchinterval", lambda s: None)
     config = tmp_path / "architect.yaml"
-    config.write_text(EXAMPLE.read_text() + "\nserver:\n  malloc_trim_s: 7.5\n")
+    # on glibc (server.allocator: system): with jemalloc the trimmer is not started
+    config.write_text(EXAMPLE.read_text() + "\nserver:\n  malloc_trim_s: 7.5\n  allocator: system\n")
     with pytest.raises(Stop):
         serve.serve(config=str(config), database_url="sqlite://", port=0, log_level="warning")
     assert started == [7.5]
