@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from architect.errors import GatewayError
+from architect.errors import GatewayError, InvalidRequest
 from architect.gateway.apis.base import HTTPParts
 from architect.gateway.providers.base import ChatResult, StreamTranslator, sse_error_event
 from architect.gateway.sse import completion_to_sse, sse_to_completion
@@ -22,8 +22,6 @@ __all__ = ["CHAT", "EMBEDDINGS", "ChatAPI", "EmbeddingsAPI", "need_model"]
 
 
 def need_model(body: dict[str, Any]) -> None:
-    from architect.errors import InvalidRequest
-
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
