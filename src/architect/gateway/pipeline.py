@@ -81,7 +81,8 @@ class Pipeline:
             )
         call.group = group
         _apply_key_tags(call)
-        await self.hooks.conversations.resolve(call)  # may set the prompt's size (what it refers to)
+        if call.api.stateful:
+            await self.hooks.conversations.resolve(call)  # may set the prompt's size (what it refers to)
         size = call.prompt_size or (
             chat_prompt_size(call.body.get("messages") or (), call.body)
             if call.endpoint == "chat"
@@ -292,7 +293,7 @@ class Pipeline:
                 pass
         if tier == "miss" and call.status != "ok":
             self.hooks.cache.abandon(call, call.error)
-        if call.status == "ok":
+        if call.status == "ok" and call.api.stateful:
             self.hooks.conversations.keep(call)
         self.hooks.key_limits.release(
             call, (usage.prompt_tokens + usage.completion_tokens) if usage else None

@@ -34,6 +34,7 @@ class InboundAPI(Protocol):
 
     name: str
     streams: bool  # whether requests may ask for a stream
+    stateful: bool  # whether a call may refer to, or be kept as, a stored conversation (hooks.Conversations)
 
     def validate(self, body: dict[str, Any]) -> None:
         """Refuse (InvalidRequest naming the field) a body whose fields this API acts on are not of

@@ -33,6 +33,7 @@ class ChatAPI:
 
     name = "chat"
     streams = True
+    stateful = False
 
     def validate(self, body: dict[str, Any]) -> None:
         need_model(body)
@@ -73,6 +74,7 @@ class EmbeddingsAPI(ChatAPI):
 
     name = "embeddings"
     streams = False
+    stateful = False
 
     def validate(self, body: dict[str, Any]) -> None:
         need_model(body)

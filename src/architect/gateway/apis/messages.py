@@ -67,6 +67,7 @@ class MessagesAPI:
 
     name = "messages"
     streams = True
+    stateful = False
 
     def validate(self, body: dict[str, Any]) -> None:
         need_model(body)

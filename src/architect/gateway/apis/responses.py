@@ -62,6 +62,7 @@ class ResponsesAPI:
 
     name = "responses"
     streams = True
+    stateful = True
 
     def validate(self, body: dict[str, Any]) -> None:
         need_model(body)
