@@ -63,12 +63,14 @@ class AllocatorError(ArchitectError):
 @dataclass(frozen=True)
 class Decision:
     """What `apply` does: `reexec` with `preload` prepended to LD_PRELOAD, or run on `allocator`
-    (`objects`: Python's objects too, rather than in pymalloc's arenas)."""
+    (`path`: the jemalloc file it runs from; `objects`: Python's objects too, rather than in pymalloc's
+    arenas)."""
 
     allocator: Literal["jemalloc", "system"]
     reexec: bool = False
     preload: str | None = None
     note: str = ""
+    path: str | None = None
     objects: bool = False
 
 
@@ -129,7 +131,8 @@ def apply(wanted: Allocator) -> Decision:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    loaded = jemalloc_path() is not None
+    path = jemalloc_path()
+    loaded = path is not None
     decision = choose(
         wanted, loaded=loaded, library=None if loaded else jemalloc_library(), reexecuted=reexecuted
     )
@@ -140,8 +143,8 @@ def apply(wanted: Allocator) -> Decision:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(sys.executable, sys.orig_argv, env)
-    if decision.allocator == "jemalloc" and objects == "malloc":
-        return replace(decision, objects=True)
+    if decision.allocator == "jemalloc":
+        return replace(decision, path=path, objects=objects == "malloc")
     return decision
 
 

@@ -16,7 +16,7 @@ import typer
 
 from architect.cli import memory as allocator
 from architect.cli.common import ConfigOpt, DatabaseOpt, err_console, open_cli_store
-from architect.cli.memory import Decision, jemalloc_path
+from architect.cli.memory import Decision
 from architect.config import Config, architect_home, default_database_url, load_config
 
 __all__ = ["register"]
@@ -43,7 +43,7 @@ def _banner(cfg: Config, host: str, port: int, db: str, memory: Decision) -> Non
         f"[bold]Architect[/bold] gateway on [cyan]{url}[/cyan]   (store: {db})", highlight=False
     )
     err_console.print(f"  auth: {auth}", highlight=False)
-    where = jemalloc_path() if memory.allocator == "jemalloc" else None
+    where = memory.path
     runs_on = f"jemalloc ({where})" if where else "the C library's malloc"
     if where and memory.objects:
         runs_on += ", Python's objects included"

@@ -10,12 +10,16 @@ import pytest
 from architect.store import Store, open_store
 
 
+def param_store(request: pytest.FixtureRequest) -> Store:
+    """The store `request.param` names ("memory", "sqlite", "postgresql"), migrated to the head."""
+    if request.param == "memory":
+        return Store.memory()
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return open_store(url, migrate="upgrade")
+
+
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
+    s = param_store(request)
     yield s
     s.close()

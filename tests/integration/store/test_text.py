@@ -13,15 +13,12 @@ from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_markdown
 from architect.store import Store, open_store
 from tests.helpers import record_rows
+from tests.integration.store.conftest import param_store
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def ledger_store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        s = Store.memory()
-    else:
-        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-        s = open_store(url, migrate="upgrade")
+    s = param_store(request)
     yield s
     s.close()
 
