@@ -231,16 +231,25 @@ async def run_confined(
     await sandbox.probe()
     command = ["/bin/sh", "-c", _WRAPPER, "architect-agent", *sandbox.wrap(argv, writable=writable, cwd=cwd)]
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=str(cwd),
-        env=base_env(env),
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=sandbox.preexec(),
+    creating = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *command,
+            cwd=str(cwd),
+            env=base_env(env),
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=sandbox.preexec(),
+        )
     )
+    try:
+        proc = await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        # cancelled while the process was starting: its group may already run (a child the shell
+        # started outlives the shell): take the whole group down before giving up
+        await asyncio.shield(_abandon(creating))
+        raise
     buf = bytearray()
 
     async def pump() -> None:
@@ -278,6 +287,21 @@ async def run_confined(
     await _settle(proc, reader)
     out = bytes(buf[-OUTPUT_CAP:]).decode(errors="replace")
     return Ran(code, out, time.monotonic() - start)
+
+
+async def _abandon(creating: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    """Kill the group of a process whose start was cancelled, once it has started, and reap it."""
+    try:
+        proc = await creating
+    except Exception:
+        return  # it never started
+    kill_group(proc.pid)
+
+    async def drain() -> None:
+        assert proc.stdout is not None
+        await proc.stdout.read()
+
+    await _settle(proc, asyncio.create_task(drain()))
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> int:

@@ -200,3 +200,28 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+async def test_a_run_cancelled_while_its_process_starts_leaves_no_child(tmp_path: Path) -> None:
+    """The start's cancellation lands after the shell ran (under load the shell can start a child
+    before `create_subprocess_exec` returns): the group goes down with it."""
+    from architect.orchestrator.agents.sandbox import _abandon
+
+    creating = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", "sleep 60 & echo $! > child.pid; wait", cwd=str(tmp_path),
+            stdout=asyncio.subprocess.PIPE, start_new_session=True,
+        )
+    )  # fmt: skip
+    for _ in range(100):
+        if (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text().strip():
+            break
+        await asyncio.sleep(0.02)
+    child = int((tmp_path / "child.pid").read_text())
+    assert alive(child)
+    await _abandon(creating)
+    for _ in range(50):
+        if not alive(child):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(child)
