@@ -108,6 +108,7 @@ def serve(
     import uvicorn
 
     from architect.app import create_app
+    from architect.cli.http_protocol import CoalescingHttpToolsProtocol
     from architect.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -139,7 +140,8 @@ def serve(
         access_log=False,
         lifespan="on",
         loop="uvloop" if os.name != "nt" else "asyncio",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # joins a response's writes (cli/http_protocol.py)
+        ws="none",  # no WebSocket endpoint: an upgrade request is served as plain HTTP
         proxy_headers=False,  # spares a middleware per request; see auth.login.trusted_proxies
         server_header=False,  # no `server: uvicorn` on every response (less to send, less to advertise)
         timeout_graceful_shutdown=30,

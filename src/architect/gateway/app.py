@@ -263,15 +263,18 @@ class GatewayApp:
                 call
             )  # an error here: the finally stops the watch
             try:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": _SSE_HEADERS + _call_headers(call),
-                    }
-                )
+                # The head goes out with the first chunk, not before it: the server sends the writes of
+                # one turn of the loop as one (cli/http_protocol.py), so a client is woken once for both.
+                start: Message | None = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": _SSE_HEADERS + _call_headers(call),
+                }
                 closed = False
                 async for chunk in stream.events:
+                    if start is not None:
+                        await send(start)
+                        start = None
                     if stream.ended:  # recorded: the relay's last chunk ends the response
                         watch.stop()  # everything is sent: from here on a disconnect changes nothing
                         await send({"type": "http.response.body", "body": chunk, "more_body": False})
@@ -280,6 +283,8 @@ class GatewayApp:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if not closed:
                     watch.stop()
+                    if start is not None:
+                        await send(start)
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 await stream.aclose()  # ends the call unless its events already did
