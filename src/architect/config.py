@@ -23,7 +23,7 @@ from architect.config_agents import (
     OrchestratorConfig,
     check_agents,
 )
-from architect.config_routing import ExplorationConfig, RoutingConfig
+from architect.config_routing import CostWeight, ExplorationConfig, QualityTarget, RoutingConfig
 from architect.errors import ConfigError
 
 __all__ = [
@@ -206,17 +206,14 @@ class ModelGroupConfig(_Model):
         description="`strategy: auto` only: the model groups it chooses among, per call (at least one; not "
         "auto groups themselves)",
     )
-    quality_target: float | None = Field(
+    quality_target: QualityTarget | None = Field(
         default=None,
-        gt=0,
-        lt=1,
         description="`strategy: auto`: the cheapest candidate whose predicted P(acceptable) reaches this "
         "(default 0.8 when neither this nor cost_weight is set); keys, tasks, projects and requests may "
         "override it",
     )
-    cost_weight: float | None = Field(
+    cost_weight: CostWeight | None = Field(
         default=None,
-        ge=0,
         description="`strategy: auto`, instead of quality_target: the candidate with the highest "
         "P(acceptable) - cost_weight x price / dearest price",
     )

@@ -1,14 +1,34 @@
 """The configuration of `auto` routes' learning (`routing:`) and of an auto group's exploration
 (`exploration:` on a model group). `architect.config` imports these value objects into `Config` and
-`ModelGroupConfig` and re-exports them."""
+`ModelGroupConfig` and re-exports them.
+
+Also the one definition of a route setting's values (`QualityTarget`, `CostWeight`, `Privacy`), which
+every place that takes route settings checks against: a group's config, the keys and projects APIs, a
+plan's task, the CLI and a request's `x-architect-route` (`routing.policy.RouteSettings.parse`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ExplorationConfig", "RoutingConfig"]
+__all__ = [
+    "MAX_COST_WEIGHT",
+    "PRIVACY",
+    "CostWeight",
+    "ExplorationConfig",
+    "Privacy",
+    "QualityTarget",
+    "RoutingConfig",
+]
+
+MAX_COST_WEIGHT = 1000.0
+Privacy = Literal["any", "local-only"]
+PRIVACY: tuple[Privacy, ...] = ("any", "local-only")
+# 0 < q < 1: the cheapest candidate whose predicted P(acceptable) reaches it
+QualityTarget = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+# 0 <= w <= MAX_COST_WEIGHT: the highest P(acceptable) - w x price / dearest price
+CostWeight = Annotated[float, Field(ge=0, le=MAX_COST_WEIGHT, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):

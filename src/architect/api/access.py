@@ -28,9 +28,10 @@ from architect.api.params import (
     Timestamp,
     Usd,
 )
+from architect.config_routing import CostWeight, Privacy, QualityTarget
 from architect.errors import NotFound, NotFoundInStore, PermissionDenied
 from architect.principal import Principal, Scope, actor_of
-from architect.routing.policy import Privacy, RouteSettings
+from architect.routing.policy import RouteSettings
 
 __all__ = ["router"]
 
@@ -43,15 +44,12 @@ PerMinute = Annotated[int, Field(ge=1, le=INT32_MAX)]
 class RouteBody(Body):
     """Route settings (docs/routing.md, "The auto route"); any subset."""
 
-    quality_target: float | None = Field(
+    quality_target: QualityTarget | None = Field(
         default=None,
-        gt=0,
-        lt=1,
         description="an auto group takes the cheapest candidate predicted to reach it",
     )
-    cost_weight: float | None = Field(
+    cost_weight: CostWeight | None = Field(
         default=None,
-        ge=0,
         description="instead: the highest P(acceptable) - cost_weight x price / dearest price",
     )
     privacy: Privacy | None = Field(

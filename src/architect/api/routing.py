@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
@@ -21,6 +21,7 @@ from pydantic import Field
 from architect.access.visibility import group_usable, project_granted
 from architect.api.deps import PrincipalDep, RuntimeDep
 from architect.api.params import Body, Filter, Identifier, Timestamp
+from architect.config_routing import CostWeight, Privacy, QualityTarget
 from architect.errors import NotFoundInStore, PermissionDenied
 from architect.principal import TASKS_EXECUTE, Principal, actor_of
 from architect.routing.policy import project_route
@@ -37,15 +38,13 @@ Project = Annotated[Identifier, Field(description="a project name")]
 class RouteIn(Body):
     """Route settings of one level (a project, a task): each may be left out (not set at this level)."""
 
-    quality_target: float | None = Field(
-        default=None, gt=0, lt=1, allow_inf_nan=False,
-        description="the cheapest candidate whose P(acceptable) reaches this is chosen",
-    )  # fmt: skip
-    cost_weight: float | None = Field(
-        default=None, ge=0, le=1000, allow_inf_nan=False,
-        description="instead of a target: maximise P - cost_weight x price / dearest price",
-    )  # fmt: skip
-    privacy: Literal["any", "local-only"] | None = Field(
+    quality_target: QualityTarget | None = Field(
+        default=None, description="the cheapest candidate whose P(acceptable) reaches this is chosen"
+    )
+    cost_weight: CostWeight | None = Field(
+        default=None, description="instead of a target: maximise P - cost_weight x price / dearest price"
+    )
+    privacy: Privacy | None = Field(
         default=None, description="local-only: only deployments marked local (the strictest level wins)"
     )
 

@@ -144,6 +144,8 @@ DESCRIPTIONS: dict[str, str] = {
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is typing.Annotated:  # a constrained type (`QualityTarget`): the type it constrains
+        return _type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):

@@ -13,6 +13,7 @@ import typer
 from architect.access.audit import local_actor
 from architect.cli.common import DatabaseOpt, JsonOpt, console, open_cli_store, print_json
 from architect.cli.keys import KeyOpt, ServerOpt, call_server
+from architect.config_routing import MAX_COST_WEIGHT, PRIVACY
 from architect.errors import NotFoundInStore
 
 __all__ = ["app"]
@@ -71,9 +72,9 @@ def show(
 def _check(quality_target: float | None, cost_weight: float | None, privacy: str | None) -> dict[str, Any]:
     if quality_target is not None and not (0.0 < quality_target < 1.0):
         raise typer.BadParameter("must be between 0 and 1 (exclusive)", param_hint="--quality-target")
-    if cost_weight is not None and not (math.isfinite(cost_weight) and 0.0 <= cost_weight <= 1000.0):
-        raise typer.BadParameter("must be from 0 to 1000", param_hint="--cost-weight")
-    if privacy is not None and privacy not in ("any", "local-only"):
+    if cost_weight is not None and not (math.isfinite(cost_weight) and 0.0 <= cost_weight <= MAX_COST_WEIGHT):
+        raise typer.BadParameter(f"must be from 0 to {MAX_COST_WEIGHT:g}", param_hint="--cost-weight")
+    if privacy is not None and privacy not in PRIVACY:
         raise typer.BadParameter("use any or local-only", param_hint="--privacy")
     out = {"quality_target": quality_target, "cost_weight": cost_weight, "privacy": privacy}
     if not any(v is not None for v in out.values()):

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from architect.config_agents import AGENT_NAME
+from architect.config_routing import CostWeight, Privacy, QualityTarget
 from architect.errors import PlanError
 from architect.identifiers import first_forbidden
 from architect.store.schema import INT32_MAX
@@ -93,9 +94,9 @@ class RouteSpec(_M):
     """A task's route settings: the `route` its attempts' keys carry (docs/routing.md): the quality
     target or cost weight and the privacy their calls' `auto` routes use."""
 
-    quality_target: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
-    cost_weight: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
-    privacy: Literal["any", "local-only"] | None = None
+    quality_target: QualityTarget | None = None
+    cost_weight: CostWeight | None = None
+    privacy: Privacy | None = None
 
     @model_validator(mode="after")
     def _some(self) -> RouteSpec:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import cast
 
+from architect.config_routing import MAX_COST_WEIGHT, PRIVACY, Privacy
 from architect.errors import InvalidRequest
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "resolve",
 ]
 
-Privacy = Literal["any", "local-only"]
-PRIVACY: tuple[Privacy, ...] = ("any", "local-only")
 DEFAULT_QUALITY_TARGET = 0.8
 # the levels, most specific first (the sources `EffectiveRoute.sources` names)
 LEVELS = ("request", "task", "key", "project", "group", "default")
@@ -108,8 +107,10 @@ def _check(name: str, v: object, where: str) -> object:
         raise InvalidRequest(
             f"{where}: a quality target is between 0 and 1 (exclusive), got {f:g}", param=where
         )
-    if name == "cost_weight" and f < 0:
-        raise InvalidRequest(f"{where}: a cost weight is 0 or more, got {f:g}", param=where)
+    if name == "cost_weight" and not 0 <= f <= MAX_COST_WEIGHT:
+        raise InvalidRequest(
+            f"{where}: a cost weight is from 0 to {MAX_COST_WEIGHT:g}, got {f:g}", param=where
+        )
     return f
 
 

@@ -36,7 +36,15 @@ def test_exact_hit_miss_and_bypass_rules(stub: StubServer) -> None:
         assert first.status_code == 200 and first.headers["x-architect-cache"] == "miss"
         again = _chat(c)
         assert again.headers["x-architect-cache"] == "hit-l1"
-        assert again.json() == first.json() and _upstream(stub) == 1
+        assert _upstream(stub) == 1
+        hit, miss = again.json(), first.json()
+        # the answer as it was given, under an id of its own (every completion's id is unique)
+        assert {k: v for k, v in hit.items() if k not in ("id", "created")} == {
+            k: v for k, v in miss.items() if k not in ("id", "created")
+        }
+        assert hit["id"].startswith("chatcmpl-") and hit["id"] != miss["id"]
+        assert hit["created"] >= miss["created"]
+        assert _chat(c).json()["id"] not in (hit["id"], miss["id"])
         # non-deterministic: not cached by default
         assert _chat(c, temperature=0.7).headers["x-architect-cache"] == "bypass"
         assert _chat(c, temperature=0.7).headers["x-architect-cache"] == "bypass"
@@ -107,6 +115,8 @@ def test_stream_and_non_stream_serve_each_other(stub: StubServer) -> None:
         assert s.headers["content-type"].startswith("text/event-stream")
         text, objs = _sse_text(s)
         assert text == stub.content and objs[-1]["usage"]["completion_tokens"] == 7
+        ids = {o["id"] for o in objs}  # the replay's events carry the hit's own id
+        assert len(ids) == 1 and ids != {plain.json()["id"]} and next(iter(ids)).startswith("chatcmpl-")
         # streamed first, then served to a non-stream request
         s2 = _chat(c, "b", stream=True)
         assert s2.headers["x-architect-cache"] == "miss" and _sse_text(s2)[0] == stub.content

@@ -89,3 +89,52 @@ def test_privacy_is_the_strictest_level_and_a_request_cannot_relax_it() -> None:
     r = resolve([("request", LOCAL), ("project", LOCAL)], NONE)
     assert r.sources["privacy"] == "project"  # the least specific level that enforces it
     assert resolve([], NONE).privacy == "any"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quality_target", 0.5),
+        ("quality_target", 0.0),
+        ("quality_target", 1.0),
+        ("quality_target", float("inf")),
+        ("cost_weight", 0.0),
+        ("cost_weight", 1000.0),
+        ("cost_weight", 1000.5),
+        ("cost_weight", -0.1),
+        ("cost_weight", float("nan")),
+        ("privacy", "local-only"),
+        ("privacy", "cloud"),
+    ],
+)
+def test_every_place_that_takes_route_settings_gives_one_verdict(field: str, value: object) -> None:
+    """A request header, a key's or project's API body, a plan's task and a group's config accept and
+    refuse the same values (`config_routing`'s one definition)."""
+    from pydantic import ValidationError
+
+    from architect.api.access import RouteBody
+    from architect.api.routing import RouteIn
+    from architect.config import ModelGroupConfig
+    from architect.orchestrator.plan_model import RouteSpec
+
+    def verdict(check: object) -> bool:
+        try:
+            check()  # type: ignore[operator]
+        except (InvalidRequest, ValidationError):
+            return False
+        return True
+
+    verdicts = {
+        "parse": verdict(lambda: RouteSettings.parse({field: value}, where="route")),
+        "header": verdict(lambda: parse_header(f"{field}={value}")),
+        "keys API": verdict(lambda: RouteBody.model_validate({field: value})),
+        "projects API": verdict(lambda: RouteIn.model_validate({field: value})),
+        "plan task": verdict(lambda: RouteSpec.model_validate({field: value})),
+    }
+    if field != "privacy":  # a group's config has no privacy (its deployments say whether they are local)
+        verdicts["group config"] = verdict(
+            lambda: ModelGroupConfig.model_validate(
+                {"name": "auto", "strategy": "auto", "candidates": ["a"], field: value}
+            )
+        )
+    assert len(set(verdicts.values())) == 1, verdicts

@@ -3,6 +3,7 @@ goes to each deployment's adapter as it is."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,7 +56,17 @@ class ChatAPI:
         return sse_error_event(message) if kind == "stream_error" else _coded(message, kind)
 
     def from_cache(self, call: Call, body: bytes) -> bytes:
-        return body  # a completion's id is not kept, nor referred to, by the gateway
+        """The cached completion as this call's own: its id (`chatcmpl-<the call's id>`: every
+        completion's id is unique) and its creation time; the answer itself as it was given."""
+        try:
+            completion = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # never: the cache holds what was answered
+        if not isinstance(completion, dict):
+            return body
+        completion["id"] = f"chatcmpl-{call.call_id}"
+        completion["created"] = int(time.time())
+        return orjson.dumps(completion)
 
     def replay(self, call: Call, body: bytes) -> list[bytes]:
         return completion_to_sse(body, call.include_usage)
@@ -85,6 +96,9 @@ class EmbeddingsAPI(ChatAPI):
 
     def response(self, call: Call, d: Deployment, data: bytes) -> ChatResult:
         return d.adapter.embeddings_response(data)
+
+    def from_cache(self, call: Call, body: bytes) -> bytes:
+        return body  # an embeddings list has no id or creation time
 
 
 CHAT = ChatAPI()
