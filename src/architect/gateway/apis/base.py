@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from architect.errors import GatewayError, ProviderError, UpstreamRefused
 from architect.gateway.providers.base import UNSUPPORTED, ChatResult, StreamTranslator
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from architect.gateway.call import Call
     from architect.gateway.routing import Deployment
 
-__all__ = ["UNSUPPORTED", "HTTPParts", "InboundAPI", "derived_base", "refused"]
+__all__ = ["UNSUPPORTED", "HTTPParts", "InboundAPI", "cached_object", "derived_base", "refused"]
 
 HTTPParts = tuple[str, bytes, dict[str, str]]  # (path under the deployment's base URL, body, headers)
 
@@ -89,3 +91,13 @@ def derived_base(old: object, new: str, prefix: str) -> tuple[str, str] | None:
     if len(old_base) != len(new_base) or old_base.strip(_HEX):
         return None
     return old_base, new_base
+
+
+def cached_object(body: bytes) -> dict[str, Any] | None:
+    """A cached (or coalesced) answer's JSON object, for `InboundAPI.from_cache` to make it the new
+    call's own; None if the body is not one (never: the cache holds what an API answered)."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from architect.errors import GatewayError, InvalidRequest
-from architect.gateway.apis.base import HTTPParts
+from architect.gateway.apis.base import HTTPParts, cached_object
 from architect.gateway.providers.base import ChatResult, StreamTranslator, sse_error_event
 from architect.gateway.sse import completion_to_sse, sse_to_completion
 from architect.gateway.validation import check_chat_body, check_embeddings_body
@@ -58,11 +58,8 @@ class ChatAPI:
     def from_cache(self, call: Call, body: bytes) -> bytes:
         """The cached completion as this call's own: its id (`chatcmpl-<the call's id>`: every
         completion's id is unique) and its creation time; the answer itself as it was given."""
-        try:
-            completion = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body  # never: the cache holds what was answered
-        if not isinstance(completion, dict):
+        completion = cached_object(body)
+        if completion is None:
             return body
         completion["id"] = f"chatcmpl-{call.call_id}"
         completion["created"] = int(time.time())

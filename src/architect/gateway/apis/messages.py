@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from architect.errors import GatewayError, NotFound, PermissionDenied, ProviderError
-from architect.gateway.apis.base import HTTPParts
+from architect.gateway.apis.base import HTTPParts, cached_object
 from architect.gateway.apis.chat import need_model
 from architect.gateway.apis.messages_stream import (
     FromChatStream,
@@ -133,11 +133,8 @@ class MessagesAPI:
 
     def from_cache(self, call: Call, body: bytes) -> bytes:
         """The cached message with this call's id (and the tool_use ids made from it)."""
-        try:
-            message = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body  # never: the cache holds what was answered
-        if not isinstance(message, dict):
+        message = cached_object(body)
+        if message is None:
             return body
         reissue(message, message_id(call.call_id))
         return orjson.dumps(message)

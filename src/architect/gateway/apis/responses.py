@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from architect.errors import GatewayError, ProviderError
-from architect.gateway.apis.base import HTTPParts
+from architect.gateway.apis.base import HTTPParts, cached_object
 from architect.gateway.apis.chat import CHAT, need_model
 from architect.gateway.apis.responses_native import NativeStream, sse_to_response
 from architect.gateway.apis.responses_stream import FromChatStream, error_event, response_to_sse
@@ -126,11 +126,8 @@ class ResponsesAPI:
         """The cached response with this call's id, item ids and echoed fields (`reissue`), left on
         the call's `Turn` (kept by `responses_state` unless the call said `store: false`)."""
         t = turn(call)
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body  # never: the cache holds what was answered
-        if not isinstance(obj, dict):
+        obj = cached_object(body)
+        if obj is None:
             return body
         reissue(obj, t, call.body)
         data = orjson.dumps(obj)
