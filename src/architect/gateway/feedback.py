@@ -6,8 +6,10 @@
 
 Exactly one of `score` and `passed`. The call is looked up by its request id (the `x-request-id` of its
 response) among the calls of the caller's key (the admin's: any call): another key's call is a 404,
-as a missing one is. The ledger is flushed first, so a call just answered is found. A second judgement
-of a call replaces the first. The answer: `{"request_id", "outcome", "model_group", "task_type"}`.
+as a missing one is. The ledger is flushed first, so a call just answered is found. A request id the
+client reused names the newest of its calls with the key (the ledger records the later ones as
+`<id>:<16 hex digits>`); the answer's `request_id` is the id of the call judged. A second judgement of
+a call replaces the first. The answer: `{"request_id", "outcome", "model_group", "task_type"}`.
 Errors are in the OpenAI format, naming the field."""
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Feedback:
             )
         return orjson.dumps(
             {
-                "request_id": rid,
+                "request_id": row["request_id"],
                 "outcome": outcome,
                 "model_group": row["model_group"],
                 "task_type": row["task_type"],

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import sys
 import threading
 import time
@@ -45,18 +44,13 @@ from typing import Any, Protocol
 from architect.errors import StoreDataError, StoreError
 from architect.records import CallRecord
 from architect.store.ledger import LedgerRepo
+from architect.store.request_ids import reused_id
 
 __all__ = ["LedgerObserver", "LedgerWriter", "lower_thread_priority", "reused_id"]
 
 log = logging.getLogger("architect.ledger")
 
 _REQUEST_ID = attrgetter("request_id")
-
-
-def reused_id(request_id: str) -> str:
-    """The id a call is recorded under when its request id is already taken: the client's id (cut to
-    47 characters) and 16 random hex digits, 64 characters at most."""
-    return f"{request_id[:47]}:{secrets.token_hex(8)}"
 
 
 def _distinct(calls: list[CallRecord]) -> list[CallRecord]:

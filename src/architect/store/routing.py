@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from architect.store.engine import dialect_insert, store_error
 from architect.store.ledger import LedgerRepo
+from architect.store.request_ids import is_reuse, same_request
 from architect.store.schema import calls
 from architect.store.schema_routing import call_outcomes, key_outcomes, project_settings, route_features
 from architect.store.sqlite_memory import Serialised, SQLiteMemory
@@ -80,7 +81,8 @@ class RoutingRepo(Protocol):
         now: float | None = None,
     ) -> dict[str, Any] | None:
         """The outcome of one call, replacing any it had; None when no call with this request id was
-        made with `key_id` (None: by any key). Returns the outcome row."""
+        made with `key_id` (None: by any key). A request id the client reused names the newest of its
+        calls. Returns the outcome row (its `request_id`: the id the call is recorded under)."""
 
     def set_key_outcome(
         self, key_id: str, outcome: float, source: str, *, replace: bool = True, now: float | None = None
@@ -178,11 +180,15 @@ class SQLRoutingRepo:
         return bool(n)
 
     # ------------------------------------------------------------------ reading calls (the memory double overrides)
-    def _call(self, conn: Connection, request_id: str) -> dict[str, Any] | None:
+    def _call(self, conn: Connection, request_id: str, key_id: str | None) -> dict[str, Any] | None:
+        """The newest call its client sent as `request_id` (a reused id names several), made with
+        `key_id` (None: any key)."""
         q = select(
             calls.c.request_id, calls.c.key_id, calls.c.project, calls.c.model_group, calls.c.task_type
-        )
-        row = conn.execute(q.where(calls.c.request_id == request_id)).first()
+        ).where(same_request(calls.c.request_id, request_id))
+        if key_id is not None:
+            q = q.where(calls.c.key_id == key_id)
+        row = conn.execute(q.order_by(calls.c.ts.desc(), calls.c.id.desc()).limit(1)).first()
         return dict(row._mapping) if row else None
 
     def _apply_keys(self, conn: Connection, key_ids: Sequence[str] | None, since: float, now: float) -> int:
@@ -220,9 +226,10 @@ class SQLRoutingRepo:
     ) -> dict[str, Any] | None:
         try:
             with self._engine.begin() as conn:
-                call = self._call(conn, request_id)
-                if call is None or (key_id is not None and call["key_id"] != key_id):
+                call = self._call(conn, request_id, key_id)
+                if call is None:
                     return None
+                request_id = call["request_id"]  # the id it is recorded under
                 row = {
                     "request_id": request_id, "ts": _now(now), "key_id": call["key_id"],
                     "project": call["project"], "model_group": call["model_group"],
@@ -417,9 +424,13 @@ class SQLiteMemoryRoutingRepo(Serialised, SQLRoutingRepo):
     def _calls(self, where: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self._ledger.calls_between(0.0, _FAR, columns=_CALL_FIELDS, where=where)
 
-    def _call(self, conn: Connection, request_id: str) -> dict[str, Any] | None:
-        found = self._calls({"request_id": request_id})
-        return found[0] if found else None
+    def _call(self, conn: Connection, request_id: str, key_id: str | None) -> dict[str, Any] | None:
+        found = [
+            c
+            for c in self._calls(None if key_id is None else {"key_id": key_id})
+            if is_reuse(c["request_id"], request_id)
+        ]
+        return max(found, key=lambda c: c["ts"]) if found else None
 
     def _apply_keys(self, conn: Connection, key_ids: Sequence[str] | None, since: float, now: float) -> int:
         k = key_outcomes

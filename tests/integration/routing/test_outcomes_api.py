@@ -84,6 +84,30 @@ def test_feedback_on_a_call_just_made_is_scoped_to_its_key(server: LiveServer, k
     assert _feedback(server, keys["admin"], {"request_id": rid, "passed": False}).status_code == 200
 
 
+def test_feedback_on_a_reused_request_id_judges_the_newest_call(
+    server: LiveServer, keys: dict[str, str]
+) -> None:
+    """Two calls under one `x-request-id`, then feedback by it: the second call is judged, and the
+    answer names the id the ledger records it under."""
+    sent = []
+    for _ in range(2):
+        r = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            headers={**_h(keys["a"]), "x-request-id": "reused-id-1"},
+            json={"model": "small", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert r.status_code == 200 and r.headers["x-request-id"] == "reused-id-1"
+        sent.append(r)
+    r = _feedback(server, keys["a"], {"request_id": "reused-id-1", "score": 0.5})
+    assert r.status_code == 200, r.text
+    judged = r.json()["request_id"]
+    assert judged.startswith("reused-id-1:") and len(judged) == len("reused-id-1:") + 16
+    first, second = server.store.ledger.get_call("reused-id-1"), server.store.ledger.get_call(judged)
+    assert first is not None and second is not None and second["ts"] >= first["ts"]
+    assert server.store.routing.outcome_for(judged) is not None
+    assert server.store.routing.outcome_for("reused-id-1") is None
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

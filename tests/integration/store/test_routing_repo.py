@@ -66,6 +66,31 @@ def test_feedback_is_scoped_to_the_calls_key_and_replaces(store: Store) -> None:
     assert [r["request_id"] for r in repo.outcomes_since(0)] == ["r1"]
 
 
+def test_feedback_on_a_reused_request_id_judges_the_newest_call_of_the_key(store: Store) -> None:
+    """A client may reuse its `x-request-id`: the ledger records the later calls under derived ids, and
+    feedback by the id the client knows judges its newest call with that key."""
+    from architect.store.request_ids import reused_id
+
+    again, third = reused_id("r_1"), reused_id("r_1")
+    store.ledger.record(
+        [
+            _call("r_1", ts=100.0),
+            _call(again, ts=101.0, model_group="large"),
+            _call(third, key="k2", ts=102.0, model_group="other"),  # another key's, newer
+            _call("rX1", ts=103.0, model_group="lookalike"),  # `_` is no wildcard
+            _call("r_1:" + "0" * 15, ts=104.0, model_group="lookalike"),  # not a derived id
+        ]
+    )
+    repo = store.routing
+    got = repo.record_feedback("r_1", "k1", 0.5, now=200.0)
+    assert got is not None and (got["request_id"], got["model_group"]) == (again, "large")
+    assert repo.outcome_for(again) is not None and repo.outcome_for("r_1") is None
+    other = repo.record_feedback("r_1", "k2", 1.0)  # the other key's reuse of the same id
+    assert other is not None and (other["request_id"], other["model_group"]) == (third, "other")
+    newest = repo.record_feedback("r_1", None, 0.0)  # the admin: the newest call of any key
+    assert newest is not None and newest["request_id"] == third
+
+
 def test_key_outcomes_apply_now_and_in_the_sweep(store: Store) -> None:
     repo = store.routing
     store.ledger.record([
