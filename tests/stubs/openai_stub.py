@@ -11,7 +11,8 @@ Modes: "ok", "500", "503", "400", "401", "context" (400 context_length_exceeded)
 (a stream that stops mid-way without [DONE]), "slow:SECONDS" (delay then ok), "after:SECONDS:MODE" (delay
 then MODE, e.g. a late 500), "stream-error" (an error event inside the stream after the first chunk),
 "bad-json" (an event that is not valid JSON after the first chunk, then the rest of the stream and
-[DONE], as a buggy upstream sends it), "bad-json-first" (the same event before the first chunk).
+[DONE], as a buggy upstream sends it), "bad-json-first" (the same event before the first chunk),
+"length" (the answer cut at the token limit: finish_reason "length").
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class StubServer:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": self.content},
-                        "finish_reason": "stop",
+                        "finish_reason": "length" if mode == "length" else "stop",
                     }
                 ],
             }
@@ -217,6 +218,7 @@ class StubServer:
             "created": int(time.time()),
             "model": body.get("model"),
         }
+        finish = "length" if mode == "length" else "stop"
         words = self.content.split(" ")
         step = max(1, len(words) // self.chunks)
         pieces = [
@@ -243,7 +245,7 @@ class StubServer:
                 await asyncio.sleep(self.chunk_delay_s)
         await resp.write(
             b"data: "
-            + orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            + orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             + b"\n\n"
         )
         if self.usage and (body.get("stream_options") or {}).get("include_usage"):

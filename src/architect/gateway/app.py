@@ -21,7 +21,7 @@ from architect.gateway.apis.base import InboundAPI
 from architect.gateway.apis.chat import CHAT, EMBEDDINGS
 from architect.gateway.apis.messages import MESSAGES, count_tokens
 from architect.gateway.apis.responses import RESPONSES
-from architect.gateway.apis.responses_state import ResponseStore
+from architect.gateway.apis.responses_state import ResponseStore, page_query
 from architect.gateway.body_limit import BodyLimit
 from architect.gateway.call import Call, parse_body, parse_tags
 from architect.gateway.feedback import Feedback
@@ -162,7 +162,7 @@ class GatewayApp:
                 return
             if path.startswith("/v1/responses/"):
                 err_api = RESPONSES
-                await self._stored_response(path, method, headers, send)
+                await self._stored_response(path, method, headers, scope["query_string"], send)
                 return
             if api is None:
                 raise NotFound(f"unknown path {path}", code="unknown_url")
@@ -202,9 +202,11 @@ class GatewayApp:
             log.exception("unexpected error handling %s (request %s)", scope.get("path"), rid)
             await _send_error(send, GatewayError(f"internal error; request id {rid}"), rid, err_api)
 
-    async def _stored_response(self, path: str, method: str, headers: dict[str, str], send: Send) -> None:
-        """`GET /v1/responses/{id}` (and `/input_items`) and `DELETE /v1/responses/{id}`, scoped to the
-        caller's key."""
+    async def _stored_response(
+        self, path: str, method: str, headers: dict[str, str], query: bytes, send: Send
+    ) -> None:
+        """`GET /v1/responses/{id}` (and `/input_items`, paged by its query) and `DELETE
+        /v1/responses/{id}`, scoped to the caller's key."""
         rest = path[len("/v1/responses/") :]
         response_id, _, sub = rest.partition("/")
         if not response_id or sub not in ("", "input_items"):
@@ -215,7 +217,7 @@ class GatewayApp:
         principal = await self.runtime.auth.authenticate(_credentials(headers))
         store = self.runtime.responses
         if sub:
-            out = await store.input_items(response_id, principal)
+            out = await store.input_items(response_id, principal, *page_query(query))
         elif method == "GET":
             out = await store.get(response_id, principal)
         else:

@@ -154,6 +154,7 @@ class ChatStream:
                 yield call.api.stream_error(
                     f"the upstream stream broke after it started ({err.kind}); the answer is incomplete",
                     "stream_error",
+                    tr,
                 )
                 return
             if tr.error is not None:
@@ -167,6 +168,7 @@ class ChatStream:
                 yield call.api.stream_error(
                     "the upstream stream ended before it was complete; the answer is incomplete",
                     "stream_error",
+                    tr,
                 )
                 return
             call.usage = tr.usage

@@ -2,7 +2,9 @@
 `client.responses.create`, against a scripted upstream on 127.0.0.1 (`tests.stubs.agent_stub`):
 translated to chat completions (plain, streaming, function and custom tools, Codex's request shape)
 and native to a provider with `responses: true`; stored responses (`previous_response_id`,
-`store: false`, GET/DELETE, another key's 404, redaction); ledger rows, tokens, cost, dropped fields."""
+`store: false`, GET/DELETE, `input_items` pages, another key's 404, redaction); ledger rows, tokens,
+cost, dropped fields; streams that break or fail and answers cut at the token limit, against the
+failure-injecting `tests.stubs.openai_stub`."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import orjson
 import pytest
 
 from architect.access.keys import KeyService
-from tests.helpers import LiveServer, make_config, wait_until
+from tests.helpers import LiveServer, make_config, stub_config, wait_until
 from tests.stubs.agent_stub import ANSWER, PATCH, AgentStub
+from tests.stubs.openai_stub import StubServer
 
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 
@@ -391,3 +394,109 @@ def test_size_cap_evicts_the_oldest(agent_stub: AgentStub) -> None:
         assert big.output_text.startswith(ANSWER)
         with pytest.raises(openai.NotFoundError):
             client.responses.retrieve(big.id)
+
+
+def test_input_items_are_listed_in_pages(server: LiveServer) -> None:
+    with _client(server) as client:
+        first = client.responses.create(model="m", input="one")
+        two: Any = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "two"}]}
+        mine: Any = {**two, "id": "msg_mine", "content": [{"type": "input_text", "text": "three"}]}
+        second = client.responses.create(model="m", input=[two, mine], previous_response_id=first.id)
+        page = client.responses.input_items.list(second.id)  # newest first, up to 20
+        ids = [i.id for i in page.data]
+        assert len(ids) == 4 and ids[0] == "msg_mine" and ids[2] == first.output[0].id
+        assert (page.first_id, page.last_id, page.has_more) == (ids[0], ids[-1], False)
+        texts = [getattr(i, "content", [None])[0] for i in page.data]
+        assert [getattr(t, "text", None) for t in texts] == ["three", "two", first.output_text, "one"]
+        asc = client.responses.input_items.list(second.id, order="asc")
+        assert [i.id for i in asc.data] == ids[::-1]
+        one = client.responses.input_items.list(second.id, limit=1)
+        assert [i.id for i in one.data] == ids[:1] and one.has_more
+        assert (one.first_id, one.last_id) == (ids[0], ids[0])
+        rest = client.responses.input_items.list(second.id, limit=2, after=ids[1])
+        assert [i.id for i in rest.data] == ids[2:] and not rest.has_more
+        older = client.responses.input_items.list(second.id, limit=2, after=ids[1], order="asc")
+        assert [i.id for i in older.data] == [ids[0]] and not older.has_more
+        assert [i.id for i in client.responses.input_items.list(second.id, limit=1)] == ids  # the SDK pages
+        included = client.responses.input_items.list(second.id, include=["message.input_image.image_url"])
+        assert [i.id for i in included.data] == ids
+        # the ids the gateway gives (items sent without one) are unique to their response
+        first_ids = [i.id for i in client.responses.input_items.list(first.id).data]
+        assert len(set(first_ids + ids)) == len(first_ids) + len(ids)
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"order": "bogus"}, "order"),
+        ({"limit": "abc"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"after": "item_nowhere"}, "after"),
+    ],
+)
+def test_bad_input_items_queries_are_400_naming_the_param(
+    server: LiveServer, query: dict[str, str], param: str
+) -> None:
+    with _client(server) as client:
+        rid = client.responses.create(model="m", input="hi").id
+    r = httpx.get(
+        f"{server.url}/v1/responses/{rid}/input_items",
+        params=query,
+        headers={"authorization": "Bearer x"},
+        timeout=10,
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == param and param in err["message"]
+
+
+def test_tool_choice_and_parallel_calls_dropped_with_the_built_in_tools_are_recorded(
+    server: LiveServer, agent_stub: AgentStub
+) -> None:
+    body = {
+        "model": "m",
+        "input": "hi",
+        "tools": [{"type": "web_search"}],
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+    }
+    r = httpx.post(server.url + "/v1/responses", json=body, headers={"authorization": "Bearer x"}, timeout=10)
+    assert r.status_code == 200, r.text
+    dropped = r.headers["x-architect-dropped"].split(",")
+    assert sorted(dropped) == ["parallel_tool_calls", "tool_choice", "tools.web_search"]
+    sent = agent_stub.bodies("/v1/chat/completions")[0]
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(sent)
+
+
+@pytest.mark.parametrize(
+    ("mode", "last"),
+    [("truncate", "error"), ("stream-error", "response.failed"), ("bad-json", "response.failed")],
+)
+def test_a_failed_stream_keeps_numbering_its_events(stub: StubServer, mode: str, last: str) -> None:
+    stub.script.append(mode)
+    stub.chunk_delay_s = 0.05  # the first chunks go out before the stream fails
+    with (
+        LiveServer(make_config(stub_config(stub.url))) as server,
+        httpx.Client(base_url=server.url, timeout=20, headers={"authorization": "Bearer x"}) as http,
+    ):
+        r = http.post("/v1/responses", json={"model": "m", "input": "hi", "stream": True})
+    events = _sse(r)
+    assert events[-1]["type"] == last and "response.completed" not in [e["type"] for e in events]
+    assert "response.output_text.delta" in [e["type"] for e in events]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+def test_an_answer_cut_at_the_token_limit_is_incomplete_down_to_its_item(stub: StubServer) -> None:
+    stub.script.extend(["length", "length"])
+    with LiveServer(make_config(stub_config(stub.url))) as server, _client(server) as client:
+        r = client.responses.create(model="m", input="hi", max_output_tokens=5)
+        assert r.status == "incomplete" and r.incomplete_details is not None
+        assert r.incomplete_details.reason == "max_output_tokens"
+        assert [(o.type, o.status) for o in r.output] == [("message", "incomplete")]  # type: ignore[union-attr]
+        events = list(client.responses.create(model="m", input="hi", max_output_tokens=5, stream=True))
+    (done,) = [e for e in events if e.type == "response.output_item.done"]
+    final = events[-1]
+    assert final.type == "response.incomplete"
+    assert done.item.status == "incomplete"  # type: ignore[union-attr]
+    assert [o.model_dump() for o in final.response.output] == [done.item.model_dump()]

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from architect.errors import UpstreamRefused
+from architect.gateway.apis.responses import RESPONSES
 from architect.gateway.apis.responses_native import NativeStream, sse_to_response
 from architect.gateway.apis.responses_stream import FromChatStream, response_to_sse
 from architect.gateway.apis.responses_translate import (
@@ -129,6 +130,19 @@ def test_tools_choice_and_formats() -> None:
     ]
 
 
+def test_tool_choice_and_parallel_calls_without_a_tool_to_carry_them_are_recorded() -> None:
+    builtin = [{"type": "web_search"}]
+    chat, dropped, _ = to_chat(
+        _body(input="x", tools=builtin, tool_choice="required", parallel_tool_calls=False)
+    )
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(chat)
+    assert dropped == ["parallel_tool_calls", "tool_choice", "tools.web_search"]
+    chat, dropped, _ = to_chat(_body(input="x", tool_choice={"type": "function", "name": "f"}))
+    assert "tool_choice" not in chat and dropped == ["tool_choice"]
+    chat, dropped, _ = to_chat(_body(input="x", tools=builtin, tool_choice="none"))
+    assert chat["tool_choice"] == "none" and dropped == ["tools.web_search"]  # carried: no tool is called
+
+
 @pytest.mark.parametrize("key", ["background", "conversation", "prompt"])
 def test_refused(key: str) -> None:
     with pytest.raises(UpstreamRefused) as err:
@@ -161,6 +175,16 @@ def test_output_from_chat() -> None:
     assert (out[3]["call_id"], out[3]["input"]) == ("c2", "P")
     resp = response_object(_body(input="x"), Turn("resp_x", {}), "m", out, Usage(10, 4, 2), "length")
     assert resp["status"] == "incomplete" and resp["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert [o.get("status") for o in out] == [None, "completed", "completed", "completed"]
+    cut, _ = output_from_chat(
+        {"choices": [{"message": msg, "finish_reason": "length"}]}, "resp_x", frozenset()
+    )
+    assert [o.get("status") for o in cut] == [None, "completed", "completed", "incomplete"]
+    text = {"role": "assistant", "content": "hi"}
+    cut, _ = output_from_chat(
+        {"choices": [{"message": text, "finish_reason": "length"}]}, "resp_x", frozenset()
+    )
+    assert [(o["type"], o["status"]) for o in cut] == [("message", "incomplete")]
     assert resp["usage"] == {
         "input_tokens": 10,
         "input_tokens_details": {"cached_tokens": 2},
@@ -260,10 +284,62 @@ def test_stream_upstream_error_is_response_failed() -> None:
     assert "response.completed" not in [e["type"] for e in evs]
 
 
+def test_stream_ends_at_response_failed() -> None:
+    """Nothing follows `response.failed`, even the rest of the read that brought the error."""
+    raw = _chunks({"content": "a"}).split(b"data: [DONE]")[0].split(b"\n\n")[0] + b"\n\n"
+    raw += b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
+    raw += _chunks({"content": "b"})
+    turn = Turn("resp_t", {})
+    tr = FromChatStream(OpenAIStream(True), turn, _body(input="x"), "m", 1)
+    evs = _events(tr.feed(raw))
+    assert evs[-1]["type"] == "response.failed" and turn.response is None
+    assert [e["sequence_number"] for e in evs] == list(range(len(evs)))
+    assert tr.feed(_chunks({"content": "c"})) == b""
+
+
+def test_stream_error_events_continue_the_numbering() -> None:
+    """The `error` event that ends a broken stream (`stream_error`) or one with an event that is not
+    JSON carries the sequence number after the last event sent."""
+    evs, _, tr = _stream(_chunks({"content": "a"}).split(b"data: [DONE]")[0])
+    (err,) = _events(RESPONSES.stream_error("broke", "stream_error", tr))
+    assert err == {
+        "type": "error",
+        "code": "stream_error",
+        "message": "broke",
+        "param": None,
+        "sequence_number": len(evs),
+    }
+    native = NativeStream(Turn("resp_n", {}))
+    up = b"".join(
+        b"data: " + orjson.dumps({"type": t, "sequence_number": n}) + b"\n\n"
+        for n, t in enumerate(["response.created", "response.in_progress"])
+    )
+    native.feed(up)
+    assert _events(RESPONSES.stream_error("broke", "stream_error", native))[0]["sequence_number"] == 2
+    bad = NativeStream(Turn("resp_b", {}))
+    out = _events(bad.feed(up + b"data: {oops}\n\n"))
+    assert [e["sequence_number"] for e in out] == [0, 1, 2] and out[-1]["type"] == "error"
+
+
 def test_incomplete_stream() -> None:
-    evs, _, _ = _stream(_chunks({"content": "a"}, finish="length"))
+    """A stream cut at the token limit: its last item, as its done event and in the final response,
+    is `incomplete`; the items before it are `completed`; a replay of it says the same."""
+    evs, turn, _ = _stream(_chunks({"content": "a"}, finish="length"))
     assert evs[-1]["type"] == "response.incomplete"
     assert evs[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    (done,) = [e["item"] for e in evs if e["type"] == "response.output_item.done"]
+    assert done["status"] == "incomplete" and evs[-1]["response"]["output"] == [done]
+    assert turn.response is not None
+    replayed = _events(b"".join(response_to_sse(turn.response)))
+    assert [e["item"] for e in replayed if e["type"] == "response.output_item.done"] == [done]
+    call = {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"a"'}}]}
+    evs, _, _ = _stream(_chunks({"content": "a"}, call, finish="length"))
+    items = [e["item"] for e in evs if e["type"] == "response.output_item.done"]
+    assert [(i["type"], i["status"]) for i in items] == [
+        ("message", "completed"),
+        ("function_call", "incomplete"),
+    ]
+    assert evs[-1]["response"]["output"] == items
 
 
 def test_replay_and_assemble_round_trip() -> None:
@@ -333,13 +409,14 @@ def test_the_event_templates_write_what_framing_their_objects_writes() -> None:
         general.add(b, {"type": "response.output_text.done", **at, "text": text, "logprobs": []})
         part = {"type": "output_text", "text": text, "annotations": []}
         general.add(b, {"type": "response.content_part.done", **at, "part": part})
-        fast.message_done(a, ij, 3, tj)
-        done = {"type": "response.output_item.done", "output_index": 3, "item": message_item(iid, text)}
-        general.add(b, done)
+        for status in ("completed", "incomplete"):
+            fast.message_done(a, ij, 3, tj, status)
+            item = message_item(iid, text, status)
+            general.add(b, {"type": "response.output_item.done", "output_index": 3, "item": item})
         response = {"id": "resp_1", "output": [message_item(iid, text)]}
         fast.response(a, "response.completed", orjson.dumps(response))
         general.add(b, {"type": "response.completed", "response": response})
-    assert b"".join(a) == b"".join(b) and fast.seq == general.seq == 21
+    assert b"".join(a) == b"".join(b) and fast.seq == general.seq == 24
 
 
 _CHAT_STREAMS = [

@@ -55,8 +55,9 @@ class InboundAPI(Protocol):
     def error_response(self, exc: GatewayError) -> tuple[int, bytes]:
         """(status, body) of an error in this API's format."""
 
-    def stream_error(self, message: str, kind: str) -> bytes:
-        """The event that ends a stream that broke after its first byte (never a clean end)."""
+    def stream_error(self, message: str, kind: str, translator: StreamTranslator) -> bytes:
+        """The event that ends a stream that broke after its first byte (never a clean end);
+        `translator` is the stream's (an API whose events are numbered continues its numbering)."""
 
     def from_cache(self, call: Call, body: bytes) -> bytes:
         """Another call's complete answer (a cache hit, or an identical call's coalesced answer) made

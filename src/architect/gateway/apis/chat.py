@@ -52,7 +52,7 @@ class ChatAPI:
     def error_response(self, exc: GatewayError) -> tuple[int, bytes]:
         return exc.status, orjson.dumps(exc.body())
 
-    def stream_error(self, message: str, kind: str) -> bytes:
+    def stream_error(self, message: str, kind: str, translator: StreamTranslator) -> bytes:
         return sse_error_event(message) if kind == "stream_error" else _coded(message, kind)
 
     def from_cache(self, call: Call, body: bytes) -> bytes:

@@ -128,7 +128,7 @@ class MessagesAPI:
         kind = _ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
         return status, orjson.dumps({"type": "error", "error": {"type": kind, "message": exc.message}})
 
-    def stream_error(self, message: str, kind: str) -> bytes:
+    def stream_error(self, message: str, kind: str, translator: StreamTranslator) -> bytes:
         return error_event(message, "api_error")
 
     def from_cache(self, call: Call, body: bytes) -> bytes:

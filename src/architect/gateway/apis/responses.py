@@ -119,7 +119,9 @@ class ResponsesAPI:
     def error_response(self, exc: GatewayError) -> tuple[int, bytes]:
         return CHAT.error_response(exc)
 
-    def stream_error(self, message: str, kind: str) -> bytes:
+    def stream_error(self, message: str, kind: str, translator: StreamTranslator) -> bytes:
+        if isinstance(translator, FromChatStream | NativeStream):
+            return translator.error_event(message, kind)  # numbered after the stream's events
         return error_event(message, kind)
 
     def from_cache(self, call: Call, body: bytes) -> bytes:

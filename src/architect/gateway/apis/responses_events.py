@@ -80,13 +80,15 @@ class Events:
         )
         self.seq = seq + 2
 
-    def message_done(self, out: list[bytes], iid_json: bytes, index: int, text_json: bytes) -> None:
+    def message_done(
+        self, out: list[bytes], iid_json: bytes, index: int, text_json: bytes, status: str = "completed"
+    ) -> None:
         """`response.output_item.done` of a message with one text part (`message_item`'s object)."""
         out.append(
             b'event: response.output_item.done\ndata: {"type":"response.output_item.done",'
-            b'"output_index":%d,"item":{"type":"message","id":%b,"status":"completed","role":"assistant",'
+            b'"output_index":%d,"item":{"type":"message","id":%b,"status":"%b","role":"assistant",'
             b'"content":[{"type":"output_text","text":%b,"annotations":[],"logprobs":[]}]},'
-            b'"sequence_number":%d}\n\n' % (index, iid_json, text_json, self.seq)
+            b'"sequence_number":%d}\n\n' % (index, iid_json, status.encode(), text_json, self.seq)
         )
         self.seq += 1
 

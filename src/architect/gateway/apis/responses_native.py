@@ -20,18 +20,26 @@ class NativeStream(JSONEventRelay):
     event's data is checked to be a JSON object; the end (`response.completed` /
     `response.incomplete`, whose response and usage are read and left on the call's `Turn`) and
     failures (`response.failed`, `error`) are read. An event that is not valid JSON ends the stream
-    with an error event."""
+    with an error event, as does a stream that breaks (`error_event`), numbered after the upstream's
+    last event (its `sequence_number` + 1, or the count of events when it sent none)."""
 
-    __slots__ = ("_turn",)
+    __slots__ = ("_next_seq", "_turn")
 
     def __init__(self, turn: Turn) -> None:
         super().__init__()
         self._turn = turn
+        self._next_seq = 0
+
+    def error_event(self, message: str, code: str) -> bytes:
+        """The `error` event that ends this stream when it cannot go on."""
+        return error_event(message, code, self._next_seq)
 
     def _error_event(self, message: str) -> bytes:
-        return error_event(message)
+        return error_event(message, "server_error", self._next_seq)
 
     def _read(self, obj: dict[str, Any]) -> None:
+        seq = obj.get("sequence_number")
+        self._next_seq = seq + 1 if type(seq) is int else self._next_seq + 1
         kind = obj.get("type")
         if kind == "response.output_text.delta":
             self._texts.append(str(obj.get("delta") or ""))

@@ -18,7 +18,13 @@
   written (within about the interval, plus the write).
 
 Every read and delete is scoped to the caller's key, the admin key included (it sees only what it
-stored itself): a stored conversation is readable only by the key that made it."""
+stored itself): a stored conversation is readable only by the key that made it.
+
+`GET /v1/responses/{id}/input_items` lists a response's input items as OpenAI's API does, in pages:
+`order` (`desc`, the default: newest first, or `asc`), `limit` (1-100, default 20), `after` (the id of
+the item the page starts after); `include` is accepted (the items are kept whole). An item sent
+without an id gets one made from the response's id and its position (`item_<base>_<n>`), so ids are
+unique across responses; an id the client gave is kept."""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -42,17 +49,33 @@ from architect.gateway.ledger import lower_thread_priority
 from architect.principal import Principal
 from architect.store.responses import ResponseRepo
 
-__all__ = ["ResponseStore", "owner"]
+__all__ = ["ResponseStore", "owner", "page_query"]
 
 log = logging.getLogger("architect.gateway")
 
 _EVICT_TO = 0.75  # a key over its cap is brought down to this part of it
+_MAX_LIMIT = 100  # input items per page
 
 
 def owner(principal: Principal) -> str:
     """The namespace a caller's stored responses live in: its key id ("admin" for the admin key,
     "anonymous" in open mode)."""
     return principal.key_id or principal.kind
+
+
+def page_query(query: bytes) -> tuple[str, int, str | None]:
+    """`order`, `limit` and `after` of an input items listing's query string (defaults `desc`, 20,
+    none); InvalidRequest naming the parameter for a value out of its range."""
+    params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(f"order: must be 'asc' or 'desc', not '{order[:40]}'", param="order")
+    text = params.get("limit", "20")
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= _MAX_LIMIT):
+        raise InvalidRequest(
+            f"limit: must be an integer from 1 to {_MAX_LIMIT}, not '{text[:40]}'", param="limit"
+        )
+    return order, int(text), params.get("after")
 
 
 def _redacted(value: Any, rules: list[re.Pattern[str]]) -> Any:
@@ -241,17 +264,43 @@ class ResponseStore:
             raise _not_found(response_id)
         return orjson.dumps(orjson.loads(raw).get("response"))
 
-    async def input_items(self, response_id: str, principal: Principal) -> bytes:
-        """`GET /v1/responses/{id}/input_items`: the items the response answered, as a list."""
+    async def input_items(
+        self,
+        response_id: str,
+        principal: Principal,
+        order: str = "desc",
+        limit: int = 20,
+        after: str | None = None,
+    ) -> bytes:
+        """`GET /v1/responses/{id}/input_items`: a page of the items the response answered (see the
+        module's docstring); InvalidRequest for an `after` that is none of them."""
         raw = await self.read(response_id, owner(principal))
         if raw is None:
             raise _not_found(response_id)
         items = orjson.loads(raw).get("input") or []
-        data = [{"id": f"item_{i}", **item} if "id" not in item else item for i, item in enumerate(items)]
-        first = data[0]["id"] if data else None
-        last = data[-1]["id"] if data else None
+        base = response_id.removeprefix("resp_")
+        data = [
+            item if isinstance(item.get("id"), str) else {**item, "id": f"item_{base}_{i}"}
+            for i, item in enumerate(items)
+        ]
+        if order == "desc":
+            data.reverse()
+        start = 0
+        if after is not None:
+            start = next((i + 1 for i, item in enumerate(data) if item["id"] == after), -1)
+            if start < 0:
+                raise InvalidRequest(
+                    f"after: no input item with id '{after[:64]}' in this response", param="after"
+                )
+        page = data[start : start + limit]
         return orjson.dumps(
-            {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": False}
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": start + limit < len(data),
+            }
         )
 
     async def delete(self, response_id: str, principal: Principal) -> bytes:

@@ -40,6 +40,7 @@ from architect.gateway.apis.responses_translate import (
     Turn,
     custom_input,
     finished,
+    item_status,
     message_item,
     reasoning_item,
     response_object,
@@ -113,9 +114,16 @@ def _decode(raw: bytes) -> tuple[list[_Chunk], bool] | None:
     return chunks, done
 
 
-def error_event(message: str, code: str = "server_error") -> bytes:
-    """The `error` event that ends a stream the gateway cannot continue."""
-    obj = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": 0}
+def error_event(message: str, code: str = "server_error", sequence_number: int = 0) -> bytes:
+    """The `error` event that ends a stream the gateway cannot continue, numbered after the events
+    the stream sent before it (`sequence_number`: their count)."""
+    obj = {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "param": None,
+        "sequence_number": sequence_number,
+    }
     return b"event: error\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
@@ -139,15 +147,19 @@ class FromChatStream:
     """A chat-completions stream (the adapter's translator's output) as Responses events. `usage`,
     `done`, `error` and the completion text are the inner translator's; `[DONE]` closes the open item
     and sends `response.completed` (or `response.incomplete`) with the whole response, which it also
-    leaves on the call's `Turn` (to be kept for `previous_response_id`)."""
+    leaves on the call's `Turn` (to be kept for `previous_response_id`). An upstream error ends it
+    with `response.failed`, after which nothing more is sent (the rest of that read is still read, for
+    the completion's text, but not sent)."""
 
     __slots__ = (
         "_body",
         "_buf",
         "_created",
+        "_cut",
         "_direct",
         "_done",
         "_ev",
+        "_failed_sent",
         "_finish",
         "_inner",
         "_items",
@@ -176,6 +188,8 @@ class FromChatStream:
         self._open: _Open | None = None
         self._tools: set[int] = set()  # chat tool_calls indexes seen
         self._finish: str | None = None
+        self._failed_sent = False  # `response.failed` was sent: the stream is over
+        self._cut = 0  # the events of the read that failed that are sent (up to `response.failed`)
         # reading the upstream's bytes itself (see the module's docstring): what it buffered, the
         # usage and end it read, and whether it ever did
         self._direct = self._read_directly = type(inner) is OpenAIStream
@@ -204,7 +218,15 @@ class FromChatStream:
             texts += o.parts
         return "".join(texts)
 
+    def error_event(self, message: str, code: str) -> bytes:
+        """The `error` event that ends this stream when it cannot go on, numbered after its events."""
+        out: list[bytes] = []
+        self._ev.add(out, {"type": "error", "code": code, "message": message, "param": None})
+        return out[0]
+
     def feed(self, chunk: bytes) -> bytes:
+        if self._failed_sent:
+            return b""
         if self._direct:
             buf = self._buf + chunk if self._buf else chunk
             if b"\r" not in buf:
@@ -229,7 +251,7 @@ class FromChatStream:
         if decoded is None:
             out: list[bytes] = []
             self._each(raw, out)
-            return b"".join(out)
+            return self._sent(out)
         return self._chunks(*decoded)
 
     def _chunks(self, chunks: list[_Chunk], done: bool) -> bytes:
@@ -265,7 +287,11 @@ class FromChatStream:
         if done:
             self._done = self._done or self._direct
             self._end(out)
-        return b"".join(out)
+        return self._sent(out)
+
+    def _sent(self, out: list[bytes]) -> bytes:
+        """The events of one read to send: up to `response.failed` when the stream failed in it."""
+        return b"".join(out[: self._cut] if self._failed_sent else out)
 
     def _each(self, raw: bytes, out: list[bytes]) -> None:
         """The exact path: event by event, each parsed on its own."""
@@ -334,7 +360,8 @@ class FromChatStream:
         )
         return opened
 
-    def _close(self, out: list[bytes]) -> None:
+    def _close(self, out: list[bytes], status: str = "completed") -> None:
+        """Close the open item (`status`: `incomplete` for the item an answer was cut in)."""
         o = self._open
         if o is None:
             return
@@ -344,15 +371,15 @@ class FromChatStream:
         if o.kind == "message":
             text_json = orjson.dumps(text)
             ev.close_text(out, o.iid_json, index, text_json)
-            ev.message_done(out, o.iid_json, index, text_json)
-            self._items.append(message_item(iid, text))
+            ev.message_done(out, o.iid_json, index, text_json, status)
+            self._items.append(message_item(iid, text, status))
             return
         if o.kind == "reasoning":
             ev.close_summary(out, iid, index, text)
             item = reasoning_item(iid, text)
         else:
             custom = self._turn.custom
-            item = tool_item(iid, o.call_id, o.name, text, custom)
+            item = tool_item(iid, o.call_id, o.name, text, custom, status)
             if o.kind == "custom_tool_call":
                 value = custom_input(text)
                 if value:
@@ -452,9 +479,11 @@ class FromChatStream:
                 )
 
     def _end(self, out: list[bytes]) -> None:
+        if self._failed_sent:
+            return  # failed: no final response
         if not self._started:
             self._start(out)
-        self._close(out)
+        self._close(out, item_status(self._finish or "stop"))
         response = finished(self._start_response, list(self._items), self.usage, self._finish or "stop")
         encoded = orjson.dumps(response)
         self._turn.response, self._turn.encoded = response, (response, encoded)
@@ -462,7 +491,10 @@ class FromChatStream:
         self._ev.response(out, kind, encoded)
 
     def _failed(self, out: list[bytes], upstream: dict[str, Any]) -> None:
-        """`response.failed`, for an error event from the upstream (`upstream`: its error object)."""
+        """`response.failed`, for an error event from the upstream (`upstream`: its error object); it
+        ends the stream."""
+        if self._failed_sent:
+            return
         err = self._inner.error
         message = err.message if err else str(upstream.get("message"))
         if not self._started:
@@ -471,6 +503,7 @@ class FromChatStream:
         response["status"] = "failed"
         response["error"] = {"code": "server_error", "message": message}
         self._ev.add(out, {"type": "response.failed", "response": response})
+        self._failed_sent, self._cut = True, len(out)
 
 
 def response_to_sse(response: dict[str, Any]) -> list[bytes]:

@@ -10,6 +10,8 @@ What happens to each Responses field with no chat-completions equivalent:
 | `include` (e.g. `reasoning.encrypted_content`) | dropped and recorded |
 | `prompt_cache_key`, `text.verbosity`, `service_tier`, `truncation`, `client_metadata`, `safety_identifier`, `top_logprobs`, `stream_options` | dropped and recorded |
 | built-in tools (`web_search`, `image_generation`, `local_shell`, `file_search`, `code_interpreter`, `computer_use_preview`, `mcp`, `namespace`, `tool_search`, ...) | dropped and recorded (`tools.<type>`); never a 400 that stops an agent |
+| `tool_choice` (other than `none`), `parallel_tool_calls` when no tool is left to carry them | dropped and recorded |
+| `tool_choice` naming a tool that was dropped | `auto`, recorded (`tool_choice`) |
 | `custom` tools' `format` (a grammar) | its grammar is written into the function's description, the constraint itself is dropped and recorded (`tools.custom.format`) |
 | items other than messages, function and custom tool calls and their outputs (`web_search_call`, `local_shell_call`, `item_reference`, ...) | dropped and recorded (`input.<type>`) |
 | `input_file` parts, other unknown parts | dropped and recorded (`input.<part type>`) |
@@ -40,6 +42,7 @@ __all__ = [
     "custom_input",
     "finished",
     "input_items",
+    "item_status",
     "output_from_chat",
     "reissue",
     "response_object",
@@ -274,8 +277,13 @@ def to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], list[str], frozenset[
                 chat["tool_choice"] = _tool_choice(body["tool_choice"], names, dropped)
             if body.get("parallel_tool_calls") is not None:
                 chat["parallel_tool_calls"] = body["parallel_tool_calls"]
-    if body.get("tool_choice") == "none" and "tools" not in chat:
-        chat["tool_choice"] = "none"
+    if "tools" not in chat:  # no tool left to carry them: `none` is kept, anything else is recorded
+        if body.get("tool_choice") == "none":
+            chat["tool_choice"] = "none"
+        elif body.get("tool_choice") is not None:
+            dropped.add("tool_choice")
+        if body.get("parallel_tool_calls") is not None:
+            dropped.add("parallel_tool_calls")
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
     for key in ("temperature", "top_p", "user"):
@@ -313,9 +321,9 @@ def custom_input(arguments: object) -> str:
     return arguments
 
 
-def message_item(item_id: str, text: str) -> dict[str, Any]:
+def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
     part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-    return {"type": "message", "id": item_id, "status": "completed", "role": "assistant", "content": [part]}
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": [part]}
 
 
 def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
@@ -323,13 +331,18 @@ def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
 
 
 def tool_item(
-    item_id: str, call_id: str, name: str, arguments: str, custom: frozenset[str]
+    item_id: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    custom: frozenset[str],
+    status: str = "completed",
 ) -> dict[str, Any]:
     if name in custom:
         return {
             "type": "custom_tool_call",
             "id": item_id,
-            "status": "completed",
+            "status": status,
             "call_id": call_id,
             "name": name,
             "input": custom_input(arguments),
@@ -337,7 +350,7 @@ def tool_item(
     return {
         "type": "function_call",
         "id": item_id,
-        "status": "completed",
+        "status": status,
         "call_id": call_id,
         "name": name,
         "arguments": arguments,
@@ -347,7 +360,9 @@ def tool_item(
 def output_from_chat(
     obj: dict[str, Any], response_id: str, custom: frozenset[str]
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A chat completion's first choice as Responses output items, and its finish reason."""
+    """A chat completion's first choice as Responses output items, and its finish reason. An answer
+    that is cut (`incomplete`: at the token limit or by a content filter) has its last item, the one
+    being written when it was cut, `incomplete` (a reasoning item has no status)."""
     choices = obj.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     msg = choice.get("message") or {}
@@ -369,6 +384,8 @@ def output_from_chat(
             tool_item(f"{kind}_{base}_{i}", call_id, name, args if isinstance(args, str) else "", custom)
         )
     finish = choice.get("finish_reason")
+    if out and "status" in out[-1] and item_status(finish) == "incomplete":
+        out[-1]["status"] = "incomplete"
     return out, str(finish) if finish else None
 
 
@@ -462,6 +479,12 @@ def reissue(response: dict[str, Any], turn: Turn, body: dict[str, Any]) -> None:
     response["metadata"] = body.get("metadata") or {}
     if "user" in response or "user" in body:
         response["user"] = body.get("user")
+
+
+def item_status(finish: object) -> str:
+    """The status of the item a chat answer ended on, for its finish reason: `incomplete` when the
+    answer was cut, else `completed`."""
+    return _FINISH.get(str(finish), ("completed", None))[0]
 
 
 def _status(finish: str | None) -> tuple[str, dict[str, str] | None]:
