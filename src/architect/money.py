@@ -13,10 +13,8 @@ def usd(amount: float) -> str:
     """`$` and the amount with at least two decimals: up to four for an amount of a cent or more, three
     significant digits below a cent (so a limit of $0.0005 reads `$0.0005`, never `$0.00`)."""
     size = abs(amount)
-    if size == 0 or size >= 0.01:
-        decimals = 4
-    else:
-        decimals = min(_MAX_DECIMALS, 2 - math.floor(math.log10(size)))
+    small = 0 < size < 0.01
+    decimals = min(_MAX_DECIMALS, 2 - math.floor(math.log10(size))) if small else 4
     text = f"{amount:,.{decimals}f}"
     whole, _, fraction = text.partition(".")
     fraction = fraction.rstrip("0").ljust(2, "0")
