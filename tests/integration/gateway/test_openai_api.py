@@ -120,6 +120,19 @@ def test_embeddings_and_models(stub: StubServer) -> None:
         e = c.embeddings.create(model="m", input=["a", "b"])
         assert len(e.data) == 2
         assert [m.id for m in c.models.list()] == ["m"]
+        one = c.models.retrieve("m")
+        assert (one.id, one.object, one.owned_by) == ("m", "model", "architect")
+        assert one.created == c.models.list().data[0].created
+        with pytest.raises(openai.NotFoundError) as missing:
+            c.models.retrieve("ghost")
+        err = missing.value.response.json()["error"]
+        assert (err["code"], err["param"], err["type"]) == (
+            "model_not_found",
+            "model",
+            "invalid_request_error",
+        )
+        assert "'ghost'" in err["message"]
+        assert httpx.post(srv.url + "/v1/models/m", content=b"{}").status_code == 405
         row = srv.calls()[0]
     assert row["endpoint"] == "embeddings" and row["prompt_tokens"] == 6
 
