@@ -231,6 +231,16 @@ class GatewayApp:
         await _send_json(send, 200, out, [])
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """The request body, up to the configured size; a body with a `Content-Encoding` (compressed)
+        is refused (415): the gateway reads plain UTF-8 JSON only."""
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise InvalidRequest(
+                f"Content-Encoding '{encoding[:40]}' is not supported; send the JSON body uncompressed",
+                param="content-encoding",
+                code="unsupported_content_encoding",
+                status=415,
+            )
         limit = self.runtime.config.server.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

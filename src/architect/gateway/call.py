@@ -211,11 +211,20 @@ class Call:
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; refused (400) when it is empty, not UTF-8, not JSON or not an
+    object."""
     if not raw:
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode()
+        except UnicodeDecodeError as bad:
+            raise InvalidRequest(
+                f"the request body must be JSON encoded in UTF-8; byte {bad.start} (0x{raw[bad.start]:02x}) "
+                "is not valid UTF-8"
+            ) from None
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
