@@ -6,8 +6,9 @@
         stub.fail_rate, stub.fail_modes = 0.3, ["500", "timeout", "reset"]
         stub.requests                      # recorded {"path", "headers", "body"} dicts
 
-Modes: "ok", "500", "503", "400", "401", "context" (400 context_length_exceeded), "429" or "429:SECONDS"
-(Retry-After), "timeout" (sleeps `timeout_s`, default 30 s), "reset" (drops the connection), "truncate"
+Modes: "ok", "500", "503", "400", "400-param" (a 400 naming `param`, `code` null), "401", "context" (400
+context_length_exceeded), "429" or "429:SECONDS" (Retry-After), "timeout" (sleeps `timeout_s`, default
+30 s), "reset" (drops the connection), "truncate"
 (a stream that stops mid-way without [DONE]), "slow:SECONDS" (delay then ok), "after:SECONDS:MODE" (delay
 then MODE, e.g. a late 500), "stream-error" (an error event inside the stream after the first chunk),
 "bad-json" (an event that is not valid JSON after the first chunk, then the rest of the stream and
@@ -135,9 +136,13 @@ class StubServer:
 
     @staticmethod
     def _error(
-        status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
     ) -> web.Response:
-        body = {"error": {"message": message, "type": "stub_error", "param": None, "code": code}}
+        body = {"error": {"message": message, "type": "stub_error", "param": param, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
     async def _failure(self, mode: str, request: web.Request) -> web.StreamResponse | None:
@@ -148,6 +153,8 @@ class StubServer:
             return self._error(int(mode), f"stub {mode}")
         if mode == "400":
             return self._error(400, "stub bad request", "invalid_value")
+        if mode == "400-param":  # OpenAI's shape for a bad field: `param` named, `code` null
+            return self._error(400, "stub: 'messages' is too short", param="messages")
         if mode == "401":
             return self._error(401, "stub: invalid api key", "invalid_api_key")
         if mode == "context":

@@ -17,6 +17,7 @@ from typing import Any
 
 from architect.errors import BudgetExceeded
 from architect.gateway.call import Call
+from architect.money import usd
 from architect.store.budgets import BudgetItem, BudgetRepo, period_start
 
 __all__ = ["BudgetGuard", "Reservation", "describe_budget"]
@@ -39,7 +40,7 @@ def describe_budget(b: dict[str, Any], key_names: dict[str, str] | None = None) 
     if b["scope"] == "key" and key_names and target in key_names:
         target = f"{key_names[target]} ({target})"
     per = "in total" if b["period"] == "total" else f"per {b['period']}"
-    return f"{b['scope']} '{target}' budget of ${b['limit_usd']:,.2f} {per}"
+    return f"{b['scope']} '{target}' budget of {usd(b['limit_usd'])} {per}"
 
 
 class BudgetGuard:
@@ -101,9 +102,9 @@ class BudgetGuard:
             names = {p.key_id: p.name} if p.key_id and p.name else None
             left = max(0.0, refused["limit_usd"] - refused["spent_usd"] - refused["reserved_usd"])
             raise BudgetExceeded(
-                f"budget exceeded: the {describe_budget(b, names)} (limit ${refused['limit_usd']:,.2f}) has "
-                f"${left:,.4f} left (spent ${refused['spent_usd']:,.4f}, held for calls in flight "
-                f"${refused['reserved_usd']:,.4f}); this call may cost up to ${amount:,.4f}",
+                f"budget exceeded: the {describe_budget(b, names)} (limit {usd(refused['limit_usd'])}) has "
+                f"{usd(left)} left (spent {usd(refused['spent_usd'])}, held for calls in flight "
+                f"{usd(refused['reserved_usd'])}); this call may cost up to {usd(amount)}",
                 param="budget",
             )
         call.budget_reservation = Reservation(items, amount, now)
@@ -148,7 +149,7 @@ class BudgetGuard:
             "state": "firing",
             "target": f"{b['scope']}:{b['target']}:{b['period']}",
             "value": round(pct, 2),
-            "message": f"{describe_budget(b)} reached {level}% (spent ${st['spent_usd']:,.4f})",
+            "message": f"{describe_budget(b)} reached {level}% (spent {usd(st['spent_usd'])})",
         }
         if self.notify is not None:
             await self.notify(event)

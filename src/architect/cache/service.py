@@ -1,7 +1,7 @@
 """The response cache behind the pipeline's `ResponseCache` hook: policy (what may be cached, per
 request control), keys and namespaces, tiers, coalescing, the semantic tier, and statistics.
 
-Per request control (headers win over `metadata` fields, which the app turns into tags):
+Per request control (headers win over `metadata` fields, which the call keeps apart from its tags):
 
     Cache-Control: no-cache            skip the lookup, still store the fresh answer
     Cache-Control: no-store            neither look up nor store
@@ -61,14 +61,14 @@ def _ttl(value: str, param: str) -> float:
 
 
 _CONTROL_HEADERS = ("cache-control", "x-architect-cache", "x-architect-cache-ttl")
-_CONTROL_TAGS = ("cache", "cache_ttl")
 
 
-def request_controls(headers: dict[str, str], tags: dict[str, str]) -> Controls:
+def request_controls(headers: dict[str, str], controls: dict[str, str]) -> Controls:
+    """The cache controls of a request's headers and its `metadata` fields (`Call.controls`)."""
     c = Controls()
-    if not any(h in headers for h in _CONTROL_HEADERS) and not any(t in tags for t in _CONTROL_TAGS):
+    if not controls and not any(h in headers for h in _CONTROL_HEADERS):
         return c  # the common case: the client says nothing about caching
-    tag_mode = (tags.get("cache") or "").strip().lower()
+    tag_mode = (controls.get("cache") or "").strip().lower()
     if tag_mode:
         if tag_mode not in _MODES:
             raise InvalidRequest(
@@ -88,8 +88,8 @@ def request_controls(headers: dict[str, str], tags: dict[str, str]) -> Controls:
     elif "no-cache" in directives and c.mode != "no-store":
         c.mode = "no-cache"
     c.mode = {"on": "force", "off": "no-store", "bypass": "no-store"}.get(c.mode, c.mode)
-    if tags.get("cache_ttl"):
-        c.ttl_s = _ttl(tags["cache_ttl"], "metadata.cache_ttl")
+    if controls.get("cache_ttl"):
+        c.ttl_s = _ttl(controls["cache_ttl"], "metadata.cache_ttl")
     if headers.get("x-architect-cache-ttl"):
         c.ttl_s = _ttl(headers["x-architect-cache-ttl"], "x-architect-cache-ttl")
     return c
@@ -138,7 +138,7 @@ class CacheService:
         cfg = self._config()
         if not cfg.enabled or not call.api.streams or call.group is None:  # embeddings are not cached
             return self._bypass(call)
-        ctl = request_controls(call.headers, call.tags)
+        ctl = request_controls(call.headers, call.controls)
         if ctl.mode == "no-store":
             return self._bypass(call)
         if cfg.only_deterministic and ctl.mode != "force" and not is_deterministic(call.body):

@@ -131,6 +131,14 @@ class GatewayApp:
                 anthropic = "anthropic-version" in headers
                 await _send_json(send, 200, self._models(principal.models, anthropic=anthropic), [])
                 return
+            if path.startswith("/v1/models/"):
+                if method != "GET":
+                    raise MethodNotAllowed("GET")
+                principal = await self.runtime.auth.authenticate(_credentials(headers))
+                anthropic = "anthropic-version" in headers
+                model = self._model(path[len("/v1/models/") :], principal.models, anthropic=anthropic)
+                await _send_json(send, 200, model, [])
+                return
             if path == "/v1/messages/count_tokens":
                 if method != "POST":
                     raise MethodNotAllowed("POST")
@@ -225,6 +233,16 @@ class GatewayApp:
         await _send_json(send, 200, out, [])
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """The request body, up to the configured size; a body with a `Content-Encoding` (compressed)
+        is refused (415): the gateway reads plain UTF-8 JSON only."""
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise InvalidRequest(
+                f"Content-Encoding '{encoding[:40]}' is not supported; send the JSON body uncompressed",
+                param="content-encoding",
+                code="unsupported_content_encoding",
+                status=415,
+            )
         limit = self.runtime.config.server.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -301,11 +319,9 @@ class GatewayApp:
     def _models(self, allowed: frozenset[str] | None, *, anthropic: bool = False) -> bytes:
         """The model groups a caller may use (`allowed`: its key's groups; None = every group), in
         OpenAI's list shape, or Anthropic's for a client that sends `anthropic-version`."""
-        now = int(self.runtime.started_at)
         names = [n for n in self.runtime.router.groups if allowed is None or n in allowed]
+        models = [self._model_object(n, anthropic=anthropic) for n in names]
         if anthropic:
-            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-            models = [{"type": "model", "id": n, "display_name": n, "created_at": created} for n in names]
             return orjson.dumps(
                 {
                     "data": models,
@@ -314,8 +330,24 @@ class GatewayApp:
                     "last_id": names[-1] if names else None,
                 }
             )
-        data = [{"id": n, "object": "model", "created": now, "owned_by": "architect"} for n in names]
-        return orjson.dumps({"object": "list", "data": data})
+        return orjson.dumps({"object": "list", "data": models})
+
+    def _model(self, name: str, allowed: frozenset[str] | None, *, anthropic: bool = False) -> bytes:
+        """`GET /v1/models/{name}`: the model object of a group (or an alias of one) the caller may use.
+        A group it may not use is the same 404 as one that does not exist."""
+        group = self.runtime.router.group(name)
+        if group is None or (allowed is not None and group.name not in allowed and name not in allowed):
+            raise NotFound(
+                f"model '{name}' does not exist; GET /v1/models lists the available ones", param="model"
+            )
+        return orjson.dumps(self._model_object(name, anthropic=anthropic))
+
+    def _model_object(self, name: str, *, anthropic: bool) -> dict[str, Any]:
+        now = int(self.runtime.started_at)
+        if anthropic:
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+            return {"type": "model", "id": name, "display_name": name, "created_at": created}
+        return {"id": name, "object": "model", "created": now, "owned_by": "architect"}
 
 
 _ENDPOINTS: dict[str, InboundAPI] = {

@@ -25,9 +25,19 @@ from architect.identifiers import check_identifier
 from architect.principal import Principal
 from architect.records import AttemptRecord
 
-__all__ = ["Call", "StreamSettle", "parse_body", "parse_tags", "validate_chat", "validate_embeddings"]
+__all__ = [
+    "CONTROL_KEYS",
+    "Call",
+    "StreamSettle",
+    "parse_body",
+    "parse_tags",
+    "validate_chat",
+    "validate_embeddings",
+]
 
 _TAG_KEYS = ("project", "feature", "task")
+# per-request cache controls a client may send as `metadata` fields: read by the cache, not tags
+CONTROL_KEYS = ("cache", "cache_ttl")
 
 # Call ids: a random per-process prefix and a counter (unique across processes, no syscall per id).
 _ID_PREFIX = os.urandom(6).hex()
@@ -57,6 +67,7 @@ class Call:
         "cache_tier",
         "call_id",
         "chain",
+        "controls",
         "cost_usd",
         "decision",
         "deployment",
@@ -118,7 +129,9 @@ class Call:
         headers: dict[str, str] | None = None,
         api: InboundAPI | None = None,
     ) -> None:
-        """`headers`: the request's headers, names in lower case (cache controls and tags read them).
+        """`tags`: the call's tags; the cache controls among them (`CONTROL_KEYS`) go to `controls`
+        instead (they steer the cache and are not recorded as tags).
+        `headers`: the request's headers, names in lower case (cache controls and tags read them).
         `api`: the inbound API the client speaks (by default the one named `endpoint`).
 
         `call_id` is the gateway's own id of the call, unique whatever the client sends: the ids of
@@ -139,7 +152,8 @@ class Call:
         self.body = body
         self.raw_body = raw_body
         self.principal = principal
-        self.tags = tags
+        self.controls = {k: tags[k] for k in CONTROL_KEYS if k in tags}
+        self.tags = {k: v for k, v in tags.items() if k not in CONTROL_KEYS} if self.controls else tags
         self.headers: dict[str, str] = headers if headers is not None else {}
         self.model: str = body["model"]
         self.stream = bool(body.get("stream"))
@@ -197,11 +211,20 @@ class Call:
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; refused (400) when it is empty, not UTF-8, not JSON or not an
+    object."""
     if not raw:
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode()
+        except UnicodeDecodeError as bad:
+            raise InvalidRequest(
+                f"the request body must be JSON encoded in UTF-8; byte {bad.start} (0x{raw[bad.start]:02x}) "
+                "is not valid UTF-8"
+            ) from None
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")

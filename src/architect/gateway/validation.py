@@ -392,8 +392,13 @@ def _metadata(v: object) -> None:
 
 
 def _integer(lo: int, hi: int) -> Callable[[object], None]:
+    """An integer from `lo` to `hi`; an integral number out of that range (JSON integers beyond 64 bits
+    parse as floats) is refused for its range, not its type."""
+
     def check(v: object) -> None:
         if type(v) is not int:
+            if type(v) is float and v.is_integer() and not lo <= v <= hi:
+                raise _Refused("", _VALUE, f"an integer from {lo} to {hi}", v)
             raise _Refused("", _TYPE, "an integer", v)
         if not lo <= v <= hi:
             raise _Refused("", _VALUE, f"an integer from {lo} to {hi}", v)

@@ -170,6 +170,20 @@ def test_budget_exceeded_is_429_naming_the_budget(stub: StubServer) -> None:
         assert listed["budgets"][0]["period"] == "day" and listed["budgets"][0]["limit_usd"] == 0.05
 
 
+def test_budget_refusal_shows_a_limit_under_a_cent_exactly(stub: StubServer) -> None:
+    with LiveServer(_config(stub, price=1000.0)) as srv, httpx.Client(base_url=srv.url) as c:
+        k = c.post(
+            "/api/v1/keys",
+            json={"name": "tiny", "budget_usd": 0.0005, "budget_period": "total"},
+            headers=_admin(),
+        ).json()
+        r = c.post("/v1/chat/completions", json=CHAT, headers=_bearer(k["key"]))
+        assert r.status_code == 429, r.text
+        message = r.json()["error"]["message"]
+        assert "budget of $0.0005 in total (limit $0.0005) has $0.0005 left" in message, message
+        assert "$0.00 " not in message
+
+
 def test_project_budget_and_threshold_alerts(stub: StubServer) -> None:
     with LiveServer(_config(stub, price=1000.0)) as srv, httpx.Client(base_url=srv.url) as c:
         r = c.post(

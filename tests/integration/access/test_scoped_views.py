@@ -210,8 +210,17 @@ def test_fleet_views_show_a_restricted_key_only_its_groups_and_its_own_counts(
 
         with openai.OpenAI(base_url=srv.url + "/v1", api_key=a["key"], max_retries=0) as sdk:
             assert [x.id for x in sdk.models.list()] == ["m"]
+            assert sdk.models.retrieve("m").id == "m"
+            with pytest.raises(openai.NotFoundError):
+                sdk.models.retrieve("m2")
         with openai.OpenAI(base_url=srv.url + "/v1", api_key=ADMIN, max_retries=0) as sdk:
             assert sorted(x.id for x in sdk.models.list()) == ["m", "m2"]
+            assert sdk.models.retrieve("m2").id == "m2"
+        # a group the key may not use is refused exactly like one that does not exist
+        hidden = c.get("/v1/models/m2", headers=_h(a["key"]))
+        ghost = c.get("/v1/models/m3", headers=_h(a["key"]))
+        assert hidden.status_code == ghost.status_code == 404
+        assert hidden.text.replace("m2", "m3") == ghost.text
 
         br = c.get("/api/v1/breakers", headers=_h(a["key"])).json()["breakers"]
         assert [(x["deployment"], x["group"]) for x in br] == [("d-m", "m")]

@@ -88,6 +88,16 @@ def test_bad_cache_controls_are_400_naming_the_field(stub: StubServer) -> None:
         assert _upstream(stub) == 0
 
 
+def test_cache_controls_in_metadata_are_not_tags(stub: StubServer) -> None:
+    with LiveServer(_config(stub)) as srv, httpx.Client(base_url=srv.url, timeout=20) as c:
+        meta = {"cache": "force", "cache_ttl": "600", "project": "shop"}
+        assert _chat(c, "t", temperature=1, metadata=meta).headers["x-architect-cache"] == "miss"
+        assert _chat(c, "t", temperature=1, metadata=meta).headers["x-architect-cache"] == "hit-l1"
+        assert _chat(c, "n", metadata={"cache": "no-store"}).headers["x-architect-cache"] == "bypass"
+        tags = [orjson.loads(row["tags"]) if row["tags"] else {} for row in srv.calls()]
+        assert tags == [{"project": "shop"}, {"project": "shop"}, {}]
+
+
 def test_normalised_hit_and_disabled_cache(stub: StubServer) -> None:
     with LiveServer(_config(stub)) as srv, httpx.Client(base_url=srv.url, timeout=20) as c:
         assert _chat(c, "What  is the  capital of France?\n").headers["x-architect-cache"] == "miss"

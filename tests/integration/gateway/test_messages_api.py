@@ -391,6 +391,12 @@ def test_models_list_in_anthropic_shape(client: anthropic.Anthropic, server: Liv
     assert {"coder", "native", "mixed"} <= set(ids)
     r = httpx.get(server.url + "/v1/models", headers={"authorization": f"Bearer {ADMIN}"})
     assert r.json()["object"] == "list"
+    one = client.models.retrieve("coder")
+    assert (one.id, one.type, one.display_name) == ("coder", "model", "coder")
+    assert one.created_at == next(m.created_at for m in client.models.list() if m.id == "coder")
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        client.models.retrieve("ghost")
+    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index,call-overload]
 
 
 def test_a_key_limited_to_a_group_may_use_its_aliases(server: LiveServer) -> None:

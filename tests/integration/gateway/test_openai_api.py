@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 
 import httpx
@@ -120,6 +121,19 @@ def test_embeddings_and_models(stub: StubServer) -> None:
         e = c.embeddings.create(model="m", input=["a", "b"])
         assert len(e.data) == 2
         assert [m.id for m in c.models.list()] == ["m"]
+        one = c.models.retrieve("m")
+        assert (one.id, one.object, one.owned_by) == ("m", "model", "architect")
+        assert one.created == c.models.list().data[0].created
+        with pytest.raises(openai.NotFoundError) as missing:
+            c.models.retrieve("ghost")
+        err = missing.value.response.json()["error"]
+        assert (err["code"], err["param"], err["type"]) == (
+            "model_not_found",
+            "model",
+            "invalid_request_error",
+        )
+        assert "'ghost'" in err["message"]
+        assert httpx.post(srv.url + "/v1/models/m", content=b"{}").status_code == 405
         row = srv.calls()[0]
     assert row["endpoint"] == "embeddings" and row["prompt_tokens"] == 6
 
@@ -148,6 +162,22 @@ def test_client_mistakes_get_4xx_in_openai_format(
     err = r.json()["error"]
     assert err["param"] == param and err["message"] and "Traceback" not in r.text
     assert stub.requests == []  # nothing went upstream
+
+
+def test_a_body_that_is_not_plain_utf8_json_is_refused_saying_so(stub: StubServer) -> None:
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "caf\u00e9"}]})
+    with LiveServer(make_config(stub_config(stub.url))) as srv:
+        url = srv.url + "/v1/chat/completions"
+        latin1 = httpx.post(url, content=body.decode().encode("latin-1"))
+        gzipped = httpx.post(url, content=gzip.compress(body), headers={"content-encoding": "gzip"})
+        plain = httpx.post(url, content=body, headers={"content-encoding": "identity"})
+    assert latin1.status_code == 400
+    assert "UTF-8" in latin1.json()["error"]["message"] and "surrogates" not in latin1.text
+    assert gzipped.status_code == 415
+    err = gzipped.json()["error"]
+    assert err["param"] == "content-encoding" and "gzip" in err["message"]
+    assert plain.status_code == 200
+    assert len(stub.requests) == 1  # only the plain body went upstream
 
 
 def test_body_too_large_wrong_method_and_unknown_path(stub: StubServer) -> None:

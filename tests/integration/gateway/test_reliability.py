@@ -14,7 +14,7 @@ import openai
 import orjson
 import pytest
 
-from tests.helpers import LiveServer, make_config
+from tests.helpers import LiveServer, make_config, stub_config
 from tests.stubs.openai_stub import StubServer
 
 MSG = [{"role": "user", "content": "Say hello."}]
@@ -301,6 +301,24 @@ def test_retry_after_beyond_the_bound_returns_429_with_retry_after(
         assert time.perf_counter() - t0 < 10.0  # did not wait the 30 s (generous: a busy machine is slow)
     assert ei.value.response.headers["retry-after"] == "30"
     assert stub.counts["/v1/chat/completions"] == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "param", "code"), [("400-param", "messages", None), ("400", None, "invalid_value")]
+)
+def test_an_upstream_refusal_reaches_the_client_with_its_param_and_code(
+    client_for: Callable[[LiveServer], openai.OpenAI],
+    stub: StubServer,
+    mode: str,
+    param: str | None,
+    code: str | None,
+) -> None:
+    stub.script.append(mode)
+    with LiveServer(make_config(stub_config(stub.url))) as srv, pytest.raises(openai.BadRequestError) as ei:
+        client_for(srv).chat.completions.create(model="m", messages=MSG)
+    err = ei.value.response.json()["error"]
+    assert (err["param"], err["code"], err["type"]) == (param, code, "invalid_request_error")
+    assert "stub" in err["message"]
 
 
 @pytest.mark.parametrize(("mode", "status"), [("400", 400), ("401", 502)])

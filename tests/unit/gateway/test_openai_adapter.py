@@ -78,6 +78,16 @@ def test_error_mapping() -> None:
     assert not auth.retryable and auth.status == 502 and auth.kind == "upstream_auth"
 
 
+def test_a_refusal_keeps_the_upstreams_param_and_code() -> None:
+    body = b'{"error":{"message":"bad","type":"invalid_request_error","param":"messages","code":null}}'
+    err = OpenAIAdapter().error(400, {}, body).body()["error"]
+    assert (err["param"], err["code"], err["type"]) == ("messages", None, "invalid_request_error")
+    coded = (
+        b'{"error":{"message":"bad","type":"invalid_request_error","param":"n","code":"integer_above_max"}}'
+    )
+    assert OpenAIAdapter().error(400, {}, coded).body()["error"]["code"] == "integer_above_max"
+
+
 def test_whole_plain_chunks_pass_unchanged_and_text_is_still_recovered() -> None:
     def ev(content: str) -> bytes:
         obj = {"choices": [{"index": 0, "delta": {"content": content}}], "usage": None}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -78,3 +80,43 @@ async def test_a_call_that_would_outlast_its_timeout_times_out() -> None:
     t = SimulatedTransport({"m": SimulationConfig(ttft_ms=0, tokens_per_s=10)})  # 5 tokens: 0.5 s
     with pytest.raises(TransportTimeout):
         await t.send(_req(timeout=0.05))
+
+
+async def _answer(stream: bool, **fields: Any) -> list[dict[str, Any]]:
+    """The answer to a chat body with `fields`: the completion, or each event of the stream."""
+    t = SimulatedTransport({"m": SimulationConfig(ttft_ms=0, tokens_per_s=1e6, completion_tokens=20)})
+    body = {**orjson.loads(_req(stream=stream).body), **fields}
+    resp = await t.send(HTTPRequest("POST", "x/chat/completions", {}, orjson.dumps(body), 1))
+    raw = b"".join([c async for c in resp.iter_chunks()])
+    if not stream:
+        return [orjson.loads(raw)]
+    events = [e.removeprefix(b"data: ") for e in raw.split(b"\n\n") if e]
+    assert events[-1] == b"[DONE]"
+    return [orjson.loads(e) for e in events[:-1]]
+
+
+def _finishes(events: list[dict[str, Any]]) -> dict[int, str]:
+    return {c["index"]: c["finish_reason"] for e in events for c in e["choices"] if c["finish_reason"]}
+
+
+@pytest.mark.parametrize(("max_tokens", "reason"), [(5, "length"), (20, "stop"), (50, "stop")])
+async def test_a_stream_ends_for_the_same_reason_as_the_completion(max_tokens: int, reason: str) -> None:
+    (completion,) = await _answer(False, max_tokens=max_tokens)
+    assert completion["choices"][0]["finish_reason"] == reason
+    assert _finishes(await _answer(True, max_tokens=max_tokens)) == {0: reason}
+
+
+async def test_n_gives_n_choices_streamed_or_not() -> None:
+    (completion,) = await _answer(False, n=3)
+    choices = completion["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2]
+    assert all(len(c["message"]["content"].split()) == 5 for c in choices)
+    assert completion["usage"]["completion_tokens"] == 15
+    events = await _answer(True, n=3)
+    assert _finishes(events) == {0: "length", 1: "length", 2: "length"}
+    text: dict[int, str] = {}
+    for e in events:
+        for c in e["choices"]:
+            text[c["index"]] = text.get(c["index"], "") + (c["delta"].get("content") or "")
+    assert [len(text[i].split()) for i in range(3)] == [5, 5, 5]
+    assert events[-1]["usage"]["completion_tokens"] == 15

@@ -35,7 +35,7 @@ REFUSED = [
     (_chat(tools=["get_weather"]), "tools[0]", "invalid_type"),
     (_chat(tool_choice="sometimes"), "tool_choice", "invalid_value"),
     (_chat(response_format=7), "response_format", "invalid_type"),
-    (_chat(n=1e9), "n", "invalid_type"),
+    (_chat(n=1e9), "n", "invalid_value"),  # an integral number out of range: the range is the news
     (_chat(stop={"at": "."}), "stop", "invalid_type"),
     (_chat(logit_bias="x"), "logit_bias", "invalid_type"),
     (_chat(user=5), "user", "invalid_type"),
@@ -223,6 +223,7 @@ REFUSED = [
     (_chat(max_completion_tokens=1.5), "max_completion_tokens", "invalid_type"),
     (_chat(seed=1.0), "seed", "invalid_type"),
     (_chat(seed=2**63), "seed", "invalid_value"),
+    (_chat(seed=float(2**64)), "seed", "invalid_value"),  # JSON 18446744073709551616 parses as a float
     (_chat(stream="yes"), "stream", "invalid_type"),
     (_chat(stream_options=True), "stream_options", "invalid_type"),
     (_chat(stream_options={"include_usage": 1}), "stream_options.include_usage", "invalid_type"),
@@ -240,6 +241,15 @@ def test_bad_values_are_refused_naming_their_json_path(body: dict[str, Any], par
     assert (err.status, err.param, err.code) == (400, param, code)
     assert set(err.body()["error"]) == {"message", "type", "param", "code"}
     assert err.type == "invalid_request_error" and f"'{param}'" in err.message
+
+
+def test_an_integral_number_out_of_range_gets_the_range() -> None:
+    messages = []
+    for seed in (2**63, float(2**64)):
+        with pytest.raises(InvalidRequest) as ei:
+            validate_chat(_chat(seed=seed))
+        messages.append(ei.value.message)
+    assert all("expected an integer from -9223372036854775808 to 9223372036854775807" in m for m in messages)
 
 
 RICH = {

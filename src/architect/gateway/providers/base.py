@@ -105,9 +105,10 @@ def parse_retry_after(headers: dict[str, str]) -> float | None:
 
 
 def upstream_error(
-    status: int, headers: dict[str, str], message: str, code: str | None = None
+    status: int, headers: dict[str, str], message: str, code: str | None = None, param: str | None = None
 ) -> ProviderError:
-    """The common status → (kind, retryable, client status) mapping."""
+    """The common status → (kind, retryable, client status) mapping; a refusal of the request keeps the
+    upstream's `code` and `param`."""
     retry_after = parse_retry_after(headers)
     if status == 429:
         return UpstreamRateLimited(
@@ -136,24 +137,41 @@ def upstream_error(
         )
     )
     return UpstreamRefused(
-        message, kind=kind, upstream_status=status, code=code, status=404 if status == 404 else None
+        message,
+        kind=kind,
+        upstream_status=status,
+        code=code,
+        param=param,
+        status=404 if status == 404 else None,
     )
 
 
 def error_message(data: bytes) -> tuple[str, str | None]:
     """Best-effort (message, code) from an error body in OpenAI's or Anthropic's format."""
+    message, code, _ = error_details(data)
+    return message, code
+
+
+def error_details(data: bytes) -> tuple[str, str | None, str | None]:
+    """Best-effort (message, code, param) from an error body in OpenAI's format (its `code` as given,
+    null included) or Anthropic's (no `code`: its error `type`)."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
         text = data[:300].decode("utf-8", "replace").strip()
-        return (text or "no error body"), None
+        return (text or "no error body"), None, None
     err = obj.get("error") if isinstance(obj, dict) else None
     if isinstance(err, dict):
-        code = err.get("code") or err.get("type")
-        return str(err.get("message") or err), (str(code) if code else None)
+        code = err.get("code") if "code" in err else err.get("type")
+        param = err.get("param")
+        return (
+            str(err.get("message") or err),
+            str(code) if code else None,
+            param[:200] if isinstance(param, str) and param else None,
+        )
     if isinstance(err, str):
-        return err, None
-    return str(obj)[:300], None
+        return err, None, None
+    return str(obj)[:300], None, None
 
 
 def sse_error_event(err: ProviderError | str) -> bytes:

@@ -13,6 +13,7 @@ from architect.errors import ProviderError, UpstreamError
 from architect.gateway.providers.base import (
     ChatResult,
     Usage,
+    error_details,
     error_message,
     sse_error_event,
     upstream_error,
@@ -260,5 +261,5 @@ class OpenAIAdapter:
         return self.chat_response(data)
 
     def error(self, status: int, headers: dict[str, str], data: bytes) -> ProviderError:
-        message, code = error_message(data)
-        return upstream_error(status, headers, message, code)
+        message, code, param = error_details(data)
+        return upstream_error(status, headers, message, code, param)

@@ -1,6 +1,7 @@
 """The `simulated` provider kind: an in-process transport that behaves like an OpenAI-compatible
 server with configurable latency (log-normal time to first token, tokens per second), failures
-(429 with Retry-After, 500, timeout, connection reset, truncated stream), token counts and prices.
+(429 with Retry-After, 500, timeout, connection reset, truncated stream), token counts and prices. It
+answers `n` choices, each cut at `max_tokens` (`finish_reason: "length"`, streamed or not).
 Deterministic for a given seed. Everything it returns is labelled simulated
 (`system_fingerprint: architect-simulated`, header `x-architect-simulated: true`).
 
@@ -152,12 +153,20 @@ class SimulatedTransport:
         messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
         prompt_tokens = chat_prompt_size(messages, body).estimate  # a simulation: no tokenizer needed
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or cfg.completion_tokens
-        n = max(1, min(int(max_tokens), cfg.completion_tokens))
-        words = [_WORDS[(i + prompt_tokens) % len(_WORDS)] for i in range(n)]
+        n = max(1, min(int(max_tokens), cfg.completion_tokens))  # tokens of each choice
+        finish = "length" if n < cfg.completion_tokens else "stop"
+        count = body.get("n")
+        choices = count if isinstance(count, int) and not isinstance(count, bool) and count > 1 else 1
+        answers = [[_WORDS[(i + prompt_tokens + c) % len(_WORDS)] for i in range(n)] for c in range(choices)]
         ttft = self._ttft(cfg, rng)
         truncate = body.get("stream") and rng.random() < cfg.fail_truncate
         rid = "chatcmpl-sim-" + hashlib.sha1(f"{time.time_ns()}{rng.random()}".encode()).hexdigest()[:16]
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+        completion_tokens = n * choices
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         base = {
             "id": rid,
             "created": int(time.time()),
@@ -176,10 +185,11 @@ class SimulatedTransport:
                 "object": "chat.completion",
                 "choices": [
                     {
-                        "index": 0,
+                        "index": c,
                         "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "length" if n < cfg.completion_tokens else "stop",
+                        "finish_reason": finish,
                     }
+                    for c, words in enumerate(answers)
                 ],
                 "usage": usage,
             }
@@ -189,24 +199,21 @@ class SimulatedTransport:
         async def events() -> AsyncIterator[bytes]:
             await asyncio.sleep(ttft)
             chunk = {**base, "object": "chat.completion.chunk"}
-            yield _sse(
-                {
-                    **chunk,
-                    "choices": [
-                        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-                    ],
-                }
-            )
+
+            def event(c: int, delta: dict[str, str], reason: str | None = None) -> bytes:
+                return _sse({**chunk, "choices": [{"index": c, "delta": delta, "finish_reason": reason}]})
+
+            for c in range(choices):
+                yield event(c, {"role": "assistant", "content": ""})
             step = max(1, n // 8)
             for i in range(0, n, step):
                 if truncate and i >= n // 2:
                     raise ReadError("simulated truncated stream")
                 await asyncio.sleep(step / cfg.tokens_per_s)
-                text = (" " if i else "") + " ".join(words[i : i + step])
-                yield _sse(
-                    {**chunk, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
-                )
-            yield _sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                for c, words in enumerate(answers):
+                    yield event(c, {"content": (" " if i else "") + " ".join(words[i : i + step])})
+            for c in range(choices):
+                yield event(c, {}, finish)
             if include_usage:
                 yield _sse({**chunk, "choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"
