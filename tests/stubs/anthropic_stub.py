@@ -1,7 +1,8 @@
 """A small Anthropic-shaped HTTP server on 127.0.0.1 for tests (Messages API): checks `x-api-key` and
-`anthropic-version`, answers from recorded fixtures (text, cache usage, tool use; SSE events), fails on
-request (`script`: "overloaded" → 529, "bad-json" → an invalid event mid-stream), and records every
-request with its raw body (`requests[i]["raw"]`). `/v1/messages/count_tokens` answers 42."""
+`anthropic-version`, answers from recorded fixtures (text; with cache reads and writes when the request
+has a `system` prompt; a streamed tool use when it has `tools`), fails on request (`script`:
+"overloaded" → 529, "bad-json" → an invalid event mid-stream), and records every request with its raw
+body (`requests[i]["raw"]`). `/v1/messages/count_tokens` answers 42."""
 
 from __future__ import annotations
 
@@ -55,7 +56,13 @@ class AnthropicStub:
         if body.get("stream"):
             resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
             await resp.prepare(request)
-            name = "stream_tool_use.sse" if body.get("tools") else "stream_text.sse"
+            name = (
+                "stream_tool_use.sse"
+                if body.get("tools")
+                else "stream_cache.sse"
+                if body.get("system")
+                else "stream_text.sse"
+            )
             for i, event in enumerate((FIX / name).read_bytes().split(b"\n\n")):
                 if mode == "bad-json" and i == 4:  # after the first text delta, in a later read
                     await asyncio.sleep(0.05)

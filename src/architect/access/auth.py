@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 SESSION_COOKIE = "architect_session"
+_MISSING = "missing API key: send 'Authorization: Bearer <key>'"
+_MISSING_ANTHROPIC = "missing API key: send 'x-api-key: <key>' (or 'Authorization: Bearer <key>')"
 
 
 def bearer(header: str | None) -> str | None:
@@ -103,8 +105,10 @@ class Authenticator:
         return self._admin is None
 
     async def authenticate(
-        self, authorization: str | None, cookies: Mapping[str, str] | None = None
+        self, authorization: str | None, cookies: Mapping[str, str] | None = None, *, anthropic: bool = False
     ) -> Principal:
+        """The principal of a request's credentials. `anthropic`: the request is one of Anthropic's
+        API, whose clients send their key as `x-api-key` (which a missing key's message names)."""
         csrf = _session_token(authorization)
         if csrf is not None:
             s = await self.session(cookies.get(SESSION_COOKIE), csrf) if cookies else None
@@ -115,7 +119,7 @@ class Authenticator:
         if self._admin is None and token is None:
             return ANONYMOUS
         if token is None:
-            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
+            raise AuthenticationFailed(_MISSING_ANTHROPIC if anthropic else _MISSING)
         if self._admin is not None and hmac.compare_digest(token.encode(), self._admin):
             return ADMIN
         if self.key_resolver is not None:

@@ -127,8 +127,8 @@ class GatewayApp:
             if path == "/v1/models":
                 if method != "GET":
                     raise MethodNotAllowed("GET")
-                principal = await self.runtime.auth.authenticate(_credentials(headers))
                 anthropic = "anthropic-version" in headers
+                principal = await self.runtime.auth.authenticate(_credentials(headers), anthropic=anthropic)
                 await _send_json(send, 200, self._models(principal.models, anthropic=anthropic), [])
                 return
             if path.startswith("/v1/models/"):
@@ -142,7 +142,7 @@ class GatewayApp:
             if path == "/v1/messages/count_tokens":
                 if method != "POST":
                     raise MethodNotAllowed("POST")
-                principal = await self.runtime.auth.authenticate(_credentials(headers))
+                principal = await self.runtime.auth.authenticate(_credentials(headers), anthropic=True)
                 raw = await self._read_body(headers, receive)
                 body = parse_body(raw)
 
@@ -176,7 +176,7 @@ class GatewayApp:
                 raise NotFound(f"unknown path {path}", code="unknown_url")
             if method != "POST":
                 raise MethodNotAllowed("POST")
-            principal = await self.runtime.auth.authenticate(_credentials(headers))
+            principal = await self.runtime.auth.authenticate(_credentials(headers), anthropic=api is MESSAGES)
             raw = await self._read_body(headers, receive)
             body = parse_body(raw)
             api.validate(body)

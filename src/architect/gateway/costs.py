@@ -9,7 +9,11 @@ __all__ = ["cost_usd", "worst_case_cost"]
 
 
 def cost_usd(price: PriceConfig, usage: Usage) -> float:
+    """What `usage` costs: of its `prompt_tokens` (every input token), the cache reads at the cached
+    input price and the cache writes at the cache-write price (each defaulting to the input price),
+    the rest at the input price; completion tokens at the output price."""
     cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
     cached_price = (
         price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
     )
@@ -17,9 +21,9 @@ def cost_usd(price: PriceConfig, usage: Usage) -> float:
         price.cache_write_per_mtok if price.cache_write_per_mtok is not None else price.input_per_mtok
     )
     return (
-        (usage.prompt_tokens - cached) * price.input_per_mtok
+        (usage.prompt_tokens - cached - written) * price.input_per_mtok
         + cached * cached_price
-        + usage.cache_write_tokens * write_price
+        + written * write_price
         + usage.completion_tokens * price.output_per_mtok
     ) / 1_000_000
 

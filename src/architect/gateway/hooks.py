@@ -42,7 +42,7 @@ class Authenticate(Protocol):
     raises AuthenticationFailed (the access domain's `Authenticator`)."""
 
     async def authenticate(
-        self, authorization: str | None, cookies: Mapping[str, str] | None = None
+        self, authorization: str | None, cookies: Mapping[str, str] | None = None, *, anthropic: bool = False
     ) -> Principal: ...
 
 

@@ -104,8 +104,8 @@ def test_anthropic_provider_through_the_gateway(
     assert plain.choices[0].finish_reason == "length"
     assert plain.usage is not None and plain.usage.prompt_tokens == 21 + 1500 + 188086
     row = rows[r.headers["x-request-id"]]
-    assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (1521, 1500, 393)
-    assert row["cost_usd"] == pytest.approx((21 * 3.0 + 1500 * 0.3 + 188086 * 3.75 + 393 * 15.0) / 1e6)
+    assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (189607, 1500, 393)
+    assert row["cost_usd"] == pytest.approx(CACHE_COST)
 
     text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
     assert text == "Hello! How can I help?"
@@ -121,6 +121,51 @@ def test_anthropic_provider_through_the_gateway(
     assert [ch.choices[0].finish_reason for ch in tool_chunks if ch.choices][-1] == "tool_calls"
     streamed = [x for x in rows.values() if x["stream"]]
     assert len(streamed) == 2 and all(x["status"] == "ok" and not x["truncated"] for x in streamed)
+
+
+ALL_INPUT = 21 + 1500 + 188086  # the cache fixture's uncached input, cache reads and cache writes
+CACHE_COST = (21 * 3.0 + 1500 * 0.3 + 188086 * 3.75 + 393 * 15.0) / 1e6
+
+
+def test_every_api_and_the_ledger_count_the_same_input_tokens(
+    client_for: Callable[[LiveServer], openai.OpenAI], anthropic_stub: AnthropicStub
+) -> None:
+    system = {"role": "system", "content": "You review contracts."}
+    ask = [system, {"role": "user", "content": "Notice?"}]
+    with LiveServer(_config(anthropic_stub)) as srv:
+        c = client_for(srv)
+        chunks = list(
+            c.chat.completions.create(
+                model="claude", messages=ask, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        plain = c.responses.create(model="claude", instructions="You review contracts.", input="Notice?")
+        events = list(
+            c.responses.create(
+                model="claude", instructions="You review contracts.", input="Notice?", stream=True
+            )
+        )
+        streamed = events[-1].response  # type: ignore[union-attr]
+        deadline = time.monotonic() + 5
+        while len(srv.calls()) < 3 and time.monotonic() < deadline:  # streams are recorded just after
+            time.sleep(0.01)
+        rows = srv.calls()
+    assert all(q["body"]["system"] == "You review contracts." for q in anthropic_stub.requests)
+    assert events[-1].type == "response.incomplete"  # the fixture stops at max_tokens
+    chat_usage = chunks[-1].usage
+    assert chat_usage is not None and chat_usage.prompt_tokens == ALL_INPUT
+    for resp in (plain, streamed):
+        assert resp.usage is not None and resp.usage.input_tokens == ALL_INPUT
+        assert resp.usage.input_tokens_details.cached_tokens == 1500
+        assert resp.usage.total_tokens == ALL_INPUT + 393
+    assert len(rows) == 3
+    for row in rows:
+        assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (
+            ALL_INPUT,
+            1500,
+            393,
+        )
+        assert row["cost_usd"] == pytest.approx(CACHE_COST)  # writes priced as writes, reads as reads
 
 
 def test_rejected_credentials_are_not_retried(

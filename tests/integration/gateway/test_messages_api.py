@@ -282,6 +282,46 @@ def test_native_stream_relayed_as_anthropic_sent_it(
     assert row["model_group"] == "native" and row["cached_tokens"] == 2000 and row["completion_tokens"] == 15
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models")],
+)
+def test_an_anthropic_request_without_a_key_is_told_to_send_x_api_key(
+    server: LiveServer, method: str, path: str
+) -> None:
+    body = {"model": "coder", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    ask = {"json": body} if method == "POST" else {}
+    r = httpx.request(method, server.url + path, headers={"anthropic-version": "2023-06-01"}, **ask)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert "x-api-key" in r.json()["error"]["message"]
+    # an OpenAI client is told about the header it sends
+    r = httpx.post(server.url + "/v1/chat/completions", json=body)
+    assert r.status_code == 401 and "Authorization: Bearer" in r.json()["error"]["message"]
+    assert "x-api-key" not in r.json()["error"]["message"]
+
+
+def test_a_native_message_has_the_gateways_id_and_the_model_asked_for(
+    stubs: tuple[ScriptedChat, AnthropicStub, StubServer], client: anthropic.Anthropic
+) -> None:
+    ask: dict[str, Any] = {
+        "model": "sonnet",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    raw = client.messages.with_raw_response.create(**ask)
+    with client.messages.stream(**ask) as s:
+        events = list(s)
+        streamed = s.get_final_message()
+        stream_id = s.response.headers["x-request-id"]
+    answers = [(raw.parse(), raw.headers["x-request-id"]), (streamed, stream_id)]
+    assert stubs[1].requests[-1]["body"]["model"] == "claude-sonnet-4-20250514"
+    for msg, request_id in answers:  # the stub answers msg_01... for claude-sonnet-4-20250514
+        assert msg.id == f"msg_{request_id}" and msg.model == "sonnet"
+        assert msg.content[0].type == "text" and msg.content[0].text.startswith("Hello!")
+    assert events[0].type == "message_start" and events[0].message.id == f"msg_{stream_id}"
+    assert raw.parse().id != streamed.id
+
+
 def test_errors_in_anthropic_shape(
     server: LiveServer, client: anthropic.Anthropic, stubs: tuple[ScriptedChat, AnthropicStub, StubServer]
 ) -> None:
@@ -301,6 +341,18 @@ def test_errors_in_anthropic_shape(
         headers={"x-api-key": ADMIN},
     )
     assert r.status_code == 400 and "messages[0].role" in r.json()["error"]["message"]
+    r = httpx.post(
+        server.url + "/v1/messages",
+        json={
+            "model": "coder",
+            "max_tokens": 5,
+            "system": [{"type": "image"}],
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        headers={"x-api-key": ADMIN},
+    )
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("system[0].type:")
+    assert "text" in r.json()["error"]["message"]  # system takes text blocks only
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="gpt-unknown", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     with (
@@ -368,10 +420,11 @@ def test_a_mixed_group_falls_over_from_anthropic_to_a_chat_deployment(
     attempts = server.store.ledger.attempts_for(row["request_id"])
     assert [a["deployment"] for a in attempts] == ["mixed-ant", "mixed-chat"]
     # and the native path answers when it is healthy: the same call, natively
-    native = client.messages.create(
+    native = client.messages.with_raw_response.create(
         model="mixed", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
     )
-    assert native.id.startswith("msg_01")  # the Anthropic stub's fixture
+    assert native.headers["x-architect-deployment"] == "mixed-ant"
+    assert native.parse().content[0].text == "Hello! How can I help you today?"  # type: ignore[union-attr]
 
 
 def test_count_tokens_native_and_estimated(client: anthropic.Anthropic, server: LiveServer) -> None:
@@ -486,12 +539,24 @@ def test_a_request_one_deployment_cannot_take_goes_to_one_that_can(
     raw = client.messages.with_raw_response.create(
         model="chat-first", max_tokens=50, tools=tools, messages=[{"role": "user", "content": "news?"}]
     )
-    assert raw.parse().id.startswith("msg_01")  # answered natively by the Anthropic deployment
+    assert raw.headers["x-architect-deployment"] == "cf-ant"  # answered natively by the Anthropic deployment
     assert stubs[1].requests[-1]["body"]["tools"] == tools
     row = _row(server, raw.headers["x-request-id"])
     assert row["deployment"] == "cf-ant" and row["status"] == "ok"
     attempts = server.store.ledger.attempts_for(row["request_id"])
     assert [(a["deployment"], a["status"]) for a in attempts] == [("cf-chat", "error"), ("cf-ant", "ok")]
+    # five stop sequences are more than chat completions take: only the Anthropic deployment can
+    stops = ["a", "b", "c", "d", "e"]
+    raw = client.messages.with_raw_response.create(
+        model="chat-first", max_tokens=5, stop_sequences=stops, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["x-architect-deployment"] == "cf-ant"
+    assert stubs[1].requests[-1]["body"]["stop_sequences"] == stops
+    with pytest.raises(anthropic.BadRequestError) as e:  # a group of chat deployments only
+        client.messages.create(
+            model="coder", max_tokens=5, stop_sequences=stops, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.body["error"]["message"].startswith("stop_sequences:")  # type: ignore[index]
     # and a plain request stays on the cheaper chat deployment
     plain = client.messages.with_raw_response.create(
         model="chat-first", max_tokens=5, messages=[{"role": "user", "content": "hi"}]

@@ -355,6 +355,7 @@ def test_native_passthrough(agent_stub: AgentStub) -> None:
     ("body", "param"),
     [
         ({"model": "m"}, "input"),
+        ({"model": "m", "input": []}, "input"),
         ({"model": "m", "input": 3}, "input"),
         ({"model": "m", "input": [{"type": "message", "role": "robot", "content": "x"}]}, "input[0].role"),
         (

@@ -13,6 +13,7 @@ from architect.errors import ProviderError
 from architect.gateway.costs import cost_usd
 from architect.gateway.providers import adapter_for
 from architect.gateway.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicAdapter, AnthropicStream
+from architect.gateway.providers.base import Usage
 
 FIX = Path(__file__).parent / "fixtures" / "anthropic"
 A = AnthropicAdapter()
@@ -228,7 +229,7 @@ def test_cache_usage_is_priced_once_at_each_rate() -> None:
     u = r.usage
     assert u is not None
     assert (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens, u.completion_tokens) == (
-        1521,
+        21 + 1500 + 188086,
         1500,
         188086,
         393,
@@ -267,6 +268,20 @@ def test_text_stream(size: int) -> None:
     assert chunks[-1]["usage"]["prompt_tokens_details"]["cached_tokens"] == 2000
     u = tr.usage
     assert u is not None and (u.prompt_tokens, u.cached_tokens, u.completion_tokens) == (2025, 2000, 15)
+
+
+def test_a_stream_counts_cache_writes_once_in_its_prompt_tokens() -> None:
+    tr = A.stream_translator(include_usage=True, model="claude")
+    evs = _events(tr.feed((FIX / "stream_cache.sse").read_bytes()))
+    assert evs[-2]["usage"]["prompt_tokens"] == 21 + 1500 + 188086
+    assert evs[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 1500, "cache_write_tokens": 188086}
+    assert tr.usage == Usage(21 + 1500 + 188086, 393, 1500, 188086)
+    # a message_delta repeating the cumulative input counts changes nothing; one without them neither
+    tr = A.stream_translator(include_usage=False, model="claude")
+    start = b'data: {"type":"message_start","message":{"usage":{"input_tokens":9,"cache_read_input_tokens":4,"cache_creation_input_tokens":2,"output_tokens":1}}}\n\n'
+    delta = b'data: {"type":"message_delta","delta":{},"usage":{"input_tokens":9,"cache_read_input_tokens":4,"cache_creation_input_tokens":2,"output_tokens":3}}\n\n'
+    tr.feed(start + delta + b'data: {"type":"message_delta","delta":{},"usage":{"output_tokens":5}}\n\n')
+    assert tr.usage == Usage(prompt_tokens=15, completion_tokens=5, cached_tokens=4, cache_write_tokens=2)
 
 
 def test_stream_without_usage_requested_has_no_usage_chunk() -> None:

@@ -14,7 +14,14 @@ from architect.gateway.apis.messages_stream import (
     message_to_sse,
     sse_to_message,
 )
-from architect.gateway.apis.messages_translate import message_from_chat, message_id, reissue, to_chat
+from architect.gateway.apis.messages_translate import (
+    anthropic_usage,
+    message_from_chat,
+    message_id,
+    reissue,
+    to_chat,
+)
+from architect.gateway.providers.anthropic import usage_of
 from architect.gateway.providers.base import Usage
 from architect.gateway.providers.openai import OpenAIStream
 
@@ -69,12 +76,18 @@ def test_fields_without_an_equivalent_are_dropped_and_named() -> None:
             },
             "messages[0].content[0]",
         ),
+        ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),  # chat takes at most 4
     ],
 )
 def test_fields_the_deployment_cannot_take_are_refused_by_name(extra: dict[str, Any], param: str) -> None:
     with pytest.raises(UpstreamRefused) as e:
         to_chat(_body(**extra), {})
     assert e.value.status == 400 and e.value.param == param
+
+
+def test_up_to_four_stop_sequences_are_carried_as_stop() -> None:
+    chat, _ = to_chat(_body(stop_sequences=["a", "b", "c", "d"]), {})
+    assert chat["stop"] == ["a", "b", "c", "d"]
 
 
 def test_tool_use_and_results_map_to_tool_calls_and_tool_messages() -> None:
@@ -216,13 +229,39 @@ def test_replaying_a_message_rebuilds_it() -> None:
 
 
 def test_a_native_stream_passes_through_and_breaks_on_an_event_that_is_not_json() -> None:
-    tr = NativeStream()
-    start = b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"cache_read_input_tokens":2,"output_tokens":1}}}\n\n'
-    assert tr.feed(start[:30]) == b"" and tr.feed(start[30:]) == start
+    tr = NativeStream("msg_own", "sonnet")
+    start = b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_up","model":"claude-x","usage":{"input_tokens":5,"cache_read_input_tokens":2,"output_tokens":1}}}\n\n'
+    ping = b'event: ping\ndata: {"type": "ping"}\n\n'
+    assert tr.feed(start[:30]) == b""
+    # the message is the gateway's (its id, the model asked for); every other event passes as it came
+    assert (
+        tr.feed(start[30:] + ping)
+        == start.replace(b"msg_up", b"msg_own").replace(b"claude-x", b"sonnet") + ping
+    )
+    assert tr.feed(ping) == ping
     assert tr.usage == Usage(prompt_tokens=7, completion_tokens=1, cached_tokens=2)
     out = tr.feed(b'event: content_block_delta\ndata: {"type": oops}\n\n')
     assert out.startswith(b"event: error\n") and tr.error is not None and not tr.done
     assert tr.feed(b'event: message_stop\ndata: {"type":"message_stop"}\n\n') == b""
+
+
+def test_messages_usage_counts_cache_reads_and_writes_apart_from_input_tokens() -> None:
+    upstream = {
+        "input_tokens": 9,
+        "output_tokens": 3,
+        "cache_read_input_tokens": 4,
+        "cache_creation_input_tokens": 2,
+    }
+    usage = usage_of(upstream)
+    assert usage == Usage(prompt_tokens=15, completion_tokens=3, cached_tokens=4, cache_write_tokens=2)
+    assert anthropic_usage(usage) == upstream  # a translated answer reports what a native one does
+    tr = NativeStream("msg_x", "m")
+    start = {"type": "message_start", "message": {"id": "msg_up", "usage": {**upstream, "output_tokens": 1}}}
+    tr.feed(b"event: message_start\ndata: " + orjson.dumps(start) + b"\n\n")
+    tr.feed(
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":3}}\n\n'
+    )
+    assert tr.usage == usage
 
 
 def test_reissue_gives_a_cached_message_the_new_calls_ids() -> None:

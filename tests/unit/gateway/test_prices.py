@@ -62,8 +62,8 @@ def test_openai_models_are_priced_from_the_catalogue_by_provider_and_model() -> 
 
 
 def test_anthropic_models_carry_cache_read_and_write_prices() -> None:
-    # 1,000 uncached + 2,000 cache-read input tokens, 500 cache-write tokens, 300 output tokens
-    usage = Usage(prompt_tokens=3_000, cached_tokens=2_000, cache_write_tokens=500, completion_tokens=300)
+    # 3,500 input tokens: 1,000 uncached, 2,000 cache reads, 500 cache writes; 300 output tokens
+    usage = Usage(prompt_tokens=3_500, cached_tokens=2_000, cache_write_tokens=500, completion_tokens=300)
     sonnet = _resolved(ANTHROPIC, "claude-sonnet-4-20250514")
     assert sonnet.source == "catalogue"
     assert sonnet.price == PriceConfig(

@@ -12,7 +12,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from architect.errors import InvalidRequest
+from architect.errors import InvalidRequest, UpstreamRefused
 from architect.gateway.apis.responses_state import _input_json
 from architect.gateway.apis.responses_translate import input_items, to_chat
 from architect.gateway.apis.responses_validation import check_responses_body
@@ -58,7 +58,7 @@ TOOL = st.one_of(
     st.fixed_dictionaries({"type": st.sampled_from(["web_search", "local_shell", "image_generation"])}),
 )
 BODY = st.fixed_dictionaries(
-    {"model": NAME, "input": st.one_of(TEXT, st.lists(ITEM, max_size=5))},
+    {"model": NAME, "input": st.one_of(TEXT, st.lists(ITEM, min_size=1, max_size=5))},
     optional={
         "instructions": TEXT,
         "tools": st.lists(TOOL, max_size=3),
@@ -96,8 +96,13 @@ BREAKS: list[tuple[str, Any]] = [
 @given(BODY)
 def test_valid_bodies_pass_and_translate(body: dict[str, Any]) -> None:
     check_responses_body(body)
-    chat, dropped, _ = to_chat(body)
-    assert chat["model"] == body["model"] and isinstance(chat["messages"], list)
+    try:
+        chat, dropped, _ = to_chat(body)
+    except UpstreamRefused as exc:  # only when no item could be sent and no instructions either
+        assert exc.param == "input" and not body.get("instructions")
+        assert all(item["type"] == "reasoning" for item in body["input"])
+        return
+    assert chat["model"] == body["model"] and chat["messages"]
     assert dropped == sorted(set(dropped))
 
 

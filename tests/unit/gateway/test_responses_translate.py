@@ -150,6 +150,13 @@ def test_refused(key: str) -> None:
     assert err.value.status == 400 and err.value.param == key
 
 
+def test_an_input_of_nothing_the_deployment_can_take_is_refused_naming_it() -> None:
+    reasoning = {"type": "reasoning", "summary": [], "encrypted_content": "x"}
+    with pytest.raises(UpstreamRefused) as err:
+        to_chat(_body(input=[reasoning]))  # dropped: no message would be left to send
+    assert err.value.status == 400 and err.value.param == "input"
+
+
 def test_output_from_chat() -> None:
     msg = {
         "role": "assistant",

@@ -2,10 +2,12 @@
 
 Per attempt, an Anthropic deployment gets the client's request natively (the body as sent, only the
 model name replaced; the client's `anthropic-version` and `anthropic-beta` headers forwarded), and
-its answer and stream are relayed as they are. Any other deployment gets the request translated to
-a chat completion (`messages_translate`, whose table says what is dropped and what is refused), and
-its answer translated back (`messages_stream` for streams). Errors are in Anthropic's shape, with
-its status codes (an upstream's 529 is passed on as `overloaded_error`).
+its answer and stream are relayed as they are but for the message's `id` (the gateway's own,
+`message_id`) and `model` (the name the client asked for). Any other deployment gets the request
+translated to a chat completion (`messages_translate`, whose table says what is dropped and what is
+refused), and its answer translated back (`messages_stream` for streams), with the same `id` and
+`model`. Errors are in Anthropic's shape, with its status codes (an upstream's 529 is passed on as
+`overloaded_error`).
 
 `count_tokens` answers `/v1/messages/count_tokens`: from the Anthropic deployment of the model's
 group when it has one, otherwise an estimate that says so (`"estimate": true` in the body and an
@@ -110,14 +112,15 @@ class MessagesAPI:
                 ) from exc
             if not isinstance(obj, dict):
                 raise ProviderError("the provider returned an unexpected body", kind="bad_response")
-            return ChatResult(data, usage_of(obj.get("usage")), obj.get("stop_reason"))
+            obj["id"], obj["model"] = message_id(call.call_id), call.model
+            return ChatResult(orjson.dumps(obj), usage_of(obj.get("usage")), obj.get("stop_reason"))
         result = d.adapter.chat_response(data)
         msg = message_from_chat(orjson.loads(result.body), message_id(call.call_id), call.model, result.usage)
         return ChatResult(orjson.dumps(msg), result.usage, msg["stop_reason"])
 
     def stream_translator(self, call: Call, d: Deployment) -> StreamTranslator:
         if native(d):
-            return NativeStream()
+            return NativeStream(message_id(call.call_id), call.model)
         inner = d.adapter.stream_translator(True, d.model)
         return FromChatStream(inner, message_id(call.call_id), call.model, call.est_prompt_tokens or 0)
 
@@ -198,7 +201,8 @@ async def count_tokens(
             if resp.status < 300:
                 return 200, data, []
             raise d.adapter.error(resp.status, resp.headers, data)
-    chat, _ = to_chat({**body, "max_tokens": 1}, {})
+    prompt = {k: v for k, v in body.items() if k != "stop_sequences"}  # not part of the prompt's size
+    chat, _ = to_chat({**prompt, "max_tokens": 1}, {})
     estimate = chat_prompt_size(chat["messages"], chat).estimate
     out = orjson.dumps({"input_tokens": estimate, "estimate": True})
     return 200, out, [(b"x-architect-estimate", b"true")]

@@ -35,12 +35,36 @@ def error_event(message: str, kind: str = "api_error") -> bytes:
 
 
 class NativeStream(JSONEventRelay):
-    """An Anthropic deployment's stream, passed on byte for byte (complete events only). Each event's
-    data is checked to be a JSON object; the usage of `message_start` and `message_delta`, the end
-    (`message_stop`) and `error` events are read. An event that is not valid JSON ends the stream
-    with an error event."""
+    """An Anthropic deployment's stream, passed on byte for byte (complete events only) but for its
+    `message_start`, whose message gets the call's own id and the model name the client asked for.
+    Each event's data is checked to be a JSON object; the usage of `message_start` and
+    `message_delta`, the end (`message_stop`) and `error` events are read. An event that is not valid
+    JSON ends the stream with an error event."""
 
-    __slots__ = ()
+    __slots__ = ("_id", "_model", "_started")
+
+    def __init__(self, message_id: str, model: str) -> None:
+        super().__init__()
+        self._id = message_id
+        self._model = model
+        self._started = False  # message_start passed (and rewritten)
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = super().feed(chunk)
+        if self._started or not out:
+            return out
+        events = out.split(b"\n\n")
+        for i, ev in enumerate(events):
+            data = data_of(ev)
+            obj = orjson.loads(data) if b'"message_start"' in data else None
+            if isinstance(obj, dict) and obj.get("type") == "message_start":
+                message = obj.get("message")
+                if isinstance(message, dict):
+                    obj["message"] = {**message, "id": self._id, "model": self._model}
+                events[i] = event("message_start", obj)[:-2]
+                self._started = True
+                return b"\n\n".join(events)
+        return out
 
     def _error_event(self, message: str) -> bytes:
         return error_event(message)
@@ -55,8 +79,8 @@ class NativeStream(JSONEventRelay):
             self.usage = usage_of((obj.get("message") or {}).get("usage"))
         elif kind == "message_delta":
             u = obj.get("usage")
-            if isinstance(u, dict):
-                self._merge(u)
+            if isinstance(u, dict):  # cumulative: what it omits keeps its message_start value
+                self.usage = usage_of(u, self.usage or Usage())
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
@@ -64,21 +88,6 @@ class NativeStream(JSONEventRelay):
             etype = str(err.get("type") or "api_error")
             message = str(err.get("message") or "the provider reported an error in the stream")
             self.error = ProviderError(message, kind=etype, retryable=etype in _RETRYABLE, code=etype)
-
-    def _merge(self, u: dict[str, Any]) -> None:
-        """message_delta usage is cumulative; what it omits keeps its message_start value."""
-        cur = self.usage or Usage()
-        read = u.get("cache_read_input_tokens")
-        read = cur.cached_tokens if read is None else int(read)
-        uncached = u.get("input_tokens")
-        uncached = cur.prompt_tokens - cur.cached_tokens if uncached is None else int(uncached)
-        write = u.get("cache_creation_input_tokens")
-        self.usage = Usage(
-            prompt_tokens=uncached + read,
-            completion_tokens=int(u.get("output_tokens") or cur.completion_tokens),
-            cached_tokens=read,
-            cache_write_tokens=cur.cache_write_tokens if write is None else int(write),
-        )
 
 
 class FromChatStream:

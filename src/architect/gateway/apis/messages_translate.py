@@ -14,6 +14,7 @@ What happens to each Messages field with no chat-completions equivalent:
 | tool fields other than `name`, `description`, `input_schema` (e.g. `defer_loading`) | dropped and recorded (`tools.<field>`) |
 | any other top-level field the translation does not know | dropped and recorded |
 | `container`, `mcp_servers` | refused (400 naming it) |
+| `stop_sequences` of more than 4 (chat completions' limit) | refused (400 naming it) |
 | server tools (`web_search_*`, `code_execution_*`, `web_fetch_*`, ...) and Anthropic-defined client tools (`bash_*`, `text_editor_*`, `computer_*`) | refused (400 naming it) |
 | `document` blocks other than plain text, content block types not listed here | refused (400 naming it) |
 
@@ -58,6 +59,7 @@ _CARRIED = frozenset(
 )
 _TOOL_KEYS = frozenset(("name", "description", "input_schema", "type", "cache_control"))
 _REFUSED = ("container", "mcp_servers")
+_MAX_STOP = 4  # chat completions' `stop` takes at most 4 sequences
 
 
 def _text_blocks(blocks: list[Any], where: str, dropped: set[str]) -> str:
@@ -256,8 +258,14 @@ def to_chat(body: dict[str, Any], headers: dict[str, str]) -> tuple[dict[str, An
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             chat[key] = body[key]
-    if body.get("stop_sequences"):
-        chat["stop"] = body["stop_sequences"]
+    stops = body.get("stop_sequences")
+    if stops:
+        if len(stops) > _MAX_STOP:
+            raise refused(
+                f"stop_sequences: this deployment takes at most {_MAX_STOP} stop sequences, got {len(stops)}",
+                "stop_sequences",
+            )
+        chat["stop"] = stops
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"], dropped)
     if body.get("tool_choice") is not None and (chat.get("tools") or body["tool_choice"]["type"] == "none"):
@@ -274,7 +282,7 @@ def anthropic_usage(u: Usage | None) -> dict[str, int]:
     """Usage as Messages reports it: `input_tokens` excludes cache reads and writes."""
     u = u or Usage()
     return {
-        "input_tokens": max(0, u.prompt_tokens - u.cached_tokens),
+        "input_tokens": max(0, u.prompt_tokens - u.cached_tokens - u.cache_write_tokens),
         "output_tokens": u.completion_tokens,
         "cache_read_input_tokens": u.cached_tokens,
         "cache_creation_input_tokens": u.cache_write_tokens,

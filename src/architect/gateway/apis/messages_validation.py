@@ -1,9 +1,10 @@
 """The shapes of `/v1/messages` bodies (Anthropic's Messages API), checked at the edge.
 
 Fields the gateway acts on are checked; a bad one is refused with an `InvalidRequest` whose `param`
-is its JSON path (`messages[1].content[0].tool_use_id`). Content blocks of a type the gateway does
-not know pass the edge (an Anthropic deployment may take them) and are refused by the translation
-to a deployment that cannot take them."""
+is its JSON path (`messages[1].content[0].tool_use_id`). `system` takes text blocks only (as in
+Anthropic's API). Content blocks of a type the gateway does not know pass the edge in `messages` (an
+Anthropic deployment may take them) and are refused by the translation to a deployment that cannot
+take them."""
 
 from __future__ import annotations
 
@@ -107,6 +108,11 @@ def _common(body: dict[str, Any]) -> None:
         if type(system) is not list:
             raise _type_error("system", "a string or an array of text blocks", system)
         for i, b in enumerate(system):
+            kind = b.get("type") if type(b) is dict else None
+            if type(kind) is str and kind != "text":
+                raise _value_error(
+                    f"system[{i}].type", f"only text blocks can go in system, got {kind[:40]!r}"
+                )
             _block(b, f"system[{i}]")
     tools = body.get("tools")
     if tools is not None:

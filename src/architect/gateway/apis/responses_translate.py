@@ -265,6 +265,12 @@ def to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], list[str], frozenset[
             messages.insert(0, {"role": "system", "content": instructions})
     else:
         messages = _messages(input_items(value), instructions, dropped)
+        if not messages:
+            raise refused(
+                "input: none of its items can go to this deployment (they are dropped), so there is "
+                "no message to send",
+                "input",
+            )
     chat: dict[str, Any] = {"model": body["model"], "messages": messages}
     custom: frozenset[str] = frozenset()
     tools = body.get("tools")
@@ -392,9 +398,12 @@ def output_from_chat(
 def responses_usage(u: Usage | None) -> dict[str, Any]:
     """Usage as the Responses API reports it."""
     u = u or Usage()
+    details = {"cached_tokens": u.cached_tokens}
+    if u.cache_write_tokens:
+        details["cache_write_tokens"] = u.cache_write_tokens
     return {
         "input_tokens": u.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_tokens},
+        "input_tokens_details": details,
         "output_tokens": u.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": u.prompt_tokens + u.completion_tokens,

@@ -273,8 +273,11 @@ _FIELDS: dict[str, Callable[[str, object], None]] = {
 
 def check_responses_body(body: dict[str, Any]) -> None:
     """Refuse a Responses body whose known fields are not of the API's shapes."""
-    if body.get("input") is None and body.get("previous_response_id") is None:
-        raise _missing("input")
+    if body.get("previous_response_id") is None:
+        if body.get("input") is None:
+            raise _missing("input")
+        if body["input"] == []:
+            raise _value("input", "a string or a non-empty array of input items", body["input"])
     for key, value in body.items():
         if value is not None:
             check = _FIELDS.get(key)

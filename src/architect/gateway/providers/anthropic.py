@@ -8,11 +8,10 @@ alternating user/assistant turns (tool results are `tool_result` blocks in a use
 `cache_control` on a content part is carried over (prompt caching).
 
 Responses and streams come back as OpenAI chat completions / chunks. Usage: Anthropic's
-`input_tokens` excludes cache reads and writes, so the client sees
-`prompt_tokens = input + cache_read + cache_write` (with `prompt_tokens_details.cached_tokens`), while
-the internal `Usage` (which `costs.py` prices) keeps `prompt_tokens = input + cache_read`,
-`cached_tokens = cache_read` and `cache_write_tokens = cache_write` so each is charged at its price
-exactly once."""
+`input_tokens` excludes cache reads and writes, so `prompt_tokens = input + cache_read + cache_write`
+(every input token, as the client sees it on every API and the ledger keeps it), with
+`cached_tokens = cache_read` and `cache_write_tokens = cache_write` (which `costs.py` prices at their
+own prices, the rest at the input price)."""
 
 from __future__ import annotations
 
@@ -228,26 +227,35 @@ def translate_request(body: dict[str, Any], model: str, stream: bool) -> dict[st
 
 
 # -- response --------------------------------------------------------------------------------------
-def usage_of(obj: Any) -> Usage | None:
-    """Anthropic usage as the internal Usage (see the module docstring for the prompt_tokens rule)."""
+def usage_of(obj: Any, before: Usage | None = None) -> Usage | None:
+    """Anthropic usage as the internal Usage, `prompt_tokens` counting every input token (see the
+    module docstring). With `before` (a stream's usage so far; `message_delta` usage is cumulative),
+    the fields `obj` omits keep their values in `before`."""
     if not isinstance(obj, dict):
         return None
-    read = int(obj.get("cache_read_input_tokens") or 0)
+    cur = before or Usage()
+
+    def field(key: str, old: int) -> int:
+        value = obj.get(key)
+        return old if value is None and before is not None else int(value or 0)
+
+    read = field("cache_read_input_tokens", cur.cached_tokens)
+    write = field("cache_creation_input_tokens", cur.cache_write_tokens)
+    uncached = field("input_tokens", cur.prompt_tokens - cur.cached_tokens - cur.cache_write_tokens)
     return Usage(
-        prompt_tokens=int(obj.get("input_tokens") or 0) + read,
-        completion_tokens=int(obj.get("output_tokens") or 0),
+        prompt_tokens=uncached + read + write,
+        completion_tokens=field("output_tokens", cur.completion_tokens),
         cached_tokens=read,
-        cache_write_tokens=int(obj.get("cache_creation_input_tokens") or 0),
+        cache_write_tokens=write,
     )
 
 
 def openai_usage(u: Usage) -> dict[str, Any]:
     """What the client sees: OpenAI's usage object, prompt_tokens counting every input token."""
-    prompt = u.prompt_tokens + u.cache_write_tokens
     return {
-        "prompt_tokens": prompt,
+        "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
-        "total_tokens": prompt + u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
         "prompt_tokens_details": {
             "cached_tokens": u.cached_tokens,
             "cache_write_tokens": u.cache_write_tokens,
@@ -404,7 +412,7 @@ class AnthropicStream:
         elif kind == "message_delta":
             u = obj.get("usage")
             if isinstance(u, dict):
-                self._merge_usage(u)
+                self.usage = usage_of(u, self.usage or Usage())
             stop = (obj.get("delta") or {}).get("stop_reason")
             if stop:
                 out.append(self._chunk({}, FINISH_REASONS.get(str(stop), "stop")))
@@ -424,30 +432,6 @@ class AnthropicStream:
             payload = {"error": {"message": message, "type": "upstream_error", "param": None, "code": etype}}
             out.append(b"data: " + orjson.dumps(payload) + b"\n\n")
         # ping and thinking/signature deltas carry nothing for an OpenAI client
-
-    def _merge_usage(self, u: dict[str, Any]) -> None:
-        """message_delta usage is cumulative; fields it omits keep their message_start values."""
-        cur = self.usage or Usage()
-        read = (
-            int(u["cache_read_input_tokens"])
-            if u.get("cache_read_input_tokens") is not None
-            else cur.cached_tokens
-        )
-        uncached = (
-            int(u["input_tokens"])
-            if u.get("input_tokens") is not None
-            else cur.prompt_tokens - cur.cached_tokens
-        )
-        self.usage = Usage(
-            prompt_tokens=uncached + read,
-            completion_tokens=int(u.get("output_tokens") or cur.completion_tokens),
-            cached_tokens=read,
-            cache_write_tokens=(
-                int(u["cache_creation_input_tokens"])
-                if u.get("cache_creation_input_tokens") is not None
-                else cur.cache_write_tokens
-            ),
-        )
 
     def completion_text(self) -> str:
         return "".join(self._texts)

@@ -30,6 +30,10 @@ UNSUPPORTED = "unsupported_for_deployment"
 
 @dataclass(slots=True)
 class Usage:
+    """A call's token counts, the same on every inbound API and in the ledger: `prompt_tokens` is
+    every input token, of which `cached_tokens` were read from and `cache_write_tokens` written to a
+    provider's prompt cache."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
