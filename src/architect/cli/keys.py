@@ -16,6 +16,7 @@ from architect.access.audit import local_actor
 from architect.access.keys import KeyService, parse_budget
 from architect.cli.common import DatabaseOpt, JsonOpt, console, err_console, open_cli_store, print_json
 from architect.errors import ArchitectError, GatewayError
+from architect.money import usd
 from architect.routing.policy import RouteSettings
 
 __all__ = ["app", "call_server"]
@@ -208,7 +209,7 @@ def list_keys(
             ",".join(f"{a}={b}" for a, b in (k["tags"] or {}).items()) or "-",
             ",".join(k.get("scopes") or []) or "-",
             ",".join(f"{a}={b}" for a, b in (k.get("route") or {}).items()) or "-",
-            "; ".join(f"${b['spent_usd']:.2f}/${b['limit_usd']:.2f} per {b['period']}" for b in k["budgets"])
+            "; ".join(f"{usd(b['spent_usd'])}/{usd(b['limit_usd'])} per {b['period']}" for b in k["budgets"])
             or "-",
         )
     console.print(table)
