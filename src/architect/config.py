@@ -23,6 +23,7 @@ from architect.config_agents import (
     OrchestratorConfig,
     check_agents,
 )
+from architect.config_alerts import AlertRule, check_alerts
 from architect.config_routing import CostWeight, ExplorationConfig, QualityTarget, RoutingConfig
 from architect.errors import ConfigError
 
@@ -353,14 +354,6 @@ class ResponsesConfig(_Model):
     )
 
 
-class AlertRule(_Model):
-    name: str
-    kind: Literal["budget", "error_rate", "latency_p95", "breaker_open"]
-    threshold: float
-    window_s: float = Field(default=300.0, gt=0)
-    target: str | None = None
-
-
 class Config(_Model):
     providers: list[ProviderConfig] = Field(default_factory=list)
     baseline: str | None = None
@@ -454,7 +447,14 @@ class Config(_Model):
         if self.baseline is not None and self.baseline not in groups:
             raise ValueError(f"baseline: unknown model group {self.baseline!r}")
         check_agents(self.agents, [(g.name, g.aliases) for g in self.models], self.orchestrator)
+        alert_problems = check_alerts(self.alerts, groups, self.deployment_names())
+        if alert_problems:
+            raise ValueError("\n  ".join(alert_problems))
         return self
+
+    def deployment_names(self) -> set[str]:
+        """Every deployment's name: its `name`, else `group/provider/model` (as the router names it)."""
+        return {d.name or f"{g.name}/{d.provider}/{d.model}" for g in self.models for d in g.deployments}
 
     def provider(self, name: str) -> ProviderConfig:
         return next(p for p in self.providers if p.name == name)
@@ -534,7 +534,7 @@ def parse_config(data: Any, *, source: str = "<config>", env: dict[str, str] | N
                 where == "(top level)"
                 and ": " in msg
                 and msg.split(": ", 1)[0].replace(".", "").isidentifier()
-            ) or (where == "(top level)" and msg.startswith(("models[", "agents["))):
+            ) or (where == "(top level)" and msg.startswith(("models[", "agents[", "alerts["))):
                 lines.append(msg)
             else:
                 lines.append(f"{where}: {msg}")

@@ -163,3 +163,12 @@ def test_keys_route_settings_local_and_remote(sqlite_url: str) -> None:
             r = _cli("keys", "route", made["id"], "--quality-target", "0.6", *remote)
             assert r.returncode == 0, r.stderr
             assert orjson.loads(r.stdout)["route"] == {"quality_target": 0.6}
+
+
+def test_keys_list_shows_a_budget_under_a_cent_by_its_digits(sqlite_url: str) -> None:
+    db = ["--database-url", sqlite_url]
+    r = _cli("keys", "create", "--name", "ci-bot", "--budget-usd", "0.002/day", *db)
+    assert r.returncode == 0, r.stderr
+    table = _cli("keys", "list", *db, env={"COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    assert "$0.00/$0.002 per day" in table.stdout

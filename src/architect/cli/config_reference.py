@@ -135,9 +135,11 @@ DESCRIPTIONS: dict[str, str] = {
     "CacheConfig.coalesce": "identical concurrent requests share one upstream call",
     "AlertRule.name": "unique rule name",
     "AlertRule.kind": "budget, error_rate, latency_p95 or breaker_open",
-    "AlertRule.threshold": "fraction (budget, error_rate), milliseconds (latency_p95) or minutes (breaker_open)",
+    "AlertRule.threshold": "fraction in (0, 1] (budget, error_rate), milliseconds above 0 (latency_p95) or "
+    "minutes (breaker_open; 0: as soon as it opens)",
     "AlertRule.window_s": "evaluation window",
-    "AlertRule.target": "model group, deployment or budget the rule watches (default: all)",
+    "AlertRule.target": "model group or deployment the rule watches; for a budget rule, a budget "
+    "(`scope:target`, made at run time, so not checked) (default: all)",
 }
 
 

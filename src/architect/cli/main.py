@@ -56,6 +56,9 @@ def main() -> None:
     try:
         app()
     except ArchitectError as exc:
-        # escaped: a message's own brackets (`tasks[t2].agent`) are text, not markup
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
+        # escaped: a message's own brackets (`tasks[t2].agent`) are text, not markup; soft_wrap: a long
+        # message stays one line (rich would break it at the terminal's width, 80 columns when piped)
+        Console(stderr=True).print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True
+        )
         sys.exit(2)

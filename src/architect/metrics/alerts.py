@@ -26,6 +26,7 @@ from architect.events import EventBus
 from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.transport import HTTPRequest, TransportError
 from architect.gateway.routing import Router
+from architect.money import usd
 from architect.store import Store
 
 __all__ = ["AlertHost", "Alerter"]
@@ -125,7 +126,7 @@ class Alerter:
                 log.exception("evaluating alert rule %s failed", rule.name)
 
     async def _eval_budget(self, rule: AlertRule) -> None:
-        threshold = rule.threshold / 100.0 if rule.threshold > 1 else rule.threshold
+        threshold = rule.threshold  # a fraction in (0, 1] (the config refuses others)
         for b in await asyncio.to_thread(self.budgets.list_budgets):
             target = f"{b['scope']}:{b['target']}"
             if rule.target and rule.target not in (target, b["target"]):
@@ -138,7 +139,7 @@ class Alerter:
                 firing,
                 round(100 * frac, 2),
                 f"{b['scope']} '{b['target']}' {b['period']} budget at {100 * frac:.1f}% of "
-                f"${b['limit_usd']:,.2f} (threshold {100 * threshold:.0f}%)",
+                f"{usd(b['limit_usd'])} (threshold {100 * threshold:.0f}%)",
             )
 
     async def _window(self, rule: AlertRule, q: float | None = None) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Engine
 
-from architect.errors import MigrationRequired
-from architect.store.engine import is_sqlite, make_engine, normalise_url, redact_url
+from architect.errors import StoreError
+from architect.store.engine import check_connection, is_sqlite, make_engine, normalise_url, redact_url
 from architect.store.ledger import LedgerRepo, MemoryLedger, SQLLedger
 
 if TYPE_CHECKING:
@@ -172,19 +172,21 @@ def open_store(url: str, *, migrate: Literal["auto", "check", "upgrade", "none"]
 
     migrate="auto": SQLite is upgraded in place, PostgreSQL is checked (MigrationRequired when behind);
     "upgrade": always upgrade; "check": always check; "none": neither (tools that only read).
+    A URL that is invalid, unsupported or unreachable is a StoreError naming it (password redacted).
     """
     from architect.store import migrate as m
 
-    url = normalise_url(url)
     engine = make_engine(url)
     try:
+        check_connection(engine, url)
+        url = normalise_url(url)
         if migrate == "upgrade":
             m.upgrade(engine)
         elif migrate == "auto" and is_sqlite(url):
             m.upgrade_if_behind(engine)  # imports Alembic only when there is something to do
         elif migrate in ("check", "auto"):
             m.check_current(engine)
-    except MigrationRequired:
+    except StoreError:
         engine.dispose()
         raise
     return Store(engine, url)
