@@ -202,3 +202,24 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path: Path, env: dict[str
     assert p.returncode != 0 and "--rate" in p.stderr and "Traceback" not in p.stderr
     p = _run(["report", "nope"], tmp_path, env, check=False)
     assert p.returncode == 2 and "feature 'nope' not found" in p.stderr
+
+
+def test_run_with_a_manual_task_left_says_it_waits_for_a_person_and_exits_1(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "plan.md").write_text(
+        "# Feature: Hand off\n## Phase 1: A\n- [ ] T001 build `$ true`\n- [ ] T002 check by hand (after T001)\n"
+        "- [ ] T003 ship (after T002) `$ true`\n"
+    )
+    _run(["plan", "import", "plan.md"], tmp_path, env)
+    p = _run(["run", "hand-off", "--no-progress", "--poll", "0.05"], tmp_path, env, check=False)
+    assert p.returncode == 1, p.stdout + p.stderr  # not every task in scope succeeded
+    assert "done: pending 1, ready 1, succeeded 1" in p.stdout
+    assert (
+        "  T002 waiting for a person: a manual task (complete it with `architect plan done hand-off T002`)"
+        in p.stdout
+    )
+    assert "  T003 pending: waits for T002" in p.stdout
+    _run(["plan", "done", "hand-off", "T002"], tmp_path, env)
+    p = _run(["run", "hand-off", "--no-progress", "--poll", "0.05"], tmp_path, env, check=False)
+    assert p.returncode == 0 and "done: succeeded 3" in p.stdout, p.stdout + p.stderr

@@ -225,8 +225,9 @@ def run(
 ) -> None:
     """Run a feature's ready tasks in parallel until nothing is left to do.
 
-    With --config, agent tasks use the config's `agents:` and reach the gateway it names. Exits 1 when a
-    task failed or is blocked, or waits for an agent whose program is not installed (listed, with why)."""
+    With --config, agent tasks use the config's `agents:` and reach the gateway it names. Exits 0 when
+    every task in scope succeeded (or was cancelled), else 1, listing each unfinished task with why:
+    failed, blocked, a manual task waiting for a person, an agent whose program is not installed."""
     parse_rate(rate)  # bad options fail before anything is opened
     _roles(role_limit)
     commands = _commands(allow_command)
@@ -265,26 +266,39 @@ def run(
     console.print(
         "done: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" | this worker: {stats}"
     )
-    waiting = _waiting(tasks, f, worker)
-    for t in tasks:
-        if t["status"] in ("failed", "blocked"):
-            console.print(f"  {t['key']} {t['status']}: {t['reason']}", highlight=False)
-        elif t["key"] in waiting:
-            console.print(f"  {t['key']} waiting: {waiting[t['key']]}", highlight=False)
-    if counts.get("failed") or counts.get("blocked") or waiting:
+    unfinished = _unfinished(tasks, f, worker)
+    for key, why in unfinished.items():
+        console.print(f"  {key} {why}", highlight=False)
+    if unfinished:
         raise typer.Exit(1)
 
 
-def _waiting(tasks: list[dict[str, Any]], feature: dict[str, Any], worker: Worker) -> dict[str, str]:
-    """Task key -> why it waits, for the ready agent tasks whose agent cannot run on this worker (its
-    program is not installed)."""
+def _unfinished(tasks: list[dict[str, Any]], feature: dict[str, Any], worker: Worker) -> dict[str, str]:
+    """Task key -> its state and why, for each task in scope that neither succeeded nor was cancelled:
+    failed or blocked (with the reason), a manual task waiting for a person, an agent task whose
+    agent cannot run on this worker (its program is not installed), a task pending on those."""
     out: dict[str, str] = {}
+    status = {t["key"]: t["status"] for t in tasks}
     for t in tasks:
-        if t["status"] != "ready" or t["executor"] != "agent":
+        key, st = t["key"], t["status"]
+        if st in ("succeeded", "cancelled"):
             continue
-        agent = t.get("agent") or feature.get("agent") or worker.default_agent
-        if agent in worker.missing_agents:
-            out[t["key"]] = f"agent {agent}: {worker.missing_agents[agent]}"
+        if st in ("failed", "blocked"):
+            out[key] = f"{st}: {t['reason']}"
+        elif st == "ready" and t["executor"] == "manual":
+            out[key] = (
+                f"waiting for a person: a manual task (complete it with "
+                f"`architect plan done {feature['slug']} {key}`)"
+            )
+        elif st == "ready" and t["executor"] == "agent":
+            agent = t.get("agent") or feature.get("agent") or worker.default_agent
+            why = worker.missing_agents.get(agent, "not run")
+            out[key] = f"waiting: agent {agent}: {why}"
+        elif st == "pending":
+            deps = [d for d in t["deps"] if status.get(d) != "succeeded"]
+            out[key] = "pending: waits for " + (", ".join(deps) or "its dependencies")
+        else:
+            out[key] = f"{st}: not finished by this run" + (f" ({t['reason']})" if t.get("reason") else "")
     return out
 
 

@@ -79,7 +79,7 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file")] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Write the plan back (Markdown with [x] for finished tasks, or the full YAML)."""
+    """Write the plan back (Markdown with \\[x] for finished and \\[-] for cancelled tasks, or the full YAML)."""
     if fmt not in ("md", "yaml"):
         raise typer.BadParameter(f"expected md or yaml, got {fmt!r}", param_hint="--format")
     from architect.orchestrator.plans import export_markdown, export_yaml

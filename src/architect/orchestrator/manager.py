@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from architect.errors import NotFoundInStore, StateConflict
+from architect.orchestrator.metrics import MANUAL_WORKER
 from architect.orchestrator.repo_check import check_plan_repos
 from architect.store.orchestrator import Claimed, ClaimOptions, Outcome, Row, TaskRepo
 from architect.trust import LOCAL, NOT_ALLOWED, UNTRUSTED, Writer
@@ -150,11 +151,13 @@ class Manager:
         if t["status"] != "ready":
             raise StateConflict(f"task {key} is {t['status']}; only a ready task can be completed by hand")
         now = self.clock()
-        mine = self.repo.claim("manual", 1, now, 3600.0, ClaimOptions(task_ids=(t["id"],)))
+        mine = self.repo.claim(MANUAL_WORKER, 1, now, 3600.0, ClaimOptions(task_ids=(t["id"],)))
         if not mine:
             raise StateConflict(f"task {key} could not be claimed (another worker took it)")
         status = "succeeded" if ok else "failed"
-        self.repo.complete(t["id"], mine[0]["attempt"], now, Outcome(status, result={"note": note}), "manual")
+        self.repo.complete(
+            t["id"], mine[0]["attempt"], now, Outcome(status, result={"note": note}), MANUAL_WORKER
+        )
         self._emit(status, feature=f["slug"], project=f["project"], task=key, manual=True)
         return self.repo.get_task(f["id"], key)
 

@@ -10,7 +10,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -19,12 +19,14 @@ from architect.store.orchestrator import Row, TaskRepo
 __all__ = [
     "CONFIDENCE",
     "DAY",
+    "MANUAL_WORKER",
     "MIN_COMPLETIONS",
     "WINDOW_S",
     "Forecast",
     "compute_metrics",
     "feature_metrics",
     "forecast",
+    "open_work",
 ]
 
 DAY = 86400.0
@@ -32,8 +34,12 @@ WINDOW_S = 3 * DAY  # throughput is measured over at most the last 3 days
 MIN_COMPLETIONS = 3  # completions in the window needed before an estimate is made
 CONFIDENCE = 0.9  # of the estimate's interval
 _OUTCOMES = ("succeeded", "failed", "requeued")
+# The worker id of claims and completions made by hand (`plan done`, the API's complete): not worker
+# throughput.
+MANUAL_WORKER = "manual"
+_OPEN = ("pending", "ready", "running")
 
-Basis = Literal["no_tasks", "done", "throughput", "not_enough_history"]
+Basis = Literal["no_tasks", "done", "throughput", "not_enough_history", "needs_attention"]
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,13 @@ class Forecast:
 
     `window_s` is the span the throughput was measured over: from the feature's first claim, at most
     `WINDOW_S`, up to now (None before any task was claimed); `completed` the tasks finished by workers
-    in it, `tasks_per_day` their rate. `basis` says where `eta` comes from: "throughput" (an estimate,
-    with a `CONFIDENCE` interval `eta_low`..`eta_high`), "done" (the last completion), or why there is
-    none: "not_enough_history" (fewer than `min_completions` completions in the window) or "no_tasks"."""
+    in it, `tasks_per_day` their rate. `remaining` counts the tasks workers can still finish (see
+    `open_work`); `attention` the open tasks they cannot, by why ("failed", "blocked", "manual", and
+    "waiting_on_them" for those that depend on such a task). `basis` says where `eta` comes from:
+    "throughput" (an estimate for the `remaining` tasks, with a `CONFIDENCE` interval
+    `eta_low`..`eta_high`), "done" (the last completion), or why there is none: "not_enough_history"
+    (fewer than `min_completions` completions in the window), "needs_attention" (no task left that
+    workers can run, but some that need a person) or "no_tasks"."""
 
     basis: Basis
     remaining: int
@@ -55,6 +65,7 @@ class Forecast:
     eta_low: float | None = None
     eta_high: float | None = None
     min_completions: int = MIN_COMPLETIONS
+    attention: dict[str, int] = field(default_factory=dict)
 
 
 def _chi2_quantile(p: float, k: float) -> float:
@@ -71,10 +82,12 @@ def forecast(
     total: int,
     now: float,
     last_done: float | None = None,
+    attention: Mapping[str, int] | None = None,
 ) -> Forecast:
     """The completion forecast of a feature from the times its tasks were finished by workers.
 
-    The rate is the number of completions in the window over its length, and the remaining tasks at
+    `remaining` is the number of tasks workers can still finish and `attention` the open tasks they
+    cannot, by why (`open_work`); only the former are estimated. The rate is the number of completions in the window over its length, and the remaining tasks at
     that rate give the estimate; the interval comes from the `CONFIDENCE` bounds of that rate taken as a
     Poisson rate (Garwood's chi-square bounds). It assumes the pace observed continues (the same
     workers, tasks of a similar size)."""
@@ -82,11 +95,12 @@ def forecast(
     n = 0 if window is None else sum(1 for ts in completions if now - window <= ts <= now)
     rate = n / window if window else None  # per second
     per_day = None if rate is None else round(rate * DAY, 4)
-    seen = Forecast("not_enough_history", remaining, window, n, per_day)
+    stuck = {k: v for k, v in (attention or {}).items() if v}
+    seen = Forecast("not_enough_history", remaining, window, n, per_day, attention=stuck)
     if total == 0:
         return replace(seen, basis="no_tasks")
     if remaining == 0:
-        return replace(seen, basis="done", eta=last_done)
+        return replace(seen, basis="needs_attention") if stuck else replace(seen, basis="done", eta=last_done)
     if rate is None or window is None or n < MIN_COMPLETIONS:
         return seen
     alpha = 1.0 - CONFIDENCE
@@ -99,6 +113,48 @@ def forecast(
         eta_low=now + remaining / high_rate,
         eta_high=now + remaining / low_rate,
     )
+
+
+def open_work(tasks: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, int]]:
+    """The open tasks workers can still finish, and those they cannot, counted by why.
+
+    A task workers can finish is pending, ready or running, has an executor workers run (not
+    `manual`), and each of its dependencies has succeeded or is such a task too. The others that are
+    neither succeeded nor cancelled are "failed", "blocked", "manual" (waiting for a person), or
+    "waiting_on_them" (pending on one of those)."""
+    by_key = {t["key"]: t for t in tasks}
+    memo: dict[str, bool] = {}
+
+    def workable(key: str, path: frozenset[str]) -> bool:
+        if key not in memo:
+            t = by_key.get(key)
+            memo[key] = (
+                t is not None
+                and key not in path
+                and t["status"] in _OPEN
+                and t.get("executor") != "manual"
+                and all(
+                    by_key.get(d, {}).get("status") == "succeeded" or workable(d, path | {key})
+                    for d in t.get("deps") or ()
+                )
+            )
+        return memo[key]
+
+    n = 0
+    attention: dict[str, int] = defaultdict(int)
+    for t in tasks:
+        status = t["status"]
+        if status in ("succeeded", "cancelled"):
+            continue
+        if workable(t["key"], frozenset()):
+            n += 1
+        elif status in ("failed", "blocked"):
+            attention[status] += 1
+        elif t.get("executor") == "manual":
+            attention["manual"] += 1
+        else:
+            attention["waiting_on_them"] += 1
+    return n, dict(attention)
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -128,16 +184,18 @@ def compute_metrics(
         key, kind, data = e.get("task_key"), e["kind"], e.get("data") or {}
         if key is None:
             continue
+        by_hand = e.get("worker_id") == MANUAL_WORKER
         if kind == "claimed":
             claims[(key, e["attempt"])] = e
-            first_claim = e["ts"] if first_claim is None else min(first_claim, e["ts"])
+            if not by_hand:
+                first_claim = e["ts"] if first_claim is None else min(first_claim, e["ts"])
         elif kind in _OUTCOMES:
             history[key].append(kind)
             if e.get("attempt") is not None:
                 outcome_of[(key, e["attempt"])] = kind
             if kind == "succeeded":
                 done_at[key] = e["ts"]
-                if not data.get("imported"):
+                if not data.get("imported") and not by_hand:
                     worked_done[key] = e["ts"]
                 if data.get("duration_s") is not None:
                     durations[key] = float(data["duration_s"])
@@ -152,14 +210,16 @@ def compute_metrics(
         per_phase.append({"phase": ph["number"], "title": ph["title"], "done": n_done, "total": len(keys),
                           "progress": _rate(n_done, len(keys))})  # fmt: skip
     n_done = sum(1 for k in done_at if k not in cancelled)
-    # velocity over its window, and the completion forecast
+    # velocity over its window, and the completion forecast of the work workers can still do
+    workable, attention = open_work(tasks)
     fc = forecast(
         list(worked_done.values()),
         first_claim,
-        total - n_done,
+        workable,
         total,
         now,
         max(done_at.values(), default=None),
+        attention,
     )
     # duration vs estimate
     est = {t["key"]: t["estimate_h"] for t in tasks if t.get("estimate_h")}

@@ -127,6 +127,7 @@ class TaskSpec(_M):
     budget_usd: USD | None = None
     route: RouteSpec | None = None
     done: bool = False
+    cancelled: bool = False  # cancelled on purpose: never run (exports write cancelled tasks so)
 
     @field_validator("after", mode="before")
     @classmethod
@@ -140,6 +141,8 @@ class TaskSpec(_M):
 
     @model_validator(mode="after")
     def _agent_task(self) -> TaskSpec:
+        if self.done and self.cancelled:
+            raise ValueError("cancelled: a task is either done or cancelled, not both")
         if self.agent is not None and self.executor not in (None, "agent"):
             raise ValueError(f"agent: only an agent task names an agent (executor is {self.executor!r})")
         if self.is_agent and (self.command or "command" in self.params):
@@ -305,7 +308,7 @@ def to_plan(f: FeatureSpec, project: str, base_dir: Path | None = None) -> dict[
                     "deps": list(t.after), "priority": t.priority, "estimate_h": t.estimate, "role": t.role,
                     "executor": executor, "params": params, "validator": t.validator,
                     "max_attempts": t.max_attempts, "max_crashes": t.max_crashes, "done": t.done,
-                    "agent": t.agent, "budget_usd": t.budget_usd,
+                    "cancelled": t.cancelled, "agent": t.agent, "budget_usd": t.budget_usd,
                     "route": t.route.stored() if t.route is not None else None,
                 }
             )  # fmt: skip

@@ -141,6 +141,8 @@ def export_yaml(
             d.update(max_attempts=t["max_attempts"], max_crashes=t["max_crashes"])
             if t["status"] == "succeeded":
                 d["done"] = True
+            elif t["status"] == "cancelled":
+                d["cancelled"] = True
             ts.append(d)
         ph_out.append({"number": num, "title": titles.get(num, f"Phase {num}"), "tasks": ts})
     f: dict[str, Any] = {"title": feature["title"], "slug": feature["slug"], "project": feature["project"]}

@@ -16,13 +16,17 @@
     - [ ] T002 Pricing service (after T001) `@aider`
     - [ ] T003 Smoke test (after T002) `$ make smoke`
     - [x] T004 Done already
+    - [-] T005 Cancelled (never run)
 
 A trailing `` `$ command` `` makes a `command` task, `` `@name` `` an `agent` task run by that agent and
 `` `@` `` one run by the feature's default agent; a task with neither is `manual`. The front matter
 (`---` ... `---` as the very first lines) holds the feature-level fields (`repo`, `base`, `agent`,
 `budget_usd`, `validator`, `acceptance`, `project`, `slug`) and, under `tasks`, per-task fields
-(`budget_usd`, `validator`, `max_attempts`, `max_crashes`, `priority`, `estimate`, `role`, `route`); in a
-file with several features it applies to each. `export_markdown` writes all of them back.
+(`executor` and `params` for what a line cannot say, e.g. an `llm` task's model and prompt or a
+command's `cwd`; `budget_usd`, `validator`, `max_attempts`, `max_crashes`, `priority`, `estimate`,
+`role`, `route`); in a file with several features it applies to each. `[-]` marks a cancelled task
+(never run). `export_markdown` writes all of them back (`project` unless it is `default`), so
+re-importing an export changes no task's executor or params.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from architect.orchestrator.plan_model import KEY, PlanSpec, budget_field, plan_
 
 __all__ = ["export_markdown", "parse_markdown"]
 
-_TASK_LINE = re.compile(rf"^\s*[-*]\s+\[(?P<done>[ xX])\]\s+(?P<key>{KEY})\b[:.]?\s*(?P<rest>.*)$")
+_TASK_LINE = re.compile(rf"^\s*[-*]\s+\[(?P<done>[ xX-])\]\s+(?P<key>{KEY})\b[:.]?\s*(?P<rest>.*)$")
 _FEATURE = re.compile(r"^#\s+(?:Feature:\s*)?(?P<title>.+?)\s*$")
 _PHASE = re.compile(r"^##\s+(?:Phase\s+(?P<num>\d+)\s*[:.-]?\s*)?(?P<title>.*?)\s*$", re.IGNORECASE)
 _AFTER = re.compile(r"\(\s*after\s+(?P<deps>[^)]*)\)", re.IGNORECASE)
@@ -51,6 +55,8 @@ _END = re.compile(r"^(---|\.\.\.)\s*$")
 # Front matter: the feature-level fields, and the per-task fields a task line cannot carry.
 FEATURE_FIELDS = ("project", "slug", "acceptance", "repo", "base", "agent", "budget_usd", "validator")
 TASK_FIELDS = (
+    "executor",
+    "params",
     "budget_usd",
     "validator",
     "max_attempts",
@@ -102,7 +108,8 @@ def _front_matter(lines: list[str], source: str) -> tuple[dict[str, Any], int]:
 
 def _task(m: re.Match[str]) -> dict[str, Any]:
     rest = m.group("rest")
-    task: dict[str, Any] = {"id": m.group("key"), "done": m.group("done") != " "}
+    mark = m.group("done")
+    task: dict[str, Any] = {"id": m.group("key"), "done": mark in "xX", "cancelled": mark == "-"}
     if a := _AGENT.search(rest):
         task["executor"] = "agent"
         if a.group("agent"):
@@ -180,6 +187,8 @@ def parse_markdown(
 def front_matter(feature: Mapping[str, Any], tasks: Sequence[Any]) -> dict[str, Any]:
     """The fields of a stored feature (and its tasks) a Markdown plan carries in its front matter."""
     out: dict[str, Any] = {}
+    if feature.get("project") and feature["project"] != "default":
+        out["project"] = feature["project"]
     if feature.get("slug") and feature["slug"] != slugify(feature["title"]):
         out["slug"] = feature["slug"]
     if feature.get("acceptance"):
@@ -198,7 +207,10 @@ def front_matter(feature: Mapping[str, Any], tasks: Sequence[Any]) -> dict[str, 
             "estimate": t.get("estimate_h"), "max_attempts": t.get("max_attempts"),
             "max_crashes": t.get("max_crashes"), "priority": t.get("priority"), "route": t.get("route"),
         }  # fmt: skip
-        kept = {k: v for k, v in fields.items() if v is not None and v != _TASK_DEFAULTS.get(k)}
+        kept = {
+            **_executor_fields(t),
+            **{k: v for k, v in fields.items() if v is not None and v != _TASK_DEFAULTS.get(k)},
+        }
         if kept:
             per_task[t["key"]] = kept
     if per_task:
@@ -206,11 +218,30 @@ def front_matter(feature: Mapping[str, Any], tasks: Sequence[Any]) -> dict[str, 
     return out
 
 
+def _on_line(t: Mapping[str, Any]) -> bool:
+    """Whether the task's line carries its command (`` `$ ...` ``)."""
+    return t["executor"] == "command" and bool((t.get("params") or {}).get("command"))
+
+
+def _executor_fields(t: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's `executor` and `params` where its checklist line cannot carry them: the executor
+    unless the line implies it (a command, `@agent`, or none for manual), the params but a command
+    on the line."""
+    out: dict[str, Any] = {}
+    implied = "agent" if t["executor"] == "agent" else "command" if _on_line(t) else "manual"
+    if t["executor"] != implied:
+        out["executor"] = t["executor"]
+    params = {k: v for k, v in (t.get("params") or {}).items() if not (k == "command" and _on_line(t))}
+    if params:
+        out["params"] = params
+    return out
+
+
 def export_markdown(
     feature: Mapping[str, Any], phases: Sequence[Mapping[str, Any]], tasks: Sequence[Any]
 ) -> str:
-    """The plan as a Markdown checklist, `[x]` for succeeded tasks, with front matter for the fields a
-    checklist line cannot carry (none when there are none)."""
+    """The plan as a Markdown checklist, `[x]` for succeeded tasks and `[-]` for cancelled ones, with
+    front matter for the fields a checklist line cannot carry (none when there are none)."""
     out: list[str] = []
     front = front_matter(feature, tasks)
     if front:
@@ -224,11 +255,11 @@ def export_markdown(
     for num in numbers:
         out.append(f"## Phase {num}: {titles.get(num, f'Phase {num}')}")
         for t in (t for t in tasks if t["phase"] == num):
-            mark = "x" if t["status"] == "succeeded" else " "
+            mark = {"succeeded": "x", "cancelled": "-"}.get(t["status"], " ")
             line = f"- [{mark}] {t['key']} {t['title']}"
             if t["deps"]:
                 line += f" (after {', '.join(t['deps'])})"
-            if t["executor"] == "command" and t["params"].get("command"):
+            if _on_line(t):
                 line += f" `$ {t['params']['command']}`"
             elif t["executor"] == "agent":
                 line += f" `@{t.get('agent') or ''}`"

@@ -50,7 +50,7 @@ def _velocity(m: Row) -> str:
     """Velocity with the window it was measured over, in a unit that window supports."""
     window, n, per_day = m["velocity_window_s"], m["velocity_tasks"], m["velocity_tasks_per_day"]
     if window is None or per_day is None:
-        return "no data (no task claimed yet)"
+        return "no data (no task claimed by a worker yet)"
     unit, per = ("minute", 1440) if window < 3600 else ("hour", 24) if window < 2 * DAY else ("day", 1)
     return (
         f"{n} task{'' if n == 1 else 's'} finished by workers in the last {_span(window)} "
@@ -58,20 +58,41 @@ def _velocity(m: Row) -> str:
     )
 
 
+_ATTENTION = {"manual": "manual (waiting for a person)", "waiting_on_them": "waiting on those"}
+
+
+def _attention(attention: dict[str, int]) -> str:
+    """'2 tasks need attention: 1 failed, 1 blocked' ('' when none does)."""
+    n = sum(attention.values())
+    if not n:
+        return ""
+    parts = ", ".join(f"{v} {_ATTENTION.get(k, k)}" for k, v in attention.items())
+    return f"{n} task{'' if n == 1 else 's'} need{'s' if n == 1 else ''} attention: {parts}"
+
+
 def _estimate(m: Row) -> str:
     f = m["forecast"]
+    stuck = _attention(f.get("attention") or {})
+    also = f"; {stuck}" if stuck else ""
     if f["basis"] == "throughput":
+        part = (
+            f" for the {f['remaining']} task{'' if f['remaining'] == 1 else 's'} workers can run"
+            if stuck
+            else ""
+        )
         return (
             f"{_when(f['eta'])} ({CONFIDENCE:.0%} interval {_when(f['eta_low'])} to {_when(f['eta_high'])}),"
-            f" if the throughput of the last {_span(f['window_s'])} continues"
+            f"{part} if the throughput of the last {_span(f['window_s'])} continues{also}"
         )
     if f["basis"] == "done":
         return f"done ({_when(f['eta'])})"
     if f["basis"] == "no_tasks":
         return "no data (no tasks)"
+    if f["basis"] == "needs_attention":
+        return f"none: no task left that workers can run; {stuck}"
     return (
         f"not enough history yet ({f['completed']} task{'' if f['completed'] == 1 else 's'} finished by "
-        f"workers in the window; {f['min_completions']} needed)"
+        f"workers in the window; {f['min_completions']} needed){also}"
     )
 
 

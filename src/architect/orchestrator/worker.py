@@ -5,8 +5,9 @@ runs them, heartbeats their leases, reaps expired leases, and stops cleanly.
   enforced by the store inside the claim, so they hold across workers and machines.
 * When the shared rate limit holds a free slot back, the claim says when the next start is allowed;
   the worker sleeps until then (not until its next poll) and does not ask the store before.
-* Before claiming, each executor's health check runs (cached for `health_s`); while one fails, its
-  tasks are not claimed and the worker reports that it is waiting and why.
+* Before claiming, each executor's health check runs (cached for `health_s`, so also before the
+  first claim of a task that just became ready); while one fails, its tasks are not claimed and,
+  when it has ready tasks, the worker reports that it is waiting and why.
 * An agent whose program is not installed here (`AgentPrograms.missing`) holds back only its own
   tasks: they are not claimed (they wait, not fail), other agents' tasks run, and `waiting` names the
   agent and what is missing. They do not keep `exit_when_idle` from exiting: with nothing else to do,
@@ -105,7 +106,8 @@ class Worker:
         self.keys = keys
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._health: dict[str, tuple[float, str | None]] = {}
+        self._health: dict[str, tuple[float, str | None]] = {}  # executor -> (checked at, problem)
+        self._said: dict[str, str | None] = {}  # executor -> the health problem last said
         self._features: dict[int, Row] = {}
         self._finished: list[tuple[Finished, asyncio.Future[bool]]] = []
         self._claim_lock = asyncio.Lock()
@@ -212,9 +214,12 @@ class Worker:
         return tuple(e for e in ("command", "python", "llm", "agent") if e not in self.executors)
 
     async def _unhealthy(self) -> list[str]:
-        """The executors whose health check fails (checked for those with ready tasks, every
-        `health_s`); also refreshes the agents whose program is missing (`_check_agents`) and
-        `waiting`, which names what holds ready tasks back."""
+        """The executors whose health check fails. Each executor is checked at most every `health_s`,
+        and always before a claim that could take its tasks: a task can become ready between two
+        refreshes of which executors have ready tasks (every `health_s`), so an executor without
+        ready tasks at the last refresh is checked too, silently. A failing check is said (and put in
+        `waiting`) for the executors with ready tasks. Also refreshes the agents whose program is
+        missing (`_check_agents`)."""
         bad: list[str] = []
         now = time.monotonic()
         if now - self._needed_at >= self.opts.health_s:
@@ -227,22 +232,25 @@ class Worker:
             )
             self._needed_at = now
         await self._check_agents(now)
+        waits: list[str] = []
         for name, ex in self.executors.items():
             checked, problem = self._health.get(name, (-1e9, None))
-            if name not in self._needed:
-                continue
             if now - checked >= self.opts.health_s:
                 problem = await ex.health()
-                if problem != self._health.get(name, (0.0, None))[1]:
-                    self._status(
-                        f"waiting: {name} tasks held back, health check failed: {problem}"
-                        if problem
-                        else f"{name} health check passes again"
-                    )
                 self._health[name] = (now, problem)
             if problem:
                 bad.append(name)
-        waits = [f"{n}: {self._health[n][1]}" for n in bad]
+            if name not in self._needed:
+                continue
+            if problem != self._said.get(name):
+                self._status(
+                    f"waiting: {name} tasks held back, health check failed: {problem}"
+                    if problem
+                    else f"{name} health check passes again"
+                )
+                self._said[name] = problem
+            if problem:
+                waits.append(f"{name}: {problem}")
         waits += [
             f"agent {a}: {why}" for a, why in sorted(self.missing_agents.items()) if a in self._needed_agents
         ]

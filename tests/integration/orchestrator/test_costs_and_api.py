@@ -141,3 +141,16 @@ def test_keys_only_see_their_projects(store: Store) -> None:
     assert c.post("/plans", json={"format": "md", "text": manual, "project": "mine"},
                   headers=key).status_code == 201  # fmt: skip
     assert [f["slug"] for f in c.get("/features", headers=key).json()] == ["mine"]
+
+
+def test_a_bad_status_filter_and_an_unknown_task_are_named(store: Store) -> None:
+    c, _ = _client(store)
+    assert c.post("/plans", json={"format": "md", "text": MD}, headers=ADMIN).status_code == 201
+    r = c.get("/features/api/tasks", params={"status": "bogus"}, headers=ADMIN)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "status"
+    assert "expected one of pending, ready, running" in r.json()["error"]["message"]
+    assert [
+        t["key"] for t in c.get("/features/api/tasks", params={"status": "ready"}, headers=ADMIN).json()
+    ] == ["T001"]
+    r = c.get("/features/api/tasks/T999", headers=ADMIN)
+    assert r.status_code == 404 and r.json()["error"]["message"] == "task 'T999' not found in feature api"

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import pytest
 
+from architect.orchestrator.manager import Manager
 from architect.orchestrator.metrics import (
     CONFIDENCE,
     DAY,
     MIN_COMPLETIONS,
     WINDOW_S,
     compute_metrics,
+    feature_metrics,
     forecast,
 )
+from architect.orchestrator.plans import parse_markdown, parse_yaml
+from architect.orchestrator.report import build_report, render_markdown
+from architect.store import Store
+from architect.store.orchestrator import ClaimOptions
 
 NOW = 100 * DAY
 
@@ -74,3 +80,78 @@ def test_before_any_claim_and_when_done() -> None:
     assert done.basis == "done" and done.eta == NOW - 1
     assert forecast([], None, 0, 0, NOW).basis == "no_tasks"
     assert MIN_COMPLETIONS == 3
+
+
+HAND = "# Feature: Hand\n## Phase 1: A\n" + "".join(f"- [ ] T00{i} t{i}\n" for i in range(1, 6))
+
+
+def _manager(clock: list[float]) -> Manager:
+    return Manager(Store.memory().tasks, clock=lambda: clock[0], backoff_base_s=0)
+
+
+def test_tasks_ticked_by_hand_are_not_worker_throughput_and_give_no_estimate() -> None:
+    clock = [NOW]
+    m = _manager(clock)
+    m.import_plans(parse_markdown(HAND))
+    for key in ("T001", "T002", "T003"):
+        clock[0] += 1
+        m.finish_manual("hand", key)
+    met = feature_metrics(m.repo, "hand", now=clock[0] + 1)
+    assert met["tasks_done"] == 3  # progress counts them
+    assert met["velocity_window_s"] is None and met["velocity_tasks"] == 0  # no worker ever claimed
+    f = met["forecast"]
+    assert f["basis"] == "needs_attention" and f["remaining"] == 0 and f["eta"] is None
+    assert f["attention"] == {"manual": 2}
+    md = render_markdown(build_report(m.repo, "hand", now=clock[0] + 1))
+    assert "- Velocity: no data (no task claimed by a worker yet)" in md
+    assert (
+        "- Estimated completion: none: no task left that workers can run; "
+        "2 tasks need attention: 2 manual (waiting for a person)" in md
+    )
+
+
+STUCK = """
+title: Stuck
+phases:
+  - title: A
+    tasks:
+      - {id: T001, title: a, command: "true"}
+      - {id: T002, title: b, command: "true"}
+      - {id: T003, title: c, command: "true"}
+      - {id: T004, title: d, command: "false", max_attempts: 1}
+      - {id: T005, title: e, command: "true", after: [T004]}
+      - {id: T006, title: f, command: "true"}
+      - {id: T007, title: g}
+      - {id: T008, title: h, command: "true", after: [T007]}
+"""
+
+
+def test_the_estimate_counts_only_work_workers_can_do_and_says_what_needs_attention() -> None:
+    clock = [NOW]
+    m = _manager(clock)
+    m.import_plans(parse_yaml(STUCK))
+    for t in m.claim("w", 4, 60, ClaimOptions()):  # T001..T004; T004 fails for good
+        clock[0] += 10
+        m.complete(t, "w", ok=t["key"] != "T004", duration_s=10)
+    met = feature_metrics(m.repo, "stuck", now=clock[0])
+    f = met["forecast"]
+    # T006 is left for workers; T004 failed, T005 blocked, T007 manual, T008 waits on T007
+    assert f["remaining"] == 1 and f["basis"] == "throughput" and f["completed"] == 3
+    assert f["attention"] == {"failed": 1, "blocked": 1, "manual": 1, "waiting_on_them": 1}
+    md = render_markdown(build_report(m.repo, "stuck", now=clock[0]))
+    assert "for the 1 task workers can run if the throughput of the last 40 s continues; " in md
+    assert (
+        "4 tasks need attention: 1 failed, 1 blocked, 1 manual (waiting for a person), 1 waiting on those"
+        in md
+    )
+    # once T006 is done nothing is left that workers can run: no estimate, and why
+    [t6] = m.claim("w", 4, 60, ClaimOptions(exclude_executors=("manual",)))
+    m.complete(t6, "w", ok=True)
+    f = feature_metrics(m.repo, "stuck", now=clock[0])["forecast"]
+    assert (f["basis"], f["remaining"], f["eta"]) == ("needs_attention", 0, None)
+
+
+def test_forecast_without_work_for_workers_is_not_done_while_tasks_need_attention() -> None:
+    f = forecast([NOW - 3, NOW - 2, NOW - 1], NOW - 10, remaining=0, total=5, now=NOW,
+                 attention={"failed": 1, "blocked": 1})  # fmt: skip
+    assert f.basis == "needs_attention" and f.eta is None and f.attention == {"failed": 1, "blocked": 1}

@@ -83,7 +83,7 @@ def test_report_sections_say_when_they_have_no_data() -> None:
     md = render_markdown(r)
     assert "## Batch log\n\n_No data recorded._" in md
     assert "## Blockers\n\n_No data recorded._" in md
-    assert "- Velocity: no data (no task claimed yet)" in md
+    assert "- Velocity: no data (no task claimed by a worker yet)" in md
     assert "- Estimated completion: not enough history yet (0 tasks finished by workers in the window" in md
     assert "**decision** Use SQLite by default" in md and "**bug** Rounding (severity: high" in md
 

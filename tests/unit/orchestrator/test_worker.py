@@ -4,7 +4,12 @@ import asyncio
 import itertools
 import time
 
+import orjson
+import pytest
+
+from architect.gateway.providers.transport import HTTPRequest
 from architect.orchestrator.executors import CommandExecutor, PythonExecutor, parse_test_summary
+from architect.orchestrator.executors import llm as llm_module
 from architect.orchestrator.executors.base import ExecResult, TaskContext
 from architect.orchestrator.manager import Manager
 from architect.orchestrator.plans import parse_yaml
@@ -68,6 +73,36 @@ async def test_worker_runs_executors_validates_and_waits_for_health() -> None:
     assert t["T003"]["result"]["tags"] == {"project": "shop", "feature": "worker", "task": "T003"}
     assert llm.ran_at is not None and llm.ran_at >= 0.4  # dispatch waited for the health check
     assert any("waiting: llm tasks held back" in x and "503" in x for x in messages)
+
+
+AFTER = """
+title: After
+phases:
+  - tasks:
+      - {id: T001, title: first, executor: python, params: {callable: "tests.unit.orchestrator.test_worker:double", n: 1}}
+      - {id: T002, title: x, after: [T001], executor: llm, params: {prompt: "hi {title}"}}
+"""
+
+
+@pytest.mark.parametrize("healthy", [False, True])
+async def test_a_task_that_becomes_ready_is_not_claimed_before_its_executor_is_checked(healthy: bool) -> None:
+    # the set of executors with ready tasks is refreshed every health_s (long here): T002 becomes
+    # ready inside that window, and its executor, never checked, must be checked before its claim
+    repo = SQLiteMemoryTaskRepo()
+    m = Manager(repo)
+    m.import_plans(parse_yaml(AFTER))
+    llm = FlakyGateway(healthy_after=0.0 if healthy else 1e9)
+    w = Worker(m, {"python": PythonExecutor(), "llm": llm},
+               WorkerOptions(slots=2, lease_s=30, poll_s=0.02, health_s=60))  # fmt: skip
+    job = asyncio.create_task(w.run())
+    await wait_until_async(lambda: repo.get_task(1, "T001")["status"] == "succeeded")
+    if healthy:  # a healthy executor's task is claimed at once, not a health_s later
+        await wait_until_async(lambda: repo.get_task(1, "T002")["status"] == "succeeded", timeout=5)
+    else:
+        await asyncio.sleep(0.3)  # many polls
+        assert repo.get_task(1, "T002")["status"] == "ready" and llm.ran_at is None
+    w.stop()
+    await asyncio.wait_for(job, 5)
 
 
 async def test_a_lost_lease_stops_the_attempt() -> None:
@@ -166,3 +201,25 @@ def test_lint_summaries_of_ruff_and_mypy_are_counted_beside_the_tests() -> None:
     }  # fmt: skip
     clean = "All checks passed!\nSuccess: no issues found in 181 source files\n"
     assert parse_test_summary(clean) == {"ruff_errors": 0, "mypy_errors": 0}
+
+
+async def test_an_llm_task_without_a_model_is_told_which_model_was_asked_and_how_to_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def exchange(request: HTTPRequest) -> tuple[int, bytes]:
+        sent.append(orjson.loads(request.body or b"{}"))
+        return 404, b'{"error": {"message": "unknown model"}}'
+
+    monkeypatch.setattr(llm_module, "_exchange", exchange)
+    ex = llm_module.LLMExecutor("http://127.0.0.1:9/v1", "sk")
+    feature = {"title": "f", "project": "p", "slug": "f"}
+    res = await ex.run(TaskContext({"key": "T1", "title": "t", "params": {"prompt": "Hi"}}, feature))
+    assert sent[0]["model"] == "default"
+    assert res.reason == (
+        "gateway answered 404: unknown model (the task sets no params.model, so model 'default' was asked "
+        "for; set params.model in the plan to a model the gateway serves)"
+    )
+    named = {"key": "T1", "title": "t", "params": {"prompt": "Hi", "model": "fast"}}
+    assert (await ex.run(TaskContext(named, feature))).reason == "gateway answered 404: unknown model"

@@ -16,7 +16,9 @@ from architect.gateway.providers.http1 import HTTP1Transport
 from architect.gateway.providers.transport import HTTPRequest, TransportError
 from architect.orchestrator.executors.base import ExecResult, TaskContext, tail
 
-__all__ = ["LLMExecutor", "render_prompt"]
+__all__ = ["DEFAULT_MODEL", "LLMExecutor", "render_prompt"]
+
+DEFAULT_MODEL = "default"  # asked for when a task sets no params.model
 
 
 class _Missing(dict[str, Any]):
@@ -77,7 +79,7 @@ class LLMExecutor:
         messages = ([{"role": "system", "content": p["system"]}] if p.get("system") else []) + [
             {"role": "user", "content": prompt}
         ]
-        body: dict[str, Any] = {"model": p.get("model", "default"), "messages": messages}
+        body: dict[str, Any] = {"model": p.get("model", DEFAULT_MODEL), "messages": messages}
         for k in ("max_tokens", "temperature"):
             if k in p:
                 body[k] = p[k]
@@ -95,7 +97,13 @@ class LLMExecutor:
             return ExecResult(False, None, f"gateway call failed: {exc.__class__.__name__}: {exc}")
         if status != 200:
             msg = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
-            return ExecResult(False, {"status": status}, f"gateway answered {status}: {msg or ''}".strip())
+            reason = f"gateway answered {status}: {msg or ''}".strip()
+            if "model" not in p:
+                reason += (
+                    f" (the task sets no params.model, so model {DEFAULT_MODEL!r} was asked for; set "
+                    "params.model in the plan to a model the gateway serves)"
+                )
+            return ExecResult(False, {"status": status}, reason)
         try:
             content = data["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):

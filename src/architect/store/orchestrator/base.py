@@ -305,10 +305,16 @@ class RepoBase:
         return feature_row(r)
 
     @staticmethod
-    def _task_row(conn: Connection, feature_id: int, key: str) -> Row:
+    def _feature_name(conn: Connection, feature_id: int) -> str:
+        """The feature's slug for messages (its id when there is no such feature)."""
+        slug = conn.execute(select(features.c.slug).where(features.c.id == feature_id)).scalar()
+        return str(slug) if slug is not None else str(feature_id)
+
+    @classmethod
+    def _task_row(cls, conn: Connection, feature_id: int, key: str) -> Row:
         r = conn.execute(select(tasks).where(tasks.c.feature_id == feature_id, tasks.c.key == key)).first()
         if r is None:
-            raise NotFoundInStore(f"task {key!r} not found in feature {feature_id}")
+            raise NotFoundInStore(f"task {key!r} not found in feature {cls._feature_name(conn, feature_id)}")
         return task_row(r)
 
     def _recompute(self, conn: Connection, feature_id: int, now: float) -> None:

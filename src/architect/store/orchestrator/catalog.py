@@ -48,6 +48,7 @@ _TASK_FIELDS = (
     "executor", "params", "validator", "max_attempts", "max_crashes", "agent", "budget_usd", "route",
 )  # fmt: skip
 _FEATURE_FIELDS = ("project", "title", "spec", *AGENT_FEATURE_FIELDS)
+_CANCELLED_IN_PLAN = "cancelled in the plan"
 # Changing where a feature's agents work forgets the base SHA its first run recorded.
 _REBASE_FIELDS = ("repo", "base")
 _ITEM_FIELDS = ("body", "severity", "status", "task_key", "date", "rationale", "impact")
@@ -121,7 +122,7 @@ class CatalogMixin(RepoBase):
             old = have.get(spec["key"])
             if old is None:
                 vals = {k: (dumps(v) if k in JSON_TASK else v) for k, v in fields.items()}
-                done = bool(spec.get("done"))
+                done, cancelled = bool(spec.get("done")), bool(spec.get("cancelled"))
                 row = conn.execute(
                     insert(tasks)
                     .values(
@@ -130,20 +131,23 @@ class CatalogMixin(RepoBase):
                         feature_id=fid,
                         key=spec["key"],
                         pending_deps=len(spec.get("deps") or []),
-                        status="succeeded" if done else "pending",
+                        status="succeeded" if done else "cancelled" if cancelled else "pending",
+                        reason=_CANCELLED_IN_PLAN if cancelled else None,
                         attempt=0,
                         failures=0,
                         crashes=0,
                         run_after=now,
                         created_at=now,
                         updated_at=now,
-                        finished_at=now if done else None,
+                        finished_at=now if done or cancelled else None,
                     )
                     .returning(tasks.c.id, tasks.c.key, tasks.c.feature_id, tasks.c.attempt)
                 ).one()
                 counts["created"] += 1
                 if done:
                     evs.append(self._ev(dict(row._mapping), "succeeded", now, imported=True))
+                elif cancelled:
+                    evs.append(self._ev(dict(row._mapping), "cancelled", now, reason=_CANCELLED_IN_PLAN))
                 continue
             changed = {k: v for k, v in fields.items() if old.get(k) != v}
             if old["status"] in FINAL:
@@ -151,6 +155,9 @@ class CatalogMixin(RepoBase):
             if spec.get("done") and old["status"] not in (*FINAL, "running"):
                 changed.update(status="succeeded", finished_at=now, reason=None)
                 evs.append(self._ev(old, "succeeded", now, imported=True))
+            elif spec.get("cancelled") and old["status"] not in (*FINAL, "running"):
+                changed.update(status="cancelled", finished_at=now, reason=_CANCELLED_IN_PLAN)
+                evs.append(self._ev(old, "cancelled", now, reason=_CANCELLED_IN_PLAN))
             if changed:
                 vals = {k: (dumps(v) if k in JSON_TASK else v) for k, v in changed.items()}
                 conn.execute(update(tasks).where(tasks.c.id == old["id"]).values(**vals, updated_at=now))
@@ -387,7 +394,9 @@ class CatalogMixin(RepoBase):
             if keys:
                 missing = [k for k in keys if k not in by_key]
                 if missing:
-                    raise NotFoundInStore(f"task {missing[0]!r} not found in feature {feature_id}")
+                    raise NotFoundInStore(
+                        f"task {missing[0]!r} not found in feature {self._feature_name(conn, feature_id)}"
+                    )
                 targets = [by_key[k] for k in dict.fromkeys(keys)]
             else:
                 targets = [t for t in rows if not t["exec_trusted"]]
@@ -469,7 +478,9 @@ class CatalogMixin(RepoBase):
                 .returning(*feature_items.c)
             ).first()
             if res is None:
-                raise NotFoundInStore(f"item {item_id} not found in feature {feature_id}")
+                raise NotFoundInStore(
+                    f"item {item_id} not found in feature {self._feature_name(conn, feature_id)}"
+                )
             return dict(res._mapping)
 
     def delete_item(self, feature_id: int, item_id: int) -> None:
@@ -478,7 +489,9 @@ class CatalogMixin(RepoBase):
                 feature_items.c.id == item_id, feature_items.c.feature_id == feature_id
             )
             if not conn.execute(q).rowcount:
-                raise NotFoundInStore(f"item {item_id} not found in feature {feature_id}")
+                raise NotFoundInStore(
+                    f"item {item_id} not found in feature {self._feature_name(conn, feature_id)}"
+                )
 
     def call_costs(self, project: str, feature: str) -> list[Row]:
         """Model calls, tokens and cost per task, from the ledger's `calls` tags; `unpriced` counts the

@@ -52,7 +52,7 @@ const span = (s) =>
 function velocityTile(m) {
   const w = m.velocity_window_s;
   if (w === null || w === undefined || m.velocity_tasks_per_day === null)
-    return tile("Velocity", "—", "no task claimed yet", "m-velocity");
+    return tile("Velocity", "—", "no task claimed by a worker yet", "m-velocity");
   const [unit, per] = w < 3600 ? ["min", 1440] : w < 172800 ? ["h", 24] : ["day", 1];
   const rate = m.velocity_tasks_per_day / per;
   return tile(
@@ -63,24 +63,38 @@ function velocityTile(m) {
   );
 }
 
-/** The completion estimate with its interval, or why there is none. */
+/** "2 tasks need attention: 1 failed, 1 blocked" ("" when none does). */
+function attentionNote(attention) {
+  const names = { manual: "manual (waiting for a person)", waiting_on_them: "waiting on those" };
+  const entries = Object.entries(attention || {}).filter(([, n]) => n);
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  if (!total) return "";
+  return `${tasks(total)} need${total === 1 ? "s" : ""} attention: ${entries.map(([k, n]) => `${n} ${names[k] || k}`).join(", ")}`;
+}
+
+/** The completion estimate of the work workers can still do with its interval, or why there is none. */
 function etaTile(m) {
   const f = m.forecast || {};
+  const stuck = attentionNote(f.attention);
+  const also = stuck ? `; ${stuck}` : "";
   if (f.basis === "throughput") {
+    const part = stuck ? ` for the ${tasks(f.remaining)} workers can run` : "";
     return tile(
       "Estimated completion",
       fmtTime(f.eta, true),
-      `90% interval ${fmtTime(f.eta_low, true)} to ${fmtTime(f.eta_high, true)}, if the pace of the last ${span(f.window_s)} holds`,
+      `90% interval ${fmtTime(f.eta_low, true)} to ${fmtTime(f.eta_high, true)}${part}, if the pace of the last ${span(f.window_s)} holds${also}`,
       "m-eta",
     );
   }
   if (f.basis === "done")
     return tile("Estimated completion", "done", `finished ${fmtTime(f.eta, true)}`, "m-eta");
   if (f.basis === "no_tasks") return tile("Estimated completion", "—", "no tasks", "m-eta");
+  if (f.basis === "needs_attention")
+    return tile("Estimated completion", "—", `no task left that workers can run; ${stuck}`, "m-eta");
   return tile(
     "Estimated completion",
     "—",
-    `not enough history yet: ${tasks(f.completed ?? 0)} finished by workers, ${f.min_completions} needed`,
+    `not enough history yet: ${tasks(f.completed ?? 0)} finished by workers, ${f.min_completions} needed${also}`,
     "m-eta",
   );
 }
