@@ -148,7 +148,14 @@ def test_a_bad_status_filter_and_an_unknown_task_are_named(store: Store) -> None
     assert c.post("/plans", json={"format": "md", "text": MD}, headers=ADMIN).status_code == 201
     r = c.get("/features/api/tasks", params={"status": "bogus"}, headers=ADMIN)
     assert r.status_code == 400 and r.json()["error"]["param"] == "status"
-    assert "expected one of pending, ready, running" in r.json()["error"]["message"]
+    assert "'pending', 'ready', 'running'" in r.json()["error"]["message"]
+    # the statuses the API's schema offers are the store's
+    from typing import get_args
+
+    from architect.api.orchestrator import TaskStatus
+    from architect.store.schema_orchestrator import TASK_STATUSES
+
+    assert get_args(TaskStatus) == TASK_STATUSES
     assert [
         t["key"] for t in c.get("/features/api/tasks", params={"status": "ready"}, headers=ADMIN).json()
     ] == ["T001"]
