@@ -25,7 +25,7 @@ from architect.api.spec import EventStream, text_content
 from architect.config import load_config
 from architect.errors import ConfigError, InvalidRequest, NotFoundInStore, PermissionDenied, StateConflict
 
-__all__ = ["router"]
+__all__ = ["json_columns", "router"]
 
 router = APIRouter(tags=["core"])
 
@@ -33,6 +33,17 @@ KEEP_ALIVE_S = 15.0  # an event stream sends a comment after this long without a
 
 _TOPIC = "(call|task|breaker|alert)"
 _TOPICS = rf"^{_TOPIC}(,{_TOPIC})*$"
+
+
+_JSON_COLUMNS = ("tags", "route_scores")
+
+
+def json_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` (a `calls` row) with its JSON columns (`tags`, `route_scores`) as objects, in place."""
+    for k in _JSON_COLUMNS:
+        if isinstance(row.get(k), str):
+            row[k] = orjson.loads(row[k])
+    return row
 
 
 def _scope(principal: Any, where: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +82,7 @@ async def list_calls(
     for r in rows:
         r.pop("request_body", None)
         r.pop("response_body", None)
+        json_columns(r)
     return {"calls": rows, "limit": limit, "offset": offset}
 
 
@@ -82,9 +94,7 @@ async def get_call(request_id: RequestId, runtime: RuntimeDep, principal: Princi
     if call is None or (not principal.is_admin and call.get("key_id") != principal.key_id):
         raise NotFoundInStore(f"no call with request id {request_id}")
     attempts = await asyncio.to_thread(runtime.store.ledger.attempts_for, request_id)
-    for k in ("tags", "route_scores"):  # JSON objects in their columns
-        if call.get(k):
-            call[k] = orjson.loads(call[k])
+    json_columns(call)
     judged = await asyncio.to_thread(runtime.store.routing.outcome_for, request_id)
     outcome = {k: judged[k] for k in ("outcome", "source", "comment", "ts")} if judged else None
     return {"call": call, "attempts": attempts, "outcome": outcome}

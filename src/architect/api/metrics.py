@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from architect.access.visibility import alert_visible, breaker_view, fleet_figures, usable_deployments
+from architect.api.core import json_columns
 from architect.api.deps import PrincipalDep, RuntimeDep
 from architect.api.params import Filter, Filters, LedgerFilters, Seconds, Timestamp
 from architect.api.spec import CsvStream, text_content
@@ -124,8 +125,11 @@ async def summary(
 ) -> dict[str, Any]:
     """Requests, errors by kind, latency/TTFT percentiles (DDSketch, 1% relative error) of the calls not
     answered by the cache, cache-hit latency percentiles, tokens, cost, baseline cost and saving, cache
-    hits, attempts and fallbacks per group, and `unpriced`: the calls whose price is unknown, which the
-    cost leaves out. Cache hits are grouped under deployment and provider `cache`."""
+    hits, fallbacks per group, and `unpriced`: the calls whose price is unknown, which the cost leaves
+    out. Cache hits are grouped under deployment and provider `cache`. Upstream attempts are counted
+    under the model group, deployment and provider each one tried (`attempts`, `failed_attempts`,
+    `attempt_error_rate`, `attempt_errors_by_kind`); `failovers` counts the calls answered by another
+    deployment than the first one tried."""
     lo, hi = _window(since, until, 86400)
     keys = _group_by(group_by)
     where = _filters(filters, principal)
@@ -241,7 +245,8 @@ async def export_json(
     until: Annotated[Timestamp | None, Query(description="UNIX seconds; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
 ) -> StreamingResponse:
-    """The ledger (without bodies) as a JSON array, oldest first."""
+    """The ledger (without bodies) as a JSON array, oldest first; `tags` and `route_scores` are
+    objects."""
     lo, hi = _window(since, until, 86400)
     where = _filters(filters, principal)
 
@@ -250,7 +255,9 @@ async def export_json(
         first = True
         async for page in _export_rows(runtime, lo, hi, where, limit):
             for r in page:
-                yield (b"" if first else b",") + orjson.dumps(r, default=str, option=orjson.OPT_NON_STR_KEYS)
+                yield (b"" if first else b",") + orjson.dumps(
+                    json_columns(r), default=str, option=orjson.OPT_NON_STR_KEYS
+                )
                 first = False
         yield b"]"
 
@@ -263,7 +270,11 @@ async def deployment_health(
     principal: PrincipalDep,
     window_s: Annotated[Seconds, Query(gt=0, le=7 * 86400)] = 900,
 ) -> dict[str, Any]:
-    """Per deployment: error rate and latency over the window, breaker state and its history.
+    """Per deployment over the window: the calls it answered (`requests`, `errors`, `error_rate`,
+    `errors_by_kind`, latency), the upstream attempts made on it, answered or not (`attempts`,
+    `failed_attempts`, `attempt_error_rate`, `attempt_errors_by_kind`, from the calls' attempt logs),
+    `failovers` (calls it answered after another deployment was tried first), breaker state and its
+    history.
 
     A virtual key sees only the deployments of model groups it may use, with the counts and latencies
     of its own calls (`"calls": "own"`) and no live figures of everyone's traffic (in flight, latency
@@ -299,6 +310,11 @@ async def deployment_health(
                 "errors": s.get("errors", 0),
                 "error_rate": s.get("error_rate", 0.0),
                 "errors_by_kind": s.get("errors_by_kind", {}),
+                "attempts": s.get("attempts", 0),
+                "failed_attempts": s.get("failed_attempts", 0),
+                "attempt_error_rate": s.get("attempt_error_rate", 0.0),
+                "attempt_errors_by_kind": s.get("attempt_errors_by_kind", {}),
+                "failovers": s.get("failovers", 0),
                 "p50_ms": s.get("p50_ms"),
                 "p95_ms": s.get("p95_ms"),
                 "p99_ms": s.get("p99_ms"),

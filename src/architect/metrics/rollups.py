@@ -19,7 +19,13 @@ A call whose price is unknown (`cost_source` "unknown") adds nothing to `cost_us
 
 Cache hits are counted under the deployment and provider `cache` in every dimension set (so a stored
 row holds either cache hits or calls that were not, never both); their latency is kept out of the
-latency and TTFT percentiles and summarised on its own (`cache_hit_p50_ms`, ...)."""
+latency and TTFT percentiles and summarised on its own (`cache_hit_p50_ms`, ...).
+
+Attempts: a call's figures go to the deployment that answered it (or the last one tried), its
+upstream attempts to the deployment (and model group) each attempt tried, from the call's attempt
+log: `attempts`, `failed_attempts` (status "error"; a client leaving is not a failure) and
+`attempt_errors_by_kind`. A call with no attempt log keeps its `attempts` count on its own row.
+`failovers` counts the calls answered by another deployment than the first one tried."""
 
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ import orjson
 
 from architect.metrics.aggregate import CACHE, STATS_COLUMNS, summarise
 from architect.metrics.sketch import Sketch
-from architect.records import CallRecord
+from architect.records import AttemptRecord, CallRecord
 from architect.store.ledger import LedgerRepo
 from architect.store.rollups import RollupRepo
 
@@ -64,6 +70,8 @@ _SUMS = (
     "unpriced",
     "attempts",
     "fallbacks",
+    "failed_attempts",
+    "failovers",
 )
 
 
@@ -71,6 +79,7 @@ _SUMS = (
 class Agg:
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0))
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    attempt_errors_by_kind: dict[str, int] = field(default_factory=dict)
     latency: Sketch = field(default_factory=Sketch)  # calls not answered by the cache
     ttft: Sketch = field(default_factory=Sketch)
     cache_latency: Sketch = field(default_factory=Sketch)  # cache hits
@@ -94,7 +103,11 @@ class Agg:
         s["cache_saved_usd"] += r.saved_cost_usd or 0.0
         if r.cost_source == "unknown":  # its cost_usd (0) is not a price: totals leave it out
             s["unpriced"] += 1
-        s["attempts"] += r.attempts or 0
+        log = r.attempt_log
+        if not log:  # attempts without a log stay with the call (attempt-logged ones: `add_attempt`)
+            s["attempts"] += r.attempts or 0
+        elif r.status == "ok" and log[0].deployment != r.deployment:
+            s["failovers"] += 1
         s["fallbacks"] += r.fallbacks or 0
         if r.cache_hit:
             s["cache_hits"] += 1
@@ -106,12 +119,21 @@ class Agg:
         if r.ttft_ms is not None:
             self.ttft.add(r.ttft_ms)
 
+    def add_attempt(self, a: AttemptRecord) -> None:
+        """One upstream attempt made on this aggregate's deployment."""
+        s = self.sums
+        s["attempts"] += 1
+        if a.status == "error":
+            s["failed_attempts"] += 1
+            kind = a.error_kind or "unknown"
+            self.attempt_errors_by_kind[kind] = self.attempt_errors_by_kind.get(kind, 0) + 1
+
     def merge(self, other: Agg) -> None:
         s = self.sums
         for k, v in other.sums.items():
             s[k] += v
-        for k, n in other.errors_by_kind.items():
-            self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + n
+        _add_counts(self.errors_by_kind, other.errors_by_kind)
+        _add_counts(self.attempt_errors_by_kind, other.attempt_errors_by_kind)
         self.latency.merge(other.latency)
         self.ttft.merge(other.ttft)
         self.cache_latency.merge(other.cache_latency)
@@ -122,8 +144,9 @@ class Agg:
         for k in _SUMS:
             s[k] += row.get(k) or 0
         if row.get("errors_by_kind"):
-            for k, v in orjson.loads(row["errors_by_kind"]).items():
-                self.errors_by_kind[k] = self.errors_by_kind.get(k, 0) + v
+            _add_counts(self.errors_by_kind, orjson.loads(row["errors_by_kind"]))
+        if row.get("attempt_errors_by_kind"):
+            _add_counts(self.attempt_errors_by_kind, orjson.loads(row["attempt_errors_by_kind"]))
         if not sketches:
             return
         if row.get("provider") == CACHE:  # a row of cache hits: its latency sketch is theirs
@@ -140,7 +163,8 @@ class Agg:
         latency = self.cache_latency if self.cache_latency.count else self.latency
         return {
             **self.sums,
-            "errors_by_kind": orjson.dumps(self.errors_by_kind).decode() if self.errors_by_kind else None,
+            "errors_by_kind": _json(self.errors_by_kind),
+            "attempt_errors_by_kind": _json(self.attempt_errors_by_kind),
             "latency_sketch": latency.to_bytes(),
             "ttft_sketch": self.ttft.to_bytes(),
         }
@@ -174,8 +198,21 @@ class Agg:
             "cache_saved_usd": s["cache_saved_usd"],
             "unpriced": int(s["unpriced"]),
             "attempts": int(s["attempts"]),
+            "failed_attempts": int(s["failed_attempts"]),
+            "attempt_error_rate": (s["failed_attempts"] / s["attempts"]) if s["attempts"] else 0.0,
+            "attempt_errors_by_kind": dict(self.attempt_errors_by_kind),
+            "failovers": int(s["failovers"]),
             "fallbacks": int(s["fallbacks"]),
         }
+
+
+def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for k, n in counts.items():
+        into[k] = into.get(k, 0) + n
+
+
+def _json(counts: Mapping[str, int]) -> str | None:
+    return orjson.dumps(counts).decode() if counts else None
 
 
 def merge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -207,6 +244,7 @@ class Rollups:
         self.minute_retention_s = minute_retention_s
         self.compact_lag_s = compact_lag_s
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._acc: dict[tuple[Any, ...], Agg] = {}
         self._last_flush = time.monotonic()
 
@@ -227,19 +265,27 @@ class Rollups:
 
     def _add(self, r: CallRecord) -> None:  # holding the lock
         ts = int(r.ts)
+        minute = ts - ts % 60
         hit = r.cache_hit
         key = (
-            ts - ts % 60,
+            minute,
             r.model_group,
             CACHE if hit else r.deployment,
             CACHE if hit else r.provider,
             r.key_id,
             r.project,
         )  # the minute and ALL_DIMS (a cache hit's deployment and provider are CACHE)
-        agg = self._acc.get(key)
+        acc = self._acc
+        agg = acc.get(key)
         if agg is None:
-            agg = self._acc[key] = Agg()
+            agg = acc[key] = Agg()
         agg.add_call(r)
+        for a in r.attempt_log or ():  # each attempt to the deployment it tried, in the call's minute
+            key = (minute, a.model_group, a.deployment, a.provider, r.key_id, r.project)
+            agg = acc.get(key)
+            if agg is None:
+                agg = acc[key] = Agg()
+            agg.add_attempt(a)
 
     def due(self) -> bool:
         return time.monotonic() - self._last_flush >= self.flush_s
@@ -274,8 +320,11 @@ class Rollups:
         return out
 
     def flush(self) -> int:
-        rows = self.drain()
-        self.repo.insert_rollups(rows)
+        """Write what is pending. Flushes are serialised, so when one returns, every call added before
+        it is in the store (also those another thread's flush took and was still writing)."""
+        with self._flushing:
+            rows = self.drain()
+            self.repo.insert_rollups(rows)
         return len(rows)
 
     def compact(self, now: float | None = None) -> int:

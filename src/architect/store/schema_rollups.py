@@ -14,7 +14,9 @@ __all__ = ["metric_rollups", "rollup_state"]
 # dimset 0 holds (model_group, deployment, provider), 1 adds key_id and project, 2 is (model_group,
 # project), 3 is (model_group, key_id); the other columns are NULL. Rows are append-only partials
 # (several per bucket); queries merge them. Latency and time to first token are DDSketch bins
-# (mergeable).
+# (mergeable). Call figures (requests, errors, latency, tokens, cost, `failovers`) belong to the row of
+# the deployment that answered; `attempts`, `failed_attempts` and `attempt_errors_by_kind` to the row
+# of the deployment each attempt tried (from the calls' attempt logs).
 metric_rollups = Table(
     "metric_rollups",
     metadata,
@@ -43,6 +45,9 @@ metric_rollups = Table(
     Column("unpriced", Integer, nullable=False, default=0),
     Column("attempts", Integer, nullable=False),
     Column("fallbacks", Integer, nullable=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("attempt_errors_by_kind", Text),
+    Column("failovers", Integer, nullable=False, default=0),
     Column("latency_sketch", LargeBinary),
     Column("ttft_sketch", LargeBinary),
     Index("ix_metric_rollups_lookup", "dimset", "res", "bucket"),

@@ -136,3 +136,52 @@ def test_metrics_endpoints(webhook: str) -> None:
             alerts = c.get("/api/v1/alerts", headers=H).json()["alerts"]
             assert [a["state"] for a in alerts if a["rule"] == "errors"] == ["firing"]
             assert _Hook.received and _Hook.received[0]["alert"]["rule"] == "errors"  # after one 503 retry
+
+
+def test_json_listings_give_tags_as_objects() -> None:
+    with StubServer() as stub:
+        cfg = stub_config(stub.url)
+        cfg["auth"] = {"admin_key": ADMIN}
+        with LiveServer(make_config(cfg)) as srv, httpx.Client(base_url=srv.url) as c:
+            hdr = {**H, "x-architect-tags": "project=demo,team=red"}
+            assert c.post("/v1/chat/completions", json=CHAT, headers=hdr).status_code == 200
+            srv.runtime.ledger.flush()
+            (listed,) = c.get("/api/v1/calls", headers=H).json()["calls"]
+            (exported,) = c.get("/api/v1/export/calls.json", headers=H).json()
+            one = c.get(f"/api/v1/calls/{listed['request_id']}", headers=H).json()["call"]
+            for call in (listed, exported, one):
+                assert call["tags"] == {"project": "demo", "team": "red"}
+            csv_text = c.get("/api/v1/export/calls.csv", headers=H).text
+            assert '"{""project"":""demo"",""team"":""red""}"' in csv_text  # CSV keeps the JSON text
+
+
+def test_deployment_health_counts_the_failed_attempts_another_deployment_covered() -> None:
+    with StubServer() as stub:
+        cheap = {
+            "provider": "stub",
+            "model": "cheap",
+            "price": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
+        }
+        dear = {"provider": "stub", "model": "dear", "price": {"input_per_mtok": 9.0, "output_per_mtok": 9.0}}
+        cfg = stub_config(stub.url, strategy="lowest-cost", deployments=[cheap, dear])
+        cfg["auth"] = {"admin_key": ADMIN}
+        with LiveServer(make_config(cfg)) as srv, httpx.Client(base_url=srv.url) as c:
+            stub.script.extend(["500", "ok", "ok"])  # the first call fails on `cheap`, `dear` answers it
+            for _ in range(2):
+                assert c.post("/v1/chat/completions", json=CHAT, headers=H).status_code == 200
+            health = {
+                d["deployment"]: d
+                for d in c.get("/api/v1/health/deployments", headers=H).json()["deployments"]
+            }
+            first, second = health["m/stub/cheap"], health["m/stub/dear"]
+            assert (first["requests"], first["attempts"], first["failed_attempts"]) == (1, 2, 1)
+            assert first["attempt_error_rate"] == 0.5 and list(first["attempt_errors_by_kind"].values()) == [
+                1
+            ]
+            assert (second["requests"], second["attempts"], second["failed_attempts"]) == (1, 1, 0)
+            assert (first["failovers"], second["failovers"]) == (0, 1)
+            rows = c.get("/api/v1/metrics/summary", params={"group_by": "deployment"}, headers=H).json()[
+                "rows"
+            ]
+            by = {r["deployment"]: r for r in rows}
+            assert by["m/stub/cheap"]["failed_attempts"] == 1 and by["m/stub/dear"]["failovers"] == 1

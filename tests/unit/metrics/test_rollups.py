@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 from tests.helpers import record_rows
@@ -138,3 +139,35 @@ def test_late_minute_after_compaction_goes_to_hour_rows() -> None:
     r.flush()
     got, _, _ = r.summary(T0, T0 + 3600, ["model_group"], {})
     assert sum(g["requests"] for g in got) == 300
+
+
+class _SlowRepo:
+    """Rollup rows written one batch at a time; the first non-empty batch waits for `release`."""
+
+    def __init__(self) -> None:
+        self.writing, self.release = threading.Event(), threading.Event()
+        self.written: list[dict[str, object]] = []
+
+    def insert_rollups(self, rows: list[dict[str, object]]) -> None:
+        if rows and not self.writing.is_set():
+            self.writing.set()
+            self.release.wait(5)
+        self.written += rows
+
+
+def test_a_flush_returns_only_after_a_flush_in_flight_has_written() -> None:
+    """A query flushes before reading; rows another thread's flush is still writing must be in."""
+    repo = _SlowRepo()
+    r = Rollups(repo, Store.memory().ledger)  # type: ignore[arg-type]
+    r.add(_rows(10, 60))
+    other = threading.Thread(target=r.flush)  # the ledger writer's thread, say
+    other.start()
+    assert repo.writing.wait(5)
+    done = threading.Event()
+    mine = threading.Thread(target=lambda: (r.flush(), done.set()))
+    mine.start()
+    assert not done.wait(0.3)  # waits for the write in flight
+    repo.release.set()
+    other.join(5)
+    mine.join(5)
+    assert done.is_set() and sum(int(x["requests"]) for x in repo.written if x["dimset"] == 0) == 10  # type: ignore[call-overload]

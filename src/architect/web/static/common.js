@@ -396,15 +396,28 @@ export function lineChart(series, { title, yFormat = (v) => String(v), stacked =
         svg.append(el("circle", { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 3, fill: color }));
     }
   });
+  // The legend's figures come from one point in time: the latest at which every series has a value;
+  // when there is none, each series shows its own latest value and says when it was.
+  const known = series.map(
+    (s) => new Map(s.values.filter((p) => p[1] !== null && p[1] !== undefined).map((p) => [p[0], p[1]])),
+  );
+  const common = [...new Set(all)].sort((a, b) => b - a).find((t) => known.every((m) => m.has(t)));
   const legend = el(
     "div",
     { class: "legend-html" },
     series.map((s, i) => {
       const sw = el("span", { class: "swatch", "aria-hidden": "true" });
       sw.style.background = s.color || COLORS[i % COLORS.length];
-      const last = [...s.values].reverse().find((p) => p[1] !== null && p[1] !== undefined);
-      return el("span", {}, sw, `${s.name}${last ? `: ${yFormat(last[1])} (latest)` : ""}`);
+      if (common !== undefined) return el("span", {}, sw, `${s.name}: ${yFormat(known[i].get(common))}`);
+      const last = Math.max(...known[i].keys());
+      return el(
+        "span",
+        {},
+        sw,
+        known[i].size ? `${s.name}: ${yFormat(known[i].get(last))} (at ${fmtTime(last)})` : s.name,
+      );
     }),
+    common !== undefined ? el("span", { class: "muted" }, `(latest, at ${fmtTime(common)})`) : null,
   );
   fig.append(caption, svg, legend);
   return fig;

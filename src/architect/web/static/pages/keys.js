@@ -261,7 +261,7 @@ async function loadBudgets() {
       {
         caption: "Budgets",
         empty:
-          "No budgets. Give a key a budget when creating it, or set one per project with `architect spend` or POST /api/v1/budgets.",
+          "No budgets. Give a key a budget when creating it (here or with `architect keys create --budget-usd`); set a project's or feature's budget with POST /api/v1/budgets (admin key).",
       },
     );
   });

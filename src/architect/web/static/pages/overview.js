@@ -259,7 +259,7 @@ async function load() {
       : budgetRows.length
         ? el("div", {}, budgetRows.map(budgetLine))
         : emptyBox(
-            "No budgets set. Create a key with a budget on the Keys & budgets page, or set one in the config.",
+            "No budgets set. Create a key with a budget on the Keys & budgets page (or `architect keys create --budget-usd`); set a project's budget with POST /api/v1/budgets (admin key).",
           ),
   );
   await loadAuto(since);

@@ -1,5 +1,5 @@
-// Providers & models: per deployment health, circuit state and its history, latency, error kinds,
-// cost per model and vendor, requests routed and failed over. Breaker state refreshes live.
+// Providers & models: per deployment health, circuit state and its history, latency, the attempts made
+// on it and their error kinds, cost per model and vendor, requests routed and failed over. Breaker state refreshes live.
 import {
   api,
   app,
@@ -132,11 +132,20 @@ async function load() {
           num: true,
           cell: (d) => `${fmtMs(d.ewma_ttft_ms)} / ${fmtMs(d.ewma_total_ms)}`,
         },
-        { label: "Requests", num: true, cell: (d) => fmtInt(s(d).requests) },
-        { label: "Error rate", num: true, cell: (d) => fmtPct(s(d).error_rate) },
-        { label: "Error kinds", cell: (d) => kinds(s(d).errors_by_kind) },
+        { label: "Calls answered", num: true, cell: (d) => fmtInt(s(d).requests) },
+        { label: "Call error rate", num: true, cell: (d) => fmtPct(s(d).error_rate) },
+        { label: "Attempts", num: true, cell: (d) => fmtInt(s(d).attempts) },
+        {
+          label: "Failed attempts",
+          num: true,
+          cell: (d) =>
+            s(d).attempts
+              ? `${fmtInt(s(d).failed_attempts)} (${fmtPct(s(d).attempt_error_rate)})`
+              : fmtInt(0),
+        },
+        { label: "Attempt error kinds", cell: (d) => kinds(s(d).attempt_errors_by_kind) },
         { label: "p50 / p95", num: true, cell: (d) => `${fmtMs(s(d).p50_ms)} / ${fmtMs(s(d).p95_ms)}` },
-        { label: "Fallbacks", num: true, cell: (d) => fmtInt(s(d).fallbacks) },
+        { label: "Failovers answered", num: true, cell: (d) => fmtInt(s(d).failovers) },
         {
           label: "Cost",
           num: true,
@@ -155,6 +164,7 @@ async function load() {
     // one row per deployment and provider; the API counts cache hits under deployment and provider
     // "cache", and calls no deployment answered (errors, refusals) under none
     const rows = sum.value.rows || [];
+    const total = (k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
     const served = rows.filter((r) => r.deployment);
     const unanswered = rows.filter((r) => !r.deployment).reduce((a, r) => a + (r.requests || 0), 0);
     const unpricedCalls = served.reduce((a, r) => a + (r.unpriced || 0), 0);
@@ -188,7 +198,7 @@ async function load() {
         el(
           "p",
           { class: "muted" },
-          `Failed over to another deployment or group: ${fmtInt(rows.reduce((a, r) => a + (r.fallbacks || 0), 0))} calls; upstream attempts: ${fmtInt(rows.reduce((a, r) => a + (r.attempts || 0), 0))}.`,
+          `Answered by another deployment than the first one tried (in the group or a fallback group): ${fmtInt(total("failovers"))} calls; upstream attempts: ${fmtInt(total("attempts"))}, of which failed: ${fmtInt(total("failed_attempts"))}.`,
         ),
       ),
     );
