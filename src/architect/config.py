@@ -180,6 +180,11 @@ class DeploymentConfig(_Model):
     )
     images: bool = Field(default=True, description="takes image input; false: requests with images skip it")
 
+    def name_in(self, group: str) -> str:
+        """The deployment's name in model group `group`: its `name`, else `group/provider/model` (the
+        router numbers a second unnamed deployment of the same model on one provider `#2`, ...)."""
+        return self.name or f"{group}/{self.provider}/{self.model}"
+
 
 class RetryConfig(_Model):
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -454,7 +459,7 @@ class Config(_Model):
 
     def deployment_names(self) -> set[str]:
         """Every deployment's name: its `name`, else `group/provider/model` (as the router names it)."""
-        return {d.name or f"{g.name}/{d.provider}/{d.model}" for g in self.models for d in g.deployments}
+        return {d.name_in(g.name) for g in self.models for d in g.deployments}
 
     def provider(self, name: str) -> ProviderConfig:
         return next(p for p in self.providers if p.name == name)

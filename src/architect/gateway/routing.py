@@ -207,7 +207,7 @@ class Router:
         old: dict[str, Deployment],
         taken: set[str],
     ) -> Deployment:
-        name = d.name or f"{g.name}/{p.name}/{d.model}"
+        name = d.name_in(g.name)
         if name in taken:  # two unnamed deployments of the same model on one provider
             n = 2
             while f"{name}#{n}" in taken:

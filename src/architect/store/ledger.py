@@ -79,7 +79,8 @@ class LedgerRepo(Protocol):
     def window_stats(self, since: float, until: float, target: str | None, q: float | None) -> dict[str, Any]:
         """Counted by the store, over calls with since <= ts < until (with `target`, only those whose
         model group or deployment it names): `calls`, `errors` (status other than ok) and
-        `quantile_ms`, the q-quantile (0..1, linear interpolation) of the total_ms of the ok calls,
+        `quantile_ms`, the q-quantile (0..1) of the total_ms of the ok calls, the value of rank
+        floor(q * (n - 1)) (the rule of every quantile the metrics report),
         None when there are none or q is None. For alert rules, which must not load a busy window's
         rows."""
 
@@ -99,14 +100,9 @@ def _attempts(request_id: str, log_json: str | bytes | None) -> list[dict[str, A
     return [{"request_id": request_id, **_ATTEMPT_DEFAULTS, **a} for a in orjson.loads(log_json)]
 
 
-def _between(values: Sequence[float], q: float, n: int) -> float | None:
-    """The q-quantile of n sorted values by linear interpolation, given the (up to) two values at and
-    after its rank."""
-    if not values:
-        return None
-    pos = q * (n - 1)
-    lo, hi = values[0], values[-1]
-    return float(lo + (hi - lo) * (pos - int(pos)))
+def _at_rank(values: Sequence[float]) -> float | None:
+    """The q-quantile, given the sorted values from its rank floor(q * (n - 1)) on (none: no values)."""
+    return float(values[0]) if values else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -290,11 +286,11 @@ class SQLLedger:
                     select(calls.c.total_ms)
                     .where(*cond, ok)
                     .order_by(calls.c.total_ms)
-                    .limit(2)
+                    .limit(1)
                     .offset(int(pos))
                 )
                 values = [float(v) for v in conn.execute(ranked).scalars()]
-        quantile = _between(values, q, n_ok) if q is not None else None
+        quantile = _at_rank(values) if q is not None else None
         return {"calls": int(n), "errors": int(n) - int(n_ok), "quantile_ms": quantile}
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:
@@ -366,7 +362,7 @@ class MemoryLedger:
         return {
             "calls": len(rows),
             "errors": len(rows) - len(ok),
-            "quantile_ms": _between(ok[pos : pos + 2], q, len(ok)) if q is not None else None,
+            "quantile_ms": _at_rank(ok[pos : pos + 1]) if q is not None else None,
         }
 
     def get_call(self, request_id: str) -> dict[str, Any] | None:

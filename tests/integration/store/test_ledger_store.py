@@ -66,11 +66,11 @@ def test_window_stats_count_errors_and_quantile_in_the_store(store: Store) -> No
     record_rows(store.ledger, calls)
     all_ = store.ledger.window_stats(2000.0, 2050.0, None, 0.95)
     assert all_["calls"] == 12 and all_["errors"] == 1
-    # ok calls: 10..100 and 5000; rank 0.95 * 10 = 9.5 lies between 100 and 5000
-    assert all_["quantile_ms"] == pytest.approx(100 + (5000 - 100) * 0.5)
+    # ok calls: 10..100 and 5000; the value of rank floor(0.95 * 10) = 9, as the metrics report quantiles
+    assert all_["quantile_ms"] == 100.0
     m = store.ledger.window_stats(2000.0, 2050.0, "m", 0.5)
     assert m["calls"] == 11 and m["errors"] == 1
-    assert m["quantile_ms"] == pytest.approx(55.0)  # median of 10..100
+    assert m["quantile_ms"] == 50.0  # rank floor(0.5 * 9) = 4 of 10..100
     by_deployment = store.ledger.window_stats(2000.0, 2050.0, "other/x", 0.95)
     assert by_deployment == {"calls": 1, "errors": 0, "quantile_ms": 5000.0}
     counts_only = store.ledger.window_stats(2000.0, 2050.0, None, None)
