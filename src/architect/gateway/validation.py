@@ -18,12 +18,21 @@ from typing import Any
 
 from architect.errors import InvalidRequest
 
-__all__ = ["MAX_TOKENS_LIMIT", "PART_TYPES", "ROLES", "check_chat_body", "check_embeddings_body"]
+__all__ = [
+    "CHAT_NAME_RULE",
+    "MAX_TOKENS_LIMIT",
+    "PART_TYPES",
+    "ROLES",
+    "chat_name_ok",
+    "check_chat_body",
+    "check_embeddings_body",
+]
 
 # Function and json_schema names: 1 to 64 letters, digits, underscores and dashes (OpenAI's rule,
 # ^[a-zA-Z0-9_-]{1,64}$). A search for a character outside the set finds nothing in a good name, and so
 # allocates nothing.
 _NAME_BAD_CHAR = re.compile(r"[^a-zA-Z0-9_-]").search
+CHAT_NAME_RULE = "1 to 64 letters, digits, underscores or dashes"
 # The largest max_tokens / max_completion_tokens / dimensions taken (a signed 32-bit integer).
 MAX_TOKENS_LIMIT = 2**31 - 1
 _INT64 = 2**63
@@ -112,8 +121,13 @@ def _name(obj: dict[str, Any]) -> None:
     v = obj.get("name")
     if type(v) is not str:
         raise _Refused(".name", _MISSING) if v is None else _Refused(".name", _TYPE, "a string", v)
-    if not 0 < len(v) <= 64 or _NAME_BAD_CHAR(v) is not None:
-        raise _Refused(".name", _VALUE, "1 to 64 letters, digits, underscores or dashes", v)
+    if not chat_name_ok(v):
+        raise _Refused(".name", _VALUE, CHAT_NAME_RULE, v)
+
+
+def chat_name_ok(name: str) -> bool:
+    """Whether a chat completions deployment takes `name` as a function's name."""
+    return 0 < len(name) <= 64 and _NAME_BAD_CHAR(name) is None
 
 
 # -- messages ----------------------------------------------------------------------------------------

@@ -77,6 +77,8 @@ def test_fields_without_an_equivalent_are_dropped_and_named() -> None:
             "messages[0].content[0]",
         ),
         ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),  # chat takes at most 4
+        ({"tools": [{"name": "t" * 65, "input_schema": {"type": "object"}}]}, "tools[0].name"),
+        ({"tools": [{"name": "a.b", "input_schema": {"type": "object"}}]}, "tools[0].name"),
     ],
 )
 def test_fields_the_deployment_cannot_take_are_refused_by_name(extra: dict[str, Any], param: str) -> None:

@@ -150,6 +150,16 @@ def test_refused(key: str) -> None:
     assert err.value.status == 400 and err.value.param == key
 
 
+@pytest.mark.parametrize("name", ["t" * 65, "mcp.tool"])
+def test_a_tool_name_chat_cannot_take_is_refused_naming_it(name: str) -> None:
+    fine = {"type": "function", "name": "f" * 64, "parameters": {"type": "object"}}
+    to_chat(_body(input="x", tools=[fine]))  # 64 characters: taken
+    for kind in ("function", "custom"):
+        with pytest.raises(UpstreamRefused) as err:
+            to_chat(_body(input="x", tools=[fine, {"type": kind, "name": name}]))
+        assert err.value.status == 400 and err.value.param == "tools[1].name"
+
+
 def test_an_input_of_nothing_the_deployment_can_take_is_refused_naming_it() -> None:
     reasoning = {"type": "reasoning", "summary": [], "encrypted_content": "x"}
     with pytest.raises(UpstreamRefused) as err:

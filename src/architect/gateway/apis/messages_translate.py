@@ -32,6 +32,7 @@ import orjson
 from architect.errors import ProviderError
 from architect.gateway.apis.base import derived_base, refused
 from architect.gateway.providers.base import Usage
+from architect.gateway.validation import CHAT_NAME_RULE, chat_name_ok
 
 __all__ = ["STOP_REASONS", "anthropic_usage", "message_from_chat", "message_id", "reissue", "to_chat"]
 
@@ -204,6 +205,11 @@ def _tools(tools: list[Any], dropped: set[str]) -> list[dict[str, Any]]:
                 f"tools[{i}].type: {kind!r} is a tool Anthropic runs or defines; this deployment cannot "
                 "take it (give the tool a name, description and input_schema instead)",
                 f"tools[{i}].type",
+            )
+        if not chat_name_ok(t["name"]):
+            raise refused(
+                f"tools[{i}].name: this deployment takes {CHAT_NAME_RULE}, got {t['name']!r}",
+                f"tools[{i}].name",
             )
         if t.get("cache_control") is not None:
             dropped.add("cache_control")

@@ -36,6 +36,7 @@ import orjson
 
 from architect.gateway.apis.base import derived_base, refused
 from architect.gateway.providers.base import Usage
+from architect.gateway.validation import CHAT_NAME_RULE, chat_name_ok
 
 __all__ = [
     "Turn",
@@ -207,8 +208,13 @@ def _messages(
 def _tools(tools: list[dict[str, Any]], dropped: set[str]) -> tuple[list[dict[str, Any]], frozenset[str]]:
     out: list[dict[str, Any]] = []
     custom: set[str] = set()
-    for t in tools:
+    for i, t in enumerate(tools):
         kind = t["type"]
+        if kind in ("function", "custom") and not chat_name_ok(t["name"]):
+            raise refused(
+                f"tools[{i}].name: this deployment takes {CHAT_NAME_RULE}, got {t['name']!r}",
+                f"tools[{i}].name",
+            )
         if kind == "function":
             fn: dict[str, Any] = {"name": t["name"]}
             if t.get("description"):
