@@ -248,6 +248,12 @@ class ServerConfig(_Model):
     port: int = Field(default=8400, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_api_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="the largest request line and headers taken; a larger head is answered 431 and its "
+        "connection closed",
+    )
     malloc_trim_s: float = Field(default=0.0, ge=0)
     allocator: Literal["auto", "jemalloc", "system"] = "auto"
 

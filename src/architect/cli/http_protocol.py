@@ -7,7 +7,11 @@ client waiting wakes it (on another CPU: an interrupt, dear in a virtual machine
 for the headers alone is woken again for the body. `CoalescingTransport` holds a connection's writes
 until the end of the current turn of the loop, or until `FLUSH_BYTES` are held, and sends them in one
 call. The events of a stream still leave as soon as the app sends them: the app awaits the upstream
-between them, which ends the turn. Nothing is reordered, and `close` sends what is held first."""
+between them, which ends the turn. Nothing is reordered, and `close` sends what is held first.
+
+`CoalescingHttpToolsProtocol` also bounds a request's head (request line and headers), which uvicorn's
+httptools protocol does not: a head larger than `max_head_bytes` (counted from the read after the one
+it began in) is answered 431 and the connection closed, so the parser buffers at most that and a read."""
 
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["FLUSH_BYTES", "CoalescingHttpToolsProtocol", "CoalescingTransport"]
+__all__ = ["FLUSH_BYTES", "MAX_HEAD_BYTES", "CoalescingHttpToolsProtocol", "CoalescingTransport"]
 
 FLUSH_BYTES = 65536  # held this much, the writes go out at once (and the transport's flow control sees them)
+MAX_HEAD_BYTES = 65536  # a request's line and headers, by default (`server.max_header_bytes`)
+_TOO_LARGE = "the request's headers are larger than the limit of {} bytes"
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -102,7 +108,44 @@ class CoalescingTransport(asyncio.Transport):
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a `CoalescingTransport`."""
+    """uvicorn's httptools protocol, writing through a `CoalescingTransport`, with a request's head
+    bounded by `max_head_bytes` (`limited` makes the class for another bound)."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    _head: int | None = None  # bytes of the current message's head received so far, until its headers end
+    _began = False  # a message began in the read being parsed (its share of that read is not known)
+
+    @classmethod
+    def limited(cls, max_head_bytes: int) -> type[CoalescingHttpToolsProtocol]:
+        """The protocol with a request's head bounded by `max_head_bytes`."""
+        return type(cls.__name__, (cls,), {"max_head_bytes": max_head_bytes})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self._began = False
+        super().data_received(data)
+        if self._head is not None and not self._began:  # reads after the one it began in count whole
+            self._head += len(data)
+            if self._head > self.max_head_bytes and not self.transport.is_closing():
+                self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head = 0
+        self._began = True
+
+    def on_headers_complete(self) -> None:
+        self._head = None
+        super().on_headers_complete()
+
+    def _refuse_head(self) -> None:
+        msg = _TOO_LARGE.format(self.max_head_bytes).encode()
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%b" % (len(msg), msg)
+        )
+        self.transport.close()

@@ -140,7 +140,8 @@ def serve(
         access_log=False,
         lifespan="on",
         loop="uvloop" if os.name != "nt" else "asyncio",
-        http=CoalescingHttpToolsProtocol,  # joins a response's writes (cli/http_protocol.py)
+        # joins a response's writes and bounds a request's head (cli/http_protocol.py)
+        http=CoalescingHttpToolsProtocol.limited(cfg.server.max_header_bytes),
         ws="none",  # no WebSocket endpoint: an upgrade request is served as plain HTTP
         proxy_headers=False,  # spares a middleware per request; see auth.login.trusted_proxies
         server_header=False,  # no `server: uvicorn` on every response (less to send, less to advertise)

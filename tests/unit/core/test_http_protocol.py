@@ -175,3 +175,61 @@ async def test_a_streamed_event_leaves_before_the_app_waits_for_the_next() -> No
     first = seen_at_second[0][0]
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
     assert inner.writes == [first, b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"]
+
+
+async def test_a_head_over_the_limit_is_answered_431_and_closed() -> None:
+    served: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        served.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    loop = asyncio.get_running_loop()
+    config = Config(app, ws="none", lifespan="off", log_level="warning")
+    config.load()
+    proto = CoalescingHttpToolsProtocol.limited(4096)(config, ServerState(), {}, loop)
+    inner = Recorder()
+    proto.connection_made(inner)
+    proto.data_received(b"GET /big HTTP/1.1\r\nhost: a\r\nx-big: ")
+    for _ in range(10):  # the header keeps coming, 1 KiB a read
+        proto.data_received(b"a" * 1024)
+    await next_turn()
+    assert served == []  # never reached the app
+    assert inner.closing and inner.writes[0].startswith(b"HTTP/1.1 431 ")
+    assert b"larger than the limit of 4096 bytes" in inner.writes[0]
+    proto.data_received(b"a" * 1024)  # what arrives after the answer is not parsed
+    assert len(inner.writes) == 1
+
+
+async def test_a_head_under_the_limit_and_a_large_body_are_served() -> None:
+    bodies: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        size = 0
+        while True:
+            msg = await receive()
+            size += len(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        bodies.append(size)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    loop = asyncio.get_running_loop()
+    config = Config(app, ws="none", lifespan="off", log_level="warning")
+    config.load()
+    proto = CoalescingHttpToolsProtocol.limited(4096)(config, ServerState(), {}, loop)
+    inner = Recorder()
+    proto.connection_made(inner)
+    body = b"b" * 100_000  # far over the head's limit: a body is not a head
+    proto.data_received(b"POST /x HTTP/1.1\r\nhost: a\r\nx-ok: " + b"a" * 3000 + b"\r\n")
+    proto.data_received(b"content-length: %d\r\n\r\n" % len(body) + body[:50_000])
+    proto.data_received(body[50_000:])
+    for _ in range(20):
+        await next_turn()
+        if bodies:
+            break
+    await next_turn()
+    assert bodies == [len(body)] and not inner.closing
+    assert inner.writes and inner.writes[0].startswith(b"HTTP/1.1 200 OK")
