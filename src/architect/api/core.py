@@ -89,10 +89,13 @@ async def list_calls(
 @router.get("/calls/{request_id}")
 async def get_call(request_id: RequestId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     """One call with its attempts (timings, tokens, cost, cache) and its outcome (feedback, task
-    validation; None until it has one)."""
-    call = await asyncio.to_thread(runtime.store.ledger.get_call, request_id)
+    validation; None until it has one). A virtual key reads its own call: the one recorded under the id,
+    else the newest it sent under the id that another call had taken."""
+    key_id = None if principal.is_admin else principal.key_id
+    call = await asyncio.to_thread(runtime.store.ledger.get_call, request_id, key_id)
     if call is None or (not principal.is_admin and call.get("key_id") != principal.key_id):
         raise NotFoundInStore(f"no call with request id {request_id}")
+    request_id = call["request_id"]  # the id it is recorded under (a reused id's derived one)
     attempts = await asyncio.to_thread(runtime.store.ledger.attempts_for, request_id)
     json_columns(call)
     judged = await asyncio.to_thread(runtime.store.routing.outcome_for, request_id)

@@ -20,6 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from architect.errors import StoreDataError, StoreError
 from architect.records import CallRecord, encode_attempts
+from architect.store.request_ids import is_reuse, same_request
 from architect.store.schema import calls
 from architect.store.text import String, Text, TextPositions, storable
 
@@ -74,7 +75,10 @@ class LedgerRepo(Protocol):
     ) -> list[dict[str, Any]]:
         """Calls with since <= ts < until, optionally filtered by column equality."""
 
-    def get_call(self, request_id: str) -> dict[str, Any] | None: ...
+    def get_call(self, request_id: str, key_id: str | None = None) -> dict[str, Any] | None:
+        """The call recorded as `request_id`; with `key_id`, the key's call: that one if it is the key's,
+        else the newest of the key's calls its client sent as `request_id` (recorded under an id
+        derived from it, `store.request_ids`)."""
 
     def window_stats(self, since: float, until: float, target: str | None, q: float | None) -> dict[str, Any]:
         """Counted by the store, over calls with since <= ts < until (with `target`, only those whose
@@ -293,8 +297,17 @@ class SQLLedger:
         quantile = _at_rank(values) if q is not None else None
         return {"calls": int(n), "errors": int(n) - int(n_ok), "quantile_ms": quantile}
 
-    def get_call(self, request_id: str) -> dict[str, Any] | None:
-        q = select(*(calls.c[c] for c in CALL_COLUMNS)).where(calls.c.request_id == request_id)
+    def get_call(self, request_id: str, key_id: str | None = None) -> dict[str, Any] | None:
+        q = select(*(calls.c[c] for c in CALL_COLUMNS))
+        if key_id is None:
+            q = q.where(calls.c.request_id == request_id)
+        else:
+            exact_first = case((calls.c.request_id == request_id, 0), else_=1)
+            q = (
+                q.where(same_request(calls.c.request_id, request_id), calls.c.key_id == key_id)
+                .order_by(exact_first, calls.c.ts.desc())
+                .limit(1)
+            )
         with self._engine.connect() as conn:
             row = conn.execute(q).first()
         return dict(row._mapping) if row else None
@@ -365,8 +378,12 @@ class MemoryLedger:
             "quantile_ms": _at_rank(ok[pos : pos + 1]) if q is not None else None,
         }
 
-    def get_call(self, request_id: str) -> dict[str, Any] | None:
-        c = next((c for c in self.calls if c["request_id"] == request_id), None)
+    def get_call(self, request_id: str, key_id: str | None = None) -> dict[str, Any] | None:
+        if key_id is None:
+            c = next((c for c in self.calls if c["request_id"] == request_id), None)
+        else:
+            found = [c for c in self.calls if c["key_id"] == key_id and is_reuse(c["request_id"], request_id)]
+            c = min(found, key=lambda c: (c["request_id"] != request_id, -c["ts"]), default=None)
         return {k: c.get(k) for k in CALL_COLUMNS} if c else None
 
     def attempts_for(self, request_id: str) -> list[dict[str, Any]]:

@@ -108,6 +108,22 @@ def test_feedback_on_a_reused_request_id_judges_the_newest_call(
     assert server.store.routing.outcome_for("reused-id-1") is None
 
 
+def test_a_key_reads_its_call_under_an_id_another_key_took(server: LiveServer, keys: dict[str, str]) -> None:
+    for who in ("b", "a"):  # bravo takes the id first; alpha's call is recorded under a derived id
+        r = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            headers={**_h(keys[who]), "x-request-id": "taken-id-7"},
+            json={"model": "small", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert r.status_code == 200
+    server.runtime.ledger.flush()
+    mine = httpx.get(f"{server.url}/api/v1/calls/taken-id-7", headers=_h(keys["a"]))
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["call"]["request_id"].startswith("taken-id-7:")
+    theirs = httpx.get(f"{server.url}/api/v1/calls/taken-id-7", headers=_h(keys["b"]))
+    assert theirs.status_code == 200 and theirs.json()["call"]["request_id"] == "taken-id-7"
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

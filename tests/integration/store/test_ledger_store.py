@@ -140,3 +140,27 @@ def test_auto_route_columns_round_trip(store: Store) -> None:
     assert plain["routed_by"] is None and plain["route_scores"] is None and bool(plain["explored"]) is False
     rows = store.ledger.calls_between(0, 2000, where={"routed_by": "auto"}, columns=["request_id"])
     assert [r["request_id"] for r in rows] == ["auto-1"]
+
+
+def test_a_key_reads_its_own_call_under_an_id_another_call_took(store: Store) -> None:
+    """`get_call(id, key_id)`: the key's call recorded as `id`, else the newest of the key's calls sent
+    as `id` and recorded under a derived id; never another key's."""
+    from architect.store.request_ids import reused_id
+
+    mine_first, mine_later = reused_id("shared_1"), reused_id("shared_1")
+    record_rows(
+        store.ledger,
+        [
+            _call("shared_1", 3000.0, key_id="kb"),  # another key took the id first
+            _call(mine_first, 3001.0, key_id="ka"),
+            _call(mine_later, 3002.0, key_id="ka"),
+            _call("sharedX1:" + "0" * 16, 3003.0, key_id="ka"),  # `_` is no wildcard
+        ],
+    )
+    exact = store.ledger.get_call("shared_1")
+    assert exact is not None and exact["key_id"] == "kb"  # without a key: the id as recorded
+    got = store.ledger.get_call("shared_1", "ka")
+    assert got is not None and got["request_id"] == mine_later
+    own = store.ledger.get_call("shared_1", "kb")
+    assert own is not None and own["request_id"] == "shared_1"  # its own exact row first
+    assert store.ledger.get_call("shared_1", "kc") is None
