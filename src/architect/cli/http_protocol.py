@@ -114,6 +114,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = MAX_HEAD_BYTES
     _head: int | None = None  # bytes of the current message's head received so far, until its headers end
     _began = False  # a message began in the read being parsed (its share of that read is not known)
+    _refused = False  # answered 431: nothing more is parsed
 
     @classmethod
     def limited(cls, max_head_bytes: int) -> type[CoalescingHttpToolsProtocol]:
@@ -124,13 +125,14 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))
 
     def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing():
+        if self._refused:
             return
         self._began = False
         super().data_received(data)
-        if self._head is not None and not self._began:  # reads after the one it began in count whole
-            self._head += len(data)
-            if self._head > self.max_head_bytes and not self.transport.is_closing():
+        head = self._head
+        if head is not None and not self._began:  # reads after the one it began in count whole
+            self._head = head = head + len(data)
+            if head > self.max_head_bytes and not self.transport.is_closing():
                 self._refuse_head()
 
     def on_message_begin(self) -> None:
@@ -143,6 +145,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _refuse_head(self) -> None:
+        self._refused = True
         msg = _TOO_LARGE.format(self.max_head_bytes).encode()
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
