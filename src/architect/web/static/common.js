@@ -33,6 +33,13 @@ async function errorFrom(res, method, path) {
   return new ApiError(res.status, message, path);
 }
 
+// Set once the user logs out: a request still in flight then gets a 401, which must not send the
+// browser back to the login page with `next` in place of the logout's own redirect.
+let loggingOut = false;
+document.addEventListener("submit", (e) => {
+  if (e.target instanceof HTMLFormElement && e.target.action.endsWith("/ui/logout")) loggingOut = true;
+});
+
 /** Call the REST API under /api/v1 with the session; returns parsed JSON or throws ApiError. */
 export async function api(path, { method = "GET", body } = {}) {
   const headers = authHeaders(body === undefined ? {} : { "Content-Type": "application/json" });
@@ -48,7 +55,9 @@ export async function api(path, { method = "GET", body } = {}) {
     throw new ApiError(0, `cannot reach the server (${e.message})`, path);
   }
   if (res.status === 401) {
-    location.assign(`/ui/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    if (!loggingOut) {
+      location.assign(`/ui/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    }
     throw new ApiError(401, "session expired", path);
   }
   if (!res.ok) throw await errorFrom(res, method, path);
