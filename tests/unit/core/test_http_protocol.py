@@ -119,10 +119,15 @@ async def test_reading_and_extra_info_pass_through() -> None:
     assert t.get_extra_info("socket", "none") == "none"
 
 
-def _protocol(app: Any, loop: asyncio.AbstractEventLoop) -> tuple[CoalescingHttpToolsProtocol, Recorder]:
-    config = Config(app, http=CoalescingHttpToolsProtocol, ws="none", lifespan="off", log_level="warning")
+def _protocol(
+    app: Any, loop: asyncio.AbstractEventLoop, max_head_bytes: int | None = None
+) -> tuple[CoalescingHttpToolsProtocol, Recorder]:
+    cls = CoalescingHttpToolsProtocol
+    if max_head_bytes is not None:
+        cls = cls.limited(max_head_bytes)
+    config = Config(app, http=cls, ws="none", lifespan="off", log_level="warning")
     config.load()
-    proto = CoalescingHttpToolsProtocol(config, ServerState(), {}, loop)
+    proto = cls(config, ServerState(), {}, loop)
     inner = Recorder()
     proto.connection_made(inner)
     return proto, inner
@@ -185,12 +190,7 @@ async def test_a_head_over_the_limit_is_answered_431_and_closed() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 
-    loop = asyncio.get_running_loop()
-    config = Config(app, ws="none", lifespan="off", log_level="warning")
-    config.load()
-    proto = CoalescingHttpToolsProtocol.limited(4096)(config, ServerState(), {}, loop)
-    inner = Recorder()
-    proto.connection_made(inner)
+    proto, inner = _protocol(app, asyncio.get_running_loop(), max_head_bytes=4096)
     proto.data_received(b"GET /big HTTP/1.1\r\nhost: a\r\nx-big: ")
     for _ in range(10):  # the header keeps coming, 1 KiB a read
         proto.data_received(b"a" * 1024)
@@ -216,12 +216,7 @@ async def test_a_head_under_the_limit_and_a_large_body_are_served() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 
-    loop = asyncio.get_running_loop()
-    config = Config(app, ws="none", lifespan="off", log_level="warning")
-    config.load()
-    proto = CoalescingHttpToolsProtocol.limited(4096)(config, ServerState(), {}, loop)
-    inner = Recorder()
-    proto.connection_made(inner)
+    proto, inner = _protocol(app, asyncio.get_running_loop(), max_head_bytes=4096)
     body = b"b" * 100_000  # far over the head's limit: a body is not a head
     proto.data_received(b"POST /x HTTP/1.1\r\nhost: a\r\nx-ok: " + b"a" * 3000 + b"\r\n")
     proto.data_received(b"content-length: %d\r\n\r\n" % len(body) + body[:50_000])
